@@ -1,0 +1,42 @@
+"""统一认证登录平台: an OpenID Connect provider. ``create_app()`` builds the Flask app."""
+
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from idp.config import Settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the provider; reads ``IDP_*`` from the environment unless ``settings`` is given."""
+    from idp import audit, auth, db, errors, extensions, oidc, orgs, portal, security, signing, sms, store
+
+    settings = settings or Settings.from_env()
+    app = Flask(__name__, instance_path=str(settings.instance_dir), instance_relative_config=False)
+    app.extensions["idp"] = settings
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        SESSION_COOKIE_NAME="idp_csrf",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=settings.secure_cookies,
+        MAX_CONTENT_LENGTH=64 * 1024,
+        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_SSL_STRICT=False,
+    )
+    if settings.trust_proxy:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    db.init_app(app, settings.database_url)
+    extensions.init_app(app)
+    errors.init_app(app)
+    security.init_app(app)
+    store.init_app(app, settings)
+    sms.init_app(app, settings)
+    signing.init_app(app, settings)
+    audit.init_app(app)
+    auth.init_app(app)
+    orgs.init_app(app)
+    oidc.init_app(app, settings)
+    portal.init_app(app)
+    return app

@@ -1,0 +1,7 @@
+"""auth domain."""
+
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    pass

@@ -1,0 +1,142 @@
+"""Typed settings read from ``IDP_*`` environment variables.
+
+Every field has a safe default for the embedded development mode.  Outside development mode the
+provider refuses to start with development-only parts (outbox SMS, generated secrets).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from flask import current_app
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bool(value: str) -> bool:
+    if value.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if value.lower() in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+COERCERS: dict[type | str, Callable[[str], Any]] = {
+    "str": str,
+    "int": int,
+    "bool": _bool,
+    "Path": Path,
+    "str | None": str,
+}
+
+
+class ConfigError(RuntimeError):
+    """The configuration is unusable; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Provider settings; each field is read from ``IDP_<FIELD NAME IN UPPER CASE>``."""
+
+    issuer: str = field(default="http://127.0.0.1:5000", metadata={"doc": "Issuer URL (no trailing slash), also the public base URL."})
+    dev_mode: bool = field(default=True, metadata={"doc": "Development mode: enables /dev/sms and dev-only backends."})
+    instance_dir: Path = field(default=ROOT / "instance", metadata={"doc": "Directory for the embedded database, outbox and generated dev secrets."})
+    database_url: str = field(default="", metadata={"doc": "SQLAlchemy URL; empty means SQLite at instance/idp.sqlite3."})
+    secret_key: str = field(default="", metadata={"doc": "Flask secret for CSRF; generated into instance/ in dev mode, required otherwise."})
+    store_backend: str = field(default="sql", metadata={"doc": "Ephemeral store: sql or redis."})
+    redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata={"doc": "Redis URL for store_backend=redis."})
+    sms_backend: str = field(default="outbox", metadata={"doc": "SMS gateway: outbox (dev), aliyun or tencent."})
+    sms_outbox: Path = field(default=Path(""), metadata={"doc": "Outbox JSON-lines file; empty means instance/sms-outbox.jsonl."})
+    sms_endpoint: str = field(default="", metadata={"doc": "SMS API base URL; empty means the vendor's public endpoint."})
+    sms_access_key_id: str = field(default="", metadata={"doc": "Aliyun AccessKeyId or Tencent SecretId."})
+    sms_access_key_secret: str = field(default="", metadata={"doc": "Aliyun AccessKeySecret or Tencent SecretKey."})
+    sms_sign_name: str = field(default="", metadata={"doc": "Registered SMS signature name."})
+    sms_app_id: str = field(default="", metadata={"doc": "Tencent SmsSdkAppId."})
+    sms_region: str = field(default="ap-guangzhou", metadata={"doc": "Tencent region."})
+    sms_template_login: str = field(default="", metadata={"doc": "Vendor template id for login codes."})
+    sms_template_password: str = field(default="", metadata={"doc": "Vendor template id for initial passwords."})
+    keys_dir: Path = field(default=ROOT / "keys" / "signing", metadata={"doc": "Directory of signing keys (JWK files, mode 0600)."})
+    access_token_ttl: int = field(default=600, metadata={"doc": "Access token lifetime in seconds."})
+    id_token_ttl: int = field(default=600, metadata={"doc": "ID token lifetime in seconds."})
+    refresh_token_idle_ttl: int = field(default=8 * 3600, metadata={"doc": "Refresh token idle lifetime in seconds."})
+    refresh_token_absolute_ttl: int = field(default=7 * 86400, metadata={"doc": "Refresh token absolute lifetime in seconds."})
+    code_ttl: int = field(default=60, metadata={"doc": "Authorization code lifetime in seconds."})
+    session_idle_ttl: int = field(default=30 * 60, metadata={"doc": "Login session idle lifetime in seconds."})
+    session_absolute_ttl: int = field(default=12 * 3600, metadata={"doc": "Login session absolute lifetime in seconds."})
+    lockout_threshold: int = field(default=5, metadata={"doc": "Wrong passwords before the account is locked."})
+    lockout_seconds: int = field(default=15 * 60, metadata={"doc": "How long a locked account stays locked."})
+    sms_ip_hourly_limit: int = field(default=30, metadata={"doc": "SMS code requests per client IP per hour."})
+    trust_proxy: bool = field(default=False, metadata={"doc": "Honour one X-Forwarded-For/Proto hop (behind a TLS proxy)."})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``IDP_*`` variables; explicit overrides win."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for item in fields(cls):
+            name = f"IDP_{item.name.upper()}"
+            if name in environ:
+                try:
+                    values[item.name] = COERCERS[str(item.type)](environ[name])
+                except ValueError as error:
+                    raise ConfigError(f"{name}: {error}") from None
+        values.update(overrides)
+        return cls(**values).resolved()
+
+    def resolved(self) -> Settings:
+        """Fill derived defaults (paths under instance/, dev secret) and validate."""
+        instance = Path(self.instance_dir)
+        changes: dict[str, Any] = {"issuer": self.issuer.rstrip("/")}
+        if not self.database_url:
+            changes["database_url"] = f"sqlite:///{instance / 'idp.sqlite3'}"
+        if not str(self.sms_outbox) or str(self.sms_outbox) == ".":
+            changes["sms_outbox"] = instance / "sms-outbox.jsonl"
+        if not self.secret_key:
+            if not self.dev_mode:
+                raise ConfigError("IDP_SECRET_KEY must be set outside development mode")
+            changes["secret_key"] = _dev_secret(instance)
+        settings = _replace(self, changes)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        """Refuse combinations that are unsafe or unusable."""
+        if self.store_backend not in {"sql", "redis"}:
+            raise ConfigError("IDP_STORE_BACKEND must be sql or redis")
+        if self.sms_backend not in {"outbox", "aliyun", "tencent"}:
+            raise ConfigError("IDP_SMS_BACKEND must be outbox, aliyun or tencent")
+        if not self.dev_mode and self.sms_backend == "outbox":
+            raise ConfigError("IDP_SMS_BACKEND=outbox is for development only (IDP_DEV_MODE=1)")
+        if not self.dev_mode and not self.issuer.startswith("https://"):
+            raise ConfigError("IDP_ISSUER must be an https URL outside development mode")
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.issuer.startswith("https://")
+
+
+def _replace(settings: Settings, changes: dict[str, Any]) -> Settings:
+    values = {item.name: getattr(settings, item.name) for item in fields(settings)}
+    values.update(changes)
+    return Settings(**values)
+
+
+def _dev_secret(instance: Path) -> str:
+    """A per-checkout development secret kept in instance/, never committed."""
+    path = instance / "dev-secret-key"
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def settings() -> Settings:
+    """The settings of the current app."""
+    value: Settings = current_app.extensions["idp"]
+    return value

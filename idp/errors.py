@@ -1,0 +1,90 @@
+"""One error root for the provider; services raise, the handlers here render.
+
+Only 4xx details reach the user; anything else becomes a fixed ``server_error`` text and is
+logged with a request id.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_babel import lazy_gettext as _l
+from werkzeug.exceptions import HTTPException
+
+from idp import audit, db
+
+log = logging.getLogger(__name__)
+
+
+class IdpError(Exception):
+    """A failure the user should see: a stable ``code``, an HTTP ``status`` and a message."""
+
+    code = "invalid_request"
+    status = 400
+    message: str = _l("请求无效")
+
+    def __init__(self, message: str | None = None, *, detail: str = "") -> None:
+        super().__init__(message or str(self.message))
+        if message is not None:
+            self.message = message
+        self.detail = detail
+
+
+class NotFoundError(IdpError):
+    code = "not_found"
+    status = 404
+    message = _l("未找到")
+
+
+class ServiceUnavailableError(IdpError):
+    code = "temporarily_unavailable"
+    status = 503
+    message = _l("服务暂不可用, 请稍后再试")
+
+
+def wants_json() -> bool:
+    if request.path.startswith(("/api/", "/oauth/", "/.well-known/")):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def render_error(*, code: str, status: int, message: str) -> Response:
+    if wants_json():
+        response = jsonify(error=code, error_description=message)
+    else:
+        response = Response(
+            render_template("errors/error.html", code=code, status=status, message=message)
+        )
+    response.status_code = status
+    return response
+
+
+def handle_idp_error(error: IdpError) -> Response:
+    db.session().rollback()
+    audit.replay_after_rollback()
+    return render_error(code=error.code, status=error.status, message=str(error.message))
+
+
+def handle_http_error(error: HTTPException) -> Response | HTTPException:
+    if error.code is None or error.code < 400:
+        return error
+    return render_error(
+        code=(error.name or "error").lower().replace(" ", "_"),
+        status=error.code,
+        message=error.description or "",
+    )
+
+
+def handle_unexpected(error: Exception) -> Response:
+    request_id = secrets.token_hex(6)
+    log.exception("unhandled error, request id %s", request_id, exc_info=error)
+    return render_error(code="server_error", status=500, message=str(_l("服务器内部错误")) + f" ({request_id})")
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(IdpError, handle_idp_error)
+    app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(Exception, handle_unexpected)

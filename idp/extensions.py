@@ -1,0 +1,30 @@
+"""Flask extensions shared by every blueprint (init_app pattern, no per-app state here)."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+from flask_babel import Babel
+from flask_wtf import CSRFProtect
+
+csrf = CSRFProtect()
+babel = Babel()
+
+LOCALES = ("zh_CN", "en")
+
+
+def select_locale() -> str:
+    """zh-CN by default; ``?lang=en`` or a cookie set from it switches to English."""
+    wanted = request.args.get("lang") or request.cookies.get("lang")
+    return wanted if wanted in LOCALES else "zh_CN"
+
+
+def init_app(app: Flask) -> None:
+    csrf.init_app(app)
+    babel.init_app(app, locale_selector=select_locale, default_locale="zh_CN")
+
+    @app.after_request
+    def remember_locale(response):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+        lang = request.args.get("lang")
+        if lang in LOCALES:
+            response.set_cookie("lang", lang, max_age=365 * 86400, samesite="Lax", httponly=True)
+        return response

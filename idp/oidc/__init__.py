@@ -1,0 +1,7 @@
+from flask import Flask
+
+from idp.config import Settings
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    pass

@@ -1,0 +1,207 @@
+"""Relying parties, authorization codes and tokens.
+
+Secrets, codes and tokens are stored only as SHA-256 digests; the lookup key is the digest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime
+from typing import Any
+
+from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin
+from authlib.oidc.core import AuthorizationCodeMixin
+from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from idp.db import Base, UTCDateTime, created_at, intpk, utcnow
+
+
+def digest(value: str) -> str:
+    """SHA-256 hex digest: high-entropy generated secrets need no slow hash."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class Client(Base, ClientMixin):
+    """A relying party registered with RFC 7591 metadata."""
+
+    __tablename__ = "client"
+
+    id: Mapped[intpk]
+    client_id: Mapped[str] = mapped_column(String(64), unique=True)
+    secret_hash: Mapped[str | None] = mapped_column(String(64))
+    client_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[created_at]
+
+    # --- metadata accessors -------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return str(self.client_metadata.get("client_name") or self.client_id)
+
+    @property
+    def redirect_uris(self) -> list[str]:
+        return list(self.client_metadata.get("redirect_uris", []))
+
+    @property
+    def post_logout_redirect_uris(self) -> list[str]:
+        return list(self.client_metadata.get("post_logout_redirect_uris", []))
+
+    @property
+    def grant_types(self) -> list[str]:
+        return list(self.client_metadata.get("grant_types", []))
+
+    @property
+    def scope(self) -> str:
+        return str(self.client_metadata.get("scope", ""))
+
+    @property
+    def auth_method(self) -> str:
+        return str(self.client_metadata.get("token_endpoint_auth_method", "client_secret_basic"))
+
+    @property
+    def is_public(self) -> bool:
+        return self.auth_method == "none"
+
+    @property
+    def require_pkce(self) -> bool:
+        return self.is_public or bool(self.client_metadata.get("require_pkce", False))
+
+    @property
+    def id_token_alg(self) -> str:
+        return str(self.client_metadata.get("id_token_signed_response_alg", "ES256"))
+
+    @property
+    def initiate_login_uri(self) -> str | None:
+        return self.client_metadata.get("initiate_login_uri")
+
+    @property
+    def org_types(self) -> list[str]:
+        return list(self.client_metadata.get("org_types", ["audit", "cost_consulting", "bookkeeping"]))
+
+    @property
+    def may_introspect(self) -> bool:
+        return bool(self.client_metadata.get("introspection_allowed", False))
+
+    # --- authlib ClientMixin ------------------------------------------------------------
+    def get_client_id(self) -> str:
+        return self.client_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        # OAuth 2.1: redirect_uri is always required; never guess one.
+        return None
+
+    def get_allowed_scope(self, scope: str) -> str:
+        allowed = set(self.scope.split())
+        return " ".join(s for s in scope.split() if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.redirect_uris  # exact match, RFC 9700 §4.1.3
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        if not self.secret_hash:
+            return False
+        return hmac.compare_digest(self.secret_hash, digest(client_secret))
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        # Strict at every endpoint (AUTHLIB-NOTES P1): only the registered method.
+        return method == self.auth_method
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code" and "authorization_code" in self.grant_types
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        return grant_type in self.grant_types
+
+
+class AuthorizationCode(Base, AuthorizationCodeMixin):
+    """A code issued at /authorize; consumed atomically at /token (``consumed_at``)."""
+
+    __tablename__ = "authorization_code"
+
+    id: Mapped[intpk]
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
+    identity: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    nonce: Mapped[str | None] = mapped_column(String(255))
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(10))
+    auth_time: Mapped[datetime] = mapped_column(UTCDateTime())
+    amr: Mapped[list[str]] = mapped_column(JSON, default=list)
+    acr: Mapped[str | None] = mapped_column(String(64))
+    sid: Mapped[str] = mapped_column(String(64))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        return int(self.auth_time.timestamp())
+
+    def get_acr(self) -> str | None:
+        return self.acr
+
+    def get_amr(self) -> list[str]:
+        return list(self.amr)
+
+
+class Token(Base, TokenMixin):
+    """An access token with its (optional) refresh token. Refresh rotation creates a new row in
+    the same ``family_id``; reuse of a rotated refresh token revokes the whole family."""
+
+    __tablename__ = "token"
+
+    id: Mapped[intpk]
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
+    identity: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    access_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    refresh_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    scope: Mapped[str] = mapped_column(Text, default="")
+    family_id: Mapped[str] = mapped_column(String(64), index=True)
+    code_id: Mapped[int | None] = mapped_column(ForeignKey("authorization_code.id", ondelete="SET NULL"), index=True)
+    sid: Mapped[str | None] = mapped_column(String(64), index=True)
+    auth_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    amr: Mapped[list[str]] = mapped_column(JSON, default=list)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    access_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    refresh_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    family_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    def check_client(self, client: ClientMixin) -> bool:
+        return self.client_id == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return int((self.access_expires_at - self.issued_at).total_seconds())
+
+    def is_expired(self) -> bool:
+        return utcnow() >= self.access_expires_at
+
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+    def refresh_is_usable(self) -> bool:
+        now = utcnow()
+        return (
+            self.revoked_at is None
+            and self.rotated_at is None
+            and self.refresh_expires_at is not None
+            and now < self.refresh_expires_at
+            and (self.family_expires_at is None or now < self.family_expires_at)
+        )

@@ -1,0 +1,39 @@
+"""The ephemeral store: short-lived security state (SMS codes, counters, login sessions, pending
+authorization requests, one-time values) shared by every provider process."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Protocol
+
+from idp.errors import ServiceUnavailableError
+
+
+class StoreUnavailableError(ServiceUnavailableError):
+    """The store cannot be reached; security checks fail closed on this error."""
+
+    code = "store_unavailable"
+
+
+class EphemeralStore(Protocol):
+    def put(self, key: str, value: bytes, ttl: timedelta) -> None:
+        """Store ``value`` under ``key`` for ``ttl``, replacing any previous value."""
+
+    def add(self, key: str, value: bytes, ttl: timedelta) -> bool:
+        """Store only if ``key`` is absent; True when this call stored it (atomic)."""
+
+    def get(self, key: str) -> bytes | None:
+        """The live value, or None when absent or expired."""
+
+    def consume(self, key: str) -> bytes | None:
+        """Atomically get and delete: of concurrent callers exactly one receives the value."""
+
+    def incr(self, key: str, ttl: timedelta) -> int:
+        """Atomically add one and return the new count; the window ``ttl`` starts at the first
+        increment and is not extended by later ones."""
+
+    def ttl(self, key: str) -> timedelta | None:
+        """Remaining lifetime of a live key, or None."""
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` if present."""

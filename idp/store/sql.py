@@ -1,0 +1,122 @@
+"""Ephemeral store on the provider's own database (the embedded default).
+
+Each operation runs in its own short transaction on a separate connection, so counters and
+consumed values stick even when the surrounding request is rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from sqlalchemy import Connection, Engine, LargeBinary, String, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from idp.config import Settings
+from idp.db import Base, UTCDateTime, make_engine, utcnow
+from idp.store.interface import StoreUnavailableError
+
+
+class StoreEntry(Base):
+    __tablename__ = "store_entry"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    value: Mapped[bytes] = mapped_column(LargeBinary)
+    count: Mapped[int] = mapped_column(default=0)  # for incr(); atomic in the database
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+TABLE = StoreEntry.__table__
+
+
+class SqlStore:
+    """``EphemeralStore`` on a SQL table; expired rows are ignored and swept opportunistically."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SqlStore:
+        return cls(make_engine(settings.database_url))
+
+    def put(self, key: str, value: bytes, ttl: timedelta) -> None:
+        with self._transaction() as conn:
+            conn.execute(delete(TABLE).where(TABLE.c.key == key))
+            conn.execute(
+                insert(TABLE).values(key=key, value=value, count=0, expires_at=utcnow() + ttl)
+            )
+
+    def add(self, key: str, value: bytes, ttl: timedelta) -> bool:
+        return self._add(key, value, ttl, count=0)
+
+    def _add(self, key: str, value: bytes, ttl: timedelta, *, count: int) -> bool:
+        now = utcnow()
+        try:
+            with self._transaction() as conn:
+                conn.execute(delete(TABLE).where(TABLE.c.key == key, TABLE.c.expires_at <= now))
+                conn.execute(
+                    insert(TABLE).values(key=key, value=value, count=count, expires_at=now + ttl)
+                )
+        except IntegrityError:
+            return False
+        return True
+
+    def get(self, key: str) -> bytes | None:
+        with self._transaction() as conn:
+            row = conn.execute(
+                select(TABLE.c.value).where(TABLE.c.key == key, TABLE.c.expires_at > utcnow())
+            ).first()
+        return None if row is None else bytes(row[0])
+
+    def consume(self, key: str) -> bytes | None:
+        # DELETE ... RETURNING makes "read and remove" one statement: one caller wins.
+        with self._transaction() as conn:
+            row = conn.execute(
+                delete(TABLE)
+                .where(TABLE.c.key == key, TABLE.c.expires_at > utcnow())
+                .returning(TABLE.c.value)
+            ).first()
+        return None if row is None else bytes(row[0])
+
+    def incr(self, key: str, ttl: timedelta) -> int:
+        now = utcnow()
+        for _attempt in range(5):
+            with self._transaction() as conn:
+                row = conn.execute(
+                    update(TABLE)
+                    .where(TABLE.c.key == key, TABLE.c.expires_at > now)
+                    .values(count=TABLE.c.count + 1)
+                    .returning(TABLE.c.count)
+                ).first()
+                if row is not None:
+                    return int(row[0])
+            if self._add(key, b"", ttl, count=1):
+                return 1
+        raise StoreUnavailableError(detail=f"incr contention on {key}")
+
+    def ttl(self, key: str) -> timedelta | None:
+        with self._transaction() as conn:
+            row = conn.execute(
+                select(TABLE.c.expires_at).where(TABLE.c.key == key, TABLE.c.expires_at > utcnow())
+            ).first()
+        return None if row is None else row[0] - utcnow()
+
+    def delete(self, key: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(delete(TABLE).where(TABLE.c.key == key))
+
+    def sweep(self) -> int:
+        """Delete expired rows; returns how many."""
+        with self._transaction() as conn:
+            return conn.execute(delete(TABLE).where(TABLE.c.expires_at <= utcnow())).rowcount
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """``engine.begin()`` that turns database failures into ``StoreUnavailableError``."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except (OperationalError, InterfaceError) as error:
+            raise StoreUnavailableError(detail=str(error)) from error

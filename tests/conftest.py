@@ -1,0 +1,176 @@
+"""Shared fixtures: settings, a migrated database per test, the app and its test client.
+
+The embedded default (SQLite + SQL store) is the base; PostgreSQL and Redis are variants chosen
+with the ``db_url``/``store_backend`` fixtures. A missing service skips with a reason, and fails
+under IDP_TEST_REQUIRE_ALL=1.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from idp import create_app
+from idp.config import Settings
+from idp.migrate import upgrade
+
+REQUIRE_ALL = os.environ.get("IDP_TEST_REQUIRE_ALL") == "1"
+POSTGRES_URL = os.environ.get("IDP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+ISSUER = "http://localhost"
+
+
+def missing(reason: str) -> None:
+    """Skip because a real component is absent; under IDP_TEST_REQUIRE_ALL=1 that is a failure."""
+    if REQUIRE_ALL:
+        pytest.fail(f"required component missing (IDP_TEST_REQUIRE_ALL=1): {reason}")
+    pytest.skip(reason)
+
+
+# --- databases --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file per test session; each test gets a copy."""
+    path = tmp_path_factory.mktemp("template") / "idp.sqlite3"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_database(worker_id: str) -> Iterator[str]:
+    """A migrated PostgreSQL database of this xdist worker's own."""
+    try:
+        import psycopg
+
+        admin = psycopg.connect(POSTGRES_URL.replace("+psycopg", ""), autocommit=True, connect_timeout=3)
+    except Exception as error:  # noqa: BLE001
+        missing(f"PostgreSQL not reachable at {POSTGRES_URL}: {error}")
+    name = f"idp_test_{worker_id}_{uuid.uuid4().hex[:6]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    yield url
+    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(params=["sqlite"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> Iterator[str]:
+    """The database of one test. Modules parametrize it with ``["sqlite", "postgresql"]``
+    (see ``both_databases``)."""
+    if request.param == "sqlite":
+        path = tmp_path / "idp.sqlite3"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    url = request.getfixturevalue("postgres_database")
+    yield url
+    truncate_all(url)
+
+
+def truncate_all(url: str) -> None:
+    from sqlalchemy import text
+
+    from idp.db import Base, make_engine
+
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+both_databases = pytest.mark.parametrize("db_url", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def redis_url() -> str:
+    try:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as error:  # noqa: BLE001
+        missing(f"Redis not reachable at {REDIS_URL}: {error}")
+    return REDIS_URL
+
+
+# --- app --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Signing keys generated once per session (ES256 and RS256)."""
+    from idp.signing.files import FileKeyStore
+
+    path = tmp_path_factory.mktemp("keys")
+    key_store = FileKeyStore(path)
+    key_store.generate("ES256")
+    key_store.generate("RS256")
+    return path
+
+
+@pytest.fixture
+def settings_overrides() -> dict[str, object]:
+    """Override in a module to change settings for its tests."""
+    return {}
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str, keys_dir: Path, settings_overrides: dict[str, object]) -> Settings:
+    values: dict[str, object] = {
+        "issuer": ISSUER,
+        "dev_mode": True,
+        "instance_dir": tmp_path,
+        "database_url": db_url,
+        "keys_dir": keys_dir,
+        "secret_key": "test-secret-key-" + uuid.uuid4().hex,
+    }
+    values.update(settings_overrides)
+    return Settings.from_env({}, **values)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    app = create_app(settings)
+    app.config.update(TESTING=True)
+    with app.app_context():
+        yield app
+    app.extensions["idp.engine"].dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def outbox(settings: Settings) -> "Outbox":
+    return Outbox(settings.sms_outbox)
+
+
+class Outbox:
+    """Reads the development SMS outbox (one JSON object per line)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def messages(self) -> list[dict[str, str]]:
+        import json
+
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def last(self, phone: str, purpose: str | None = None) -> dict[str, str]:
+        found = [m for m in self.messages() if m["phone"] == phone and purpose in (None, m["purpose"])]
+        assert found, f"no SMS to {phone}"
+        return found[-1]
