@@ -10,7 +10,20 @@ from idp.config import Settings
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the provider; reads ``IDP_*`` from the environment unless ``settings`` is given."""
-    from idp import audit, auth, db, errors, extensions, oidc, orgs, portal, security, signing, sms, store
+    from idp import (
+        audit,
+        auth,
+        db,
+        errors,
+        extensions,
+        oidc,
+        orgs,
+        portal,
+        security,
+        signing,
+        sms,
+        store,
+    )
 
     settings = settings or Settings.from_env()
     app = Flask(__name__, instance_path=str(settings.instance_dir), instance_relative_config=False)

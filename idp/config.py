@@ -43,35 +43,89 @@ class ConfigError(RuntimeError):
 class Settings:
     """Provider settings; each field is read from ``IDP_<FIELD NAME IN UPPER CASE>``."""
 
-    issuer: str = field(default="http://127.0.0.1:5000", metadata={"doc": "Issuer URL (no trailing slash), also the public base URL."})
-    dev_mode: bool = field(default=True, metadata={"doc": "Development mode: enables /dev/sms and dev-only backends."})
-    instance_dir: Path = field(default=ROOT / "instance", metadata={"doc": "Directory for the embedded database, outbox and generated dev secrets."})
-    database_url: str = field(default="", metadata={"doc": "SQLAlchemy URL; empty means SQLite at instance/idp.sqlite3."})
-    secret_key: str = field(default="", metadata={"doc": "Flask secret for CSRF; generated into instance/ in dev mode, required otherwise."})
+    issuer: str = field(
+        default="http://127.0.0.1:5000",
+        metadata={"doc": "Issuer URL (no trailing slash), also the public base URL."},
+    )
+    dev_mode: bool = field(
+        default=True, metadata={"doc": "Development mode: enables /dev/sms and dev-only backends."}
+    )
+    instance_dir: Path = field(
+        default=ROOT / "instance",
+        metadata={"doc": "Directory for the embedded database, outbox and generated dev secrets."},
+    )
+    database_url: str = field(
+        default="", metadata={"doc": "SQLAlchemy URL; empty means SQLite at instance/idp.sqlite3."}
+    )
+    secret_key: str = field(
+        default="",
+        metadata={
+            "doc": "Flask secret for CSRF; generated into instance/ in dev mode, required otherwise."
+        },
+    )
     store_backend: str = field(default="sql", metadata={"doc": "Ephemeral store: sql or redis."})
-    redis_url: str = field(default="redis://127.0.0.1:6379/0", metadata={"doc": "Redis URL for store_backend=redis."})
-    sms_backend: str = field(default="outbox", metadata={"doc": "SMS gateway: outbox (dev), aliyun or tencent."})
-    sms_outbox: Path = field(default=Path(""), metadata={"doc": "Outbox JSON-lines file; empty means instance/sms-outbox.jsonl."})
-    sms_endpoint: str = field(default="", metadata={"doc": "SMS API base URL; empty means the vendor's public endpoint."})
-    sms_access_key_id: str = field(default="", metadata={"doc": "Aliyun AccessKeyId or Tencent SecretId."})
-    sms_access_key_secret: str = field(default="", metadata={"doc": "Aliyun AccessKeySecret or Tencent SecretKey."})
+    redis_url: str = field(
+        default="redis://127.0.0.1:6379/0", metadata={"doc": "Redis URL for store_backend=redis."}
+    )
+    sms_backend: str = field(
+        default="outbox", metadata={"doc": "SMS gateway: outbox (dev), aliyun or tencent."}
+    )
+    sms_outbox: Path = field(
+        default=Path(""),
+        metadata={"doc": "Outbox JSON-lines file; empty means instance/sms-outbox.jsonl."},
+    )
+    sms_endpoint: str = field(
+        default="", metadata={"doc": "SMS API base URL; empty means the vendor's public endpoint."}
+    )
+    sms_access_key_id: str = field(
+        default="", metadata={"doc": "Aliyun AccessKeyId or Tencent SecretId."}
+    )
+    sms_access_key_secret: str = field(
+        default="", metadata={"doc": "Aliyun AccessKeySecret or Tencent SecretKey."}
+    )
     sms_sign_name: str = field(default="", metadata={"doc": "Registered SMS signature name."})
     sms_app_id: str = field(default="", metadata={"doc": "Tencent SmsSdkAppId."})
     sms_region: str = field(default="ap-guangzhou", metadata={"doc": "Tencent region."})
-    sms_template_login: str = field(default="", metadata={"doc": "Vendor template id for login codes."})
-    sms_template_password: str = field(default="", metadata={"doc": "Vendor template id for initial passwords."})
-    keys_dir: Path = field(default=ROOT / "keys" / "signing", metadata={"doc": "Directory of signing keys (JWK files, mode 0600)."})
-    access_token_ttl: int = field(default=600, metadata={"doc": "Access token lifetime in seconds."})
+    sms_template_login: str = field(
+        default="", metadata={"doc": "Vendor template id for login codes."}
+    )
+    sms_template_password: str = field(
+        default="", metadata={"doc": "Vendor template id for initial passwords."}
+    )
+    keys_dir: Path = field(
+        default=ROOT / "keys" / "signing",
+        metadata={"doc": "Directory of signing keys (JWK files, mode 0600)."},
+    )
+    access_token_ttl: int = field(
+        default=600, metadata={"doc": "Access token lifetime in seconds."}
+    )
     id_token_ttl: int = field(default=600, metadata={"doc": "ID token lifetime in seconds."})
-    refresh_token_idle_ttl: int = field(default=8 * 3600, metadata={"doc": "Refresh token idle lifetime in seconds."})
-    refresh_token_absolute_ttl: int = field(default=7 * 86400, metadata={"doc": "Refresh token absolute lifetime in seconds."})
+    refresh_token_idle_ttl: int = field(
+        default=8 * 3600, metadata={"doc": "Refresh token idle lifetime in seconds."}
+    )
+    refresh_token_absolute_ttl: int = field(
+        default=7 * 86400, metadata={"doc": "Refresh token absolute lifetime in seconds."}
+    )
     code_ttl: int = field(default=60, metadata={"doc": "Authorization code lifetime in seconds."})
-    session_idle_ttl: int = field(default=30 * 60, metadata={"doc": "Login session idle lifetime in seconds."})
-    session_absolute_ttl: int = field(default=12 * 3600, metadata={"doc": "Login session absolute lifetime in seconds."})
-    lockout_threshold: int = field(default=5, metadata={"doc": "Wrong passwords before the account is locked."})
-    lockout_seconds: int = field(default=15 * 60, metadata={"doc": "How long a locked account stays locked."})
-    sms_ip_hourly_limit: int = field(default=30, metadata={"doc": "SMS code requests per client IP per hour."})
-    trust_proxy: bool = field(default=False, metadata={"doc": "Honour one X-Forwarded-For/Proto hop (behind a TLS proxy)."})
+    session_idle_ttl: int = field(
+        default=30 * 60, metadata={"doc": "Login session idle lifetime in seconds."}
+    )
+    session_absolute_ttl: int = field(
+        default=12 * 3600, metadata={"doc": "Login session absolute lifetime in seconds."}
+    )
+    lockout_threshold: int = field(
+        default=5, metadata={"doc": "Wrong passwords before the account is locked."}
+    )
+    lockout_seconds: int = field(
+        default=15 * 60, metadata={"doc": "How long a locked account stays locked."}
+    )
+    sms_ip_hourly_limit: int = field(
+        default=30, metadata={"doc": "SMS code requests per client IP per hour."}
+    )
+    trust_proxy: bool = field(
+        default=False,
+        metadata={"doc": "Honour one X-Forwarded-For/Proto hop (behind a TLS proxy)."},
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -4,7 +4,7 @@ one SQLAlchemy session per request (committed by the request boundary, never by 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 from flask import Flask, Response, current_app, g
 from sqlalchemy import DateTime, Dialect, Engine, MetaData, create_engine, event
@@ -41,11 +41,20 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: UTCDateTime()}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime()}
+
+
+def rowcount(result: Any) -> int:
+    """Rows matched by an UPDATE/DELETE (typed access to ``CursorResult.rowcount``)."""
+    return int(result.rowcount)
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def datetime_from_timestamp(value: float) -> datetime:
+    return datetime.fromtimestamp(value, tz=UTC)
 
 
 intpk = Annotated[int, mapped_column(primary_key=True)]
@@ -72,7 +81,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def init_app(app: Flask, database_url: str) -> None:
     engine = make_engine(database_url)
-    app.extensions["idp.db"] = sessionmaker(bind=engine, expire_on_commit=False)
+    # No autoflush: on SQLite a flushed write holds the database's single write lock until the
+    # request commits, and the SQL ephemeral store (its own connection) would wait on it.
+    # Writes therefore reach the database at commit, or at an explicit flush where an id is needed.
+    app.extensions["idp.db"] = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
     app.extensions["idp.engine"] = engine
     app.after_request(_commit)
     app.teardown_appcontext(_close)

@@ -81,7 +81,9 @@ def handle_http_error(error: HTTPException) -> Response | HTTPException:
 def handle_unexpected(error: Exception) -> Response:
     request_id = secrets.token_hex(6)
     log.exception("unhandled error, request id %s", request_id, exc_info=error)
-    return render_error(code="server_error", status=500, message=str(_l("服务器内部错误")) + f" ({request_id})")
+    return render_error(
+        code="server_error", status=500, message=str(_l("服务器内部错误")) + f" ({request_id})"
+    )
 
 
 def init_app(app: Flask) -> None:

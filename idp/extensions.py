@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, request
-from flask_babel import Babel
+from flask_babel import Babel, get_locale
 from flask_wtf import CSRFProtect
 
 csrf = CSRFProtect()
@@ -21,6 +21,7 @@ def select_locale() -> str:
 def init_app(app: Flask) -> None:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale, default_locale="zh_CN")
+    app.jinja_env.globals["get_locale"] = get_locale
 
     @app.after_request
     def remember_locale(response):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202

@@ -17,7 +17,9 @@ def add_security_headers(response: Response) -> Response:
     # form_post responses submit to the client's registered redirect_uri; the view widens
     # form-action for that one response through response.headers["X-Form-Action"].
     form_targets = response.headers.pop("X-Form-Action", "")
-    response.headers.setdefault("Content-Security-Policy", CSP.format(form_targets=form_targets).replace("  ", " "))
+    response.headers.setdefault(
+        "Content-Security-Policy", CSP.format(form_targets=form_targets).replace("  ", " ")
+    )
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")

@@ -22,7 +22,9 @@ from idp.config import Settings
 from idp.migrate import upgrade
 
 REQUIRE_ALL = os.environ.get("IDP_TEST_REQUIRE_ALL") == "1"
-POSTGRES_URL = os.environ.get("IDP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "IDP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 REDIS_URL = os.environ.get("IDP_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 ISSUER = "http://localhost"
 
@@ -51,8 +53,10 @@ def postgres_database(worker_id: str) -> Iterator[str]:
     try:
         import psycopg
 
-        admin = psycopg.connect(POSTGRES_URL.replace("+psycopg", ""), autocommit=True, connect_timeout=3)
-    except Exception as error:  # noqa: BLE001
+        admin = psycopg.connect(
+            POSTGRES_URL.replace("+psycopg", ""), autocommit=True, connect_timeout=3
+        )
+    except Exception as error:
         missing(f"PostgreSQL not reachable at {POSTGRES_URL}: {error}")
     name = f"idp_test_{worker_id}_{uuid.uuid4().hex[:6]}"
     admin.execute(f'CREATE DATABASE "{name}"')
@@ -98,7 +102,7 @@ def redis_url() -> str:
         import redis
 
         redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         missing(f"Redis not reachable at {REDIS_URL}: {error}")
     return REDIS_URL
 
@@ -125,7 +129,9 @@ def settings_overrides() -> dict[str, object]:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, db_url: str, keys_dir: Path, settings_overrides: dict[str, object]) -> Settings:
+def settings(
+    tmp_path: Path, db_url: str, keys_dir: Path, settings_overrides: dict[str, object]
+) -> Settings:
     values: dict[str, object] = {
         "issuer": ISSUER,
         "dev_mode": True,
@@ -153,7 +159,7 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def outbox(settings: Settings) -> "Outbox":
+def outbox(settings: Settings) -> Outbox:
     return Outbox(settings.sms_outbox)
 
 
@@ -171,6 +177,111 @@ class Outbox:
         return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
 
     def last(self, phone: str, purpose: str | None = None) -> dict[str, str]:
-        found = [m for m in self.messages() if m["phone"] == phone and purpose in (None, m["purpose"])]
+        found = [
+            m for m in self.messages() if m["phone"] == phone and purpose in (None, m["purpose"])
+        ]
         assert found, f"no SMS to {phone}"
         return found[-1]
+
+
+# --- domain fixtures ------------------------------------------------------------------------------
+
+DEMO_USCC = "91310000MA1K000019"
+OTHER_USCC = "91310115MA1H7GXX3K"
+
+
+@pytest.fixture
+def org(app: Flask):
+    from idp import db
+    from idp.orgs.service import add_org
+
+    org = add_org(db.session(), uscc=DEMO_USCC, name="上海示例审计事务所有限公司", org_type="audit")
+    db.session().commit()
+    return org
+
+
+@pytest.fixture
+def operator(app: Flask, org):
+    """An active operator who has already changed the initial password."""
+    from idp import db
+    from idp.orgs.service import add_operator
+    from tests.flows import PASSWORD
+
+    account, _ = add_operator(
+        db.session(),
+        org=org,
+        name="张三",
+        phone="13800138000",
+        password=PASSWORD,
+        created_by="test",
+    )
+    account.must_change_password = False
+    db.session().commit()
+    return account
+
+
+@pytest.fixture
+def new_operator(app: Flask, org):
+    """An operator before the first login (must change the password)."""
+    from idp import db
+    from idp.orgs.service import add_operator
+    from tests.flows import PASSWORD
+
+    account, _ = add_operator(
+        db.session(),
+        org=org,
+        name="李四",
+        phone="13900139000",
+        password=PASSWORD,
+        created_by="test",
+    )
+    db.session().commit()
+    return account
+
+
+@pytest.fixture
+def rp(app: Flask) -> RegisteredClient:
+    """A confidential relying party with refresh tokens."""
+    return register(
+        app,
+        {
+            "client_name": "上海市房屋维修资金管理系统",
+            "redirect_uris": ["https://rp.example/callback"],
+            "post_logout_redirect_uris": ["https://rp.example/logged-out"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": "openid profile phone",
+        },
+    )
+
+
+@pytest.fixture
+def public_rp(app: Flask) -> RegisteredClient:
+    return register(
+        app,
+        {
+            "client_name": "Public app",
+            "redirect_uris": ["https://rp.example/callback"],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_method": "none",
+        },
+    )
+
+
+class RegisteredClient:
+    def __init__(self, client_id: str, secret: str | None) -> None:
+        self.client_id = client_id
+        self.secret = secret
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        assert self.secret is not None
+        return (self.client_id, self.secret)
+
+
+def register(app: Flask, metadata: dict[str, object]) -> RegisteredClient:
+    from idp import db
+    from idp.oidc.clients import register_client
+
+    client, secret = register_client(db.session(), metadata)
+    db.session().commit()
+    return RegisteredClient(client.client_id, secret)

@@ -47,8 +47,14 @@ def replay_after_rollback() -> None:
     for event in g.pop("audit_events", []):
         db.session().add(
             AuditEvent(
-                time=event.time, action=event.action, actor=event.actor, target=event.target,
-                result=event.result, org_id=event.org_id, ip=event.ip, details=event.details,
+                time=event.time,
+                action=event.action,
+                actor=event.actor,
+                target=event.target,
+                result=event.result,
+                org_id=event.org_id,
+                ip=event.ip,
+                details=event.details,
             )
         )
 

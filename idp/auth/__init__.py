@@ -1,7 +1,14 @@
-"""auth domain."""
+"""Authentication: who the user is (operator login now; certificate login builds on it)."""
+
+from __future__ import annotations
 
 from flask import Flask
 
+from idp.auth import session
+
 
 def init_app(app: Flask) -> None:
-    pass
+    from idp.auth.views import bp
+
+    app.register_blueprint(bp)
+    app.after_request(session.write_cookie)

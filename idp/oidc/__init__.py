@@ -1,7 +1,16 @@
+"""The OpenID Connect protocol layer (Authlib)."""
+
+from __future__ import annotations
+
 from flask import Flask
 
 from idp.config import Settings
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    pass
+    from idp.oidc.server import build_protector, build_server
+    from idp.oidc.views import bp
+
+    app.extensions["idp.oauth"] = build_server(app, settings)
+    app.extensions["idp.protector"] = build_protector()
+    app.register_blueprint(bp)

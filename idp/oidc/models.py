@@ -77,7 +77,9 @@ class Client(Base, ClientMixin):
 
     @property
     def org_types(self) -> list[str]:
-        return list(self.client_metadata.get("org_types", ["audit", "cost_consulting", "bookkeeping"]))
+        return list(
+            self.client_metadata.get("org_types", ["audit", "cost_consulting", "bookkeeping"])
+        )
 
     @property
     def may_introspect(self) -> bool:
@@ -164,13 +166,17 @@ class Token(Base, TokenMixin):
 
     id: Mapped[intpk]
     client_id: Mapped[str] = mapped_column(String(64), index=True)
-    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("account.id", ondelete="CASCADE"), index=True
+    )
     identity: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     access_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     refresh_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     scope: Mapped[str] = mapped_column(Text, default="")
     family_id: Mapped[str] = mapped_column(String(64), index=True)
-    code_id: Mapped[int | None] = mapped_column(ForeignKey("authorization_code.id", ondelete="SET NULL"), index=True)
+    code_id: Mapped[int | None] = mapped_column(
+        ForeignKey("authorization_code.id", ondelete="SET NULL"), index=True
+    )
     sid: Mapped[str | None] = mapped_column(String(64), index=True)
     auth_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -180,6 +186,8 @@ class Token(Base, TokenMixin):
     family_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    presented_as = "access_token"  # set by lookups: which of the two values was presented
 
     def check_client(self, client: ClientMixin) -> bool:
         return self.client_id == client.get_client_id()

@@ -1,7 +1,9 @@
-"""orgs domain."""
+"""Organisations: identities, operator memberships (registration and consoles build on them)."""
+
+from __future__ import annotations
 
 from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    pass
+    """Views arrive with the registration wizard and the org admin console."""

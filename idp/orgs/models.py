@@ -66,7 +66,9 @@ class OrgIdentity(Base):
 
     id: Mapped[intpk]
     org_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="CASCADE"))
-    org_type: Mapped[OrgType] = mapped_column(Enum(OrgType, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]))
+    org_type: Mapped[OrgType] = mapped_column(
+        Enum(OrgType, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+    )
     created_at: Mapped[created_at]
 
     org: Mapped[Organisation] = relationship(back_populates="identities")
@@ -79,10 +81,19 @@ class Membership(Base):
     __table_args__ = (UniqueConstraint("account_id", "org_id"),)
 
     id: Mapped[intpk]
-    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
-    org_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("account.id", ondelete="CASCADE"), index=True
+    )
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE"), index=True
+    )
     status: Mapped[MembershipStatus] = mapped_column(
-        Enum(MembershipStatus, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]),
+        Enum(
+            MembershipStatus,
+            native_enum=False,
+            length=20,
+            values_callable=lambda e: [m.value for m in e],
+        ),
         default=MembershipStatus.ACTIVE,
     )
     created_by: Mapped[str] = mapped_column(String(120), default="")

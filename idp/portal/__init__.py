@@ -1,7 +1,11 @@
-"""portal domain."""
+"""The portal: after login, the relying parties this account may enter (OIDC Core §4)."""
+
+from __future__ import annotations
 
 from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    pass
+    from idp.portal.views import bp
+
+    app.register_blueprint(bp)

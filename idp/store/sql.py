@@ -9,8 +9,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import Connection, Engine, LargeBinary, String, delete, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    LargeBinary,
+    String,
+    Table,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -28,7 +40,7 @@ class StoreEntry(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
-TABLE = StoreEntry.__table__
+TABLE = cast(Table, StoreEntry.__table__)  # declared as FromClause; it is a Table
 
 
 class SqlStore:
@@ -42,10 +54,18 @@ class SqlStore:
         return cls(make_engine(settings.database_url))
 
     def put(self, key: str, value: bytes, ttl: timedelta) -> None:
+        # One upsert: delete-then-insert let concurrent puts of a key fail on PostgreSQL.
         with self._transaction() as conn:
-            conn.execute(delete(TABLE).where(TABLE.c.key == key))
+            upsert = _insert(conn).values(key=key, value=value, count=0, expires_at=utcnow() + ttl)
             conn.execute(
-                insert(TABLE).values(key=key, value=value, count=0, expires_at=utcnow() + ttl)
+                upsert.on_conflict_do_update(
+                    index_elements=[TABLE.c.key],
+                    set_={
+                        "value": upsert.excluded.value,
+                        "count": 0,
+                        "expires_at": upsert.excluded.expires_at,
+                    },
+                )
             )
 
     def add(self, key: str, value: bytes, ttl: timedelta) -> bool:
@@ -120,3 +140,10 @@ class SqlStore:
                 yield conn
         except (OperationalError, InterfaceError) as error:
             raise StoreUnavailableError(detail=str(error)) from error
+
+
+def _insert(conn: Connection) -> postgresql.Insert | sqlite.Insert:
+    """The dialect's INSERT, which has ``ON CONFLICT`` (PostgreSQL and SQLite only)."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(TABLE)
+    return sqlite.insert(TABLE)

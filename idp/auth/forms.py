@@ -1,0 +1,50 @@
+"""Login forms. Field names are the stable interface of DESIGN.md §7."""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import HiddenField, PasswordField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length, Regexp
+
+# ASCII digits only: \d would also accept full-width and other Unicode digits.
+PHONE_PATTERN = r"^1[3-9][0-9]{9}$"
+phone_validators = [
+    DataRequired(message=_l("请输入手机号")),
+    Regexp(PHONE_PATTERN, message=_l("请输入 11 位手机号")),
+]
+
+
+class OperatorLoginForm(FlaskForm):
+    phone = StringField(_l("手机号"), validators=phone_validators)
+    password = PasswordField(
+        _l("密码"), validators=[DataRequired(message=_l("请输入密码")), Length(max=128)]
+    )
+    sms_code = StringField(
+        _l("短信验证码"),
+        validators=[
+            DataRequired(message=_l("请输入验证码")),
+            Regexp(r"^[0-9]{6}$", message=_l("验证码为 6 位数字")),
+        ],
+    )
+    interaction = HiddenField()
+
+
+class SmsCodeRequestForm(FlaskForm):
+    phone = StringField(_l("手机号"), validators=phone_validators)
+
+
+class PasswordChangeForm(FlaskForm):
+    current_password = PasswordField(
+        _l("原密码"), validators=[DataRequired(message=_l("请输入原密码")), Length(max=128)]
+    )
+    new_password = PasswordField(
+        _l("新密码"), validators=[DataRequired(message=_l("请输入新密码"))]
+    )
+    confirm_password = PasswordField(
+        _l("确认新密码"),
+        validators=[
+            DataRequired(message=_l("请再次输入新密码")),
+            EqualTo("new_password", message=_l("两次输入的密码不一致")),
+        ],
+    )

@@ -1,0 +1,112 @@
+"""Operator authentication: phone + password + SMS code, lockout, forced password change."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp import audit
+from idp.auth import sms_codes
+from idp.auth.errors import (
+    AccountLockedError,
+    AccountUnusableError,
+    LoginFailedError,
+    WrongCurrentPasswordError,
+)
+from idp.auth.models import Account
+from idp.auth.passwords import hash_password, needs_rehash, policy_errors, verify_password
+from idp.config import settings
+from idp.db import utcnow
+from idp.errors import IdpError
+from idp.orgs.models import Membership, MembershipStatus
+from idp.security import mask_phone
+from idp.store import store
+
+LOGIN_PURPOSE = "login"
+OPERATOR_AMR = ["pwd", "sms", "mfa"]  # RFC 8176: password + SMS one-time code
+OPERATOR_ACR = "urn:idp:acr:operator"
+
+
+class PasswordPolicyError(IdpError):
+    code = "password_policy"
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+def find_account(session: Session, phone: str) -> Account | None:
+    return session.scalar(select(Account).where(Account.phone == phone))
+
+
+def active_memberships(session: Session, account: Account) -> list[Membership]:
+    return list(
+        session.scalars(
+            select(Membership).where(
+                Membership.account_id == account.id, Membership.status == MembershipStatus.ACTIVE
+            )
+        )
+    )
+
+
+def request_login_code(session: Session, *, phone: str, ip: str) -> None:
+    """Send a login code if ``phone`` belongs to a usable account; answer alike otherwise."""
+    account = find_account(session, phone)
+    usable = account is not None and bool(active_memberships(session, account))
+    sms_codes.send_code(phone, purpose=LOGIN_PURPOSE, ip=ip, deliver=usable)
+    audit.record(
+        "auth.sms_code_requested", actor=mask_phone(phone), result="sent" if usable else "ignored"
+    )
+
+
+def _count_attempt(phone: str) -> None:
+    """Count a password attempt before checking it, so parallel guesses cannot exceed the
+    threshold: the (threshold+1)-th attempt in the window is refused unchecked."""
+    window = timedelta(seconds=settings().lockout_seconds)
+    if store().incr(f"login:attempts:{phone}", window) > settings().lockout_threshold:
+        raise AccountLockedError()
+
+
+def authenticate_operator(session: Session, *, phone: str, password: str, sms_code: str) -> Account:
+    """Check phone, password and SMS code; raise a ``LoginFailedError`` subclass otherwise."""
+    try:
+        _count_attempt(phone)
+        sms_codes.check_code(phone, purpose=LOGIN_PURPOSE, code=sms_code)
+        account = find_account(session, phone)
+        if (
+            not verify_password(account.password_hash if account else None, password)
+            or account is None
+        ):
+            raise LoginFailedError()
+        if not active_memberships(session, account):
+            raise AccountUnusableError()
+        sms_codes.consume_code(phone, purpose=LOGIN_PURPOSE)
+    except LoginFailedError as error:
+        audit.record("auth.login_failed", actor=mask_phone(phone), result=error.code)
+        raise
+    store().delete(f"login:attempts:{phone}")
+    if needs_rehash(account.password_hash):
+        account.password_hash = hash_password(password)
+    account.last_login_at = utcnow()
+    audit.record("auth.login_succeeded", actor=mask_phone(phone), target=f"account:{account.id}")
+    return account
+
+
+def change_password(session: Session, account: Account, *, current: str, new: str) -> None:
+    """Change the password after checking the current one and the policy."""
+    if not verify_password(account.password_hash, current):
+        audit.record(
+            "auth.password_change_failed", actor=mask_phone(account.phone), result="wrong_password"
+        )
+        raise WrongCurrentPasswordError()
+    errors = policy_errors(new, phone=account.phone, old_hash=account.password_hash)
+    if errors:
+        raise PasswordPolicyError(errors)
+    account.password_hash = hash_password(new)
+    account.must_change_password = False
+    account.password_changed_at = utcnow()
+    audit.record(
+        "auth.password_changed", actor=mask_phone(account.phone), target=f"account:{account.id}"
+    )

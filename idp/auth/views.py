@@ -1,0 +1,123 @@
+"""Operator login (journey 4): phone + password + SMS code, forced password change, logout."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from werkzeug.wrappers import Response as BaseResponse
+
+from idp import db
+from idp.auth import service, session
+from idp.auth.errors import LoginFailedError, SmsRateLimitedError
+from idp.auth.forms import OperatorLoginForm, PasswordChangeForm, SmsCodeRequestForm
+from idp.auth.models import Account
+from idp.security import client_ip
+
+bp = Blueprint("auth", __name__, template_folder="templates")
+
+INTERACTION_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def interaction_id() -> str:
+    """The pending authorization request this login belongs to (an opaque store key)."""
+    value = request.values.get("interaction", "")
+    return value if len(value) <= 64 and set(value) <= INTERACTION_CHARS else ""
+
+
+def after_login_url(account: Account, interaction: str) -> str:
+    if account.must_change_password:
+        return url_for("auth.change_password", interaction=interaction or None)
+    if interaction:
+        return url_for("oidc.resume", interaction=interaction)
+    return url_for("portal.index")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> tuple[str, int] | BaseResponse:
+    form = OperatorLoginForm()
+    status = 200
+    if request.method == "GET":
+        form.phone.data = request.args.get("phone", "")[:11]
+        form.interaction.data = interaction_id()
+    if form.validate_on_submit():
+        try:
+            account = service.authenticate_operator(
+                db.session(),
+                phone=form.phone.data,
+                password=form.password.data,
+                sms_code=form.sms_code.data,
+            )
+        except LoginFailedError as error:
+            getattr(form, error.field).errors.append(str(error.message))
+            status = error.status
+        else:
+            session.start(
+                account_id=account.id,
+                kind="operator",
+                amr=service.OPERATOR_AMR,
+                acr=service.OPERATOR_ACR,
+            )
+            return redirect(after_login_url(account, interaction_id()))
+    elif request.method == "POST":
+        status = 400
+    return render_template("auth/login.html", form=form, sms_form=SmsCodeRequestForm()), status
+
+
+@bp.post("/login/sms-code")
+def send_sms_code() -> tuple[Response, int]:
+    """Send a login code. The answer is the same whether or not the phone has an account."""
+    form = SmsCodeRequestForm()
+    if not form.validate():
+        message = next(iter(form.phone.errors), _("请输入 11 位手机号"))
+        return jsonify(error="invalid_phone", error_description=message, field="phone"), 400
+    try:
+        service.request_login_code(db.session(), phone=form.phone.data, ip=client_ip())
+    except SmsRateLimitedError as error:
+        body = jsonify(
+            error=error.code, error_description=str(error.message), retry_after=error.retry_after
+        )
+        body.headers["Retry-After"] = str(error.retry_after)
+        return body, 429
+    return jsonify(sent=True, retry_after=60, message=_("验证码已发送, 5 分钟内有效")), 200
+
+
+@bp.route("/password/change", methods=["GET", "POST"])
+def change_password() -> tuple[str, int] | BaseResponse:
+    login = session.current()
+    account = db.session().get(Account, login.account_id) if login else None
+    if account is None:
+        return redirect(url_for("auth.login", interaction=interaction_id() or None))
+    form = PasswordChangeForm()
+    status = 200
+    if form.validate_on_submit():
+        try:
+            service.change_password(
+                db.session(),
+                account,
+                current=form.current_password.data,
+                new=form.new_password.data,
+            )
+        except LoginFailedError as error:
+            getattr(form, error.field).errors.append(str(error.message))
+            status = 400
+        except service.PasswordPolicyError as error:
+            form.new_password.errors.extend(error.errors)
+            status = 400
+        else:
+            return redirect(after_login_url(account, interaction_id()))
+    elif request.method == "POST":
+        status = 400
+    return render_template(
+        "auth/change_password.html",
+        form=form,
+        forced=account.must_change_password,
+        interaction=interaction_id(),
+    ), status
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout() -> str | BaseResponse:
+    if request.method == "POST":  # CSRF-checked like every form (CSRFProtect)
+        session.end_current()
+        return render_template("auth/logged_out.html")
+    return render_template("auth/logout.html", logged_in=session.current() is not None)

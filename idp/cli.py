@@ -1,0 +1,254 @@
+"""The ``idp`` command: operations that operators script against. Each command prints a clear
+error and changes nothing on bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, FlaskGroup
+
+from idp import db
+from idp.config import ConfigError, Settings, settings
+from idp.errors import IdpError
+
+
+def _create_app() -> Any:
+    from idp import create_app
+
+    try:
+        return create_app(Settings.from_env())
+    except ConfigError as error:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(2)
+
+
+main = FlaskGroup(
+    name="idp",
+    create_app=_create_app,
+    add_default_commands=False,
+    add_version_option=False,
+    load_dotenv=False,
+    help="统一认证登录平台 (OpenID Connect provider) operations.",
+)
+
+
+def fail_on_idp_error(func: Any) -> Any:
+    """Turn a domain error into a clean CLI error after rolling back (nothing changes)."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            result = func(*args, **kwargs)
+            db.session().commit()
+            return result
+        except IdpError as error:
+            db.session().rollback()
+            raise click.ClickException(str(error.message)) from None
+
+    return wrapper
+
+
+def parse_json(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise click.ClickException(f"--json is not valid JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise click.ClickException("--json must be a JSON object")
+    return value
+
+
+def echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True))
+
+
+# --- db ------------------------------------------------------------------------------------------
+
+db_cli = AppGroup("db", help="Database schema (Alembic migrations).")
+
+
+@db_cli.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Migrate the database to REVISION (default: head)."""
+    from idp.migrate import upgrade
+
+    upgrade(settings().database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+@db_cli.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Migrate the database down to REVISION."""
+    from idp.migrate import downgrade
+
+    downgrade(settings().database_url, revision)
+    click.echo(f"database at {revision}")
+
+
+# --- clients -------------------------------------------------------------------------------------
+
+clients_cli = AppGroup("clients", help="Relying parties (OAuth clients).")
+
+
+@clients_cli.command("add")
+@click.option("--json", "metadata", required=True, help="RFC 7591 client metadata as JSON.")
+@fail_on_idp_error
+def clients_add(metadata: str) -> None:
+    """Register a client; prints it with its secret (shown only once) as JSON."""
+    from idp.oidc.clients import client_info, register_client
+
+    client, secret = register_client(db.session(), parse_json(metadata))
+    db.session().commit()
+    echo_json(client_info(client, secret))
+
+
+@clients_cli.command("list")
+def clients_list() -> None:
+    """List clients as JSON."""
+    from sqlalchemy import select
+
+    from idp.oidc.clients import client_info
+    from idp.oidc.models import Client
+
+    echo_json([client_info(c) for c in db.session().scalars(select(Client).order_by(Client.id))])
+
+
+@clients_cli.command("show")
+@click.argument("client_id")
+@fail_on_idp_error
+def clients_show(client_id: str) -> None:
+    """Show one client (never its secret)."""
+    from idp.oidc.clients import client_info, get_client
+
+    echo_json(client_info(get_client(db.session(), client_id)))
+
+
+@clients_cli.command("update")
+@click.argument("client_id")
+@click.option("--json", "changes", required=True, help="Metadata fields to change, as JSON.")
+@fail_on_idp_error
+def clients_update(client_id: str, changes: str) -> None:
+    """Change a client's metadata."""
+    from idp.oidc.clients import client_info, update_client
+
+    echo_json(client_info(update_client(db.session(), client_id, parse_json(changes))))
+
+
+@clients_cli.command("rotate-secret")
+@click.argument("client_id")
+@fail_on_idp_error
+def clients_rotate_secret(client_id: str) -> None:
+    """Issue a new secret (the old one stops working at once)."""
+    from idp.oidc.clients import client_info, rotate_secret
+
+    client, secret = rotate_secret(db.session(), client_id)
+    echo_json(client_info(client, secret))
+
+
+@clients_cli.command("remove")
+@click.argument("client_id")
+@fail_on_idp_error
+def clients_remove(client_id: str) -> None:
+    """Remove a client and its tokens."""
+    from idp.oidc.clients import remove_client
+
+    remove_client(db.session(), client_id)
+    click.echo(f"removed {client_id}")
+
+
+# --- organisations and operators -----------------------------------------------------------------
+
+orgs_cli = AppGroup("orgs", help="Organisations.")
+
+
+@orgs_cli.command("add")
+@click.option("--uscc", required=True, help="Unified social credit code (18 characters).")
+@click.option("--name", required=True)
+@click.option(
+    "--type",
+    "org_type",
+    required=True,
+    type=click.Choice(["audit", "cost_consulting", "bookkeeping"]),
+)
+@fail_on_idp_error
+def orgs_add(uscc: str, name: str, org_type: str) -> None:
+    """Add an organisation (or another identity to an existing one)."""
+    from idp.orgs.service import add_org
+
+    org = add_org(db.session(), uscc=uscc, name=name, org_type=org_type)
+    echo_json(
+        {
+            "id": org.id,
+            "uscc": org.uscc,
+            "name": org.name,
+            "types": [i.org_type.value for i in org.identities],
+        }
+    )
+
+
+operators_cli = AppGroup("operators", help="Operator accounts.")
+
+
+@operators_cli.command("add")
+@click.option("--org", "uscc", required=True, help="USCC of the organisation.")
+@click.option("--name", required=True, help="Name as on the ID card.")
+@click.option("--phone", required=True)
+@click.option(
+    "--password", default=None, help="Initial password; without it a random one is sent by SMS."
+)
+@fail_on_idp_error
+def operators_add(uscc: str, name: str, phone: str, password: str | None) -> None:
+    """Add an operator; the first login forces a password change either way."""
+    from idp.orgs.service import OrgError, add_operator, find_org, send_initial_password
+
+    org = find_org(db.session(), uscc)
+    if org is None:
+        raise OrgError(f"no organisation with USCC {uscc}")
+    account, generated = add_operator(
+        db.session(), org=org, name=name, phone=phone, password=password, created_by="cli"
+    )
+    if generated is not None:
+        send_initial_password(account, generated)
+    echo_json(
+        {
+            "account_id": account.id,
+            "phone": account.phone,
+            "org": org.uscc,
+            "initial_password_sent": generated is not None,
+        }
+    )
+
+
+# --- serving ------------------------------------------------------------------------------------
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Run the development server (production: gunicorn 'idp:create_app()')."""
+    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+
+def register() -> None:
+    from idp.dev import dev_run, dev_setup
+    from idp.signing.cli import keys_cli
+
+    for group in (db_cli, keys_cli, clients_cli, orgs_cli, operators_cli):
+        main.add_command(group)
+    main.add_command(dev_setup)
+    main.add_command(dev_run)
+
+
+register()
+
+
+if __name__ == "__main__":
+    main()

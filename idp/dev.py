@@ -1,0 +1,170 @@
+"""``idp dev-setup`` and ``idp dev-run``: the development environment behind ``make run``.
+
+dev-setup is idempotent: it migrates the embedded database, generates signing keys, registers
+the demo relying party and seeds one demo organisation with one operator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+from flask.cli import with_appcontext
+
+from idp import db
+from idp.config import ROOT, settings
+
+RP_PORT = 5001
+RP_CLIENT_ID = "maintenance-fund"
+DEMO_ORG = {"uscc": "91310000MA1K000019", "name": "上海示例审计事务所有限公司", "org_type": "audit"}
+DEMO_OPERATOR = {"name": "张三", "phone": "13800138000", "password": "Demo-2026-init"}
+
+
+def rp_base_url() -> str:
+    host = settings().issuer.split("://", 1)[1].rsplit(":", 1)[0]
+    return f"http://{host}:{RP_PORT}"
+
+
+def client_file() -> Path:
+    return Path(settings().instance_dir) / "maintenance-fund-client.json"
+
+
+def ensure_keys() -> None:
+    from idp.signing import NoSigningKeyError, key_store
+
+    for alg in ("ES256", "RS256"):
+        try:
+            key_store().signing_key(alg)
+        except NoSigningKeyError:
+            key_store().generate(alg)
+
+
+def ensure_demo_client() -> None:
+    """Register the demo relying party and keep its secret in instance/ (0600) for the RP."""
+    from idp.oidc.clients import get_client, register_client, rotate_secret
+    from idp.oidc.models import Client
+
+    base = rp_base_url()
+    existing = db.session().query(Client).filter_by(client_id=RP_CLIENT_ID).one_or_none()
+    if existing is None:
+        _client, secret = register_client(
+            db.session(),
+            {
+                "client_id": RP_CLIENT_ID,
+                "client_name": "上海市房屋维修资金管理系统",
+                "redirect_uris": [f"{base}/callback"],
+                "post_logout_redirect_uris": [f"{base}/logged-out"],
+                "initiate_login_uri": f"{base}/login",
+                "client_uri": f"{base}/",
+                "grant_types": ["authorization_code", "refresh_token"],
+                "scope": "openid profile phone",
+                "require_pkce": True,
+            },
+        )
+    elif not client_file().exists():
+        _client, secret = rotate_secret(db.session(), RP_CLIENT_ID)
+    else:
+        get_client(db.session(), RP_CLIENT_ID)
+        return
+    path = client_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"client_id": RP_CLIENT_ID, "client_secret": secret}))
+    path.chmod(0o600)
+
+
+def ensure_demo_operator() -> None:
+    from idp.orgs.service import add_operator, add_org, find_account_by_phone, find_org
+
+    org = find_org(db.session(), DEMO_ORG["uscc"]) or add_org(db.session(), **DEMO_ORG)
+    if find_account_by_phone(db.session(), DEMO_OPERATOR["phone"]) is None:
+        add_operator(
+            db.session(),
+            org=org,
+            name=DEMO_OPERATOR["name"],
+            phone=DEMO_OPERATOR["phone"],
+            password=DEMO_OPERATOR["password"],
+            created_by="dev-setup",
+        )
+
+
+@click.command("dev-setup")
+@with_appcontext
+def dev_setup() -> None:
+    """Prepare the embedded development environment (idempotent)."""
+    from idp.migrate import upgrade
+
+    if not settings().dev_mode:
+        raise click.ClickException("dev-setup runs only in development mode (IDP_DEV_MODE=1)")
+    upgrade(settings().database_url)
+    ensure_keys()
+    ensure_demo_client()
+    ensure_demo_operator()
+    db.session().commit()
+    click.echo("development environment ready")
+
+
+@click.command("dev-run")
+@with_appcontext
+def dev_run() -> None:
+    """Start the provider and the demo relying party; Ctrl-C stops both."""
+    issuer = settings().issuer
+    port = issuer.rsplit(":", 1)[1] if issuer.count(":") == 2 else "5000"
+    env = {
+        **os.environ,
+        "RP_ISSUER": issuer,
+        "RP_BASE_URL": rp_base_url(),
+        "RP_CLIENT_FILE": str(client_file()),
+    }
+    python = sys.executable
+    children = [
+        subprocess.Popen(
+            [python, "-m", "idp.cli", "serve", "--host", "127.0.0.1", "--port", port],
+            env=env,
+            cwd=ROOT,
+        ),
+        subprocess.Popen(
+            [
+                python,
+                "-m",
+                "clients.maintenance_fund",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(RP_PORT),
+            ],
+            env=env,
+            cwd=ROOT,
+        ),
+    ]
+    time.sleep(1.5)
+    _print_banner(issuer)
+    try:
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            child.wait(timeout=10)
+
+
+def _print_banner(issuer: str) -> None:
+    outbox = "/dev/sms" if settings().sms_backend == "outbox" else "(real SMS gateway)"
+    click.echo(
+        "\n"
+        f"  统一认证登录平台 (provider)     {issuer}/login\n"
+        f"  上海市房屋维修资金管理系统 (RP)  {rp_base_url()}/\n"
+        f"  SMS outbox (dev)                {issuer}{outbox}\n"
+        f"  Discovery                       {issuer}/.well-known/openid-configuration\n\n"
+        f"  Demo operator: phone {DEMO_OPERATOR['phone']}, initial password {DEMO_OPERATOR['password']}\n"
+        "  (the SMS code appears on the outbox page; the first login asks for a new password)\n"
+    )

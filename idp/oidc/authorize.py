@@ -1,0 +1,312 @@
+"""The authorization endpoint (OIDC Core §3.1.2): Authlib validates the request, then the small
+``check_*`` steps below add what Authlib leaves out (AUTHLIB-NOTES P7, P16), in this order:
+response mode, scope, max_age, id_token_hint; then the interactions login → password change →
+role choice → consent; then the code is issued."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from authlib.oauth2.rfc6749.errors import (
+    AccessDeniedError,
+    InvalidRequestError,
+    InvalidScopeError,
+    OAuth2Error,
+)
+from authlib.oidc.core.errors import (
+    AccountSelectionRequiredError,
+    ConsentRequiredError,
+    InteractionRequiredError,
+    LoginRequiredError,
+)
+from flask import Response, make_response, redirect, render_template, request, url_for
+from joserfc import jwt
+from joserfc.errors import JoseError
+from werkzeug.wrappers import Response as BaseResponse
+
+from idp import audit, db
+from idp.auth import session as login_session
+from idp.auth.forms import PHONE_PATTERN
+from idp.auth.models import Account
+from idp.auth.session import LoginSession
+from idp.config import settings
+from idp.db import utcnow
+from idp.oidc import interaction
+from idp.oidc.claims import SIGNING_ALGS
+from idp.oidc.grants import AuthorizedUser
+from idp.oidc.models import Client
+from idp.oidc.server import authorization_server
+from idp.orgs.service import Identity, eligible_identities
+from idp.signing import published_keys
+
+RESPONSE_MODES = ("query", "form_post")
+
+
+@dataclass
+class Pending:
+    """A validated authorization request on its way to a decision."""
+
+    grant: Any
+    client: Client
+    redirect_uri: str
+    state: str | None
+    response_mode: str
+    prompts: set[str]
+    record: interaction.Interaction
+
+    def fail(self, error: OAuth2Error) -> BaseResponse:
+        return respond(self.redirect_uri, _error_params(error, self.state), self.response_mode)
+
+
+def authorize() -> BaseResponse | tuple[str, int]:
+    login = login_session.current()
+    account = _account(login)
+    try:
+        grant = authorization_server().get_consent_grant(end_user=account)
+    except OAuth2Error as error:
+        return _refuse(error)
+    pending = _pending(grant)
+    try:
+        max_age = check_request(pending)
+        return decide(pending, login, account, max_age)
+    except OAuth2Error as error:
+        return pending.fail(error)
+
+
+def _refuse(error: OAuth2Error) -> BaseResponse | tuple[str, int]:
+    """An error before the redirect URI was validated never redirects (RFC 6749 §4.1.2.1)."""
+    redirect_uri = getattr(error, "redirect_uri", None)
+    if redirect_uri:
+        mode = request.values.get("response_mode", "query")
+        return respond(
+            redirect_uri,
+            _error_params(error, error.state),
+            mode if mode in RESPONSE_MODES else "query",
+        )
+    return render_template(
+        "oidc/authorize_error.html", error=error.error, description=error.description or ""
+    ), 400
+
+
+def _pending(grant: Any) -> Pending:
+    data = grant.request.payload.data
+    client: Client = grant.request.client
+    record = interaction.load(request.args.get("interaction", ""))
+    if record is None or record.client_id != client.client_id:
+        record = interaction.create(client_id=client.client_id, params=dict(data))
+    return Pending(
+        grant=grant,
+        client=client,
+        redirect_uri=grant.request.payload.redirect_uri,
+        state=grant.request.payload.state,
+        response_mode=data.get("response_mode") or "query",
+        prompts=set((data.get("prompt") or "").split()),
+        record=record,
+    )
+
+
+def check_request(pending: Pending) -> int | None:
+    """The request checks Authlib does not make; returns max_age."""
+    data = pending.grant.request.payload.data
+    check_response_mode(pending.response_mode)
+    check_scope(pending.client, data.get("scope") or "")
+    check_prompt(pending.prompts)
+    return parse_max_age(data.get("max_age"))
+
+
+def check_response_mode(mode: str) -> None:
+    """OAuth 2.0 Form Post Response Mode; fragment is for implicit flows, which we do not run."""
+    if mode not in RESPONSE_MODES:
+        raise InvalidRequestError("unsupported response_mode")
+
+
+def check_scope(client: Client, scope: str) -> None:
+    """Refuse scopes the client is not registered for instead of dropping them (RFC 6749 §3.3)."""
+    requested = set(scope.split())
+    if "openid" not in requested:
+        raise InvalidScopeError("the openid scope is required")
+    if not requested <= set(client.scope.split()):
+        raise InvalidScopeError("scope not allowed for this client")
+
+
+def check_prompt(prompts: set[str]) -> None:
+    """OIDC Core §3.1.2.1: ``none`` must stand alone."""
+    if "none" in prompts and len(prompts) > 1:
+        raise InvalidRequestError("prompt=none cannot be combined with other values")
+    if not prompts <= {"none", "login", "consent", "select_account"}:
+        raise InvalidRequestError("unsupported prompt value")
+
+
+def parse_max_age(value: str | None) -> int | None:
+    if value is None or value == "":
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 9:
+        raise InvalidRequestError("max_age must be a non-negative integer")
+    return int(value)
+
+
+def hinted_subject(pending: Pending) -> str | None:
+    """OIDC Core §3.1.2.1 id_token_hint: an ID token we issued (expired is fine) naming the
+    user the client expects."""
+    hint = pending.grant.request.payload.data.get("id_token_hint")
+    if not hint:
+        return None
+    try:
+        token = jwt.decode(hint, published_keys(), algorithms=SIGNING_ALGS)
+    except (JoseError, ValueError):
+        raise InvalidRequestError(
+            "id_token_hint is not a valid ID token of this provider"
+        ) from None
+    claims = token.claims
+    audience = claims.get("aud")
+    audiences = [audience] if isinstance(audience, str) else list(audience or [])
+    if claims.get("iss") != settings().issuer or pending.client.client_id not in audiences:
+        raise InvalidRequestError("id_token_hint was not issued to this client")
+    return str(claims.get("sub"))
+
+
+def decide(
+    pending: Pending, login: LoginSession | None, account: Account | None, max_age: int | None
+) -> BaseResponse:
+    record = pending.record
+    if record.denied:
+        interaction.finish(record)
+        raise AccessDeniedError()
+    if needs_login(pending, login, account, max_age):
+        if "none" in pending.prompts:
+            raise LoginRequiredError()
+        return redirect(_login_url(pending))
+    assert login is not None and account is not None  # noqa: S101  (needs_login checked both)
+    if account.must_change_password:
+        if "none" in pending.prompts:
+            raise InteractionRequiredError()
+        return redirect(url_for("auth.change_password", interaction=record.id))
+    identity = choose_identity(pending, login, account)
+    if identity is None:
+        return redirect(url_for("oidc.choose_role", interaction=record.id))
+    if needs_consent(pending, login):
+        if "none" in pending.prompts:
+            raise ConsentRequiredError()
+        return redirect(url_for("oidc.consent", interaction=record.id))
+    return issue_code(pending, login, account, identity)
+
+
+def needs_login(
+    pending: Pending, login: LoginSession | None, account: Account | None, max_age: int | None
+) -> bool:
+    if login is None or account is None:
+        return True
+    hinted = hinted_subject(pending)
+    if hinted is not None and hinted != account.subject:
+        return True
+    if "login" in pending.prompts and login.auth_time < pending.record.created_at:
+        return True
+    return max_age is not None and utcnow().timestamp() - login.auth_time > max_age
+
+
+def _login_url(pending: Pending) -> str:
+    import re
+
+    hint = pending.grant.request.payload.data.get("login_hint") or ""
+    phone = hint if re.fullmatch(PHONE_PATTERN, hint) else None
+    return url_for("auth.login", interaction=pending.record.id, phone=phone)
+
+
+def choose_identity(pending: Pending, login: LoginSession, account: Account) -> Identity | None:
+    """The identity to enter as; None sends the user to the role choice page (角色选择)."""
+    eligible = eligible_identities(
+        db.session(), login=login, account=account, client=pending.client
+    )
+    if not eligible:
+        raise AccessDeniedError("no identity of this account may use this client")
+    chosen = pending.record.identity
+    for identity in eligible:
+        if chosen is not None and identity.as_dict() == chosen:
+            return identity
+    if len(eligible) == 1 and "select_account" not in pending.prompts:
+        return eligible[0]
+    if "none" in pending.prompts:
+        raise AccountSelectionRequiredError()
+    return None
+
+
+def needs_consent(pending: Pending, login: LoginSession) -> bool:
+    if pending.record.consented:
+        return False
+    if "consent" in pending.prompts:
+        return True
+    asked = bool(pending.client.client_metadata.get("require_consent"))
+    return (
+        asked
+        and consent_key(pending.client, pending.grant.request.payload.data.get("scope", ""))
+        not in login.consents
+    )
+
+
+def consent_key(client: Client, scope: str) -> str:
+    return f"{client.client_id} {' '.join(sorted(scope.split()))}"
+
+
+def issue_code(
+    pending: Pending, login: LoginSession, account: Account, identity: Identity
+) -> BaseResponse:
+    user = AuthorizedUser(
+        account=account,
+        identity=identity.as_dict(),
+        sid=login.sid,
+        auth_time=login.auth_time,
+        amr=tuple(login.amr),
+        acr=login.acr,
+    )
+    response = authorization_server().create_authorization_response(
+        grant=pending.grant, grant_user=user
+    )
+    interaction.finish(pending.record)
+    params = dict(parse_qsl(urlsplit(response.location).query))
+    if "code" not in params:
+        return respond(
+            pending.redirect_uri,
+            {k: v for k, v in params.items() if k != "iss"},
+            pending.response_mode,
+        )
+    audit.record(
+        "oidc.code_issued",
+        actor=f"account:{account.id}",
+        target=f"client:{pending.client.client_id}",
+        org_id=identity.org_id,
+        details={"role": identity.role, "org_type": identity.org_type},
+    )
+    return respond(
+        pending.redirect_uri,
+        {"code": params["code"], "state": pending.state},
+        pending.response_mode,
+    )
+
+
+def _error_params(error: OAuth2Error, state: str | None) -> dict[str, str | None]:
+    return {"error": error.error, "error_description": error.description or None, "state": state}
+
+
+def respond(redirect_uri: str, params: dict[str, str | None], response_mode: str) -> BaseResponse:
+    """Send the authorization response with RFC 9207 ``iss``, by query or form post."""
+    values = {k: v for k, v in params.items() if v is not None}
+    values["iss"] = settings().issuer
+    if response_mode == "form_post":
+        response: Response = make_response(
+            render_template("oidc/form_post.html", redirect_uri=redirect_uri, params=values)
+        )
+        response.headers["X-Form-Action"] = _origin(redirect_uri)
+        return response
+    separator = "&" if urlsplit(redirect_uri).query else "?"
+    return redirect(redirect_uri + separator + urlencode(values), code=302)
+
+
+def _origin(uri: str) -> str:
+    parts = urlsplit(uri)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _account(login: LoginSession | None) -> Account | None:
+    return db.session().get(Account, login.account_id) if login else None

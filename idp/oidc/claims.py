@@ -1,0 +1,85 @@
+"""ID token and userinfo claims (OIDC Core §2, §5.1; DESIGN.md §4).
+
+A token carries exactly one identity: the (org identity, role) chosen for this relying party.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from idp.config import settings
+from idp.db import utcnow
+from idp.oidc.models import Client
+from idp.signing import key_store
+from idp.signing.jws import encode_jwt, hash_half
+
+SCOPES_SUPPORTED = ["openid", "profile", "phone"]
+CLAIMS_SUPPORTED = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "at_hash",
+    "acr",
+    "amr",
+    "sid",
+    "azp",
+    "name",
+    "phone_number",
+    "phone_number_verified",
+    "org",
+    "org_type",
+    "role",
+]
+SIGNING_ALGS = ["ES256", "RS256"]
+
+
+def identity_claims(user: Any, scope: str) -> dict[str, Any]:
+    """``sub`` and, by scope, the person's name and phone, plus the chosen identity."""
+    scopes = set(scope.split())
+    claims: dict[str, Any] = {"sub": user.account.subject}
+    if "profile" in scopes:
+        claims["name"] = user.account.name
+    if "phone" in scopes:
+        claims["phone_number"] = "+86" + user.account.phone
+        claims["phone_number_verified"] = True
+    if user.identity:
+        identity = user.identity
+        claims["org"] = {
+            "id": str(identity["org_id"]),
+            "uscc": identity["uscc"],
+            "name": identity["org_name"],
+        }
+        claims["org_type"] = identity["org_type"]
+        claims["role"] = identity["role"]
+    return claims
+
+
+def issue_id_token(
+    *, client: Client, user: Any, scope: str, access_token: str | None, nonce: str | None
+) -> str:
+    """Sign an ID token with the client's algorithm (ES256 by default, RS256 on request)."""
+    alg = client.id_token_alg if client.id_token_alg in SIGNING_ALGS else "ES256"
+    now = int(utcnow().timestamp())
+    claims: dict[str, Any] = {
+        "iss": settings().issuer,
+        "aud": client.client_id,
+        "azp": client.client_id,
+        "iat": now,
+        "exp": now + settings().id_token_ttl,
+        **identity_claims(user, scope),
+    }
+    optional = {
+        "auth_time": int(user.auth_time) if user.auth_time else None,
+        "nonce": nonce,
+        "acr": user.acr,
+        "amr": list(user.amr) or None,
+        "sid": user.sid,
+        "at_hash": hash_half(access_token, alg) if access_token else None,
+    }
+    claims.update({k: v for k, v in optional.items() if v is not None})
+    key = key_store().signing_key(alg)
+    return encode_jwt(key_store(), key, claims)

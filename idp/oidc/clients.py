@@ -1,0 +1,211 @@
+"""Relying-party registration (RFC 7591 metadata) and secret handling.
+
+Secrets are 256-bit random values shown once and stored as SHA-256 digests: they are not human
+passwords, so a slow hash would only slow every token request.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp import audit
+from idp.config import settings
+from idp.errors import IdpError, NotFoundError
+from idp.oidc.claims import SCOPES_SUPPORTED, SIGNING_ALGS
+from idp.oidc.grants import AUTH_METHODS
+from idp.oidc.models import Client, digest
+
+GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials"}
+ORG_TYPES = {"audit", "cost_consulting", "bookkeeping"}
+CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
+API_SCOPES = {"org.operators", "org.reviews"}
+DEFAULTS: dict[str, Any] = {
+    "grant_types": ["authorization_code"],
+    "response_types": ["code"],
+    "token_endpoint_auth_method": "client_secret_basic",
+    "scope": "openid profile phone",
+    "id_token_signed_response_alg": "ES256",
+    "redirect_uris": [],
+    "post_logout_redirect_uris": [],
+}
+KNOWN_FIELDS = set(DEFAULTS) | {
+    "client_id",
+    "client_name",
+    "client_uri",
+    "initiate_login_uri",
+    "org_types",
+    "require_pkce",
+    "require_consent",
+    "introspection_allowed",
+    "contacts",
+    "logo_uri",
+}
+
+
+class InvalidClientMetadataError(IdpError):
+    """RFC 7591 §3.2.2 ``invalid_client_metadata`` / ``invalid_redirect_uri``."""
+
+    code = "invalid_client_metadata"
+
+
+def check_uri(uri: Any, *, field: str) -> str:
+    """Absolute https URI (http only on loopback in development), no fragment or userinfo."""
+    if not isinstance(uri, str) or len(uri) > 2000:
+        raise InvalidClientMetadataError(f"{field}: not a URI")
+    parts = urlsplit(uri)
+    loopback = parts.hostname in {"127.0.0.1", "localhost", "::1"}
+    if parts.scheme not in {"https", "http"} or not parts.hostname:
+        raise InvalidClientMetadataError(f"{field}: {uri!r} must be an absolute http(s) URI")
+    if parts.scheme == "http" and not (loopback and settings().dev_mode):
+        raise InvalidClientMetadataError(f"{field}: {uri!r} must use https")
+    if parts.fragment or "#" in uri or parts.username or parts.password:
+        raise InvalidClientMetadataError(
+            f"{field}: {uri!r} must not contain a fragment or user info"
+        )
+    return uri
+
+
+def _check_list(metadata: dict[str, Any], field: str, allowed: set[str]) -> list[str]:
+    values = metadata[field]
+    if (
+        not isinstance(values, list)
+        or not all(isinstance(v, str) for v in values)
+        or not set(values) <= allowed
+    ):
+        raise InvalidClientMetadataError(f"{field}: must be a list of {sorted(allowed)}")
+    return values
+
+
+def validate_metadata(raw: dict[str, Any]) -> dict[str, Any]:
+    """Complete ``raw`` with RFC 7591 defaults and check every field; raise on the first problem."""
+    if not isinstance(raw, dict):
+        raise InvalidClientMetadataError("client metadata must be a JSON object")
+    unknown = set(raw) - KNOWN_FIELDS
+    if unknown:
+        raise InvalidClientMetadataError(f"unknown metadata: {', '.join(sorted(unknown))}")
+    metadata = {**DEFAULTS, **raw}
+    grant_types = _check_list(metadata, "grant_types", GRANT_TYPES)
+    if metadata["response_types"] != (
+        ["code"] if "authorization_code" in grant_types else []
+    ) and metadata["response_types"] != ["code"]:
+        raise InvalidClientMetadataError('response_types: only ["code"] is supported')
+    if metadata["token_endpoint_auth_method"] not in AUTH_METHODS:
+        raise InvalidClientMetadataError(f"token_endpoint_auth_method: one of {AUTH_METHODS}")
+    if metadata["token_endpoint_auth_method"] == "none" and "client_credentials" in grant_types:
+        raise InvalidClientMetadataError("a public client cannot use client_credentials")
+    if metadata["id_token_signed_response_alg"] not in SIGNING_ALGS:
+        raise InvalidClientMetadataError(f"id_token_signed_response_alg: one of {SIGNING_ALGS}")
+    scopes = str(metadata["scope"]).split()
+    if not set(scopes) <= set(SCOPES_SUPPORTED) | API_SCOPES:
+        raise InvalidClientMetadataError(
+            f"scope: allowed are {SCOPES_SUPPORTED + sorted(API_SCOPES)}"
+        )
+    metadata["redirect_uris"] = [
+        check_uri(u, field="redirect_uris") for u in _list(metadata, "redirect_uris")
+    ]
+    metadata["post_logout_redirect_uris"] = [
+        check_uri(u, field="post_logout_redirect_uris")
+        for u in _list(metadata, "post_logout_redirect_uris")
+    ]
+    if "authorization_code" in grant_types and not metadata["redirect_uris"]:
+        raise InvalidClientMetadataError("redirect_uris: required for the authorization_code grant")
+    for field in ("initiate_login_uri", "client_uri"):
+        if field in metadata:
+            check_uri(metadata[field], field=field)
+    if "org_types" in metadata:
+        _check_list(metadata, "org_types", ORG_TYPES)
+    for flag in ("require_pkce", "require_consent", "introspection_allowed"):
+        if flag in metadata and not isinstance(metadata[flag], bool):
+            raise InvalidClientMetadataError(f"{flag}: must be true or false")
+    if "client_id" in metadata and not CLIENT_ID_RE.match(str(metadata["client_id"])):
+        raise InvalidClientMetadataError("client_id: 3-64 letters, digits, '.', '_' or '-'")
+    return metadata
+
+
+def _list(metadata: dict[str, Any], field: str) -> list[Any]:
+    value = metadata.get(field, [])
+    if not isinstance(value, list):
+        raise InvalidClientMetadataError(f"{field}: must be a list")
+    return value
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def register_client(session: Session, raw: dict[str, Any]) -> tuple[Client, str | None]:
+    """Create a client; returns it with its secret (None for public clients), shown only now."""
+    metadata = validate_metadata(raw)
+    client_id = metadata.pop("client_id", None) or secrets.token_urlsafe(16)
+    if session.scalar(select(Client.id).where(Client.client_id == client_id)) is not None:
+        raise InvalidClientMetadataError(f"client_id {client_id!r} already exists")
+    secret = None if metadata["token_endpoint_auth_method"] == "none" else new_secret()
+    client = Client(
+        client_id=client_id,
+        secret_hash=digest(secret) if secret else None,
+        client_metadata=metadata,
+    )
+    session.add(client)
+    session.flush()
+    audit.record("oidc.client_registered", actor="platform", target=f"client:{client_id}")
+    return client, secret
+
+
+def get_client(session: Session, client_id: str) -> Client:
+    client = session.scalar(select(Client).where(Client.client_id == client_id))
+    if client is None:
+        raise NotFoundError(f"no client {client_id!r}")
+    return client
+
+
+def update_client(session: Session, client_id: str, changes: dict[str, Any]) -> Client:
+    client = get_client(session, client_id)
+    if "client_id" in changes:
+        raise InvalidClientMetadataError("client_id cannot be changed")
+    metadata = validate_metadata({**client.client_metadata, **changes})
+    if (metadata["token_endpoint_auth_method"] == "none") != client.is_public:
+        raise InvalidClientMetadataError(
+            "changing between public and confidential needs a new client"
+        )
+    client.client_metadata = metadata
+    audit.record("oidc.client_updated", actor="platform", target=f"client:{client_id}")
+    return client
+
+
+def rotate_secret(session: Session, client_id: str) -> tuple[Client, str]:
+    client = get_client(session, client_id)
+    if client.is_public:
+        raise InvalidClientMetadataError("a public client has no secret")
+    secret = new_secret()
+    client.secret_hash = digest(secret)
+    audit.record("oidc.client_secret_rotated", actor="platform", target=f"client:{client_id}")
+    return client, secret
+
+
+def remove_client(session: Session, client_id: str) -> None:
+    from idp.oidc.models import Token
+
+    client = get_client(session, client_id)
+    for token in session.scalars(select(Token).where(Token.client_id == client_id)):
+        session.delete(token)
+    session.delete(client)
+    audit.record("oidc.client_removed", actor="platform", target=f"client:{client_id}")
+
+
+def client_info(client: Client, secret: str | None = None) -> dict[str, Any]:
+    """RFC 7591 §3.2.1 client information response (the secret only when just created)."""
+    info: dict[str, Any] = {
+        "client_id": client.client_id,
+        "client_id_issued_at": int(client.created_at.timestamp()),
+        **client.client_metadata,
+    }
+    if secret is not None:
+        info["client_secret"] = secret
+        info["client_secret_expires_at"] = 0
+    return info

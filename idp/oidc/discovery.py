@@ -1,0 +1,54 @@
+"""OpenID Provider metadata (OIDC Discovery 1.0 §3, RFC 8414): every value states what the
+provider really does, and a test keeps it in step with the registered grants."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import url_for
+
+from idp.config import settings
+from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, SIGNING_ALGS
+from idp.oidc.grants import AUTH_METHODS
+
+
+def _url(endpoint: str) -> str:
+    return settings().issuer + url_for(endpoint)
+
+
+def metadata() -> dict[str, Any]:
+    return {
+        "issuer": settings().issuer,
+        "authorization_endpoint": _url("oidc.authorize"),
+        "token_endpoint": _url("oidc.token"),
+        "userinfo_endpoint": _url("oidc.userinfo"),
+        "jwks_uri": _url("oidc.jwks"),
+        "revocation_endpoint": _url("oidc.revoke"),
+        "introspection_endpoint": _url("oidc.introspect"),
+        "end_session_endpoint": _url("oidc.end_session"),
+        "scopes_supported": SCOPES_SUPPORTED,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query", "form_post"],
+        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": SIGNING_ALGS,
+        "userinfo_signing_alg_values_supported": ["none"],
+        "token_endpoint_auth_methods_supported": AUTH_METHODS,
+        "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+        ],
+        "code_challenge_methods_supported": ["S256"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "claims_supported": CLAIMS_SUPPORTED,
+        "claim_types_supported": ["normal"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "authorization_response_iss_parameter_supported": True,
+        "acr_values_supported": ["urn:idp:acr:operator"],
+        "ui_locales_supported": ["zh-CN", "en"],
+        "frontchannel_logout_supported": False,
+        "backchannel_logout_supported": False,
+    }

@@ -1,0 +1,243 @@
+"""Authlib grant subclasses: what Authlib leaves to the provider (AUTHLIB-NOTES P2, P4, P8, P9).
+
+- codes and refresh tokens are claimed atomically (one UPDATE ... WHERE consumed/rotated IS NULL);
+- a reused code revokes what it issued (RFC 6749 §4.1.2); a reused refresh token revokes its
+  whole family (RFC 9700 §4.14.2);
+- PKCE is S256 only and required for public clients or where the client asks for it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from authlib.oauth2.rfc6749 import grants
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core.grants import OpenIDCode
+from sqlalchemy import select, update
+
+from idp import audit, db
+from idp.auth.models import Account
+from idp.config import settings
+from idp.db import utcnow
+from idp.oidc import claims
+from idp.oidc.models import AuthorizationCode, Client, Token, digest
+from idp.oidc.tokens import revoke_family, revoke_issued_from_code, user_for_token
+
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+
+@dataclass(frozen=True)
+class AuthorizedUser:
+    """The resource owner Authlib hands around: the account and the identity it acts as."""
+
+    account: Account
+    identity: dict[str, Any]  # Identity.as_dict(); empty for client_credentials
+    sid: str | None = None
+    auth_time: float | None = None
+    amr: tuple[str, ...] = ()
+    acr: str | None = None
+
+    def get_user_id(self) -> str:
+        return self.account.subject
+
+
+class StrictCodeChallenge(CodeChallenge):
+    """PKCE with S256 only (RFC 9700 §2.1.1): ``plain`` and a missing method are refused."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]  # noqa: RUF012  (Authlib's class attribute)
+
+    def validate_code_challenge(self, grant: grants.BaseGrant, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        client: Client = grant.request.client
+        if data.get("code_challenge") and data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256")
+        if client.require_pkce and not data.get("code_challenge"):
+            raise InvalidRequestError("code_challenge (PKCE, S256) is required for this client")
+        super().validate_code_challenge(grant, redirect_uri)
+
+    def get_authorization_code_challenge(self, authorization_code: AuthorizationCode) -> str | None:
+        return authorization_code.code_challenge
+
+    def get_authorization_code_challenge_method(
+        self, authorization_code: AuthorizationCode
+    ) -> str | None:
+        return authorization_code.code_challenge_method
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+    AUTHORIZATION_CODE_LENGTH = 43
+
+    def save_authorization_code(self, code: str, request: Any) -> AuthorizationCode:
+        user: AuthorizedUser = request.user
+        data = request.payload.data
+        now = utcnow()
+        item = AuthorizationCode(
+            code_hash=digest(code),
+            client_id=request.client.client_id,
+            account_id=user.account.id,
+            identity=user.identity,
+            redirect_uri=request.payload.redirect_uri,
+            scope=request.scope or "",
+            nonce=data.get("nonce"),
+            code_challenge=data.get("code_challenge"),
+            code_challenge_method=data.get("code_challenge_method"),
+            auth_time=db.datetime_from_timestamp(user.auth_time or now.timestamp()),
+            amr=list(user.amr),
+            acr=user.acr,
+            sid=user.sid or "",
+            issued_at=now,
+            expires_at=now + timedelta(seconds=settings().code_ttl),
+        )
+        db.session().add(item)
+        return item
+
+    def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
+        """Claim the code: of concurrent redemptions exactly one UPDATE matches; the claim is
+        committed at once so a failed exchange cannot be retried with the same code."""
+        session = db.session()
+        code_hash = digest(code)
+        claimed = db.rowcount(
+            session.execute(
+                update(AuthorizationCode)
+                .where(
+                    AuthorizationCode.code_hash == code_hash,
+                    AuthorizationCode.client_id == client.client_id,
+                    AuthorizationCode.consumed_at.is_(None),
+                    AuthorizationCode.expires_at > utcnow(),
+                )
+                .values(consumed_at=utcnow())
+            )
+        )
+        session.commit()
+        item = session.scalar(
+            select(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash)
+        )
+        if claimed == 1:
+            return item
+        if item is not None and item.consumed_at is not None and item.client_id == client.client_id:
+            revoked = revoke_issued_from_code(session, item.id)
+            audit.record(
+                "oidc.code_reused",
+                actor=f"client:{client.client_id}",
+                target=f"code:{item.id}",
+                result="tokens_revoked",
+                details={"revoked": str(revoked)},
+            )
+            session.commit()
+        return None
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        """Kept (consumed) so that a replay can find and revoke what it issued."""
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> AuthorizedUser | None:
+        self.request.authorization_code_row = authorization_code
+        return user_for_token(
+            db.session(),
+            account_id=authorization_code.account_id,
+            identity=authorization_code.identity,
+            sid=authorization_code.sid,
+            auth_time=authorization_code.auth_time,
+            amr=authorization_code.amr,
+            acr=authorization_code.acr,
+        )
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
+        """Rotate atomically; presenting an already rotated token revokes the family."""
+        session = db.session()
+        token_hash = digest(refresh_token)
+        now = utcnow()
+        claimed = db.rowcount(
+            session.execute(
+                update(Token)
+                .where(
+                    Token.refresh_token_hash == token_hash,
+                    Token.client_id == self.request.client.client_id,
+                    Token.rotated_at.is_(None),
+                    Token.revoked_at.is_(None),
+                    Token.refresh_expires_at > now,
+                )
+                .values(rotated_at=now)
+            )
+        )
+        session.commit()
+        token = session.scalar(select(Token).where(Token.refresh_token_hash == token_hash))
+        if token is None or token.client_id != self.request.client.client_id:
+            return None
+        if claimed == 1 and (token.family_expires_at is None or now < token.family_expires_at):
+            return token
+        if token.rotated_at is not None and claimed == 0:
+            revoke_family(session, token.family_id)
+            audit.record(
+                "oidc.refresh_token_reused",
+                actor=f"client:{token.client_id}",
+                target=f"family:{token.family_id[:8]}",
+                result="family_revoked",
+            )
+            session.commit()
+        return None
+
+    def authenticate_user(self, refresh_token: Token) -> AuthorizedUser | None:
+        if refresh_token.account_id is None:
+            return None
+        return user_for_token(
+            db.session(),
+            account_id=refresh_token.account_id,
+            identity=refresh_token.identity,
+            sid=refresh_token.sid,
+            auth_time=refresh_token.auth_time,
+            amr=refresh_token.amr,
+            acr=None,
+        )
+
+    def revoke_old_credential(self, refresh_token: Token) -> None:
+        """The old access token dies with the rotation; the row stays for reuse detection."""
+        refresh_token.revoked_at = refresh_token.revoked_at or utcnow()
+
+    def create_token_response(self) -> Any:
+        user = self.authenticate_user(self.request.refresh_token)
+        if user is None:
+            raise InvalidGrantError("The account can no longer use this token.")
+        return super().create_token_response()
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):
+    """For relying-party back-ends; scopes outside the client's registration are refused."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]  # noqa: RUF012
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        requested = set((self.request.payload.scope or "").split())
+        if not requested <= set(self.request.client.scope.split()) or "openid" in requested:
+            raise InvalidScopeError()
+
+
+class IdTokenExtension(OpenIDCode):
+    """Issues the ID token with our claims, signed through the KeyStore (STYLE rule 4)."""
+
+    def exists_nonce(self, nonce: str, request: Any) -> bool:
+        # Nonce replay is the RP's check (OIDC Core §15.5.2); codes are single use here.
+        return False
+
+    def encode_id_token(self, token: dict[str, Any], request: Any) -> str:
+        return claims.issue_id_token(
+            client=request.client,
+            user=request.user,
+            scope=token["scope"],
+            access_token=token.get("access_token"),
+            nonce=request.authorization_code.get_nonce(),
+        )
+
+
+def new_token_value() -> str:
+    return secrets.token_urlsafe(32)

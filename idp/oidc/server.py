@@ -1,0 +1,168 @@
+"""The Authlib authorization server and resource protector, built per app (STYLE 2.7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oidc.rpinitiated import EndSessionEndpoint, EndSessionRequest
+from flask import Flask, current_app
+
+from idp import audit, db
+from idp.auth import session as login_session
+from idp.config import Settings
+from idp.oidc import grants
+from idp.oidc.claims import SCOPES_SUPPORTED, SIGNING_ALGS
+from idp.oidc.models import Client, Token
+from idp.oidc.tokens import (
+    access_token_lifetime,
+    client_for,
+    find_access_token,
+    find_refresh_token,
+    generate_token_value,
+    save_token,
+    token_is_active,
+)
+from idp.signing import key_store
+
+ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+
+
+def query_client(client_id: str) -> Client | None:
+    return client_for(db.session(), client_id)
+
+
+def find_token(token_string: str, token_type_hint: str | None) -> Token | None:
+    """Look a token up by either kind; the hint only orders the search (RFC 7009 §2.1)."""
+    session = db.session()
+    lookups = [find_access_token, find_refresh_token]
+    if token_type_hint == "refresh_token":
+        lookups.reverse()
+    for lookup in lookups:
+        token = lookup(session, token_string)
+        if token is not None:
+            token.presented_as = "refresh_token" if lookup is find_refresh_token else "access_token"
+            return token
+    return None
+
+
+class Revocation(RevocationEndpoint):
+    """RFC 7009. Revoking either token of a row ends it; a refresh token takes its family."""
+
+    CLIENT_AUTH_METHODS = ENDPOINT_AUTH_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
+        return find_token(token_string, token_type_hint)
+
+    def revoke_token(self, token: Token, request: Any) -> None:
+        from idp.oidc.tokens import revoke_family
+
+        revoke_family(db.session(), token.family_id)
+        audit.record(
+            "oidc.token_revoked",
+            actor=f"client:{token.client_id}",
+            target=f"family:{token.family_id[:8]}",
+        )
+
+
+class Introspection(IntrospectionEndpoint):
+    """RFC 7662: a client may introspect its own tokens; others only with ``introspection_allowed``."""
+
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]  # noqa: RUF012
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
+        return find_token(token_string, token_type_hint)
+
+    def check_permission(self, token: Token, client: Client, request: Any) -> bool:
+        return token.client_id == client.client_id or client.may_introspect
+
+    def introspect_token(self, token: Token) -> dict[str, Any]:
+        from idp.auth.models import Account
+
+        if token.presented_as == "refresh_token":
+            active, expires_at = token.refresh_is_usable(), token.refresh_expires_at
+        else:
+            active, expires_at = token_is_active(token), token.access_expires_at
+        if not active or expires_at is None:
+            return {"active": False}
+        account = db.session().get(Account, token.account_id) if token.account_id else None
+        body: dict[str, Any] = {
+            "active": True,
+            "client_id": token.client_id,
+            "token_type": "Bearer",
+            "scope": token.scope,
+            "iat": int(token.issued_at.timestamp()),
+            "exp": int(expires_at.timestamp()),
+            "iss": current_app.extensions["idp"].issuer,
+        }
+        if account is not None:
+            body["sub"] = account.subject
+            body.update({k: token.identity[k] for k in ("org_type", "role") if k in token.identity})
+        return body
+
+
+class EndSession(EndSessionEndpoint):
+    """RP-initiated logout: ends the login session; redirects only to a registered URI."""
+
+    def get_server_jwks(self) -> dict[str, Any]:
+        return key_store().public_jwks()
+
+    def get_algorithms(self) -> list[str]:
+        return SIGNING_ALGS
+
+    def end_session(self, end_session_request: EndSessionRequest) -> None:
+        login = login_session.end_current()
+        if login is not None:
+            audit.record(
+                "auth.logged_out", actor=f"account:{login.account_id}", details={"via": "rp"}
+            )
+
+
+class AccessTokenValidator(BearerTokenValidator):
+    """Bearer tokens for userinfo and the management API: live, unrevoked, account usable."""
+
+    def authenticate_token(self, token_string: str) -> Token | None:
+        return find_access_token(db.session(), token_string)
+
+
+def build_server(app: Flask, settings: Settings) -> AuthorizationServer:
+    server = AuthorizationServer()
+    server.init_app(app, query_client=query_client, save_token=save_token)
+    server.scopes_supported = SCOPES_SUPPORTED
+    server.register_token_generator(
+        "default",
+        BearerTokenGenerator(
+            access_token_generator=generate_token_value,
+            refresh_token_generator=generate_token_value,
+            expires_generator=access_token_lifetime,
+        ),
+    )
+    server.register_grant(
+        grants.AuthorizationCodeGrant,
+        [grants.StrictCodeChallenge(required=True), grants.IdTokenExtension()],
+    )
+    server.register_grant(grants.RefreshTokenGrant)
+    server.register_grant(grants.ClientCredentialsGrant)
+    server.register_endpoint(Revocation)
+    server.register_endpoint(Introspection)
+    server.register_endpoint(EndSession)
+    return server
+
+
+def build_protector() -> ResourceProtector:
+    protector = ResourceProtector()
+    protector.register_token_validator(AccessTokenValidator())
+    return protector
+
+
+def authorization_server() -> AuthorizationServer:
+    value: AuthorizationServer = current_app.extensions["idp.oauth"]
+    return value
+
+
+def resource_protector() -> ResourceProtector:
+    value: ResourceProtector = current_app.extensions["idp.protector"]
+    return value

@@ -1,0 +1,227 @@
+"""Protocol endpoints (thin: parse → Authlib/service → respond) and the interaction pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oauth2.rfc6749.errors import OAuth2Error
+from authlib.oauth2.rfc6750 import InvalidTokenError
+from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_wtf import FlaskForm
+from werkzeug.wrappers import Response as BaseResponse
+
+from idp import audit, db
+from idp.auth import session as login_session
+from idp.auth.models import Account
+from idp.errors import IdpError, NotFoundError
+from idp.extensions import csrf
+from idp.oidc import authorize as authorization
+from idp.oidc import discovery, interaction
+from idp.oidc.claims import identity_claims
+from idp.oidc.models import Client
+from idp.oidc.server import authorization_server, resource_protector
+from idp.oidc.tokens import client_for, user_for_token
+from idp.orgs.service import eligible_identities
+from idp.signing import key_store
+
+bp = Blueprint("oidc", __name__, template_folder="templates")
+
+
+# --- discovery --------------------------------------------------------------------------------
+
+
+@bp.get("/.well-known/openid-configuration")
+def openid_configuration() -> Response:
+    response = jsonify(discovery.metadata())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+@bp.get("/.well-known/jwks.json")
+def jwks() -> Response:
+    response = jsonify(key_store().public_jwks())
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return response
+
+
+# --- authorization and its interactions ------------------------------------------------------
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+@csrf.exempt  # the request comes from the relying party; its integrity is the client's state
+def authorize() -> BaseResponse | tuple[str, int]:
+    return authorization.authorize()
+
+
+@bp.get("/authorize/resume")
+def resume() -> BaseResponse:
+    """Where login, password change, role choice and consent hand back."""
+    record = _interaction()
+    return redirect(f"{url_for('oidc.authorize')}?{record.query}&interaction={record.id}")
+
+
+@bp.route("/authorize/choose", methods=["GET", "POST"])
+def choose_role() -> BaseResponse | str:
+    """角色选择: the account holds several identities eligible for this relying party."""
+    record = _interaction()
+    login, account = _logged_in()
+    client = _client(record.client_id)
+    identities = eligible_identities(db.session(), login=login, account=account, client=client)
+    form = FlaskForm()
+    if request.method == "POST" and form.validate_on_submit():
+        if "cancel" in request.form:
+            record.denied = True
+        else:
+            chosen = [
+                i
+                for i in identities
+                if f"{i.org_id}:{i.org_type}:{i.role}" == request.form.get("identity")
+            ]
+            if not chosen:
+                raise IdpError(_("请选择一个身份"))
+            record.identity = chosen[0].as_dict()
+        interaction.save(record)
+        return redirect(url_for("oidc.resume", interaction=record.id))
+    return render_template(
+        "oidc/choose_role.html", client=client, identities=identities, form=form, record=record
+    )
+
+
+@bp.route("/authorize/consent", methods=["GET", "POST"])
+def consent() -> BaseResponse | str:
+    record = _interaction()
+    login, _account = _logged_in()
+    client = _client(record.client_id)
+    form = FlaskForm()
+    scope = dict(_query_items(record.query)).get("scope", "")
+    if request.method == "POST" and form.validate_on_submit():
+        record.denied = "deny" in request.form
+        record.consented = not record.denied
+        if record.consented:
+            login.consents.append(authorization.consent_key(client, scope))
+            login_session.save(login)
+        interaction.save(record)
+        audit.record(
+            "oidc.consent",
+            actor=f"account:{login.account_id}",
+            target=f"client:{client.client_id}",
+            result="denied" if record.denied else "granted",
+        )
+        return redirect(url_for("oidc.resume", interaction=record.id))
+    return render_template(
+        "oidc/consent.html", client=client, scopes=scope.split(), form=form, record=record
+    )
+
+
+def _interaction() -> interaction.Interaction:
+    record = interaction.load(request.values.get("interaction", "")[:64])
+    if record is None:
+        raise NotFoundError(_("登录请求已过期, 请回到原系统重新登录"))
+    return record
+
+
+def _logged_in() -> tuple[login_session.LoginSession, Account]:
+    login = login_session.current()
+    account = db.session().get(Account, login.account_id) if login else None
+    if login is None or account is None:
+        raise IdpError(_("请先登录"))
+    return login, account
+
+
+def _client(client_id: str) -> Client:
+    client = client_for(db.session(), client_id)
+    if client is None:
+        raise NotFoundError()
+    return client
+
+
+def _query_items(query: str) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl
+
+    return parse_qsl(query)
+
+
+# --- token, userinfo, revocation, introspection, logout ------------------------------------
+
+
+@bp.post("/oauth/token")
+@csrf.exempt
+def token() -> Response:
+    response: Response = authorization_server().create_token_response()
+    return response
+
+
+@bp.post("/oauth/revoke")
+@csrf.exempt
+def revoke() -> Response:
+    response: Response = authorization_server().create_endpoint_response("revocation")
+    return response
+
+
+@bp.post("/oauth/introspect")
+@csrf.exempt
+def introspect() -> Response:
+    response: Response = authorization_server().create_endpoint_response("introspection")
+    return response
+
+
+@bp.route("/oauth/userinfo", methods=["GET", "POST"])
+@csrf.exempt
+def userinfo() -> Response | tuple[Response, int, dict[str, str]]:
+    """OIDC Core §5.3, bearer token in the header or (POST) in the form (RFC 6750 §2.2)."""
+    try:
+        token = _bearer_token()
+    except OAuth2Error as error:
+        status, body, headers = error()
+        return jsonify(body), status, dict(headers)
+    user = (
+        user_for_token(
+            db.session(),
+            account_id=token.account_id,
+            identity=token.identity,
+            sid=token.sid,
+            auth_time=token.auth_time,
+            amr=token.amr,
+            acr=None,
+        )
+        if token.account_id
+        else None
+    )
+    if user is None:
+        status, body, headers = InvalidTokenError()()
+        return jsonify(body), status, dict(headers)
+    return jsonify(identity_claims(user, token.scope))
+
+
+def _bearer_token() -> Any:
+    protector = resource_protector()
+    if (
+        "Authorization" not in request.headers
+        and request.method == "POST"
+        and request.form.get("access_token")
+    ):
+        validator = protector.get_token_validator("bearer")
+        found = validator.authenticate_token(request.form["access_token"])
+        validator.validate_token(found, ["openid"], request)
+        return found
+    return protector.acquire_token(["openid"])
+
+
+@bp.route("/oauth/logout", methods=["GET", "POST"])
+@csrf.exempt
+def end_session() -> BaseResponse | tuple[str, int] | str:
+    """OpenID Connect RP-Initiated Logout 1.0."""
+    server = authorization_server()
+    try:
+        validated = server.validate_endpoint_request("end_session")
+    except OAuth2Error as error:
+        return render_template(
+            "oidc/authorize_error.html", error=error.error, description=error.description or ""
+        ), 400
+    if validated.needs_confirmation and request.method == "GET":
+        return render_template("auth/logout.html", logged_in=login_session.current() is not None)
+    response = server.create_endpoint_response("end_session", validated)
+    if response is not None:
+        return response
+    return render_template("auth/logged_out.html")

@@ -1,0 +1,178 @@
+"""Organisations and their operator accounts (the minimal core; registration and the org admin
+console build on these functions)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp import audit
+from idp.auth.models import Account
+from idp.auth.passwords import generate_initial_password, hash_password, policy_errors
+from idp.errors import IdpError
+from idp.orgs.models import Membership, MembershipStatus, Organisation, OrgIdentity, OrgType, Role
+from idp.orgs.uscc import is_valid_uscc
+from idp.security import PHONE_RE, mask_name, mask_phone
+
+if TYPE_CHECKING:
+    from idp.auth.session import LoginSession
+    from idp.oidc.models import Client
+
+
+class OrgError(IdpError):
+    code = "invalid_org"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The (organisation identity, role) pair a user enters a relying party as."""
+
+    org_id: int
+    uscc: str
+    org_name: str
+    org_type: str
+    role: str
+
+    def as_claims(self) -> dict[str, object]:
+        return {
+            "org": {"id": str(self.org_id), "uscc": self.uscc, "name": self.org_name},
+            "org_type": self.org_type,
+            "role": self.role,
+        }
+
+    def as_dict(self) -> dict[str, object]:
+        return {k: getattr(self, k) for k in ("org_id", "uscc", "org_name", "org_type", "role")}
+
+    @property
+    def label(self) -> str:
+        return f"{self.org_name} · {OrgType(self.org_type).label}"
+
+
+def add_org(session: Session, *, uscc: str, name: str, org_type: str) -> Organisation:
+    """Create an organisation with one identity, or add the identity to an existing one."""
+    uscc = uscc.strip().upper()
+    if not is_valid_uscc(uscc):
+        raise OrgError(_("统一社会信用代码无效: %(uscc)s", uscc=uscc))
+    if org_type not in {t.value for t in OrgType}:
+        raise OrgError(_("未知的机构类型: %(type)s", type=org_type))
+    if not name.strip() or len(name) > 200:
+        raise OrgError(_("机构名称不能为空且不超过 200 字"))
+    org = session.scalar(select(Organisation).where(Organisation.uscc == uscc))
+    if org is None:
+        org = Organisation(uscc=uscc, name=name.strip())
+        session.add(org)
+    if any(i.org_type == org_type for i in org.identities):
+        raise OrgError(_("该机构已有此类型身份"))
+    org.identities.append(OrgIdentity(org_type=OrgType(org_type)))
+    session.flush()
+    audit.record(
+        "orgs.org_added",
+        actor="cli",
+        target=f"org:{org.id}",
+        org_id=org.id,
+        details={"org_type": org_type},
+    )
+    return org
+
+
+def find_account_by_phone(session: Session, phone: str) -> Account | None:
+    return session.scalar(select(Account).where(Account.phone == phone))
+
+
+def find_org(session: Session, uscc: str) -> Organisation | None:
+    return session.scalar(select(Organisation).where(Organisation.uscc == uscc.strip().upper()))
+
+
+def add_operator(
+    session: Session,
+    *,
+    org: Organisation,
+    name: str,
+    phone: str,
+    password: str | None,
+    created_by: str,
+) -> tuple[Account, str | None]:
+    """Give ``phone`` an operator membership in ``org``; creates the account when new.
+
+    Returns the account and the generated initial password (None when one was given or the
+    person already had an account). The first login always forces a password change."""
+    if not PHONE_RE.match(phone) or not phone.isascii():
+        raise OrgError(_("请输入 11 位手机号"))
+    if not name.strip() or len(name) > 100:
+        raise OrgError(_("姓名不能为空且不超过 100 字"))
+    if password is not None and (errors := policy_errors(password, phone=phone, old_hash=None)):
+        raise OrgError("; ".join(errors))
+    account = session.scalar(select(Account).where(Account.phone == phone))
+    generated = None
+    if account is None:
+        generated = None if password is not None else generate_initial_password()
+        account = Account(
+            phone=phone, name=name.strip(), password_hash=hash_password(password or generated or "")
+        )
+        session.add(account)
+        session.flush()
+    membership = session.scalar(
+        select(Membership).where(Membership.account_id == account.id, Membership.org_id == org.id)
+    )
+    if membership is not None and membership.status == MembershipStatus.ACTIVE:
+        raise OrgError(_("该手机号已是本机构的操作员"))
+    if membership is None:
+        session.add(Membership(account_id=account.id, org_id=org.id, created_by=created_by))
+    else:
+        membership.status = MembershipStatus.ACTIVE
+    session.flush()
+    audit.record(
+        "orgs.operator_added",
+        actor=created_by,
+        target=f"{mask_name(name)} {mask_phone(phone)}",
+        org_id=org.id,
+    )
+    return account, generated
+
+
+def operator_identities(
+    session: Session, account: Account, *, org_types: list[str]
+) -> list[Identity]:
+    """Every (org identity, operator) pair of ``account`` whose org type is in ``org_types``."""
+    rows = session.execute(
+        select(Organisation, OrgIdentity)
+        .join(Membership, Membership.org_id == Organisation.id)
+        .join(OrgIdentity, OrgIdentity.org_id == Organisation.id)
+        .where(Membership.account_id == account.id, Membership.status == MembershipStatus.ACTIVE)
+        .order_by(Organisation.id, OrgIdentity.id)
+    )
+    return [
+        Identity(
+            org_id=org.id,
+            uscc=org.uscc,
+            org_name=org.name,
+            org_type=ident.org_type.value,
+            role=Role.OPERATOR.value,
+        )
+        for org, ident in rows
+        if ident.org_type.value in org_types
+    ]
+
+
+def eligible_identities(
+    session: Session, *, login: LoginSession, account: Account, client: Client
+) -> list[Identity]:
+    """The identities ``login`` may enter ``client`` as (the client's allowed org types)."""
+    if login.kind == "operator":
+        return operator_identities(session, account, org_types=client.org_types)
+    return []
+
+
+def send_initial_password(account: Account, password: str) -> None:
+    """初始密码以短信方式发送."""
+    from idp.sms import gateway
+    from idp.sms.messages import render_message
+
+    gateway().send(
+        render_message(phone=account.phone, purpose="initial_password", password=password)
+    )
+    audit.record("orgs.initial_password_sent", actor="system", target=mask_phone(account.phone))

@@ -1,0 +1,60 @@
+"""/portal lists the relying parties the logged-in account may enter; entering one starts the
+client's own authorization flow through its ``initiate_login_uri`` (third-party initiated
+login, OIDC Core §4), or opens its ``client_uri``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from flask import Blueprint, redirect, render_template, url_for
+from sqlalchemy import select
+from werkzeug.wrappers import Response as BaseResponse
+
+from idp import db
+from idp.auth import session as login_session
+from idp.auth.models import Account
+from idp.config import settings
+from idp.oidc.models import Client
+from idp.orgs.service import Identity, eligible_identities
+
+bp = Blueprint("portal", __name__, template_folder="templates")
+
+
+@dataclass(frozen=True)
+class PortalEntry:
+    client: Client
+    identities: list[Identity]
+    url: str
+
+
+def entry_url(client: Client, account: Account) -> str | None:
+    if client.initiate_login_uri:
+        query = urlencode({"iss": settings().issuer, "login_hint": account.phone})
+        return f"{client.initiate_login_uri}?{query}"
+    uri = client.client_metadata.get("client_uri")
+    return str(uri) if uri else None
+
+
+@bp.get("/")
+def home() -> BaseResponse:
+    return redirect(url_for("portal.index"))
+
+
+@bp.get("/portal")
+def index() -> BaseResponse | str:
+    login = login_session.current()
+    account = db.session().get(Account, login.account_id) if login else None
+    if login is None or account is None:
+        return redirect(url_for("auth.login"))
+    if account.must_change_password:
+        return redirect(url_for("auth.change_password"))
+    entries = []
+    for client in db.session().scalars(select(Client).order_by(Client.id)):
+        if "authorization_code" not in client.grant_types:
+            continue
+        identities = eligible_identities(db.session(), login=login, account=account, client=client)
+        url = entry_url(client, account)
+        if identities and url:
+            entries.append(PortalEntry(client=client, identities=identities, url=url))
+    return render_template("portal/index.html", account=account, entries=entries)

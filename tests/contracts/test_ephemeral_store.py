@@ -1,0 +1,262 @@
+"""Contract of ``EphemeralStore``: one suite run against every implementation on this machine.
+
+Variants: ``SqlStore`` on SQLite (the embedded default), ``SqlStore`` on PostgreSQL and
+``RedisStore``. A missing PostgreSQL or Redis skips, and fails under IDP_TEST_REQUIRE_ALL=1.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+import redis
+from sqlalchemy import delete
+
+from idp.db import make_engine
+from idp.errors import IdpError
+from idp.store.interface import EphemeralStore, StoreUnavailableError
+from idp.store.redis import RedisStore
+from idp.store.sql import TABLE, SqlStore
+
+LONG = timedelta(seconds=60)
+SHORT = timedelta(seconds=1)
+THREADS = 8
+
+
+@pytest.fixture(
+    params=[
+        "sql:sqlite",
+        pytest.param("sql:postgresql", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=pytest.mark.redis),
+    ]
+)
+def store(request: pytest.FixtureRequest, db_url: str) -> Iterator[EphemeralStore]:
+    """A fresh, empty store of each implementation (``db_url`` is the SQLite default)."""
+    if request.param == "redis":
+        client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+        prefix = f"test:{uuid.uuid4().hex}:"
+        yield RedisStore(client, prefix=prefix)
+        stale = list(client.scan_iter(match=prefix + "*"))
+        if stale:
+            client.delete(*stale)
+        client.close()
+        return
+    url = db_url if request.param == "sql:sqlite" else request.getfixturevalue("postgres_database")
+    engine = make_engine(url)
+    yield SqlStore(engine)
+    with engine.begin() as conn:
+        conn.execute(delete(TABLE))
+    engine.dispose()
+
+
+def run_together(count: int, action: Callable[[], object]) -> list[object]:
+    """Run ``action`` in ``count`` threads released at the same moment; exceptions propagate."""
+    barrier = threading.Barrier(count)
+
+    def call() -> object:
+        barrier.wait(timeout=10)
+        return action()
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        futures = [pool.submit(call) for _ in range(count)]
+        return [future.result(timeout=60) for future in futures]
+
+
+# --- put / get / delete ----------------------------------------------------------------------
+
+
+def test_get_returns_what_put_stored(store: EphemeralStore) -> None:
+    value = bytes(range(256))
+    store.put("k", value, LONG)
+
+    assert store.get("k") == value
+    assert store.get("other") is None
+
+
+def test_put_replaces_value_and_lifetime(store: EphemeralStore) -> None:
+    store.put("k", b"first", LONG)
+    store.put("k", b"second", timedelta(hours=1))
+
+    assert store.get("k") == b"second"
+    remaining = store.ttl("k")
+    assert remaining is not None and remaining > LONG
+
+
+def test_concurrent_puts_of_one_key_all_succeed(store: EphemeralStore) -> None:
+    values = [f"value-{n}".encode() for n in range(THREADS)]
+    pending = iter(values)
+    lock = threading.Lock()
+
+    def put_next() -> None:
+        with lock:
+            value = next(pending)
+        store.put("k", value, LONG)
+
+    run_together(THREADS, put_next)
+
+    assert store.get("k") in values
+
+
+def test_delete_removes_and_ignores_absent_keys(store: EphemeralStore) -> None:
+    store.put("k", b"v", LONG)
+    store.put("kept", b"v", LONG)
+
+    store.delete("k")
+    store.delete("never-stored")
+
+    assert store.get("k") is None
+    assert store.ttl("k") is None
+    assert store.get("kept") == b"v"
+
+
+def test_ttl_reports_remaining_lifetime(store: EphemeralStore) -> None:
+    store.put("k", b"v", LONG)
+
+    remaining = store.ttl("k")
+
+    assert remaining is not None
+    assert LONG - timedelta(seconds=5) < remaining <= LONG
+    assert store.ttl("absent") is None
+
+
+# --- add -------------------------------------------------------------------------------------
+
+
+def test_add_stores_only_when_absent(store: EphemeralStore) -> None:
+    assert store.add("k", b"first", LONG) is True
+    assert store.add("k", b"second", LONG) is False
+    assert store.get("k") == b"first"
+
+    store.delete("k")
+    assert store.add("k", b"third", LONG) is True
+    assert store.get("k") == b"third"
+
+
+def test_add_under_concurrency_has_one_winner(store: EphemeralStore) -> None:
+    results = run_together(THREADS, lambda: store.add("k", b"v", LONG))
+
+    assert sorted(results, key=bool) == [False] * (THREADS - 1) + [True]
+
+
+# --- consume ---------------------------------------------------------------------------------
+
+
+def test_consume_returns_value_once(store: EphemeralStore) -> None:
+    store.put("k", b"one-time", LONG)
+
+    assert store.consume("k") == b"one-time"
+    assert store.consume("k") is None
+    assert store.get("k") is None
+    assert store.consume("absent") is None
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_consume_under_concurrency_has_exactly_one_winner(
+    store: EphemeralStore, round_: int
+) -> None:
+    key = f"code-{round_}"
+    store.put(key, b"secret", LONG)
+
+    results = run_together(THREADS, lambda: store.consume(key))
+
+    assert sorted(results, key=lambda r: r is not None) == [None] * (THREADS - 1) + [b"secret"]
+    assert store.get(key) is None
+
+
+# --- incr ------------------------------------------------------------------------------------
+
+
+def test_incr_counts_from_one_per_key(store: EphemeralStore) -> None:
+    assert [store.incr("a", LONG) for _ in range(3)] == [1, 2, 3]
+    assert store.incr("b", LONG) == 1
+
+    remaining = store.ttl("a")
+    assert remaining is not None and remaining <= LONG
+
+
+def test_incr_is_atomic_under_concurrency(store: EphemeralStore) -> None:
+    per_thread = 25
+
+    def increments() -> list[int]:
+        return [store.incr("counter", LONG) for _ in range(per_thread)]
+
+    results = run_together(THREADS, increments)
+
+    counts = sorted(n for batch in results for n in batch)  # type: ignore[attr-defined]
+    assert counts == list(range(1, THREADS * per_thread + 1))
+
+
+def test_incr_window_is_not_extended_by_later_increments(store: EphemeralStore) -> None:
+    assert store.incr("k", SHORT) == 1
+    time.sleep(0.5)
+    assert store.incr("k", SHORT) == 2
+    remaining = store.ttl("k")
+    assert remaining is not None and remaining <= SHORT - timedelta(seconds=0.4)
+
+    time.sleep(0.7)  # past the first increment's window, within a window restarted at the second
+
+    assert store.incr("k", SHORT) == 1
+
+
+# --- expiry ----------------------------------------------------------------------------------
+
+
+def test_entries_expire_after_their_ttl(store: EphemeralStore) -> None:
+    store.put("put", b"v", SHORT)
+    store.put("consumed", b"v", SHORT)
+    assert store.add("added", b"first", SHORT) is True
+    assert store.incr("counter", SHORT) == 1
+    store.put("long", b"v", LONG)
+
+    time.sleep(SHORT.total_seconds() + 0.2)
+
+    assert store.get("put") is None
+    assert store.ttl("put") is None
+    assert store.consume("consumed") is None
+    assert store.add("added", b"second", LONG) is True
+    assert store.get("added") == b"second"
+    assert store.incr("counter", LONG) == 1
+    assert store.get("long") == b"v"
+
+
+# --- fail closed -----------------------------------------------------------------------------
+
+
+CALLS: dict[str, Callable[[EphemeralStore], object]] = {
+    "put": lambda s: s.put("k", b"v", LONG),
+    "add": lambda s: s.add("k", b"v", LONG),
+    "get": lambda s: s.get("k"),
+    "consume": lambda s: s.consume("k"),
+    "incr": lambda s: s.incr("k", LONG),
+    "ttl": lambda s: s.ttl("k"),
+    "delete": lambda s: s.delete("k"),
+}
+
+
+@pytest.fixture(params=["sql:postgresql", "redis"])
+def unreachable_store(request: pytest.FixtureRequest) -> Iterator[EphemeralStore]:
+    """A store whose server does not answer (nothing listens on port 1)."""
+    if request.param == "redis":
+        client = redis.Redis.from_url(
+            "redis://127.0.0.1:1/0", socket_connect_timeout=2, socket_timeout=2
+        )
+        yield RedisStore(client, prefix="test:")
+        client.close()
+        return
+    engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/test?connect_timeout=2")
+    yield SqlStore(engine)
+    engine.dispose()
+
+
+@pytest.mark.parametrize("method", list(CALLS))
+def test_unreachable_store_fails_closed(unreachable_store: EphemeralStore, method: str) -> None:
+    with pytest.raises(StoreUnavailableError) as caught:
+        CALLS[method](unreachable_store)
+
+    assert isinstance(caught.value, IdpError)
+    assert caught.value.status == 503
