@@ -1,0 +1,54 @@
+# Developer entry points. `make run` starts a demo; `make test` is what CI runs.
+
+PYTHON ?= $(or $(shell command -v python3.11 2>/dev/null),$(shell command -v python3 2>/dev/null))
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+LINT_PATHS := idp clients tests benchmarks
+TRANSLATIONS := idp/translations
+PO_FILES := $(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po)
+
+.PHONY: venv run test translations extract clean
+
+# venv: the virtualenv with the project and its dev tools; reinstalls only when pyproject.toml changes.
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "python3.11 or python3 not found" >&2; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -e '.[dev]'
+	touch $@
+
+# run: set up the embedded dev instance (database, keys, demo RP and data), then start it all.
+run: venv translations
+	$(BIN)/idp dev-setup
+	$(BIN)/idp dev-run
+
+# test: lint, type-check, then the whole suite in parallel.
+test: venv translations
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/mypy
+	$(BIN)/pytest -n auto -p no:cacheprovider
+
+# translations: compile every catalog (.po) to .mo; nothing to do while there is none.
+translations: venv
+ifneq ($(PO_FILES),)
+	$(BIN)/pybabel compile -d $(TRANSLATIONS) -f
+else
+	@echo "translations: no .po catalogs under $(TRANSLATIONS), nothing to compile"
+endif
+
+# extract: collect messages into messages.pot and merge them into the existing catalogs.
+extract: venv
+	$(BIN)/pybabel extract -F babel.cfg -k _l -o $(TRANSLATIONS)/messages.pot .
+ifneq ($(PO_FILES),)
+	$(BIN)/pybabel update -d $(TRANSLATIONS) -i $(TRANSLATIONS)/messages.pot
+else
+	@echo "extract: no catalogs yet; start one with: $(BIN)/pybabel init -d $(TRANSLATIONS) -i $(TRANSLATIONS)/messages.pot -l <locale>"
+endif
+
+# clean: remove caches and build output (keeps .venv and the dev instance).
+clean:
+	find idp clients tests benchmarks -name __pycache__ -type d -prune -exec rm -rf {} +
+	find $(TRANSLATIONS) -name '*.mo' -delete
+	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info test-results
