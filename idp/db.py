@@ -86,7 +86,12 @@ def init_app(app: Flask, database_url: str) -> None:
     # Writes therefore reach the database at commit, or at an explicit flush where an id is needed.
     app.extensions["idp.db"] = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
     app.extensions["idp.engine"] = engine
+    # A session lives for one request (or one CLI command): opened on first use, committed by
+    # after_request, closed at teardown. Closing at the start too matters where an outer app
+    # context spans several requests (the test client), so no request sees stale objects.
+    app.before_request(lambda: _close(None))
     app.after_request(_commit)
+    app.teardown_request(_close)
     app.teardown_appcontext(_close)
 
 

@@ -11,4 +11,5 @@ def init_app(app: Flask) -> None:
     from idp.auth.views import bp
 
     app.register_blueprint(bp)
+    app.before_request(session.forget_request_state)
     app.after_request(session.write_cookie)

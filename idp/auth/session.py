@@ -107,6 +107,12 @@ def end(login: LoginSession) -> None:
     store().delete(_key(login.id))
 
 
+def forget_request_state() -> None:
+    """Drop what an earlier request cached in ``g`` (an app context may span requests)."""
+    for name in ("login_session", "set_session_cookie", "audit_events"):
+        g.pop(name, None)
+
+
 def write_cookie(response: Response) -> Response:
     """Set or clear the session cookie when this request started or ended a session."""
     if not g.get("set_session_cookie"):

@@ -13,7 +13,10 @@ from idp.oidc.models import Client
 from idp.signing import key_store
 from idp.signing.jws import encode_jwt, hash_half
 
-SCOPES_SUPPORTED = ["openid", "profile", "phone"]
+OIDC_SCOPES = ["openid", "profile", "phone"]
+# Management API scopes (org admin operations), grantable to registered clients.
+API_SCOPES = ["org.operators", "org.reviews"]
+SCOPES_SUPPORTED = OIDC_SCOPES + API_SCOPES
 CLAIMS_SUPPORTED = [
     "iss",
     "sub",

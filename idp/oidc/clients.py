@@ -24,7 +24,6 @@ from idp.oidc.models import Client, digest
 GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials"}
 ORG_TYPES = {"audit", "cost_consulting", "bookkeeping"}
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
-API_SCOPES = {"org.operators", "org.reviews"}
 DEFAULTS: dict[str, Any] = {
     "grant_types": ["authorization_code"],
     "response_types": ["code"],
@@ -102,10 +101,8 @@ def validate_metadata(raw: dict[str, Any]) -> dict[str, Any]:
     if metadata["id_token_signed_response_alg"] not in SIGNING_ALGS:
         raise InvalidClientMetadataError(f"id_token_signed_response_alg: one of {SIGNING_ALGS}")
     scopes = str(metadata["scope"]).split()
-    if not set(scopes) <= set(SCOPES_SUPPORTED) | API_SCOPES:
-        raise InvalidClientMetadataError(
-            f"scope: allowed are {SCOPES_SUPPORTED + sorted(API_SCOPES)}"
-        )
+    if not set(scopes) <= set(SCOPES_SUPPORTED):
+        raise InvalidClientMetadataError(f"scope: allowed are {SCOPES_SUPPORTED}")
     metadata["redirect_uris"] = [
         check_uri(u, field="redirect_uris") for u in _list(metadata, "redirect_uris")
     ]

@@ -23,7 +23,9 @@ def codes_stored() -> int:
         {"client_id": ""},
     ],
 )
-def test_unregistered_client_or_redirect_uri_shows_page_and_never_redirects(client, rp, logged_in, change):
+def test_unregistered_client_or_redirect_uri_shows_page_and_never_redirects(
+    client, rp, logged_in, change
+):
     params = {**authorize_params(rp.client_id, Pkce.new()), **change}
     response = client.get("/authorize", query_string=params)
     assert response.status_code == 400
@@ -151,7 +153,9 @@ def test_form_post_response_mode_posts_code_and_iss(client, rp, logged_in):
 
 
 def test_form_post_errors_are_posted_too(client, rp, logged_in):
-    params = authorize_params(rp.client_id, Pkce.new(), response_mode="form_post", scope="openid admin")
+    params = authorize_params(
+        rp.client_id, Pkce.new(), response_mode="form_post", scope="openid admin"
+    )
     response = client.get("/authorize", query_string=params)
     assert response.status_code == 200
     assert 'name="error" value="invalid_scope"' in response.text
@@ -173,7 +177,9 @@ def test_id_token_hint_for_another_user_requires_login(client, rp, issue_tokens,
     body = issue_tokens()
     from tests.conftest import DEMO_USCC  # noqa: F401  (same org)
 
-    params = authorize_params(rp.client_id, Pkce.new(), id_token_hint=body["id_token"], prompt="none")
+    params = authorize_params(
+        rp.client_id, Pkce.new(), id_token_hint=body["id_token"], prompt="none"
+    )
     assert "code" in query_of(client.get("/authorize", query_string=params).headers["Location"])
     from idp.auth.models import Account
 

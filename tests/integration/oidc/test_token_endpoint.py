@@ -1,0 +1,413 @@
+"""/oauth/token: code redemption, refresh rotation and reuse, client credentials (RFC 6749,
+RFC 7636, RFC 9700)."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from idp import db
+from idp.db import utcnow
+from idp.oidc.models import AuthorizationCode, Token
+from tests.conftest import both_databases, register
+from tests.flows import REDIRECT_URI, Pkce, authorize_params, follow_to_code, token_request
+
+
+def mint_code(client, rp, pkce: Pkce | None = None, **extra):
+    params = authorize_params(rp.client_id, pkce or Pkce.new(), **extra)
+    return follow_to_code(client, params)["code"]
+
+
+def redeem(client, rp, code, verifier, **extra):
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT_URI,
+        "code_verifier": verifier,
+    }
+    data.update(extra)
+    return token_request(client, data, auth=rp.auth)
+
+
+def tokens_stored() -> int:
+    return db.session().query(Token).count()
+
+
+@pytest.fixture
+def pkce():
+    return Pkce.new()
+
+
+@pytest.fixture
+def code(client, rp, logged_in, pkce):
+    return mint_code(client, rp, pkce)
+
+
+@both_databases
+def test_code_redeems_once_with_no_store_headers(client, rp, code, pkce):
+    response = redeem(client, rp, code, pkce.verifier)
+    assert response.status_code == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["Pragma"] == "no-cache"
+    assert set(response.json) >= {
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "expires_in",
+        "scope",
+        "token_type",
+    }
+    row = db.session().scalar(select(Token))
+    assert row.access_token_hash != response.json["access_token"]
+    assert len(row.access_token_hash) == 64
+
+
+def test_reused_code_fails_and_revokes_what_it_issued(client, rp, code, pkce):
+    first = redeem(client, rp, code, pkce.verifier).json
+    second = redeem(client, rp, code, pkce.verifier)
+    assert second.status_code == 400
+    assert second.json["error"] == "invalid_grant"
+    info = client.get(
+        "/oauth/userinfo", headers={"Authorization": f"Bearer {first['access_token']}"}
+    )
+    assert info.status_code == 401
+    refreshed = token_request(
+        client,
+        {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        auth=rp.auth,
+    )
+    assert refreshed.json["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "error"),
+    [
+        ({"code_verifier": "wrong-verifier-" + "x" * 40}, 400, "invalid_grant"),
+        ({"code_verifier": None}, 400, "invalid_request"),
+        ({"redirect_uri": "https://rp.example/other"}, 400, "invalid_grant"),
+        ({"code": "not-a-code"}, 400, "invalid_grant"),
+        ({"code": "x" * 5000}, 400, "invalid_grant"),
+        ({"grant_type": "password"}, 400, "unsupported_grant_type"),
+        ({"grant_type": "implicit"}, 400, "unsupported_grant_type"),
+    ],
+)
+def test_bad_code_redemption_gives_exact_error_and_no_token(
+    client, rp, code, pkce, change, status, error
+):
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT_URI,
+        "code_verifier": pkce.verifier,
+    }
+    data.update(change)
+    response = token_request(client, {k: v for k, v in data.items() if v is not None}, auth=rp.auth)
+    assert response.status_code == status
+    assert response.json["error"] == error
+    assert tokens_stored() == 0
+
+
+def test_code_is_bound_to_its_client(client, app, rp, code, pkce):
+    other = register(app, {"redirect_uris": [REDIRECT_URI], "grant_types": ["authorization_code"]})
+    response = token_request(
+        client,
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": pkce.verifier,
+        },
+        auth=other.auth,
+    )
+    assert response.json["error"] == "invalid_grant"
+    assert redeem(client, rp, code, pkce.verifier).status_code == 200
+
+
+def test_expired_code_is_refused(client, rp, code, pkce):
+    db.session().execute(
+        AuthorizationCode.__table__.update().values(expires_at=utcnow() - timedelta(seconds=1))
+    )
+    db.session().commit()
+    response = redeem(client, rp, code, pkce.verifier)
+    assert response.json["error"] == "invalid_grant"
+
+
+def test_code_lifetime_is_sixty_seconds(client, rp, code):
+    row = db.session().scalar(select(AuthorizationCode))
+    assert (row.expires_at - row.issued_at) == timedelta(seconds=60)
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [
+        ("wrong-client", "x"),
+        None,
+    ],
+)
+def test_client_authentication_failures(client, rp, code, pkce, auth):
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT_URI,
+        "code_verifier": pkce.verifier,
+    }
+    response = token_request(client, data, auth=auth)
+    assert response.status_code == 401
+    assert response.json["error"] == "invalid_client"
+
+
+def test_wrong_secret_is_invalid_client(client, rp, code, pkce):
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT_URI,
+        "code_verifier": pkce.verifier,
+    }
+    response = token_request(client, data, auth=(rp.client_id, rp.secret + "x"))
+    assert response.status_code == 401
+    assert response.json["error"] == "invalid_client"
+    assert "WWW-Authenticate" in response.headers
+
+
+def test_client_secret_post_is_refused_for_a_basic_client(client, rp, code, pkce):
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT_URI,
+        "code_verifier": pkce.verifier,
+        "client_id": rp.client_id,
+        "client_secret": rp.secret,
+    }
+    response = token_request(client, data)
+    assert response.json["error"] == "invalid_client"
+
+
+def test_public_client_redeems_with_pkce_only(client, public_rp, logged_in):
+    pkce = Pkce.new()
+    code = mint_code(client, public_rp, pkce)
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT_URI,
+        "code_verifier": pkce.verifier,
+        "client_id": public_rp.client_id,
+    }
+    response = token_request(client, data)
+    assert response.status_code == 200, response.text
+
+
+def test_confidential_client_cannot_authenticate_with_none(client, rp, code, pkce):
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": REDIRECT_URI,
+        "code_verifier": pkce.verifier,
+        "client_id": rp.client_id,
+    }
+    assert token_request(client, data).json["error"] == "invalid_client"
+
+
+def test_rs256_client_gets_rs256_id_token(client, app, logged_in):
+    rp = register(app, {"redirect_uris": [REDIRECT_URI], "id_token_signed_response_alg": "RS256"})
+    pkce = Pkce.new()
+    body = redeem(client, rp, mint_code(client, rp, pkce), pkce.verifier).json
+    header = body["id_token"].split(".")[0]
+    assert b'"RS256"' in base64.urlsafe_b64decode(header + "==")
+
+
+def run_in_parallel(app, count, call):
+    """Run ``call(test_client)`` in ``count`` threads released together; returns the statuses."""
+    barrier = threading.Barrier(count)
+    results: list[int] = []
+    lock = threading.Lock()
+
+    def worker():
+        local = app.test_client()
+        barrier.wait()
+        status = call(local)
+        with lock:
+            results.append(status)
+
+    threads = [threading.Thread(target=worker) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+@both_databases
+def test_concurrent_redemption_of_one_code_succeeds_exactly_once(app, client, rp, logged_in):
+    for _round in range(3):
+        pkce = Pkce.new()
+        code = mint_code(client, rp, pkce)
+        statuses = run_in_parallel(
+            app, 8, lambda c, code=code, v=pkce.verifier: redeem(c, rp, code, v).status_code
+        )
+        assert sorted(statuses) == [200] + [400] * 7
+
+
+@both_databases
+def test_concurrent_refresh_with_one_token_succeeds_exactly_once(app, client, rp, code, pkce):
+    refresh = redeem(client, rp, code, pkce.verifier).json["refresh_token"]
+    statuses = run_in_parallel(
+        app,
+        8,
+        lambda c: (
+            token_request(
+                c, {"grant_type": "refresh_token", "refresh_token": refresh}, auth=rp.auth
+            ).status_code
+        ),
+    )
+    assert sorted(statuses) == [200] + [400] * 7
+
+
+def test_refresh_rotates_and_reuse_revokes_the_family(client, rp, code, pkce):
+    first = redeem(client, rp, code, pkce.verifier).json
+    second = token_request(
+        client,
+        {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        auth=rp.auth,
+    )
+    assert second.status_code == 200
+    rotated = second.json
+    assert rotated["refresh_token"] != first["refresh_token"]
+    assert (
+        client.get(
+            "/oauth/userinfo", headers={"Authorization": f"Bearer {first['access_token']}"}
+        ).status_code
+        == 401
+    )
+    assert (
+        client.get(
+            "/oauth/userinfo", headers={"Authorization": f"Bearer {rotated['access_token']}"}
+        ).status_code
+        == 200
+    )
+
+    replay = token_request(
+        client,
+        {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        auth=rp.auth,
+    )
+    assert replay.status_code == 400
+    assert replay.json["error"] == "invalid_grant"
+    # The whole family is gone: the newest tokens too.
+    newest = token_request(
+        client,
+        {"grant_type": "refresh_token", "refresh_token": rotated["refresh_token"]},
+        auth=rp.auth,
+    )
+    assert newest.json["error"] == "invalid_grant"
+    assert (
+        client.get(
+            "/oauth/userinfo", headers={"Authorization": f"Bearer {rotated['access_token']}"}
+        ).status_code
+        == 401
+    )
+
+
+def test_refresh_cannot_widen_scope(client, rp, code, pkce):
+    refresh = redeem(client, rp, code, pkce.verifier).json["refresh_token"]
+    response = token_request(
+        client,
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh,
+            "scope": "openid profile phone admin",
+        },
+        auth=rp.auth,
+    )
+    assert response.json["error"] == "invalid_scope"
+
+
+def test_refresh_token_of_another_client_is_refused_and_not_burnt(client, app, rp, code, pkce):
+    refresh = redeem(client, rp, code, pkce.verifier).json["refresh_token"]
+    other = register(
+        app,
+        {"redirect_uris": [REDIRECT_URI], "grant_types": ["authorization_code", "refresh_token"]},
+    )
+    stolen = token_request(
+        client, {"grant_type": "refresh_token", "refresh_token": refresh}, auth=other.auth
+    )
+    assert stolen.json["error"] == "invalid_grant"
+    mine = token_request(
+        client, {"grant_type": "refresh_token", "refresh_token": refresh}, auth=rp.auth
+    )
+    assert mine.status_code == 200
+
+
+def test_refresh_token_idle_expiry(client, rp, code, pkce):
+    refresh = redeem(client, rp, code, pkce.verifier).json["refresh_token"]
+    db.session().execute(
+        Token.__table__.update().values(refresh_expires_at=utcnow() - timedelta(seconds=1))
+    )
+    db.session().commit()
+    response = token_request(
+        client, {"grant_type": "refresh_token", "refresh_token": refresh}, auth=rp.auth
+    )
+    assert response.json["error"] == "invalid_grant"
+
+
+def test_refresh_token_absolute_expiry_survives_rotation(client, rp, code, pkce):
+    first = redeem(client, rp, code, pkce.verifier).json
+    family_expiry = db.session().scalar(select(Token.family_expires_at))
+    second = token_request(
+        client,
+        {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        auth=rp.auth,
+    ).json
+    rows = db.session().scalars(select(Token).order_by(Token.id)).all()
+    assert {row.family_expires_at for row in rows} == {family_expiry}
+    db.session().execute(
+        Token.__table__.update().values(family_expires_at=utcnow() - timedelta(seconds=1))
+    )
+    db.session().commit()
+    response = token_request(
+        client,
+        {"grant_type": "refresh_token", "refresh_token": second["refresh_token"]},
+        auth=rp.auth,
+    )
+    assert response.json["error"] == "invalid_grant"
+
+
+def test_refresh_fails_once_the_operator_is_disabled(client, rp, code, pkce, operator):
+    from idp.orgs.models import Membership, MembershipStatus
+
+    refresh = redeem(client, rp, code, pkce.verifier).json["refresh_token"]
+    db.session().execute(Membership.__table__.update().values(status=MembershipStatus.DISABLED))
+    db.session().commit()
+    response = token_request(
+        client, {"grant_type": "refresh_token", "refresh_token": refresh}, auth=rp.auth
+    )
+    assert response.json["error"] == "invalid_grant"
+
+
+def test_client_credentials_for_a_backend(client, app):
+    backend = register(app, {"grant_types": ["client_credentials"], "scope": "org.operators"})
+    response = token_request(
+        client, {"grant_type": "client_credentials", "scope": "org.operators"}, auth=backend.auth
+    )
+    assert response.status_code == 200, response.text
+    assert response.json["scope"] == "org.operators"
+    assert "refresh_token" not in response.json
+    assert "id_token" not in response.json
+
+
+@pytest.mark.parametrize("scope", ["openid", "org.reviews", "admin"])
+def test_client_credentials_refuses_unregistered_scope(client, app, scope):
+    backend = register(app, {"grant_types": ["client_credentials"], "scope": "org.operators"})
+    response = token_request(
+        client, {"grant_type": "client_credentials", "scope": scope}, auth=backend.auth
+    )
+    assert response.json["error"] == "invalid_scope"
+    assert tokens_stored() == 0
+
+
+def test_client_not_registered_for_a_grant_is_refused(client, rp):
+    response = token_request(client, {"grant_type": "client_credentials"}, auth=rp.auth)
+    assert response.json["error"] == "unauthorized_client"
