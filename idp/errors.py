@@ -65,6 +65,9 @@ def render_error(*, code: str, status: int, message: str) -> Response:
 def handle_idp_error(error: IdpError) -> Response:
     db.session().rollback()
     audit.replay_after_rollback()
+    if error.status >= 500:
+        # The detail (a vendor code, a connection error) is for operators only.
+        log.warning("%s on %s: %s", error.code, request.path, error.detail or "-")
     return render_error(code=error.code, status=error.status, message=str(error.message))
 
 

@@ -6,6 +6,7 @@ consumed values stick even when the surrounding request is rolled back.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -27,8 +28,12 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.config import Settings
-from idp.db import Base, UTCDateTime, make_engine, utcnow
+from idp.db import Base, UTCDateTime, make_engine, rowcount, utcnow
 from idp.store.interface import StoreUnavailableError
+
+# Expired rows are invisible; about one put in SWEEP_EVERY also deletes them, so the table
+# stays small without a scheduler.
+SWEEP_EVERY = 200
 
 
 class StoreEntry(Base):
@@ -67,6 +72,8 @@ class SqlStore:
                     },
                 )
             )
+        if secrets.randbelow(SWEEP_EVERY) == 0:
+            self.sweep()
 
     def add(self, key: str, value: bytes, ttl: timedelta) -> bool:
         return self._add(key, value, ttl, count=0)
@@ -130,7 +137,7 @@ class SqlStore:
     def sweep(self) -> int:
         """Delete expired rows; returns how many."""
         with self._transaction() as conn:
-            return conn.execute(delete(TABLE).where(TABLE.c.expires_at <= utcnow())).rowcount
+            return rowcount(conn.execute(delete(TABLE).where(TABLE.c.expires_at <= utcnow())))
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
