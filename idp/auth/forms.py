@@ -7,8 +7,9 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp
 
-# ASCII digits only: \d would also accept full-width and other Unicode digits.
-PHONE_PATTERN = r"^1[3-9][0-9]{9}$"
+# ASCII digits only: \d would also accept full-width and other Unicode digits. \Z, not $:
+# $ also matches before a trailing newline, and "13800138000\n" is not a phone number.
+PHONE_PATTERN = r"^1[3-9][0-9]{9}\Z"
 phone_validators = [
     DataRequired(message=_l("请输入手机号")),
     Regexp(PHONE_PATTERN, message=_l("请输入 11 位手机号")),
@@ -24,7 +25,7 @@ class OperatorLoginForm(FlaskForm):
         _l("短信验证码"),
         validators=[
             DataRequired(message=_l("请输入验证码")),
-            Regexp(r"^[0-9]{6}$", message=_l("验证码为 6 位数字")),
+            Regexp(r"^[0-9]{6}\Z", message=_l("验证码为 6 位数字")),
         ],
     )
     interaction = HiddenField()

@@ -63,7 +63,11 @@ def request_login_code(session: Session, *, phone: str, ip: str) -> None:
 
 def _count_attempt(phone: str) -> None:
     """Count a password attempt before checking it, so parallel guesses cannot exceed the
-    threshold: the (threshold+1)-th attempt in the window is refused unchecked."""
+    threshold: the (threshold+1)-th attempt in the window is refused unchecked.
+
+    Called only once the SMS code is right: wrong codes have their own limit (5 tries, then a
+    new code), and counting them here would let anyone who knows a phone number lock its
+    account, and would make "验证码错误次数过多" unreachable behind the lockout."""
     window = timedelta(seconds=settings().lockout_seconds)
     if store().incr(f"login:attempts:{phone}", window) > settings().lockout_threshold:
         raise AccountLockedError()
@@ -72,8 +76,8 @@ def _count_attempt(phone: str) -> None:
 def authenticate_operator(session: Session, *, phone: str, password: str, sms_code: str) -> Account:
     """Check phone, password and SMS code; raise a ``LoginFailedError`` subclass otherwise."""
     try:
-        _count_attempt(phone)
         sms_codes.check_code(phone, purpose=LOGIN_PURPOSE, code=sms_code)
+        _count_attempt(phone)
         account = find_account(session, phone)
         if (
             not verify_password(account.password_hash if account else None, password)

@@ -34,16 +34,18 @@ def _code_digest(phone: str, purpose: str, code: str) -> str:
 def check_send_limits(phone: str, ip: str) -> None:
     """Reserve this send against the limits or raise ``SmsRateLimitedError``.
 
-    The per-phone interval is taken atomically (``add``) so parallel requests send one code."""
+    The per-phone interval is taken atomically (``add``) so parallel requests send one code.
+    The daily count is only ever ``incr``-ed (the SQL store's ``get`` of a counter is empty) and
+    is taken once the interval is, so refused clicks do not use up the day; it counts phones
+    without an account too, so the daily limit does not tell them apart."""
     day = utcnow().strftime("%Y%m%d")
     if store().incr(f"sms:ip:{ip}", timedelta(hours=1)) > settings().sms_ip_hourly_limit:
         raise SmsRateLimitedError(retry_after=3600)
-    count = store().get(f"sms:day:{phone}:{day}")
-    if count is not None and int(count) >= DAILY_LIMIT:
-        raise SmsRateLimitedError(retry_after=86400)
     if not store().add(f"sms:interval:{phone}", b"1", RESEND_INTERVAL):
         remaining = store().ttl(f"sms:interval:{phone}") or RESEND_INTERVAL
         raise SmsRateLimitedError(retry_after=max(int(remaining.total_seconds()), 1))
+    if store().incr(f"sms:day:{phone}:{day}", timedelta(days=1)) > DAILY_LIMIT:
+        raise SmsRateLimitedError(retry_after=86400)
 
 
 def send_code(phone: str, *, purpose: str, ip: str, deliver: bool) -> None:
@@ -59,15 +61,11 @@ def send_code(phone: str, *, purpose: str, ip: str, deliver: bool) -> None:
     try:
         gateway().send(render_message(phone=phone, purpose=purpose, code=code))
     except SmsError:
-        # Nothing was delivered: withdraw the code and give the interval back.
+        # Nothing was delivered: withdraw the code and give the interval back (the day's
+        # count stays taken: it also bounds retries against a failing gateway).
         store().delete(_code_key(phone, purpose))
         store().delete(f"sms:interval:{phone}")
         raise
-    _count_daily(phone)
-
-
-def _count_daily(phone: str) -> None:
-    store().incr(f"sms:day:{phone}:{utcnow().strftime('%Y%m%d')}", timedelta(days=1))
 
 
 def check_code(phone: str, *, purpose: str, code: str) -> None:

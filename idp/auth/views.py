@@ -11,6 +11,7 @@ from idp.auth import service, session
 from idp.auth.errors import LoginFailedError, SmsRateLimitedError
 from idp.auth.forms import OperatorLoginForm, PasswordChangeForm, SmsCodeRequestForm
 from idp.auth.models import Account
+from idp.errors import IdpError
 from idp.security import client_ip
 
 bp = Blueprint("auth", __name__, template_folder="templates")
@@ -78,6 +79,10 @@ def send_sms_code() -> tuple[Response, int]:
         )
         body.headers["Retry-After"] = str(error.retry_after)
         return body, 429
+    except IdpError as error:
+        # Gateway or store down (503): login.js reads JSON, so no HTML error page here.
+        db.session().rollback()
+        return jsonify(error=error.code, error_description=str(error.message)), error.status
     return jsonify(sent=True, retry_after=60, message=_("验证码已发送, 5 分钟内有效")), 200
 
 

@@ -8,9 +8,11 @@ from idp.config import Settings
 
 
 def init_app(app: Flask, settings: Settings) -> None:
+    from idp.oidc.interaction import allow_redirect_in_form_action
     from idp.oidc.server import build_protector, build_server
     from idp.oidc.views import bp
 
     app.extensions["idp.oauth"] = build_server(app, settings)
     app.extensions["idp.protector"] = build_protector()
     app.register_blueprint(bp)
+    app.after_request(allow_redirect_in_form_action)

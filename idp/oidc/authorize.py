@@ -297,15 +297,10 @@ def respond(redirect_uri: str, params: dict[str, str | None], response_mode: str
         response: Response = make_response(
             render_template("oidc/form_post.html", redirect_uri=redirect_uri, params=values)
         )
-        response.headers["X-Form-Action"] = _origin(redirect_uri)
+        response.headers["X-Form-Action"] = interaction.origin_of(redirect_uri)
         return response
     separator = "&" if urlsplit(redirect_uri).query else "?"
     return redirect(redirect_uri + separator + urlencode(values), code=302)
-
-
-def _origin(uri: str) -> str:
-    parts = urlsplit(uri)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _account(login: LoginSession | None) -> Account | None:

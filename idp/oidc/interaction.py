@@ -10,7 +10,10 @@ import json
 import secrets
 from dataclasses import asdict, dataclass
 from datetime import timedelta
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from flask import Response, request
+from werkzeug.exceptions import HTTPException
 
 from idp.db import utcnow
 from idp.store import store
@@ -58,3 +61,28 @@ def load(interaction_id: str) -> Interaction | None:
 
 def finish(record: Interaction) -> None:
     store().delete(_key(record.id))
+
+
+def redirect_origin(record: Interaction) -> str:
+    """Origin of the (already validated) redirect URI of this request."""
+    return origin_of(dict(parse_qsl(record.query)).get("redirect_uri", ""))
+
+
+def origin_of(uri: str) -> str:
+    parts = urlsplit(uri)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def allow_redirect_in_form_action(response: Response) -> Response:
+    """CSP ``form-action`` also governs the redirects that follow a form POST (CSP3 §6.4.1):
+    pages of a pending authorization request may end in a redirect to the client, so its
+    origin joins ``form-action`` for them."""
+    try:
+        interaction_id = request.values.get("interaction", "")
+    except HTTPException:  # an oversized or malformed body: the error response stands as is
+        return response
+    if interaction_id and "X-Form-Action" not in response.headers:
+        record = load(interaction_id[:64])
+        if record is not None and (origin := redirect_origin(record)):
+            response.headers["X-Form-Action"] = origin
+    return response

@@ -100,7 +100,7 @@ def add_operator(
 
     Returns the account and the generated initial password (None when one was given or the
     person already had an account). The first login always forces a password change."""
-    if not PHONE_RE.match(phone) or not phone.isascii():
+    if not PHONE_RE.fullmatch(phone) or not phone.isascii():  # fullmatch: no trailing newline
         raise OrgError(_("请输入 11 位手机号"))
     if not name.strip() or len(name) > 100:
         raise OrgError(_("姓名不能为空且不超过 100 字"))

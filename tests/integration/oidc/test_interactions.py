@@ -221,3 +221,12 @@ def test_operator_of_two_orgs_chooses_between_them(client, app, org, outbox, rp,
     page = client.get(response.headers["Location"])
     assert "另一家代理记账公司" in page.text
     assert "上海示例审计事务所有限公司" in page.text
+
+
+def test_pages_of_a_pending_request_allow_the_client_in_form_action(client, rp):
+    """Chromium applies form-action to the redirects after a form POST, which end at the RP."""
+    _params, response = start(client, rp)
+    page = client.get(response.headers["Location"])
+    assert "form-action 'self' https://rp.example;" in page.headers["Content-Security-Policy"]
+    plain = client.get("/login")
+    assert "form-action 'self';" in plain.headers["Content-Security-Policy"]

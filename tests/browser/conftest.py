@@ -1,0 +1,248 @@
+"""Browser journeys: the provider and the demo relying party on real HTTP servers, Chromium on top.
+
+The provider listens on ``127.0.0.1`` and the relying party on ``localhost`` (same machine,
+different host names), so the browser keeps their cookies apart like two real sites. Chromium is
+Debian's package launched as described in /work/shared/BROWSER-NOTES.md; ``playwright install``
+is never needed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer, make_server
+
+from idp import create_app
+from idp.config import Settings
+from tests.conftest import DEMO_USCC, missing
+from tests.flows import PASSWORD
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # tests run as root
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+# Playwright's own timeouts: every step here is local and takes well under a second.
+STEP_TIMEOUT_MS = 5_000
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "test-results"
+
+RP_CLIENT_ID = "maintenance-fund"
+RP_CLIENT_NAME = "上海市房屋维修资金管理系统"
+ORG_NAME = "上海示例审计事务所有限公司"
+OPERATOR_NAME = "李四"
+OPERATOR_PHONE = "13900139000"
+
+Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+# --- Chromium ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    path = os.environ.get("IDP_TEST_CHROMIUM") or shutil.which("chromium")
+    if not path or not Path(path).exists():
+        missing(
+            "Chromium not installed (apt-get install chromium fonts-wqy-microhei, "
+            "or set IDP_TEST_CHROMIUM to its path)"
+        )
+    assert path is not None
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str) -> Iterator[Any]:
+    """One headless Chromium per test session (each test gets its own context)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A page in a fresh browser context: no cookies from other tests."""
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=STEP_TIMEOUT_MS)
+    context = browser.new_context(locale="zh-CN", viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(STEP_TIMEOUT_MS)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def csp_violations(page: Any) -> list[str]:
+    """Content-Security-Policy violations Chromium reports on the page's console."""
+    found: list[str] = []
+
+    def collect(message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            found.append(message.text.strip())
+
+    page.on("console", collect)
+    return found
+
+
+@pytest.fixture(scope="session")
+def results_dir() -> Path:
+    """Screenshots go to test-results/ (git-ignored)."""
+    RESULTS_DIR.mkdir(exist_ok=True)
+    return RESULTS_DIR
+
+
+# --- live servers -----------------------------------------------------------------------------
+
+
+class LiveServer:
+    """A threaded werkzeug server on an ephemeral loopback port.
+
+    The socket is bound first (port 0, so no other process can take the port between picking and
+    binding); the WSGI app is attached afterwards, once its settings can name the port.
+    """
+
+    def __init__(self) -> None:
+        self._app: Wsgi | None = None
+        self._server: BaseWSGIServer = make_server("127.0.0.1", 0, self._dispatch, threaded=True)
+        self.port: int = self._server.server_port
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _dispatch(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        assert self._app is not None, "live server started without an app"
+        return self._app(environ, start_response)
+
+    def start(self, app: Wsgi) -> None:
+        self._app = app
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+        self._server.server_close()
+
+
+@pytest.fixture
+def provider_server() -> Iterator[LiveServer]:
+    server = LiveServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def rp_server() -> Iterator[LiveServer]:
+    server = LiveServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings_overrides(provider_server: LiveServer) -> dict[str, object]:
+    """The ``settings`` fixture of tests/conftest.py, with the live provider's issuer."""
+    return {"issuer": f"http://127.0.0.1:{provider_server.port}"}
+
+
+@dataclass(frozen=True)
+class LiveProvider:
+    url: str
+    app: Flask
+    client_id: str
+    client_secret: str
+    rp_url: str
+    org_name: str
+    operator_name: str
+    operator_phone: str
+    operator_password: str
+
+
+@pytest.fixture
+def live_provider(
+    settings: Settings, provider_server: LiveServer, rp_server: LiveServer
+) -> Iterator[LiveProvider]:
+    """The provider with the demo RP registered (as ``idp dev-setup`` does) and one new operator
+    who must change the initial password at the first login."""
+    from idp import db
+    from idp.oidc.clients import register_client
+    from idp.orgs.service import add_operator, add_org
+
+    rp_url = f"http://localhost:{rp_server.port}"
+    app = create_app(settings)
+    with app.app_context():
+        _client, secret = register_client(
+            db.session(),
+            {
+                "client_id": RP_CLIENT_ID,
+                "client_name": RP_CLIENT_NAME,
+                "redirect_uris": [f"{rp_url}/callback"],
+                "post_logout_redirect_uris": [f"{rp_url}/logged-out"],
+                "initiate_login_uri": f"{rp_url}/login",
+                "client_uri": f"{rp_url}/",
+                "grant_types": ["authorization_code", "refresh_token"],
+                "scope": "openid profile phone",
+                "require_pkce": True,
+            },
+        )
+        org = add_org(db.session(), uscc=DEMO_USCC, name=ORG_NAME, org_type="audit")
+        account, _ = add_operator(
+            db.session(),
+            org=org,
+            name=OPERATOR_NAME,
+            phone=OPERATOR_PHONE,
+            password=PASSWORD,
+            created_by="test",
+        )
+        assert account.must_change_password
+        db.session().commit()
+    assert secret is not None
+    provider_server.start(app)
+    try:
+        yield LiveProvider(
+            url=settings.issuer,
+            app=app,
+            client_id=RP_CLIENT_ID,
+            client_secret=secret,
+            rp_url=rp_url,
+            org_name=ORG_NAME,
+            operator_name=OPERATOR_NAME,
+            operator_phone=OPERATOR_PHONE,
+            operator_password=PASSWORD,
+        )
+    finally:
+        provider_server.stop()
+        app.extensions["idp.engine"].dispose()
+
+
+@pytest.fixture
+def live_rp(
+    live_provider: LiveProvider, rp_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """The demo relying party, configured for the live provider; returns its base URL."""
+    from clients.maintenance_fund import Config
+    from clients.maintenance_fund import create_app as create_rp
+
+    # create_app sets AUTHLIB_INSECURE_TRANSPORT process-wide for an http issuer; registering it
+    # with monkeypatch first puts the environment back after the test.
+    monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")
+    config = Config(
+        issuer=live_provider.url,
+        client_id=live_provider.client_id,
+        client_secret=live_provider.client_secret,
+        base_url=live_provider.rp_url,
+    )
+    rp_server.start(create_rp(config))
+    return live_provider.rp_url
