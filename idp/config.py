@@ -147,6 +147,7 @@ class Settings:
         instance = Path(self.instance_dir)
         changes: dict[str, Any] = {"issuer": self.issuer.rstrip("/")}
         if not self.database_url:
+            instance.mkdir(parents=True, exist_ok=True)
             changes["database_url"] = f"sqlite:///{instance / 'idp.sqlite3'}"
         if not str(self.sms_outbox) or str(self.sms_outbox) == ".":
             changes["sms_outbox"] = instance / "sms-outbox.jsonl"
