@@ -42,7 +42,7 @@ endif
 extract: venv
 	$(BIN)/pybabel extract -F babel.cfg -k _l -o $(TRANSLATIONS)/messages.pot .
 ifneq ($(PO_FILES),)
-	$(BIN)/pybabel update -d $(TRANSLATIONS) -i $(TRANSLATIONS)/messages.pot
+	$(BIN)/pybabel update --ignore-obsolete -d $(TRANSLATIONS) -i $(TRANSLATIONS)/messages.pot
 else
 	@echo "extract: no catalogs yet; start one with: $(BIN)/pybabel init -d $(TRANSLATIONS) -i $(TRANSLATIONS)/messages.pot -l <locale>"
 endif

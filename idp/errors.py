@@ -10,7 +10,9 @@ import logging
 import secrets
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 from idp import audit, db
@@ -71,22 +73,33 @@ def handle_idp_error(error: IdpError) -> Response:
     return render_error(code=error.code, status=error.status, message=str(error.message))
 
 
+HTTP_MESSAGES = {
+    400: _l("请求无效, 请刷新页面后重试"),
+    404: _l("页面不存在"),
+    405: _l("不支持该请求方法"),
+    413: _l("提交的内容过大"),
+    429: _l("请求过于频繁, 请稍后再试"),
+}
+
+
 def handle_http_error(error: HTTPException) -> Response | HTTPException:
     if error.code is None or error.code < 400:
         return error
+    message = HTTP_MESSAGES.get(error.code, _l("请求无效"))
+    if isinstance(error, CSRFError):
+        message = _l("页面已过期, 请刷新后重试")
     return render_error(
         code=(error.name or "error").lower().replace(" ", "_"),
         status=error.code,
-        message=error.description or "",
+        message=str(message),
     )
 
 
 def handle_unexpected(error: Exception) -> Response:
     request_id = secrets.token_hex(6)
     log.exception("unhandled error, request id %s", request_id, exc_info=error)
-    return render_error(
-        code="server_error", status=500, message=str(_l("服务器内部错误")) + f" ({request_id})"
-    )
+    message = _("服务器内部错误 (编号 %(request_id)s)", request_id=request_id)
+    return render_error(code="server_error", status=500, message=message)
 
 
 def init_app(app: Flask) -> None:

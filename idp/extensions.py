@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from flask import Flask, request
-from flask_babel import Babel, get_locale
+from flask_babel import Babel, get_locale, refresh
 from flask_wtf import CSRFProtect
 
 csrf = CSRFProtect()
@@ -18,10 +20,21 @@ def select_locale() -> str:
     return wanted if wanted in LOCALES else "zh_CN"
 
 
+def lang_url(lang: str) -> str:
+    """This page in another language, keeping its query (e.g. a pending login's interaction)."""
+    args = request.args.to_dict()
+    args["lang"] = lang
+    return f"{request.path}?{urlencode(args)}"
+
+
 def init_app(app: Flask) -> None:
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale, default_locale="zh_CN")
     app.jinja_env.globals["get_locale"] = get_locale
+    app.jinja_env.globals["lang_url"] = lang_url
+    app.before_request(
+        refresh
+    )  # the locale is per request, even where an app context spans several
 
     @app.after_request
     def remember_locale(response):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
