@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Flask, request
+from flask import Flask, has_request_context, request
 from flask_babel import Babel, get_locale, refresh
 from flask_wtf import CSRFProtect
 
@@ -16,6 +16,8 @@ LOCALES = ("zh_CN", "en")
 
 def select_locale() -> str:
     """zh-CN by default; ``?lang=en`` or a cookie set from it switches to English."""
+    if not has_request_context():  # CLI commands speak Chinese
+        return "zh_CN"
     wanted = request.args.get("lang") or request.cookies.get("lang")
     return wanted if wanted in LOCALES else "zh_CN"
 

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, jsonify, redirect, render_template, reque
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp import db
+from idp import audit, db
 from idp.auth import service, session
 from idp.auth.errors import LoginFailedError, SmsRateLimitedError
 from idp.auth.forms import OperatorLoginForm, PasswordChangeForm, SmsCodeRequestForm
@@ -123,6 +123,7 @@ def change_password() -> tuple[str, int] | BaseResponse:
 @bp.route("/logout", methods=["GET", "POST"])
 def logout() -> str | BaseResponse:
     if request.method == "POST":  # CSRF-checked like every form (CSRFProtect)
-        session.end_current()
+        if (login := session.end_current()) is not None:
+            audit.record("auth.logged_out", actor=f"account:{login.account_id}")
         return render_template("auth/logged_out.html")
     return render_template("auth/logout.html", logged_in=session.current() is not None)

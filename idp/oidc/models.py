@@ -93,7 +93,11 @@ class Client(Base, ClientMixin):
         # OAuth 2.1: redirect_uri is always required; never guess one.
         return None
 
-    def get_allowed_scope(self, scope: str) -> str:
+    def get_allowed_scope(self, scope: str | None) -> str:
+        """The requested scopes this client is registered for; no scope asks for all of them
+        (RFC 6749 §3.3 default)."""
+        if not scope:
+            return self.scope
         allowed = set(self.scope.split())
         return " ".join(s for s in scope.split() if s in allowed)
 

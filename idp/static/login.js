@@ -27,7 +27,9 @@
     body.append("phone", form.elements.phone.value.trim());
     body.append("csrf_token", form.elements.csrf_token.value);
     button.disabled = true;
-    fetch(form.dataset.smsUrl, { method: "POST", body: body, credentials: "same-origin" })
+    fetch(form.dataset.smsUrl, {
+      method: "POST", body: body, credentials: "same-origin", headers: { Accept: "application/json" }
+    })
       .then(function (response) {
         return response.json().then(function (data) { return { ok: response.ok, data: data }; });
       })

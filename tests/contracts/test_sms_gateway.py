@@ -29,13 +29,12 @@ from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
 
 import pytest
-from flask import Blueprint, Flask
-from flask_babel import Babel, get_locale
-from jinja2 import StrictUndefined, UndefinedError
+from flask import Flask
+from jinja2 import UndefinedError
 
 from idp.backends import load_backend
 from idp.config import ConfigError, Settings
-from idp.sms import BACKENDS, SmsError, SmsMessage, dev_views
+from idp.sms import BACKENDS, SmsError, SmsMessage
 from idp.sms.aliyun import AliyunSmsGateway, rpc_signature
 from idp.sms.messages import render_message
 from idp.sms.outbox import OutboxSmsGateway
@@ -750,20 +749,9 @@ def test_render_message_refuses_a_missing_parameter():
 
 
 @pytest.fixture
-def dev_app(tmp_path: Path) -> Flask:
-    """``base.html`` needs Babel, ``portal.index`` and ``static``; the rest of the provider not."""
-    app = Flask(
-        __name__, template_folder=str(IDP_DIR / "templates"), static_folder=str(IDP_DIR / "static")
-    )
-    app.jinja_env.undefined = StrictUndefined
-    Babel(app)
-    # base.html calls get_locale(); Flask-Babel does not put it into Jinja by itself.
-    app.jinja_env.globals["get_locale"] = get_locale
-    portal = Blueprint("portal", __name__)
-    portal.add_url_rule("/", "index", lambda: "portal")
-    app.register_blueprint(portal)
-    app.register_blueprint(dev_views.bp)
-    app.extensions["idp.sms"] = OutboxSmsGateway(tmp_path / "outbox.jsonl")
+def dev_app(app: Flask) -> Flask:
+    """The provider in development mode, where the outbox gateway and /dev/sms are registered."""
+    assert isinstance(app.extensions["idp.sms"], OutboxSmsGateway)
     return app
 
 
