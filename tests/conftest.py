@@ -200,43 +200,29 @@ def org(app: Flask):
     return org
 
 
-@pytest.fixture
-def operator(app: Flask, org):
-    """An active operator who has already changed the initial password."""
+def make_operator(org, *, name: str, phone: str, first_login: bool):
     from idp import db
     from idp.orgs.service import add_operator
     from tests.flows import PASSWORD
 
     account, _ = add_operator(
-        db.session(),
-        org=org,
-        name="张三",
-        phone="13800138000",
-        password=PASSWORD,
-        created_by="test",
+        db.session(), org=org, name=name, phone=phone, password=PASSWORD, created_by="test"
     )
-    account.must_change_password = False
+    account.must_change_password = first_login
     db.session().commit()
     return account
+
+
+@pytest.fixture
+def operator(app: Flask, org):
+    """An active operator who has already changed the initial password."""
+    return make_operator(org, name="张三", phone="13800138000", first_login=False)
 
 
 @pytest.fixture
 def new_operator(app: Flask, org):
     """An operator before the first login (must change the password)."""
-    from idp import db
-    from idp.orgs.service import add_operator
-    from tests.flows import PASSWORD
-
-    account, _ = add_operator(
-        db.session(),
-        org=org,
-        name="李四",
-        phone="13900139000",
-        password=PASSWORD,
-        created_by="test",
-    )
-    db.session().commit()
-    return account
+    return make_operator(org, name="李四", phone="13900139000", first_login=True)
 
 
 @pytest.fixture
