@@ -78,7 +78,8 @@ def rotate(alg: str) -> None:
     click.echo(f"next   {upcoming[0] if upcoming else '-'}")
 
 
-@keys_cli.command("retire")
+# A kid is base64url and may start with "-": take it as an argument, never as an option.
+@keys_cli.command("retire", context_settings={"ignore_unknown_options": True})
 @click.argument("kid")
 def retire(kid: str) -> None:
     """Retire KID; it stays in the JWKS for the retention period so issued tokens still verify."""

@@ -96,6 +96,11 @@ def test_rotate_prints_active_and_next(runner: FlaskCliRunner, store: FileKeySto
     assert active.kid != old.kid
 
 
+def test_retire_takes_a_kid_that_starts_with_a_dash(runner: FlaskCliRunner) -> None:
+    result = invoke(runner, "retire", "-no-such-kid")
+    assert "no signing key with kid '-no-such-kid'" in result.output
+
+
 def test_retire_a_next_key(runner: FlaskCliRunner, store: FileKeyStore) -> None:
     store.generate("ES256")
     upcoming = store.generate("ES256", state="next")
