@@ -5,6 +5,7 @@ role choice → consent; then the code is issued."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -55,9 +56,22 @@ class Pending:
     response_mode: str
     prompts: set[str]
     record: interaction.Interaction
+    stored: bool  # the record is kept in the store only once a page is handed the request
 
     def fail(self, error: OAuth2Error) -> BaseResponse:
+        self.finish()
         return respond(self.redirect_uri, _error_params(error, self.state), self.response_mode)
+
+    def hand_off(self, endpoint: str, **params: Any) -> BaseResponse:
+        """Send the browser to an interaction page, which resumes this request when done."""
+        if not self.stored:
+            interaction.save(self.record)
+            self.stored = True
+        return redirect(url_for(endpoint, interaction=self.record.id, **params))
+
+    def finish(self) -> None:
+        if self.stored:
+            interaction.finish(self.record)
 
 
 def authorize() -> BaseResponse | tuple[str, int]:
@@ -94,8 +108,9 @@ def _pending(grant: Any) -> Pending:
     data = grant.request.payload.data
     client: Client = grant.request.client
     record = interaction.load(request.args.get("interaction", ""))
-    if record is None or record.client_id != client.client_id:
-        record = interaction.create(client_id=client.client_id, params=dict(data))
+    stored = record is not None and record.client_id == client.client_id
+    if record is None or not stored:
+        record = interaction.new(client_id=client.client_id, params=dict(data))
     return Pending(
         grant=grant,
         client=client,
@@ -104,6 +119,7 @@ def _pending(grant: Any) -> Pending:
         response_mode=data.get("response_mode") or "query",
         prompts=set((data.get("prompt") or "").split()),
         record=record,
+        stored=stored,
     )
 
 
@@ -172,24 +188,23 @@ def decide(
 ) -> BaseResponse:
     record = pending.record
     if record.denied:
-        interaction.finish(record)
         raise AccessDeniedError()
     if needs_login(pending, login, account, max_age):
         if "none" in pending.prompts:
             raise LoginRequiredError()
-        return redirect(_login_url(pending))
+        return pending.hand_off("auth.login", phone=_login_hint_phone(pending))
     assert login is not None and account is not None  # noqa: S101  (needs_login checked both)
     if account.must_change_password:
         if "none" in pending.prompts:
             raise InteractionRequiredError()
-        return redirect(url_for("auth.change_password", interaction=record.id))
+        return pending.hand_off("auth.change_password")
     identity = choose_identity(pending, login, account)
     if identity is None:
-        return redirect(url_for("oidc.choose_role", interaction=record.id))
+        return pending.hand_off("oidc.choose_role")
     if needs_consent(pending, login):
         if "none" in pending.prompts:
             raise ConsentRequiredError()
-        return redirect(url_for("oidc.consent", interaction=record.id))
+        return pending.hand_off("oidc.consent")
     return issue_code(pending, login, account, identity)
 
 
@@ -206,12 +221,10 @@ def needs_login(
     return max_age is not None and utcnow().timestamp() - login.auth_time > max_age
 
 
-def _login_url(pending: Pending) -> str:
-    import re
-
+def _login_hint_phone(pending: Pending) -> str | None:
+    """``login_hint`` prefills the phone field when it is a phone number (OIDC Core §3.1.2.1)."""
     hint = pending.grant.request.payload.data.get("login_hint") or ""
-    phone = hint if re.fullmatch(PHONE_PATTERN, hint) else None
-    return url_for("auth.login", interaction=pending.record.id, phone=phone)
+    return hint if re.fullmatch(PHONE_PATTERN, hint) else None
 
 
 def choose_identity(pending: Pending, login: LoginSession, account: Account) -> Identity | None:
@@ -263,7 +276,7 @@ def issue_code(
     response = authorization_server().create_authorization_response(
         grant=pending.grant, grant_user=user
     )
-    interaction.finish(pending.record)
+    pending.finish()
     params = dict(parse_qsl(urlsplit(response.location).query))
     if "code" not in params:
         return respond(

@@ -36,16 +36,15 @@ def _key(interaction_id: str) -> str:
     return f"interaction:{interaction_id}"
 
 
-def create(*, client_id: str, params: dict[str, str]) -> Interaction:
+def new(*, client_id: str, params: dict[str, str]) -> Interaction:
+    """A record for this request; stored (``save``) only when a page takes the request over."""
     query = urlencode([(k, v) for k, v in params.items() if k != "interaction"])
-    record = Interaction(
+    return Interaction(
         id=secrets.token_urlsafe(18),
         client_id=client_id,
         query=query,
         created_at=utcnow().timestamp(),
     )
-    save(record)
-    return record
 
 
 def save(record: Interaction) -> None:
