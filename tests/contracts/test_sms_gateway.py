@@ -19,6 +19,7 @@ import re
 import threading
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -177,7 +178,7 @@ def test_tencent_gateway_signature_reproduces_the_documented_example():
 # --- loopback fakes of the vendor APIs --------------------------------------------------------
 
 
-class FakeVendor:
+class FakeVendor(ABC):
     """A vendor API on 127.0.0.1: verifies each request, records accepted ones, answers like the
     vendor. ``mode`` selects the answer after a valid signature: ok, vendor_error, http_500,
     bad_json or slow (waits until the test ends)."""
@@ -217,14 +218,17 @@ class FakeVendor:
         result = self.vendor_error() if self.mode == "vendor_error" else self.success()
         return 200, json.dumps(result, ensure_ascii=False).encode()
 
+    @abstractmethod
     def verify(self, headers: Any, body: bytes) -> tuple[int, dict[str, Any]] | None:
-        raise NotImplementedError
+        """The vendor's refusal (status, body) of a badly signed request, else None."""
 
+    @abstractmethod
     def success(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The vendor's answer to a delivered message."""
 
+    @abstractmethod
     def vendor_error(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The vendor's answer when it refuses to deliver."""
 
 
 class FakeHandler(BaseHTTPRequestHandler):
