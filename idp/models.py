@@ -3,7 +3,14 @@
 from idp.audit.models import AuditEvent
 from idp.auth.models import Account
 from idp.oidc.models import AuthorizationCode, Client, Token
-from idp.orgs.models import Membership, Organisation, OrgIdentity
+from idp.orgs.models import (
+    IdentityRegistration,
+    LegacyAccount,
+    Membership,
+    Organisation,
+    OrgCertificate,
+    OrgIdentity,
+)
 from idp.store.sql import StoreEntry
 
 __all__ = [
@@ -11,7 +18,10 @@ __all__ = [
     "AuditEvent",
     "AuthorizationCode",
     "Client",
+    "IdentityRegistration",
+    "LegacyAccount",
     "Membership",
+    "OrgCertificate",
     "OrgIdentity",
     "Organisation",
     "StoreEntry",

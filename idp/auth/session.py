@@ -22,7 +22,7 @@ class LoginSession:
     """Who is logged in and how (amr, RFC 8176), kept server-side."""
 
     id: str
-    account_id: int
+    account_id: int | None  # operators; None for org admins (see org_id)
     kind: str  # "operator" or "org_admin"
     amr: list[str]
     acr: str
@@ -56,7 +56,7 @@ def save(login: LoginSession) -> None:
 
 
 def start(
-    *, account_id: int, kind: str, amr: list[str], acr: str, org_id: int | None = None
+    *, account_id: int | None, kind: str, amr: list[str], acr: str, org_id: int | None = None
 ) -> LoginSession:
     """Begin a new session (a fresh id, so a session id planted before login is useless)."""
     end_current()

@@ -28,17 +28,18 @@ from joserfc.errors import JoseError
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp import audit, db
+from idp.auth import principal as principals
 from idp.auth import session as login_session
 from idp.auth.forms import PHONE_PATTERN
-from idp.auth.models import Account
+from idp.auth.principal import Principal
 from idp.auth.session import LoginSession
 from idp.config import settings
 from idp.db import utcnow
 from idp.oidc import interaction
 from idp.oidc.claims import SIGNING_ALGS
-from idp.oidc.grants import AuthorizedUser
 from idp.oidc.models import Client
 from idp.oidc.server import authorization_server
+from idp.oidc.users import AuthorizedUser
 from idp.orgs.service import Identity, eligible_identities
 from idp.signing import published_keys
 
@@ -76,15 +77,15 @@ class Pending:
 
 def authorize() -> BaseResponse | tuple[str, int]:
     login = login_session.current()
-    account = _account(login)
+    principal = principals.load(db.session(), login)
     try:
-        grant = authorization_server().get_consent_grant(end_user=account)
+        grant = authorization_server().get_consent_grant(end_user=principal)
     except OAuth2Error as error:
         return _refuse(error)
     pending = _pending(grant)
     try:
         max_age = check_request(pending)
-        return decide(pending, login, account, max_age)
+        return decide(pending, login, principal, max_age)
     except OAuth2Error as error:
         return pending.fail(error)
 
@@ -184,37 +185,37 @@ def hinted_subject(pending: Pending) -> str | None:
 
 
 def decide(
-    pending: Pending, login: LoginSession | None, account: Account | None, max_age: int | None
+    pending: Pending, login: LoginSession | None, principal: Principal | None, max_age: int | None
 ) -> BaseResponse:
     record = pending.record
     if record.denied:
         raise AccessDeniedError()
-    if needs_login(pending, login, account, max_age):
+    if needs_login(pending, login, principal, max_age):
         if "none" in pending.prompts:
             raise LoginRequiredError()
         return pending.hand_off("auth.login", phone=_login_hint_phone(pending))
-    assert login is not None and account is not None  # noqa: S101  (needs_login checked both)
-    if account.must_change_password:
+    assert login is not None and principal is not None  # noqa: S101  (needs_login checked both)
+    if principal.must_change_password:
         if "none" in pending.prompts:
             raise InteractionRequiredError()
         return pending.hand_off("auth.change_password")
-    identity = choose_identity(pending, login, account)
+    identity = choose_identity(pending, login, principal)
     if identity is None:
         return pending.hand_off("oidc.choose_role")
     if needs_consent(pending, login):
         if "none" in pending.prompts:
             raise ConsentRequiredError()
         return pending.hand_off("oidc.consent")
-    return issue_code(pending, login, account, identity)
+    return issue_code(pending, login, principal, identity)
 
 
 def needs_login(
-    pending: Pending, login: LoginSession | None, account: Account | None, max_age: int | None
+    pending: Pending, login: LoginSession | None, principal: Principal | None, max_age: int | None
 ) -> bool:
-    if login is None or account is None:
+    if login is None or principal is None:
         return True
     hinted = hinted_subject(pending)
-    if hinted is not None and hinted != account.subject:
+    if hinted is not None and hinted != principal.subject:
         return True
     if "login" in pending.prompts and login.auth_time < pending.record.created_at:
         return True
@@ -227,10 +228,10 @@ def _login_hint_phone(pending: Pending) -> str | None:
     return hint if re.fullmatch(PHONE_PATTERN, hint) else None
 
 
-def choose_identity(pending: Pending, login: LoginSession, account: Account) -> Identity | None:
+def choose_identity(pending: Pending, login: LoginSession, principal: Principal) -> Identity | None:
     """The identity to enter as; None sends the user to the role choice page (角色选择)."""
     eligible = eligible_identities(
-        db.session(), login=login, account=account, client=pending.client
+        db.session(), login=login, principal=principal, client=pending.client
     )
     if not eligible:
         raise AccessDeniedError("no identity of this account may use this client")
@@ -263,11 +264,11 @@ def consent_key(client: Client, scope: str) -> str:
 
 
 def issue_code(
-    pending: Pending, login: LoginSession, account: Account, identity: Identity
+    pending: Pending, login: LoginSession, principal: Principal, identity: Identity
 ) -> BaseResponse:
-    user = AuthorizedUser(
-        account=account,
-        identity=identity.as_dict(),
+    user = AuthorizedUser.of(
+        principal,
+        identity.as_dict(),
         sid=login.sid,
         auth_time=login.auth_time,
         amr=tuple(login.amr),
@@ -286,7 +287,7 @@ def issue_code(
         )
     audit.record(
         "oidc.code_issued",
-        actor=f"account:{account.id}",
+        actor=principal.actor,
         target=f"client:{pending.client.client_id}",
         org_id=identity.org_id,
         details={"role": identity.role, "org_type": identity.org_type},
@@ -314,7 +315,3 @@ def respond(redirect_uri: str, params: dict[str, str | None], response_mode: str
         return response
     separator = "&" if urlsplit(redirect_uri).query else "?"
     return redirect(redirect_uri + separator + urlencode(values), code=302)
-
-
-def _account(login: LoginSession | None) -> Account | None:
-    return db.session().get(Account, login.account_id) if login else None

@@ -43,11 +43,11 @@ SIGNING_ALGS = ["ES256", "RS256"]
 def identity_claims(user: Any, scope: str) -> dict[str, Any]:
     """``sub`` and, by scope, the person's name and phone, plus the chosen identity."""
     scopes = set(scope.split())
-    claims: dict[str, Any] = {"sub": user.account.subject}
+    claims: dict[str, Any] = {"sub": user.subject}
     if "profile" in scopes:
-        claims["name"] = user.account.name
-    if "phone" in scopes:
-        claims["phone_number"] = "+86" + user.account.phone
+        claims["name"] = user.name
+    if "phone" in scopes and user.phone:
+        claims["phone_number"] = "+86" + user.phone
         claims["phone_number_verified"] = True
     if user.identity:
         identity = user.identity

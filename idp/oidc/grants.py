@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -20,29 +19,14 @@ from authlib.oidc.core.grants import OpenIDCode
 from sqlalchemy import select, update
 
 from idp import audit, db
-from idp.auth.models import Account
 from idp.config import settings
 from idp.db import utcnow
 from idp.oidc import claims
 from idp.oidc.models import AuthorizationCode, Client, Token, digest
-from idp.oidc.tokens import revoke_family, revoke_issued_from_code, user_for_token
+from idp.oidc.tokens import revoke_family, revoke_issued_from_code
+from idp.oidc.users import AuthorizedUser, user_for
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
-
-
-@dataclass(frozen=True)
-class AuthorizedUser:
-    """The resource owner Authlib hands around: the account and the identity it acts as."""
-
-    account: Account
-    identity: dict[str, Any]  # Identity.as_dict(); empty for client_credentials
-    sid: str | None = None
-    auth_time: float | None = None
-    amr: tuple[str, ...] = ()
-    acr: str | None = None
-
-    def get_user_id(self) -> str:
-        return self.account.subject
 
 
 class StrictCodeChallenge(CodeChallenge):
@@ -79,7 +63,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         item = AuthorizationCode(
             code_hash=digest(code),
             client_id=request.client.client_id,
-            account_id=user.account.id,
+            account_id=user.account_id,
             identity=user.identity,
             redirect_uri=request.payload.redirect_uri,
             scope=request.scope or "",
@@ -135,16 +119,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         """Kept (consumed) so that a replay can find and revoke what it issued."""
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> AuthorizedUser | None:
-        self.request.authorization_code_row = authorization_code
-        return user_for_token(
-            db.session(),
-            account_id=authorization_code.account_id,
-            identity=authorization_code.identity,
-            sid=authorization_code.sid,
-            auth_time=authorization_code.auth_time,
-            amr=authorization_code.amr,
-            acr=authorization_code.acr,
-        )
+        return user_for(db.session(), authorization_code)
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -187,17 +162,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return None
 
     def authenticate_user(self, refresh_token: Token) -> AuthorizedUser | None:
-        if refresh_token.account_id is None:
-            return None
-        return user_for_token(
-            db.session(),
-            account_id=refresh_token.account_id,
-            identity=refresh_token.identity,
-            sid=refresh_token.sid,
-            auth_time=refresh_token.auth_time,
-            amr=refresh_token.amr,
-            acr=None,
-        )
+        return user_for(db.session(), refresh_token)
 
     def revoke_old_credential(self, refresh_token: Token) -> None:
         """The old access token dies with the rotation; the row stays for reuse detection."""

@@ -128,7 +128,7 @@ class AuthorizationCode(Base, AuthorizationCodeMixin):
     id: Mapped[intpk]
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     client_id: Mapped[str] = mapped_column(String(64), index=True)
-    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
     identity: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     redirect_uri: Mapped[str] = mapped_column(Text)
     scope: Mapped[str] = mapped_column(Text, default="")

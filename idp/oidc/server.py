@@ -26,6 +26,7 @@ from idp.oidc.tokens import (
     save_token,
     token_is_active,
 )
+from idp.oidc.users import user_for
 from idp.signing import key_store
 
 ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
@@ -80,15 +81,13 @@ class Introspection(IntrospectionEndpoint):
         return token.client_id == client.client_id or client.may_introspect
 
     def introspect_token(self, token: Token) -> dict[str, Any]:
-        from idp.auth.models import Account
-
         if token.presented_as == "refresh_token":
             active, expires_at = token.refresh_is_usable(), token.refresh_expires_at
         else:
             active, expires_at = token_is_active(token), token.access_expires_at
-        if not active or expires_at is None:
+        user = user_for(db.session(), token) if token.identity else None
+        if not active or expires_at is None or (token.identity and user is None):
             return {"active": False}
-        account = db.session().get(Account, token.account_id) if token.account_id else None
         body: dict[str, Any] = {
             "active": True,
             "client_id": token.client_id,
@@ -98,8 +97,8 @@ class Introspection(IntrospectionEndpoint):
             "exp": int(expires_at.timestamp()),
             "iss": current_app.extensions["idp"].issuer,
         }
-        if account is not None:
-            body["sub"] = account.subject
+        if user is not None:
+            body["sub"] = user.subject
             body.update({k: token.identity[k] for k in ("org_type", "role") if k in token.identity})
         return body
 

@@ -15,11 +15,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from idp import db
-from idp.auth.models import Account
 from idp.config import settings
 from idp.db import utcnow
 from idp.oidc.models import Client, Token, digest
-from idp.orgs.models import Membership, MembershipStatus
 
 
 def generate_token_value(*_args: Any, **_kwargs: Any) -> str:
@@ -31,46 +29,6 @@ def access_token_lifetime(_client: ClientMixin, _grant_type: str) -> int:
     return settings().access_token_ttl
 
 
-def user_for_token(
-    session: Session,
-    *,
-    account_id: int,
-    identity: dict[str, Any],
-    sid: str | None,
-    auth_time: datetime | None,
-    amr: list[str],
-    acr: str | None,
-) -> Any:
-    """The resource owner for a new token, or None when the account may no longer act as the
-    identity (deleted or disabled membership, forced password change pending)."""
-    from idp.oidc.grants import AuthorizedUser
-
-    account = session.get(Account, account_id)
-    if account is None or account.must_change_password:
-        return None
-    if identity.get("role") == "operator" and not _membership_active(
-        session, account_id, identity["org_id"]
-    ):
-        return None
-    return AuthorizedUser(
-        account=account,
-        identity=identity,
-        sid=sid,
-        auth_time=auth_time.timestamp() if auth_time else None,
-        amr=tuple(amr),
-        acr=acr,
-    )
-
-
-def _membership_active(session: Session, account_id: int, org_id: int) -> bool:
-    status = session.scalar(
-        select(Membership.status).where(
-            Membership.account_id == account_id, Membership.org_id == org_id
-        )
-    )
-    return status == MembershipStatus.ACTIVE
-
-
 def save_token(token: dict[str, Any], request: Any) -> None:
     """Store a freshly issued token (Authlib's ``save_token`` hook) by digest only."""
     now = utcnow()
@@ -80,7 +38,7 @@ def save_token(token: dict[str, Any], request: Any) -> None:
     refresh = token.get("refresh_token")
     row = Token(
         client_id=request.client.client_id,
-        account_id=user.account.id if user else None,
+        account_id=user.account_id if user else None,
         identity=user.identity if user else {},
         access_token_hash=digest(token["access_token"]),
         refresh_token_hash=digest(refresh) if refresh else None,

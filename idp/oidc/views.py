@@ -12,8 +12,9 @@ from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp import audit, db
+from idp.auth import principal as principals
 from idp.auth import session as login_session
-from idp.auth.models import Account
+from idp.auth.principal import Principal
 from idp.errors import IdpError, NotFoundError
 from idp.extensions import csrf
 from idp.oidc import authorize as authorization
@@ -21,7 +22,8 @@ from idp.oidc import discovery, interaction
 from idp.oidc.claims import identity_claims
 from idp.oidc.models import Client
 from idp.oidc.server import authorization_server, resource_protector
-from idp.oidc.tokens import client_for, user_for_token
+from idp.oidc.tokens import client_for
+from idp.oidc.users import user_for
 from idp.orgs.service import eligible_identities
 from idp.signing import key_store
 
@@ -65,9 +67,9 @@ def resume() -> BaseResponse:
 def choose_role() -> BaseResponse | str:
     """角色选择: the account holds several identities eligible for this relying party."""
     record = _interaction()
-    login, account = _logged_in()
+    login, principal = _logged_in()
     client = _client(record.client_id)
-    identities = eligible_identities(db.session(), login=login, account=account, client=client)
+    identities = eligible_identities(db.session(), login=login, principal=principal, client=client)
     form = FlaskForm()
     if request.method == "POST" and form.validate_on_submit():
         if "cancel" in request.form:
@@ -91,7 +93,7 @@ def choose_role() -> BaseResponse | str:
 @bp.route("/authorize/consent", methods=["GET", "POST"])
 def consent() -> BaseResponse | str:
     record = _interaction()
-    login, _account = _logged_in()
+    login, principal = _logged_in()
     client = _client(record.client_id)
     form = FlaskForm()
     scope = dict(_query_items(record.query)).get("scope", "")
@@ -104,7 +106,7 @@ def consent() -> BaseResponse | str:
         interaction.save(record)
         audit.record(
             "oidc.consent",
-            actor=f"account:{login.account_id}",
+            actor=principal.actor,
             target=f"client:{client.client_id}",
             result="denied" if record.denied else "granted",
         )
@@ -121,12 +123,12 @@ def _interaction() -> interaction.Interaction:
     return record
 
 
-def _logged_in() -> tuple[login_session.LoginSession, Account]:
+def _logged_in() -> tuple[login_session.LoginSession, Principal]:
     login = login_session.current()
-    account = db.session().get(Account, login.account_id) if login else None
-    if login is None or account is None:
+    principal = principals.load(db.session(), login)
+    if login is None or principal is None:
         raise IdpError(_("请先登录"))
-    return login, account
+    return login, principal
 
 
 def _client(client_id: str) -> Client:
@@ -175,19 +177,7 @@ def userinfo() -> Response | tuple[Response, int, dict[str, str]]:
     except OAuth2Error as error:
         status, body, headers = error()
         return jsonify(body), status, dict(headers)
-    user = (
-        user_for_token(
-            db.session(),
-            account_id=token.account_id,
-            identity=token.identity,
-            sid=token.sid,
-            auth_time=token.auth_time,
-            amr=token.amr,
-            acr=None,
-        )
-        if token.account_id
-        else None
-    )
+    user = user_for(db.session(), token)
     if user is None:
         status, body, headers = InvalidTokenError()()
         return jsonify(body), status, dict(headers)

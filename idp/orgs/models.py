@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import enum
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from idp.auth.models import new_subject
 from idp.db import Base, created_at, intpk
 
 if TYPE_CHECKING:
@@ -32,6 +34,12 @@ ORG_TYPE_LABELS = {
 }
 
 
+def _org_type_column() -> Enum:
+    return Enum(
+        OrgType, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]
+    )
+
+
 class MembershipStatus(enum.StrEnum):
     ACTIVE = "active"
     DISABLED = "disabled"
@@ -51,6 +59,11 @@ class Organisation(Base):
     id: Mapped[intpk]
     uscc: Mapped[str] = mapped_column(String(18), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    # The org admin's subject: whoever proves a certificate with this USCC acts as it.
+    admin_subject: Mapped[str] = mapped_column(String(64), unique=True, default=new_subject)
+    contact_person: Mapped[str] = mapped_column(String(100), default="")
+    contact_phone: Mapped[str] = mapped_column(String(20), default="")
+    address: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[created_at]
 
     identities: Mapped[list[OrgIdentity]] = relationship(
@@ -66,12 +79,73 @@ class OrgIdentity(Base):
 
     id: Mapped[intpk]
     org_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="CASCADE"))
-    org_type: Mapped[OrgType] = mapped_column(
-        Enum(OrgType, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
-    )
+    org_type: Mapped[OrgType] = mapped_column(_org_type_column())
     created_at: Mapped[created_at]
 
     org: Mapped[Organisation] = relationship(back_populates="identities")
+    registrations: Mapped[list[IdentityRegistration]] = relationship(
+        back_populates="identity", cascade="all, delete-orphan"
+    )
+
+
+class IdentityRegistration(Base):
+    """An org identity registered for one relying party, possibly bound to its legacy account."""
+
+    __tablename__ = "identity_registration"
+    __table_args__ = (UniqueConstraint("identity_id", "client_id"),)
+
+    id: Mapped[intpk]
+    identity_id: Mapped[int] = mapped_column(
+        ForeignKey("org_identity.id", ondelete="CASCADE"), index=True
+    )
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    legacy_account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("legacy_account.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[created_at]
+
+    identity: Mapped[OrgIdentity] = relationship(back_populates="registrations")
+    legacy_account: Mapped[LegacyAccount | None] = relationship()
+
+
+class LegacyAccount(Base):
+    """An account of a relying party's old login (OTP token or key), imported from the RP.
+
+    The secret (TOTP seed in base32, or the legacy key) is sealed at rest (idp.sealing)."""
+
+    __tablename__ = "legacy_account"
+    __table_args__ = (UniqueConstraint("client_id", "account_ref"),)
+
+    id: Mapped[intpk]
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    uscc: Mapped[str] = mapped_column(String(18), index=True)
+    org_type: Mapped[OrgType] = mapped_column(_org_type_column())
+    account_ref: Mapped[str] = mapped_column(String(100))
+    secret_kind: Mapped[str] = mapped_column(String(10))  # "totp" or "key"
+    secret_sealed: Mapped[str] = mapped_column(String(500))
+    bound_identity_id: Mapped[int | None] = mapped_column(
+        ForeignKey("org_identity.id", ondelete="SET NULL")
+    )
+    bound_at: Mapped[datetime | None]
+    created_at: Mapped[created_at]
+
+
+class OrgCertificate(Base):
+    """A certificate that has logged in for an organisation (UKeys are renewed over time)."""
+
+    __tablename__ = "org_certificate"
+
+    id: Mapped[intpk]
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE"), index=True
+    )
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    subject: Mapped[str] = mapped_column(String(500))
+    issuer: Mapped[str] = mapped_column(String(500))
+    serial: Mapped[str] = mapped_column(String(80))
+    not_after: Mapped[datetime]
+    first_seen: Mapped[created_at]
+    last_used: Mapped[datetime | None]
 
 
 class Membership(Base):

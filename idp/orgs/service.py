@@ -14,11 +14,20 @@ from idp import audit
 from idp.auth.models import Account
 from idp.auth.passwords import generate_initial_password, hash_password, policy_errors
 from idp.errors import IdpError
-from idp.orgs.models import Membership, MembershipStatus, Organisation, OrgIdentity, OrgType, Role
+from idp.orgs.models import (
+    IdentityRegistration,
+    Membership,
+    MembershipStatus,
+    Organisation,
+    OrgIdentity,
+    OrgType,
+    Role,
+)
 from idp.orgs.uscc import is_valid_uscc
 from idp.security import PHONE_RE, mask_name, mask_phone
 
 if TYPE_CHECKING:
+    from idp.auth.principal import Principal
     from idp.auth.session import LoginSession
     from idp.oidc.models import Client
 
@@ -159,12 +168,35 @@ def operator_identities(
 
 
 def eligible_identities(
-    session: Session, *, login: LoginSession, account: Account, client: Client
+    session: Session, *, login: LoginSession, principal: Principal, client: Client
 ) -> list[Identity]:
     """The identities ``login`` may enter ``client`` as (the client's allowed org types)."""
-    if login.kind == "operator":
-        return operator_identities(session, account, org_types=client.org_types)
+    if principal.account is not None:
+        return operator_identities(session, principal.account, org_types=client.org_types)
+    if principal.org is not None:
+        return admin_identities(session, principal.org, client=client)
     return []
+
+
+def admin_identities(session: Session, org: Organisation, *, client: Client) -> list[Identity]:
+    """The org's identities registered for ``client``, each as its org admin."""
+    rows = session.scalars(
+        select(OrgIdentity)
+        .join(IdentityRegistration, IdentityRegistration.identity_id == OrgIdentity.id)
+        .where(OrgIdentity.org_id == org.id, IdentityRegistration.client_id == client.client_id)
+        .order_by(OrgIdentity.id)
+    )
+    return [
+        Identity(
+            org_id=org.id,
+            uscc=org.uscc,
+            org_name=org.name,
+            org_type=i.org_type.value,
+            role=Role.ORG_ADMIN.value,
+        )
+        for i in rows
+        if i.org_type.value in client.org_types
+    ]
 
 
 def send_initial_password(account: Account, password: str) -> None:

@@ -12,8 +12,9 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp import db
+from idp.auth import principal as principals
 from idp.auth import session as login_session
-from idp.auth.models import Account
+from idp.auth.principal import Principal
 from idp.config import settings
 from idp.oidc.models import Client
 from idp.orgs.service import Identity, eligible_identities
@@ -28,9 +29,10 @@ class PortalEntry:
     url: str
 
 
-def entry_url(client: Client, account: Account) -> str | None:
+def entry_url(client: Client, principal: Principal) -> str | None:
     if client.initiate_login_uri:
-        query = urlencode({"iss": settings().issuer, "login_hint": account.phone})
+        hint = {"login_hint": principal.phone} if principal.phone else {}
+        query = urlencode({"iss": settings().issuer, **hint})
         return f"{client.initiate_login_uri}?{query}"
     uri = client.client_metadata.get("client_uri")
     return str(uri) if uri else None
@@ -44,17 +46,19 @@ def home() -> BaseResponse:
 @bp.get("/portal")
 def index() -> BaseResponse | str:
     login = login_session.current()
-    account = db.session().get(Account, login.account_id) if login else None
-    if login is None or account is None:
+    principal = principals.load(db.session(), login)
+    if login is None or principal is None:
         return redirect(url_for("auth.login"))
-    if account.must_change_password:
+    if principal.must_change_password:
         return redirect(url_for("auth.change_password"))
     entries = []
     for client in db.session().scalars(select(Client).order_by(Client.id)):
         if "authorization_code" not in client.grant_types:
             continue
-        identities = eligible_identities(db.session(), login=login, account=account, client=client)
-        url = entry_url(client, account)
+        identities = eligible_identities(
+            db.session(), login=login, principal=principal, client=client
+        )
+        url = entry_url(client, principal)
         if identities and url:
             entries.append(PortalEntry(client=client, identities=identities, url=url))
-    return render_template("portal/index.html", account=account, entries=entries)
+    return render_template("portal/index.html", principal=principal, entries=entries)

@@ -634,6 +634,7 @@ def test_plain_http_endpoint_is_refused_outside_development(name: str, tmp_path:
         "http://sms.example.internal/",
         dev_mode=False,
         secret_key="s",
+        data_key="d",
         issuer="https://idp.example",
     )
     with pytest.raises(ConfigError, match="IDP_SMS_ENDPOINT"):

@@ -11,7 +11,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, func, insert, inspect, select
+from sqlalchemy import Engine, func, insert, inspect, select, text
 
 import idp.models  # noqa: F401  (registers every table on Base.metadata)
 from idp.db import Base, make_engine, utcnow
@@ -127,3 +127,23 @@ def test_downgrade_base_and_upgrade_again_with_data(empty_url: str, engine: Engi
     assert count_rows(engine, "organisation") == 0
     insert_sample_rows(engine)
     assert count_rows(engine, "membership") == 1
+
+
+def test_0002_gives_existing_organisations_an_admin_subject(empty_url: str, engine: Engine) -> None:
+    upgrade(empty_url, "0001")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO organisation (uscc, name, created_at) VALUES ('91310000MA1K000019', 'A', CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO organisation (uscc, name, created_at) VALUES ('91310115MA1H7GXX3K', 'B', CURRENT_TIMESTAMP)"
+            )
+        )
+    upgrade(empty_url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT admin_subject, contact_person FROM organisation")).all()
+    assert len({row[0] for row in rows}) == 2
+    assert all(row[0] and row[1] == "" for row in rows)
