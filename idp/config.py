@@ -123,15 +123,48 @@ class Settings:
     sms_ip_hourly_limit: int = field(
         default=30, metadata={"doc": "SMS code requests per client IP per hour."}
     )
-    data_key: str = field(default="", metadata={"doc": "Key (urlsafe base64, 32 bytes) sealing secrets at rest (OTP seeds, legacy keys); generated into instance/ in dev mode, required otherwise."})
-    trust_dir: Path = field(default=ROOT / "keys" / "trust", metadata={"doc": "Trust anchors (*.pem, *.cer) and CRL files (*.crl) for UKey certificates."})
-    cert_uscc_order: str = field(default="ext:1.2.156.10260.4.1.4,ext:1.2.156.1.8888.148,serialNumber,organizationIdentifier,OU,CN", metadata={"doc": "Where to read the USCC from a certificate, in order; per issuer: 'ISSUER-CN=order;...' is set in keys/trust/uscc-order.json."})
-    cert_fetch_revocation: bool = field(default=True, metadata={"doc": "Fetch CRLs from the certificate's distribution points (and OCSP when cert_ocsp)."})
-    cert_ocsp: bool = field(default=False, metadata={"doc": "Also ask the certificate's OCSP responder."})
-    cert_clock_skew: int = field(default=60, metadata={"doc": "Tolerance in seconds for the signed timestamp of a certificate login."})
-    ukey_agent_url: str = field(default="http://127.0.0.1:17443", metadata={"doc": "Where the login page looks for the local UKey agent."})
-    ukey_agent_download_url: str = field(default="/ukey/agent", metadata={"doc": "Download / installation page of the UKey agent (客户端工具)."})
-    legacy_bind_lockout_seconds: int = field(default=15 * 60, metadata={"doc": "Lock time after 5 wrong legacy-binding tries."})
+    data_key: str = field(
+        default="",
+        metadata={
+            "doc": "Key (urlsafe base64, 32 bytes) sealing secrets at rest (OTP seeds, legacy keys); generated into instance/ in dev mode, required otherwise."
+        },
+    )
+    trust_dir: Path = field(
+        default=ROOT / "keys" / "trust",
+        metadata={
+            "doc": "Trust anchors (*.pem, *.cer) and CRL files (*.crl) for UKey certificates."
+        },
+    )
+    cert_uscc_order: str = field(
+        default="ext:1.2.156.10260.4.1.4,ext:1.2.156.1.8888.148,serialNumber,organizationIdentifier,OU,CN",
+        metadata={
+            "doc": "Where to read the USCC from a certificate, in order; keys/trust/uscc-order.json may set another order per issuer."
+        },
+    )
+    cert_fetch_revocation: bool = field(
+        default=True,
+        metadata={
+            "doc": "Fetch CRLs from the certificate's distribution points (and OCSP when cert_ocsp)."
+        },
+    )
+    cert_ocsp: bool = field(
+        default=False, metadata={"doc": "Also ask the certificate's OCSP responder."}
+    )
+    cert_clock_skew: int = field(
+        default=60,
+        metadata={"doc": "Tolerance in seconds for the signed timestamp of a certificate login."},
+    )
+    ukey_agent_url: str = field(
+        default="http://127.0.0.1:17443",
+        metadata={"doc": "Where the login page looks for the local UKey agent."},
+    )
+    ukey_agent_download_url: str = field(
+        default="/ukey/agent",
+        metadata={"doc": "Download / installation page of the UKey agent (客户端工具)."},
+    )
+    legacy_bind_lockout_seconds: int = field(
+        default=15 * 60, metadata={"doc": "Lock time after 5 wrong legacy-binding tries."}
+    )
     trust_proxy: bool = field(
         default=False,
         metadata={"doc": "Honour one X-Forwarded-For/Proto hop (behind a TLS proxy)."},
@@ -200,7 +233,11 @@ def _dev_secret(instance: Path, name: str, *, fernet: bool = False) -> str:
     path = instance / name
     if not path.exists():
         instance.mkdir(parents=True, exist_ok=True)
-        value = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() if fernet else secrets.token_urlsafe(48)
+        value = (
+            base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+            if fernet
+            else secrets.token_urlsafe(48)
+        )
         path.write_text(value)
         path.chmod(0o600)
     return path.read_text().strip()
