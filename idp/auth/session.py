@@ -29,7 +29,10 @@ class LoginSession:
     auth_time: float
     created_at: float
     sid: str = field(default_factory=lambda: secrets.token_urlsafe(16))
-    org_id: int | None = None  # set for certificate logins (the org the certificate proves)
+    org_id: int | None = None  # certificate logins: the registered org the certificate proves
+    # certificate logins: what the verified certificate says (uscc, org_name, fingerprint,
+    # subject, issuer); the registration wizard reads it while org_id is still None
+    certificate: dict[str, str] | None = None
     consents: list[str] = field(default_factory=list)  # "client_id scope" strings
 
     @property
@@ -70,6 +73,7 @@ def start(
         auth_time=now,
         created_at=now,
         org_id=org_id,
+        certificate=certificate,
     )
     save(login)
     g.login_session = login
