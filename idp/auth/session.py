@@ -59,7 +59,13 @@ def save(login: LoginSession) -> None:
 
 
 def start(
-    *, account_id: int | None, kind: str, amr: list[str], acr: str, org_id: int | None = None
+    *,
+    account_id: int | None,
+    kind: str,
+    amr: list[str],
+    acr: str,
+    org_id: int | None = None,
+    certificate: dict[str, str] | None = None,
 ) -> LoginSession:
     """Begin a new session (a fresh id, so a session id planted before login is useless)."""
     end_current()
