@@ -1,0 +1,82 @@
+"""``ukey-agent`` / ``python -m clients.ukey_agent``: run the UKey agent on 127.0.0.1."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from types import FrameType
+
+from .config import AgentConfig, ConfigError, config_from, parser
+from .errors import AgentError
+from .interface import TokenSigner
+from .server import make_agent_server
+
+log = logging.getLogger("clients.ukey_agent")
+
+
+def open_signer(config: AgentConfig) -> TokenSigner:
+    """SKF when a library is given (SM2 UKeys), else the PKCS#11 module."""
+    if config.skf_library:
+        from .skf_signer import SkfSigner
+
+        log.warning("SKF support is untested without hardware: %s", config.skf_library)
+        return SkfSigner.from_library(config.skf_library)
+    from .pkcs11_signer import Pkcs11Signer
+
+    assert config.module is not None  # noqa: S101 (AgentConfig refuses neither being set)
+    return Pkcs11Signer(module=config.module, rsa_pss=config.rsa_pss)
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM ends ``serve_forever`` like Ctrl-C, so the token library is finalised."""
+    sys.exit(0)
+
+
+def _serve(config: AgentConfig, signer: TokenSigner) -> None:
+    """Serve until Ctrl-C or SIGTERM; the token library is always released."""
+    try:
+        server = make_agent_server(config, signer)
+    except OSError as error:
+        signer.close()
+        raise SystemExit(f"无法监听 {config.bind}:{config.port}: {error}") from error
+    except SystemExit:  # werkzeug exits by itself when the port is taken
+        signer.close()
+        raise
+    signal.signal(signal.SIGTERM, _stop)
+    log.info(
+        "UKey agent on http://%s:%d for %s (%s)",
+        config.bind,
+        server.port,
+        ", ".join(config.allowed_origins),
+        config.skf_library or config.module,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        signer.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Check the settings, open the token library and serve until interrupted."""
+    args = parser().parse_args(argv)
+    try:
+        config = config_from(args)
+    except ConfigError as error:
+        raise SystemExit(f"配置错误: {error}") from error
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        signer = open_signer(config)
+    except AgentError as error:
+        raise SystemExit(f"无法打开 UKey 库: {error.detail or error.message}") from error
+    _serve(config, signer)
+
+
+if __name__ == "__main__":
+    main()
