@@ -239,9 +239,10 @@ def serve(host: str, port: int) -> None:
 
 def register() -> None:
     from idp.dev import dev_run, dev_setup
+    from idp.orgs.cli import legacy_cli
     from idp.signing.cli import keys_cli
 
-    for group in (db_cli, keys_cli, clients_cli, orgs_cli, operators_cli):
+    for group in (db_cli, keys_cli, clients_cli, orgs_cli, operators_cli, legacy_cli):
         main.add_command(group)
     main.add_command(dev_setup)
     main.add_command(dev_run)

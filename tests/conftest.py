@@ -7,11 +7,13 @@ under IDP_TEST_REQUIRE_ALL=1.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -144,10 +146,20 @@ def settings(
     return Settings.from_env({}, **values)
 
 
+class IsolatedClient(FlaskClient):
+    """A test client whose every request gets a fresh app context (and so a fresh ``g``), as in
+    production: the ``app`` fixture keeps an app context pushed for the test's own database
+    work, and Flask would otherwise reuse it for every request of the test."""
+
+    def open(self, *args: Any, **kwargs: Any) -> Any:
+        return contextvars.Context().run(super().open, *args, **kwargs)
+
+
 @pytest.fixture
 def app(settings: Settings) -> Iterator[Flask]:
     app = create_app(settings)
     app.config.update(TESTING=True)
+    app.test_client_class = IsolatedClient
     with app.app_context():
         yield app
     app.extensions["idp.engine"].dispose()

@@ -7,11 +7,14 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp import audit, db
-from idp.auth import service, session
+from idp.auth import cert_login, service, session
+from idp.auth.cert.errors import CertificateLoginError
 from idp.auth.errors import LoginFailedError, SmsRateLimitedError
 from idp.auth.forms import OperatorLoginForm, PasswordChangeForm, SmsCodeRequestForm
 from idp.auth.models import Account
+from idp.config import settings
 from idp.errors import IdpError
+from idp.orgs.service import has_registrations
 from idp.security import client_ip
 
 bp = Blueprint("auth", __name__, template_folder="templates")
@@ -33,6 +36,21 @@ def after_login_url(account: Account, interaction: str) -> str:
     return url_for("portal.index")
 
 
+def render_login(
+    form: OperatorLoginForm, *, status: int = 200, method: str = "operator", cert_error: str = ""
+) -> tuple[str, int]:
+    """The login page with its two tabs: operator (phone) and UKey certificate."""
+    return render_template(
+        "auth/login.html",
+        form=form,
+        method=method,
+        cert_error=cert_error,
+        interaction=interaction_id(),
+        agent_url=settings().ukey_agent_url,
+        agent_download_url=settings().ukey_agent_download_url,
+    ), status
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> tuple[str, int] | BaseResponse:
     form = OperatorLoginForm()
@@ -40,6 +58,8 @@ def login() -> tuple[str, int] | BaseResponse:
     if request.method == "GET":
         form.phone.data = request.args.get("phone", "")[:11]
         form.interaction.data = interaction_id()
+        method = "cert" if request.args.get("method") == "cert" else "operator"
+        return render_login(form, method=method)
     if form.validate_on_submit():
         try:
             account = service.authenticate_operator(
@@ -59,9 +79,43 @@ def login() -> tuple[str, int] | BaseResponse:
                 acr=service.OPERATOR_ACR,
             )
             return redirect(after_login_url(account, interaction_id()))
-    elif request.method == "POST":
+    else:
         status = 400
-    return render_template("auth/login.html", form=form, sms_form=SmsCodeRequestForm()), status
+    return render_login(form, status=status)
+
+
+@bp.post("/login/cert/challenge")
+def cert_challenge() -> Response:
+    """A one-time challenge for the UKey agent to sign (docs/ukey-protocol.md §1)."""
+    return jsonify(
+        challenge=cert_login.issue_challenge(),
+        expires_in=int(cert_login.CHALLENGE_TTL.total_seconds()),
+    )
+
+
+@bp.post("/login/cert")
+def cert_login_submit() -> tuple[str, int] | BaseResponse:
+    """The agent's signed answer, posted by the login page (docs/ukey-protocol.md §3)."""
+    try:
+        login = cert_login.log_in(db.session(), request.form.to_dict())
+    except CertificateLoginError as error:
+        return render_login(
+            OperatorLoginForm(formdata=None),
+            status=error.status,
+            method="cert",
+            cert_error=str(error.message),
+        )
+    if login.org_id is None or not has_registrations(db.session(), login.org_id):
+        return redirect(url_for("orgs.register"))
+    if interaction_id():
+        return redirect(url_for("oidc.resume", interaction=interaction_id()))
+    return redirect(url_for("portal.index"))
+
+
+@bp.get("/ukey/agent")
+def ukey_agent() -> str:
+    """客户端工具: what the UKey agent is and how to install and start it."""
+    return render_template("auth/ukey_agent.html", agent_url=settings().ukey_agent_url)
 
 
 @bp.post("/login/sms-code")

@@ -36,6 +36,7 @@ CLAIMS_SUPPORTED = [
     "org",
     "org_type",
     "role",
+    "legacy_account",
 ]
 SIGNING_ALGS = ["ES256", "RS256"]
 
@@ -58,6 +59,8 @@ def identity_claims(user: Any, scope: str) -> dict[str, Any]:
         }
         claims["org_type"] = identity["org_type"]
         claims["role"] = identity["role"]
+        if identity.get("legacy_account"):
+            claims["legacy_account"] = identity["legacy_account"]
     return claims
 
 

@@ -47,7 +47,7 @@ def metadata() -> dict[str, Any]:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,
-        "acr_values_supported": ["urn:idp:acr:operator"],
+        "acr_values_supported": ["urn:idp:acr:operator", "urn:idp:acr:ukey"],
         "ui_locales_supported": ["zh-CN", "en"],
         "frontchannel_logout_supported": False,
         "backchannel_logout_supported": False,

@@ -1,4 +1,5 @@
-"""Organisations: identities, operator memberships (registration and consoles build on them)."""
+"""Organisations: identities, operator memberships, the registration wizard (journey 1) and
+legacy accounts."""
 
 from __future__ import annotations
 
@@ -6,4 +7,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Views arrive with the registration wizard and the org admin console."""
+    """Register the registration wizard (its CLI group is registered in ``idp.cli``)."""
+    from idp.orgs.views import bp
+
+    app.register_blueprint(bp)

@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Enum, ForeignKey, String, UniqueConstraint
+from sqlalchemy import Enum, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.auth.models import new_subject
@@ -122,7 +122,7 @@ class LegacyAccount(Base):
     org_type: Mapped[OrgType] = mapped_column(_org_type_column())
     account_ref: Mapped[str] = mapped_column(String(100))
     secret_kind: Mapped[str] = mapped_column(String(10))  # "totp" or "key"
-    secret_sealed: Mapped[str] = mapped_column(String(500))
+    secret_sealed: Mapped[str] = mapped_column(Text)
     bound_identity_id: Mapped[int | None] = mapped_column(
         ForeignKey("org_identity.id", ondelete="SET NULL")
     )

@@ -3,7 +3,7 @@ console build on these functions)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 from flask_babel import gettext as _
@@ -16,6 +16,7 @@ from idp.auth.passwords import generate_initial_password, hash_password, policy_
 from idp.errors import IdpError
 from idp.orgs.models import (
     IdentityRegistration,
+    LegacyAccount,
     Membership,
     MembershipStatus,
     Organisation,
@@ -45,16 +46,10 @@ class Identity:
     org_name: str
     org_type: str
     role: str
-
-    def as_claims(self) -> dict[str, object]:
-        return {
-            "org": {"id": str(self.org_id), "uscc": self.uscc, "name": self.org_name},
-            "org_type": self.org_type,
-            "role": self.role,
-        }
+    legacy_account: str | None = None  # the org's bound account at this relying party
 
     def as_dict(self) -> dict[str, object]:
-        return {k: getattr(self, k) for k in ("org_id", "uscc", "org_name", "org_type", "role")}
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @property
     def label(self) -> str:
@@ -143,10 +138,8 @@ def add_operator(
     return account, generated
 
 
-def operator_identities(
-    session: Session, account: Account, *, org_types: list[str]
-) -> list[Identity]:
-    """Every (org identity, operator) pair of ``account`` whose org type is in ``org_types``."""
+def operator_identities(session: Session, account: Account, *, client: Client) -> list[Identity]:
+    """Every (org identity, operator) pair of ``account`` whose org type ``client`` allows."""
     rows = session.execute(
         select(Organisation, OrgIdentity)
         .join(Membership, Membership.org_id == Organisation.id)
@@ -155,15 +148,9 @@ def operator_identities(
         .order_by(Organisation.id, OrgIdentity.id)
     )
     return [
-        Identity(
-            org_id=org.id,
-            uscc=org.uscc,
-            org_name=org.name,
-            org_type=ident.org_type.value,
-            role=Role.OPERATOR.value,
-        )
+        _identity(session, org, ident, role=Role.OPERATOR, client=client)
         for org, ident in rows
-        if ident.org_type.value in org_types
+        if ident.org_type.value in client.org_types
     ]
 
 
@@ -172,7 +159,7 @@ def eligible_identities(
 ) -> list[Identity]:
     """The identities ``login`` may enter ``client`` as (the client's allowed org types)."""
     if principal.account is not None:
-        return operator_identities(session, principal.account, org_types=client.org_types)
+        return operator_identities(session, principal.account, client=client)
     if principal.org is not None:
         return admin_identities(session, principal.org, client=client)
     return []
@@ -187,16 +174,31 @@ def admin_identities(session: Session, org: Organisation, *, client: Client) -> 
         .order_by(OrgIdentity.id)
     )
     return [
-        Identity(
-            org_id=org.id,
-            uscc=org.uscc,
-            org_name=org.name,
-            org_type=i.org_type.value,
-            role=Role.ORG_ADMIN.value,
-        )
-        for i in rows
-        if i.org_type.value in client.org_types
+        _identity(session, org, ident, role=Role.ORG_ADMIN, client=client)
+        for ident in rows
+        if ident.org_type.value in client.org_types
     ]
+
+
+def _identity(
+    session: Session, org: Organisation, ident: OrgIdentity, *, role: Role, client: Client
+) -> Identity:
+    legacy = session.scalar(
+        select(LegacyAccount.account_ref)
+        .join(IdentityRegistration, IdentityRegistration.legacy_account_id == LegacyAccount.id)
+        .where(
+            IdentityRegistration.identity_id == ident.id,
+            IdentityRegistration.client_id == client.client_id,
+        )
+    )
+    return Identity(
+        org_id=org.id,
+        uscc=org.uscc,
+        org_name=org.name,
+        org_type=ident.org_type.value,
+        role=role.value,
+        legacy_account=legacy,
+    )
 
 
 def send_initial_password(account: Account, password: str) -> None:
@@ -208,3 +210,14 @@ def send_initial_password(account: Account, password: str) -> None:
         render_message(phone=account.phone, purpose="initial_password", password=password)
     )
     audit.record("orgs.initial_password_sent", actor="system", target=mask_phone(account.phone))
+
+
+def has_registrations(session: Session, org_id: int) -> bool:
+    """True once the org holds an identity registered for at least one relying party."""
+    found = session.scalar(
+        select(IdentityRegistration.id)
+        .join(OrgIdentity, OrgIdentity.id == IdentityRegistration.identity_id)
+        .where(OrgIdentity.org_id == org_id)
+        .limit(1)
+    )
+    return found is not None

@@ -43,7 +43,7 @@ def upgrade() -> None:
     sa.Column('org_type', sa.Enum('audit', 'cost_consulting', 'bookkeeping', name='orgtype', native_enum=False, length=20), nullable=False),
     sa.Column('account_ref', sa.String(length=100), nullable=False),
     sa.Column('secret_kind', sa.String(length=10), nullable=False),
-    sa.Column('secret_sealed', sa.String(length=500), nullable=False),
+    sa.Column('secret_sealed', sa.Text(), nullable=False),
     sa.Column('bound_identity_id', sa.Integer(), nullable=True),
     sa.Column('bound_at', idp.db.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', idp.db.UTCDateTime(timezone=True), nullable=False),

@@ -1,0 +1,524 @@
+"""Path validation of login certificates against the trust directory, with revocation.
+
+pyhanko-certvalidator does the RFC 5280 work (path building, signatures, validity of the CAs,
+name chaining, CRL and OCSP processing); this module decides what is trusted, which revocation
+information counts and how failures map to :mod:`idp.auth.cert.errors`.
+
+Trust: the certificates in ``IDP_TRUST_DIR`` (``*.pem``, ``*.cer``, ``*.crt``; DER or PEM, PEM
+files may hold several) are the only anchors. The operating system's store is never used, and
+issuer certificates are never fetched from AIA: the agent sends the chain, the directory holds
+the rest.
+
+Order of the checks, as docs/ukey-protocol.md §3 lists them: a path to an anchor exists
+(:class:`UntrustedIssuerError`); the certificate is within its validity period, checked here on
+the exact instant so the message says which side (:class:`CertificateExpiredError`,
+:class:`CertificateNotYetValidError`); it has the digitalSignature key usage, and the extension
+must be present, and it is no CA certificate (:class:`KeyUsageError`); then the full validation: signatures and validity of
+every CA, revocation.
+
+Revocation policy:
+
+- **End-entity certificate, hard fail.** When it declares revocation information (a CRL
+  distribution point or an OCSP responder in AIA), its status must be established or the login
+  fails with :class:`RevocationUnknownError` (503, "try again later"), never silently passes.
+  Sources: OCSP first when ``IDP_CERT_OCSP`` is on and the certificate names a responder; then
+  CRLs: the ``*.crl`` files of the trust directory, CRLs fetched earlier (kept in memory until
+  their nextUpdate, at most 24 h), and, when ``IDP_CERT_FETCH_REVOCATION`` is on, CRLs fetched
+  from its distribution points. A certificate that only names an OCSP responder while OCSP is
+  off therefore needs a CRL file from its issuer. A certificate that declares nothing is still
+  checked, hard, against a CRL file of its issuer when the directory holds one, and is not
+  checked otherwise.
+- **CA certificates, soft fail.** A CA that declares revocation information is checked with the
+  same sources; when none can be fetched the path is accepted (the failure is logged), a CA
+  without revocation information is not checked. A CA found revoked, or whose CRL is obtained
+  but stale or badly signed, fails the login.
+- A revoked end-entity certificate gives :class:`CertificateRevokedError`; a revoked CA
+  :class:`UntrustedIssuerError`. CRLs and OCSP responses must be fresh (thisUpdate/nextUpdate)
+  within ``IDP_CERT_CLOCK_SKEW``.
+
+Network use is bounded: only certificates whose signature already chains to an anchor get their
+CRL or OCSP URLs fetched (pyhanko checks each signature before its revocation), at most
+``MAX_FETCHES`` requests of ``FETCH_TIMEOUT`` seconds each, ``VALIDATION_TIMEOUT`` overall.
+
+SM2 chains: ``cryptography`` cannot verify SM2 signatures, so the validation context carries
+:class:`~idp.auth.cert.sm2.Sm2SignatureValidator`, which verifies SM2-with-SM3 with gmalg and
+hands every other algorithm to pyhanko's default validator. The algorithm policy stays pyhanko's
+default (no MD5/SHA-1, RSA >= 2048 bits): it already admits SM2-with-SM3, whose OID carries no
+separate hash, so ``AcceptAllAlgorithms`` is not needed, not even for SM2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import AsyncGenerator, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from asn1crypto import crl as asn1_crl
+from asn1crypto import pem
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator.errors import (
+    ExpiredError,
+    InsufficientRevinfoError,
+    NotYetValidError,
+    OCSPFetchError,
+    PathBuildingError,
+    RevokedError,
+    ValidationError,
+)
+from pyhanko_certvalidator.fetchers import Fetchers
+from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
+from pyhanko_certvalidator.fetchers.api import (
+    CertificateFetcher,
+    CRLFetcher,
+    FetchLimits,
+    OCSPFetcher,
+)
+from pyhanko_certvalidator.fetchers.common_utils import enumerate_delivery_point_urls
+from pyhanko_certvalidator.path import ValidationPath
+from pyhanko_certvalidator.policy_decl import (
+    CertRevTrustPolicy,
+    RevocationCheckingPolicy,
+    RevocationCheckingRule,
+)
+from pyhanko_certvalidator.util import get_declared_revinfo, get_relevant_crl_dps, issuer_serial
+from pyhanko_certvalidator.validate import validate_usage
+
+from idp.auth.cert.errors import (
+    CertificateExpiredError,
+    CertificateNotYetValidError,
+    CertificateRevokedError,
+    KeyUsageError,
+    MalformedResponseError,
+    RevocationUnknownError,
+    UntrustedIssuerError,
+)
+from idp.auth.cert.sm2 import Sm2SignatureValidator
+from idp.auth.cert.uscc import ORDER_FILE, load_issuer_orders, order_for_issuer
+from idp.config import Settings
+
+log = logging.getLogger(__name__)
+
+ANCHOR_SUFFIXES = (".pem", ".cer", ".crt")
+CRL_SUFFIX = ".crl"
+FETCH_TIMEOUT = 3
+VALIDATION_TIMEOUT = 10
+MAX_FETCHES = 16
+MAX_CHAIN = 8
+MAX_CRL_CACHE_SECONDS = 24 * 3600
+MAX_CACHED_CRL_SETS = 256
+MAX_STORES = 16
+REQUIRED_KEY_USAGE = {"digital_signature"}
+
+
+@dataclass(frozen=True)
+class ValidatedCertificate:
+    """A certificate that passed path validation: the path runs from it to the anchor."""
+
+    certificate: x509.Certificate
+    path: tuple[x509.Certificate, ...]
+    revocation_checked: bool
+
+
+# --- the trust directory ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrustMaterial:
+    """What one reading of the trust directory gave."""
+
+    anchors: tuple[asn1_x509.Certificate, ...] = ()
+    crls: tuple[asn1_crl.CertificateList, ...] = ()
+    issuer_orders: Mapping[x509.Name, list[str]] = field(default_factory=dict)
+
+
+class CrlCache:
+    """CRLs fetched from distribution points, per set of URLs, until their nextUpdate (at most
+    ``MAX_CRL_CACHE_SECONDS``). Safe to share between threads."""
+
+    def __init__(self, max_entries: int = MAX_CACHED_CRL_SETS) -> None:
+        self._entries: OrderedDict[tuple[str, ...], tuple[float, list[Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._max_entries = max_entries
+
+    def get(self, urls: tuple[str, ...]) -> list[Any] | None:
+        with self._lock:
+            entry = self._entries.get(urls)
+            if entry is None or entry[0] <= time.time():
+                self._entries.pop(urls, None)
+                return None
+            return entry[1]
+
+    def put(self, urls: tuple[str, ...], crls: list[Any]) -> None:
+        now = time.time()
+        expires = now + MAX_CRL_CACHE_SECONDS
+        for item in crls:
+            next_update = item["tbs_cert_list"]["next_update"].native
+            if next_update is None:
+                return  # no promise of freshness: never cache
+            expires = min(expires, next_update.timestamp())
+        if not crls or expires <= now:
+            return
+        with self._lock:
+            self._entries[urls] = (expires, crls)
+            self._entries.move_to_end(urls)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+
+
+class TrustStore:
+    """Anchors, CRL files and USCC orders of one trust directory, re-read when a file in it
+    changes (names, sizes and mtimes are compared on each use), plus the fetched-CRL cache."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.crl_cache = CrlCache()
+        self._lock = threading.Lock()
+        self._stamp: tuple[tuple[str, int, int], ...] | None = None
+        self._material = TrustMaterial()
+
+    def material(self) -> TrustMaterial:
+        """The current contents, reloaded first when the directory changed."""
+        stamp = self._read_stamp()
+        with self._lock:
+            if stamp != self._stamp:
+                self._material = _load_material(self.directory)
+                self._stamp = stamp
+            return self._material
+
+    def uscc_order(self, issuer: x509.Name, default: list[str]) -> list[str]:
+        """The USCC order for certificates of ``issuer`` (uscc-order.json, else ``default``)."""
+        return order_for_issuer(issuer, default, self.material().issuer_orders)
+
+    def _read_stamp(self) -> tuple[tuple[str, int, int], ...]:
+        try:
+            entries = list(self.directory.iterdir())
+        except OSError:
+            return ()
+        stamp = []
+        for path in entries:
+            if path.suffix.lower() in (*ANCHOR_SUFFIXES, CRL_SUFFIX) or path.name == ORDER_FILE:
+                try:
+                    info = path.stat()
+                except OSError:
+                    continue
+                stamp.append((path.name, info.st_mtime_ns, info.st_size))
+        return tuple(sorted(stamp))
+
+
+_stores: OrderedDict[Path, TrustStore] = OrderedDict()
+_stores_lock = threading.Lock()
+
+
+def trust_store(directory: Path) -> TrustStore:
+    """The process's :class:`TrustStore` for ``directory``.
+
+    A cache keyed by the directory, not per-app state: two apps with the same directory see the
+    same files. Views may equally keep their own store in ``app.extensions`` and pass it on.
+    """
+    key = Path(directory).resolve()
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            store = _stores[key] = TrustStore(key)
+            while len(_stores) > MAX_STORES:
+                _stores.popitem(last=False)
+        _stores.move_to_end(key)
+        return store
+
+
+def _load_material(directory: Path) -> TrustMaterial:
+    anchors: list[asn1_x509.Certificate] = []
+    crls: list[asn1_crl.CertificateList] = []
+    for path in sorted(directory.iterdir()) if directory.is_dir() else []:
+        suffix = path.suffix.lower()
+        try:
+            if suffix in ANCHOR_SUFFIXES:
+                anchors.extend(_read_certificates(path.read_bytes()))
+            elif suffix == CRL_SUFFIX:
+                crls.extend(_read_crls(path.read_bytes()))
+        except (OSError, ValueError) as error:
+            # One unreadable file must not take certificate login down; the others still count.
+            log.warning("trust directory: skipping %s: %s", path.name, error)
+    try:
+        orders = load_issuer_orders(directory / ORDER_FILE)
+    except ValueError as error:
+        log.warning("trust directory: ignoring %s", error)
+        orders = {}
+    log.info(
+        "trust directory %s: %d anchors, %d CRLs, %d USCC orders",
+        directory,
+        len(anchors),
+        len(crls),
+        len(orders),
+    )
+    return TrustMaterial(anchors=tuple(anchors), crls=tuple(crls), issuer_orders=orders)
+
+
+def _der_blocks(data: bytes, pem_types: set[str]) -> list[bytes]:
+    if not pem.detect(data):
+        return [data]
+    return [der for kind, _, der in pem.unarmor(data, multiple=True) if kind in pem_types]
+
+
+def _read_certificates(data: bytes) -> list[asn1_x509.Certificate]:
+    result = []
+    for der in _der_blocks(data, {"CERTIFICATE"}):
+        x509.load_der_x509_certificate(der)  # parse fully now: a broken file fails here
+        result.append(asn1_x509.Certificate.load(der))
+    return result
+
+
+def _read_crls(data: bytes) -> list[asn1_crl.CertificateList]:
+    result = []
+    for der in _der_blocks(data, {"X509 CRL"}):
+        x509.load_der_x509_crl(der)
+        result.append(asn1_crl.CertificateList.load(der))
+    return result
+
+
+# --- fetchers -----------------------------------------------------------------------------------
+
+
+def _crl_urls(cert: asn1_x509.Certificate) -> tuple[str, ...]:
+    urls = {
+        url
+        for point in get_relevant_crl_dps(cert, use_deltas=True)
+        for url in enumerate_delivery_point_urls(point)
+    }
+    return tuple(sorted(urls))
+
+
+class CachingCrlFetcher(CRLFetcher):
+    """CRLs for a certificate from the shared cache, else from ``inner`` (HTTP); with no
+    ``inner`` (fetching off) only the cache, which then stays empty."""
+
+    def __init__(self, inner: CRLFetcher | None, cache: CrlCache) -> None:
+        self._inner = inner
+        self._cache = cache
+        self._by_cert: dict[bytes, list[asn1_crl.CertificateList]] = {}
+
+    async def fetch(self, cert: Any, *, use_deltas: Any = None) -> list[asn1_crl.CertificateList]:
+        key = issuer_serial(cert)
+        if key not in self._by_cert:
+            self._by_cert[key] = await self._fetch(cert, use_deltas=use_deltas)
+        return self._by_cert[key]
+
+    async def _fetch(self, cert: Any, *, use_deltas: Any) -> list[asn1_crl.CertificateList]:
+        urls = _crl_urls(cert)
+        if not urls or self._inner is None:
+            return []
+        cached = self._cache.get(urls)
+        if cached is not None:
+            return cached
+        fetched = list(await self._inner.fetch(cert, use_deltas=use_deltas))
+        self._cache.put(urls, fetched)
+        return fetched
+
+    def fetched_crls(self) -> list[asn1_crl.CertificateList]:
+        return [item for items in self._by_cert.values() for item in items]
+
+    def fetched_crls_for_cert(self, cert: Any) -> list[asn1_crl.CertificateList]:
+        return self._by_cert[issuer_serial(cert)]
+
+
+class DisabledOcspFetcher(OCSPFetcher):
+    """OCSP off (``IDP_CERT_OCSP=0``): every query fails as if the responder were unreachable."""
+
+    async def fetch(self, cert: Any, authority: Any) -> Any:
+        raise OCSPFetchError("OCSP is disabled (IDP_CERT_OCSP)")
+
+    def fetched_responses(self) -> list[Any]:
+        return []
+
+    def fetched_responses_for_cert(self, cert: Any) -> list[Any]:
+        return []
+
+
+class NoCertificateFetcher(CertificateFetcher):
+    """Issuer certificates come from the chain and the trust directory only, never from AIA."""
+
+    async def fetch_cert_issuers(self, cert: Any) -> AsyncGenerator[asn1_x509.Certificate, None]:
+        return
+        yield
+
+    async def fetch_crl_issuers(
+        self, certificate_list: Any
+    ) -> AsyncGenerator[asn1_x509.Certificate, None]:
+        return
+        yield
+
+    def fetched_certs(self) -> list[asn1_x509.Certificate]:
+        return []
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Options:
+    fetch_crls: bool
+    ocsp: bool
+    tolerance: timedelta
+
+
+def validate_chain(
+    cert_der: bytes,
+    chain_der: Iterable[bytes],
+    *,
+    at: datetime,
+    settings: Settings,
+    store: TrustStore | None = None,
+) -> ValidatedCertificate:
+    """Validate the certificate (with the CA certificates the agent sent) at ``at``.
+
+    Raises UntrustedIssuerError, CertificateExpiredError, CertificateNotYetValidError,
+    KeyUsageError, CertificateRevokedError or RevocationUnknownError; see the module docstring.
+    """
+    if at.utcoffset() is None:
+        raise ValueError("validate_chain needs an aware datetime")
+    store = store or trust_store(settings.trust_dir)
+    material = store.material()
+    if not material.anchors:
+        raise UntrustedIssuerError(detail=f"no trust anchors in {store.directory}")
+    leaf = _load_certificate(cert_der)
+    intermediates = [_load_certificate(der) for der in list(chain_der)[:MAX_CHAIN]]
+    options = _Options(
+        fetch_crls=settings.cert_fetch_revocation,
+        ocsp=settings.cert_ocsp,
+        tolerance=timedelta(seconds=max(1, settings.cert_clock_skew)),
+    )
+    rule = _end_entity_rule(leaf, material, ocsp=options.ocsp)
+    try:
+        path = asyncio.run(
+            asyncio.wait_for(
+                _validate(leaf, intermediates, at, material, store.crl_cache, options, rule),
+                VALIDATION_TIMEOUT,
+            )
+        )
+    except TimeoutError:
+        raise RevocationUnknownError(detail="validation timed out") from None
+    from_root = [x509.load_der_x509_certificate(item.dump()) for item in path.iter_certs(True)]
+    return ValidatedCertificate(
+        certificate=x509.load_der_x509_certificate(cert_der),
+        path=tuple(reversed(from_root)),
+        revocation_checked=rule is not RevocationCheckingRule.NO_CHECK,
+    )
+
+
+def _load_certificate(der: bytes) -> asn1_x509.Certificate:
+    try:
+        x509.load_der_x509_certificate(der)
+        return asn1_x509.Certificate.load(der)
+    except ValueError:
+        raise MalformedResponseError(detail="a chain certificate is not DER") from None
+
+
+def _end_entity_rule(
+    leaf: asn1_x509.Certificate, material: TrustMaterial, *, ocsp: bool
+) -> RevocationCheckingRule:
+    declares_crl, declares_ocsp = get_declared_revinfo(leaf)
+    if ocsp and declares_ocsp:
+        return RevocationCheckingRule.CRL_OR_OCSP_REQUIRED
+    issuer = leaf.issuer.hashable
+    local_crl = any(item.issuer.hashable == issuer for item in material.crls)
+    if declares_crl or declares_ocsp or local_crl:
+        return RevocationCheckingRule.CRL_REQUIRED
+    return RevocationCheckingRule.NO_CHECK
+
+
+async def _validate(
+    leaf: asn1_x509.Certificate,
+    intermediates: list[asn1_x509.Certificate],
+    at: datetime,
+    material: TrustMaterial,
+    cache: CrlCache,
+    options: _Options,
+    rule: RevocationCheckingRule,
+) -> ValidationPath:
+    limits = FetchLimits(max_requests=MAX_FETCHES, max_cert_requests=0)
+    async with AIOHttpFetcherBackend(per_request_timeout=FETCH_TIMEOUT, limits=limits) as http:
+        fetchers = Fetchers(
+            ocsp_fetcher=http.ocsp_fetcher if options.ocsp else DisabledOcspFetcher(),
+            crl_fetcher=CachingCrlFetcher(http.crl_fetcher if options.fetch_crls else None, cache),
+            cert_fetcher=NoCertificateFetcher(),
+        )
+        context = ValidationContext(
+            trust_roots=list(material.anchors),
+            moment=at,
+            crls=list(material.crls),
+            allow_fetching=True,
+            fetchers=fetchers,
+            revinfo_policy=CertRevTrustPolicy(
+                RevocationCheckingPolicy(
+                    ee_certificate_rule=rule,
+                    intermediate_ca_cert_rule=RevocationCheckingRule.CHECK_IF_DECLARED_SOFT,
+                )
+            ),
+            time_tolerance=options.tolerance,
+            signature_validator=Sm2SignatureValidator(),
+        )
+        validator = CertificateValidator(
+            leaf, intermediate_certs=intermediates, validation_context=context
+        )
+        await _check_path_exists(context, leaf)
+        _check_validity_period(leaf, at)
+        _check_key_usage(leaf)
+        path = await _validate_path(validator)
+        for failure in context.soft_fail_exceptions:
+            log.warning("CA revocation not checked (soft fail): %s", failure)
+        return path
+
+
+async def _check_path_exists(context: ValidationContext, leaf: asn1_x509.Certificate) -> None:
+    try:
+        await context.path_builder.async_build_paths(leaf)
+    except PathBuildingError as error:
+        raise UntrustedIssuerError(detail=str(error)) from None
+
+
+def _check_validity_period(leaf: asn1_x509.Certificate, at: datetime) -> None:
+    validity = leaf["tbs_certificate"]["validity"]
+    not_before, not_after = validity["not_before"].native, validity["not_after"].native
+    if at < not_before:
+        raise CertificateNotYetValidError(detail=f"valid from {not_before.isoformat()}")
+    if at > not_after:
+        raise CertificateExpiredError(detail=f"expired at {not_after.isoformat()}")
+
+
+def _check_key_usage(leaf: asn1_x509.Certificate) -> None:
+    """digitalSignature must be present (a missing keyUsage extension does not do), and a CA
+    certificate is no organisation's login certificate."""
+    try:
+        validate_usage(leaf, REQUIRED_KEY_USAGE, set(), True)
+    except ValidationError as error:
+        raise KeyUsageError(detail=str(error)) from None
+    if leaf.ca:
+        raise KeyUsageError(detail="a CA certificate cannot log in")
+
+
+async def _validate_path(validator: CertificateValidator) -> ValidationPath:
+    try:
+        return await validator.async_validate_path()
+    except RevokedError as error:
+        if error.is_ee_cert:
+            raise CertificateRevokedError(detail=str(error)) from None
+        raise UntrustedIssuerError(detail=f"issuing CA revoked: {error}") from None
+    except InsufficientRevinfoError as error:
+        raise RevocationUnknownError(detail=str(error)) from None
+    except (ExpiredError, NotYetValidError) as error:
+        raise UntrustedIssuerError(detail=f"CA outside its validity: {error}") from None
+    except (ValidationError, PathBuildingError) as error:
+        raise UntrustedIssuerError(detail=str(error)) from None
+    except (UnsupportedAlgorithm, ValueError, TypeError, KeyError) as error:
+        # Algorithms or encodings neither pyhanko nor the SM2 plug-in can verify.
+        raise UntrustedIssuerError(detail=f"{type(error).__name__}: {error}") from None

@@ -1,0 +1,297 @@
+"""Certificate (UKey) login through the provider's pages (docs/ukey-protocol.md §1 and §3)."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pytest
+from joserfc import jwt
+from sqlalchemy import func, select
+
+from idp import db
+from idp.audit.models import AuditEvent
+from idp.orgs.models import IdentityRegistration, Organisation, OrgCertificate, OrgIdentity, OrgType
+from idp.signing import published_keys
+from tests.conftest import DEMO_USCC
+from tests.flows import (
+    REDIRECT_URI,
+    Pkce,
+    authorize_params,
+    csrf_token,
+    follow_to_code,
+    query_of,
+    token_request,
+)
+from tests.pki import TestPki, shared_pki, signed_login
+
+ORIGIN = "http://localhost"
+
+
+@pytest.fixture(scope="session")
+def pki() -> TestPki:
+    return shared_pki()
+
+
+@pytest.fixture
+def settings_overrides(pki, tmp_path):
+    return {"trust_dir": pki.write_trust_dir(tmp_path / "trust")}
+
+
+def challenge(client) -> tuple[str, str]:
+    page = client.get("/login?method=cert")
+    token = csrf_token(page.text)
+    response = client.post("/login/cert/challenge", headers={"X-CSRFToken": token})
+    assert response.status_code == 200, response.text
+    assert response.json["expires_in"] == 120
+    return response.json["challenge"], token
+
+
+def cert_login(client, pki, leaf="good_rsa", **changes):
+    nonce, token = challenge(client)
+    signed = signed_login(
+        pki[leaf],
+        nonce=changes.pop("nonce", nonce),
+        origin=changes.pop("origin", ORIGIN),
+        **changes,
+    )
+    return client.post("/login/cert", data={**signed.form(), "csrf_token": token}), signed, token
+
+
+def register_org(rp, *types: str) -> Organisation:
+    org = Organisation(uscc=DEMO_USCC, name="上海示例审计事务所有限公司")
+    for org_type in types:
+        identity = OrgIdentity(org_type=OrgType(org_type))
+        identity.registrations.append(IdentityRegistration(client_id=rp.client_id))
+        org.identities.append(identity)
+    db.session().add(org)
+    db.session().commit()
+    return org
+
+
+def count(model) -> int:
+    return db.session().scalar(select(func.count()).select_from(model))
+
+
+def test_login_page_has_the_certificate_tab(client):
+    page = client.get("/login?method=cert")
+    assert "企业 Ukey 信息" in page.text
+    assert 'data-agent-url="http://127.0.0.1:17443"' in page.text
+    assert 'href="/ukey/agent"' in page.text
+    assert 'id="ukey-pin"' in page.text
+    assert 'name="pin"' not in page.text  # the PIN never goes to the provider
+    agent_page = client.get("/ukey/agent")
+    assert "客户端工具" in agent_page.text
+
+
+def test_challenge_needs_csrf(client):
+    assert client.post("/login/cert/challenge").status_code == 400
+
+
+def test_unregistered_org_goes_to_registration(client, pki):
+    response, _signed, _token = cert_login(client, pki)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/register"
+    assert "idp_session=" in response.headers["Set-Cookie"]
+    assert count(Organisation) == 0  # nothing is created by a login
+
+
+@pytest.mark.parametrize("leaf", ["good_rsa", "good_ec", "good_sm2"])
+def test_registered_org_admin_reaches_the_portal_and_the_certificate_is_remembered(
+    client, pki, rp, leaf
+):
+    org = register_org(rp, "audit")
+    response, _signed, _token = cert_login(client, pki, leaf)
+    assert response.headers["Location"] == "/portal"
+    remembered = db.session().scalars(select(OrgCertificate)).all()
+    assert [c.org_id for c in remembered] == [org.id]
+    assert remembered[0].fingerprint == hashlib.sha256(pki[leaf].der).hexdigest()
+
+
+def test_org_admin_id_token_carries_the_registered_identity(client, pki, rp):
+    org = register_org(rp, "audit")
+    cert_login(client, pki)
+    pkce = Pkce.new()
+    params = authorize_params(rp.client_id, pkce)
+    result = follow_to_code(client, params)
+    body = token_request(
+        client,
+        {
+            "grant_type": "authorization_code",
+            "code": result["code"],
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": pkce.verifier,
+        },
+        auth=rp.auth,
+    ).json
+    claims = jwt.decode(body["id_token"], published_keys()).claims
+    assert claims["sub"] == org.admin_subject
+    assert claims["amr"] == ["hwk", "sc"]
+    assert claims["acr"] == "urn:idp:acr:ukey"
+    assert claims["role"] == "org_admin"
+    assert claims["org_type"] == "audit"
+    assert claims["org"] == {
+        "id": str(org.id),
+        "uscc": DEMO_USCC,
+        "name": "上海示例审计事务所有限公司",
+    }
+    assert "phone_number" not in claims
+    info = client.get(
+        "/oauth/userinfo", headers={"Authorization": f"Bearer {body['access_token']}"}
+    )
+    assert info.json["role"] == "org_admin"
+
+
+def test_org_with_two_identities_chooses_a_role(client, pki, rp):
+    org = register_org(rp, "audit", "cost_consulting")
+    cert_login(client, pki)
+    response = client.get("/authorize", query_string=authorize_params(rp.client_id, Pkce.new()))
+    assert response.headers["Location"].startswith("/authorize/choose")
+    page = client.get(response.headers["Location"])
+    assert "角色选择" in page.text
+    assert "企业管理员" in page.text
+    chosen = client.post(
+        response.headers["Location"],
+        data={
+            "identity": f"{org.id}:cost_consulting:org_admin",
+            "csrf_token": csrf_token(page.text),
+        },
+    )
+    final = client.get(client.get(chosen.headers["Location"]).headers["Location"])
+    assert "code" in query_of(final.headers["Location"])
+
+
+def test_unregistered_identity_is_refused_at_the_relying_party(client, pki, app, rp):
+    from tests.conftest import register
+
+    register_org(rp, "audit")
+    other = register(app, {"redirect_uris": [REDIRECT_URI]})
+    cert_login(client, pki)
+    result = query_of(
+        client.get(
+            "/authorize", query_string=authorize_params(other.client_id, Pkce.new())
+        ).headers["Location"]
+    )
+    assert result["error"] == "access_denied"
+
+
+@pytest.mark.parametrize(
+    ("leaf", "message"),
+    [
+        ("expired", "证书已过期"),
+        ("not_yet_valid", "证书尚未生效"),
+        ("revoked", "证书已被吊销"),
+        ("untrusted", "证书颁发机构不受信任"),
+        ("no_digital_signature", "该证书不能用于签名登录"),
+        ("no_uscc", "证书中未找到有效的统一社会信用代码"),
+        ("wrong_check", "证书中未找到有效的统一社会信用代码"),
+    ],
+)
+def test_each_certificate_failure_has_its_message_and_changes_nothing(client, pki, leaf, message):
+    response, _signed, _token = cert_login(client, pki, leaf)
+    assert response.status_code == 400
+    assert message in response.text
+    assert "idp_session=" not in response.headers.get("Set-Cookie", "")
+    assert count(Organisation) == 0
+    failed = (
+        db.session()
+        .scalars(select(AuditEvent).where(AuditEvent.action == "auth.cert_login_failed"))
+        .all()
+    )
+    assert len(failed) == 1
+
+
+def test_replayed_challenge_is_refused(client, pki):
+    _first, signed, token = cert_login(client, pki)
+    client.post("/logout", data={"csrf_token": token})
+    again = client.post("/login/cert", data={**signed.form(), "csrf_token": token})
+    assert again.status_code == 400
+    assert "登录请求已过期或已使用" in again.text
+
+
+def test_challenge_of_another_browser_is_refused(app, client, pki):
+    nonce, _token = challenge(client)
+    other = app.test_client()
+    other_token = csrf_token(other.get("/login?method=cert").text)
+    response = other.post(
+        "/login/cert",
+        data={
+            **signed_login(pki["good_rsa"], nonce=nonce, origin=ORIGIN).form(),
+            "csrf_token": other_token,
+        },
+    )
+    assert response.status_code == 400
+    assert "登录请求已过期或已使用" in response.text
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"origin": "https://phish.example"},
+        {"ts": int(time.time()) - 600},
+        {"nonce": "unknown-nonce-value-0000000000"},
+    ],
+)
+def test_forged_responses_are_refused(client, pki, change):
+    response, _signed, _token = cert_login(client, pki, **change)
+    assert response.status_code == 400
+    assert count(Organisation) == 0
+
+
+def test_signature_by_another_key_is_refused(client, pki):
+    response, _signed, _token = cert_login(client, pki, "good_ec", key=pki["expired"].key)
+    assert response.status_code == 400
+    assert "签名验证失败" in response.text
+
+
+def test_certificate_swapped_after_signing_is_refused(client, pki):
+    nonce, token = challenge(client)
+    signed = signed_login(pki["good_rsa"], nonce=nonce, origin=ORIGIN)
+    form = signed.form()
+    form["certificate"] = signed_login(pki["good_ec"], nonce=nonce, origin=ORIGIN).form()[
+        "certificate"
+    ]
+    response = client.post("/login/cert", data={**form, "csrf_token": token})
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("field", ["payload", "signature", "certificate", "chain"])
+def test_malformed_fields_are_refused(client, pki, field):
+    nonce, token = challenge(client)
+    form = signed_login(pki["good_rsa"], nonce=nonce, origin=ORIGIN).form()
+    form[field] = "%%%not base64%%%"
+    response = client.post("/login/cert", data={**form, "csrf_token": token})
+    assert response.status_code == 400
+
+
+def test_bound_legacy_account_is_a_claim(client, pki, rp):
+    from idp.orgs.models import LegacyAccount
+
+    org = register_org(rp, "audit")
+    legacy = LegacyAccount(
+        client_id=rp.client_id,
+        uscc=DEMO_USCC,
+        org_type=OrgType.AUDIT,
+        account_ref="WX2024001",
+        secret_kind="totp",
+        secret_sealed="sealed",
+        bound_identity_id=org.identities[0].id,
+    )
+    db.session().add(legacy)
+    db.session().flush()
+    org.identities[0].registrations[0].legacy_account_id = legacy.id
+    db.session().commit()
+    cert_login(client, pki)
+    pkce = Pkce.new()
+    result = follow_to_code(client, authorize_params(rp.client_id, pkce))
+    body = token_request(
+        client,
+        {
+            "grant_type": "authorization_code",
+            "code": result["code"],
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": pkce.verifier,
+        },
+        auth=rp.auth,
+    ).json
+    assert jwt.decode(body["id_token"], published_keys()).claims["legacy_account"] == "WX2024001"
