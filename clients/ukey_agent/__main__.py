@@ -16,7 +16,15 @@ log = logging.getLogger("clients.ukey_agent")
 
 
 def open_signer(config: AgentConfig) -> TokenSigner:
-    """SKF when a library is given (SM2 UKeys), else the PKCS#11 module."""
+    """SKF when a library is given (SM2 UKeys), else the PKCS#11 module; a development software
+    token only when explicitly asked for."""
+    if config.dev_soft_token:
+        from pathlib import Path
+
+        from .soft_token import SoftTokenSigner
+
+        log.warning("DEVELOPMENT ONLY: software token %s, not a UKey", config.dev_soft_token)
+        return SoftTokenSigner(Path(config.dev_soft_token))
     if config.skf_library:
         from .skf_signer import SkfSigner
 
@@ -49,7 +57,7 @@ def _serve(config: AgentConfig, signer: TokenSigner) -> None:
         config.bind,
         server.port,
         ", ".join(config.allowed_origins),
-        config.skf_library or config.module,
+        config.dev_soft_token or config.skf_library or config.module,
     )
     try:
         server.serve_forever()

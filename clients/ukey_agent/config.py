@@ -90,6 +90,10 @@ class AgentConfig:
     rsa_pss: bool = False
     """Sign with PS256 instead of RS256 when the certificate's key is RSA."""
 
+    dev_soft_token: str | None = None
+    """Development only: a software token directory (certificate + PIN-encrypted key files)
+    used instead of a UKey, for demos on machines without SoftHSM2."""
+
     def __post_init__(self) -> None:
         """Refuse an empty allowlist, non-normalised origins and any other bind address."""
         if not self.allowed_origins:
@@ -105,7 +109,7 @@ class AgentConfig:
             raise ConfigError(f"the agent listens on {BIND_ADDRESS} only, not {self.bind!r}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"invalid port {self.port}")
-        if not self.module and not self.skf_library:
+        if not self.module and not self.skf_library and not self.dev_soft_token:
             raise ConfigError("no PKCS#11 module found: give --module or UKEY_PKCS11_MODULE")
 
     @property
@@ -138,6 +142,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rsa-pss", action="store_true", help="sign RSA keys with PS256 instead of RS256"
     )
+    p.add_argument(
+        "--dev-soft-token",
+        metavar="DIR",
+        help="DEVELOPMENT ONLY: sign with a software token directory instead of a UKey",
+    )
     p.add_argument("--verbose", action="store_true", help="debug logging (the PIN is never logged)")
     return p
 
@@ -165,4 +174,5 @@ def config_from(args: argparse.Namespace, environ: Mapping[str, str] | None = No
         module=args.module or env.get("UKEY_PKCS11_MODULE") or default_module(),
         skf_library=args.skf_library,
         rsa_pss=bool(args.rsa_pss),
+        dev_soft_token=args.dev_soft_token,
     )

@@ -17,9 +17,14 @@ import pytest
 from clients.ukey_agent.app import create_app
 from clients.ukey_agent.config import AgentConfig
 from clients.ukey_agent.pkcs11_signer import Pkcs11Signer
+from clients.ukey_agent.softhsm_token import (
+    SoftToken,
+    create_soft_token,
+    softhsm_module,
+    write_conf,
+)
 from tests.agent.helpers import ORIGIN, PIN, PORT, SO_PIN, AgentClient, Issued, Pki, make_pki
 from tests.conftest import missing
-from tests.ukey_token import SoftToken, create_soft_token, softhsm_module, write_conf
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The reusable SoftHSM2 token helper (tests/ukey_token.py) that the agent, browser tests and
+"""The reusable SoftHSM2 token helper (clients/ukey_agent/softhsm_token.py) that the agent, browser tests and
 ``make run`` build their UKeys with."""
 
 from __future__ import annotations
@@ -6,14 +6,14 @@ from __future__ import annotations
 import PyKCS11
 import pytest
 
-from tests.agent.helpers import PIN, SO_PIN
-from tests.ukey_token import (
+from clients.ukey_agent.softhsm_token import (
     create_soft_token,
     key_id,
     loaded_module,
     make_soft_token,
     user_session,
 )
+from tests.agent.helpers import PIN, SO_PIN
 
 
 def test_token_holds_key_pair_and_certificate_under_one_id(tmp_path, module, pki):
