@@ -234,7 +234,10 @@ def operators_add(uscc: str, name: str, phone: str, password: str | None) -> Non
 @click.option("--port", default=5000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
     """Run the development server (production: gunicorn 'idp:create_app()')."""
-    current_app.run(host=host, port=port, threaded=True, use_reloader=False)
+    from werkzeug.serving import run_simple
+
+    # Not app.run(): Flask ignores it inside its own CLI.
+    run_simple(host, port, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
 
 
 def register() -> None:

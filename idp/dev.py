@@ -1,7 +1,8 @@
 """``idp dev-setup`` and ``idp dev-run``: the development environment behind ``make run``.
 
 dev-setup is idempotent: it migrates the embedded database, generates signing keys, registers
-the demo relying party and seeds one demo organisation with one operator.
+the demo relying party, seeds one demo organisation with one operator, makes the demo UKey
+(a development CA, the organisation's certificate on a token) and imports one legacy account.
 """
 
 from __future__ import annotations
@@ -19,11 +20,14 @@ from flask.cli import with_appcontext
 
 from idp import db
 from idp.config import ROOT, settings
+from idp.dev_pki import DEMO_PIN, DemoToken, ensure_demo_pki, ensure_demo_token
 
 RP_PORT = 5001
 RP_CLIENT_ID = "maintenance-fund"
 DEMO_ORG = {"uscc": "91310000MA1K000019", "name": "上海示例审计事务所有限公司", "org_type": "audit"}
 DEMO_OPERATOR = {"name": "张三", "phone": "13800138000", "password": "Demo-2026-init"}
+DEMO_LEGACY_ACCOUNT = "WX-DEMO-0001"  # a 工程造价咨询单位 account of the old maintenance-fund login
+AGENT_PORT = 17443
 
 
 def rp_base_url() -> str:
@@ -63,6 +67,7 @@ def ensure_demo_client() -> None:
                 "initiate_login_uri": f"{base}/login",
                 "client_uri": f"{base}/",
                 "grant_types": ["authorization_code", "refresh_token"],
+                "org_types": ["audit", "cost_consulting", "bookkeeping"],
                 "scope": "openid profile phone",
                 "require_pkce": True,
             },
@@ -93,6 +98,46 @@ def ensure_demo_operator() -> None:
         )
 
 
+def ensure_demo_ukey() -> DemoToken:
+    instance = Path(settings().instance_dir)
+    pki = ensure_demo_pki(
+        instance, Path(settings().trust_dir), uscc=DEMO_ORG["uscc"], org_name=DEMO_ORG["name"]
+    )
+    return ensure_demo_token(instance, pki)
+
+
+def legacy_secret_file() -> Path:
+    return Path(settings().instance_dir) / "demo-legacy-totp.txt"
+
+
+def ensure_demo_legacy_account() -> None:
+    """One legacy account to bind (journey 1, 是): its TOTP seed is kept in instance/."""
+    import pyotp
+
+    from idp.orgs.legacy import LegacyEntry, find_legacy_account, store_entry
+    from idp.orgs.models import OrgType
+
+    if (
+        find_legacy_account(db.session(), client_id=RP_CLIENT_ID, ref=DEMO_LEGACY_ACCOUNT)
+        is not None
+    ):
+        return
+    secret = pyotp.random_base32()
+    store_entry(
+        db.session(),
+        LegacyEntry(
+            client_id=RP_CLIENT_ID,
+            uscc=DEMO_ORG["uscc"],
+            org_type=OrgType.COST_CONSULTING,
+            account_ref=DEMO_LEGACY_ACCOUNT,
+            secret_kind="totp",  # noqa: S106  (a kind, not a password)
+            secret=secret,
+        ),
+    )
+    legacy_secret_file().write_text(secret)
+    legacy_secret_file().chmod(0o600)
+
+
 @click.command("dev-setup")
 @with_appcontext
 def dev_setup() -> None:
@@ -105,8 +150,10 @@ def dev_setup() -> None:
     ensure_keys()
     ensure_demo_client()
     ensure_demo_operator()
+    ensure_demo_legacy_account()
     db.session().commit()
-    click.echo("development environment ready")
+    token = ensure_demo_ukey()
+    click.echo(f"development environment ready (demo UKey: {token.kind} token)")
 
 
 @click.command("dev-run")
@@ -115,14 +162,27 @@ def dev_run() -> None:
     """Start the provider and the demo relying party; Ctrl-C stops both."""
     issuer = settings().issuer
     port = issuer.rsplit(":", 1)[1] if issuer.count(":") == 2 else "5000"
+    # FLASK_RUN_FROM_CLI (set by the idp command) would make the RP's app.run() a no-op.
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "FLASK_RUN_FROM_CLI"},
         "RP_ISSUER": issuer,
         "RP_BASE_URL": rp_base_url(),
         "RP_CLIENT_FILE": str(client_file()),
     }
     python = sys.executable
+    token = ensure_demo_ukey()
+    agent = [
+        python,
+        "-m",
+        "clients.ukey_agent",
+        "--allow-origin",
+        issuer,
+        "--port",
+        str(AGENT_PORT),
+        *token.agent_args,
+    ]
     children = [
+        subprocess.Popen(agent, env={**env, **token.agent_env}, cwd=ROOT),
         subprocess.Popen(
             [python, "-m", "idp.cli", "serve", "--host", "127.0.0.1", "--port", port],
             env=env,
@@ -143,7 +203,7 @@ def dev_run() -> None:
         ),
     ]
     time.sleep(1.5)
-    _print_banner(issuer)
+    _print_banner(issuer, token)
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
@@ -157,14 +217,23 @@ def dev_run() -> None:
             child.wait(timeout=10)
 
 
-def _print_banner(issuer: str) -> None:
+def _print_banner(issuer: str, token: DemoToken) -> None:
+    import pyotp
+
     outbox = "/dev/sms" if settings().sms_backend == "outbox" else "(real SMS gateway)"
+    secret = legacy_secret_file().read_text().strip() if legacy_secret_file().exists() else ""
     click.echo(
         "\n"
         f"  统一认证登录平台 (provider)     {issuer}/login\n"
         f"  上海市房屋维修资金管理系统 (RP)  {rp_base_url()}/\n"
+        f"  UKey agent                      http://127.0.0.1:{AGENT_PORT}/status ({token.kind} token)\n"
         f"  SMS outbox (dev)                {issuer}{outbox}\n"
         f"  Discovery                       {issuer}/.well-known/openid-configuration\n\n"
         f"  Demo operator: phone {DEMO_OPERATOR['phone']}, initial password {DEMO_OPERATOR['password']}\n"
-        "  (the SMS code appears on the outbox page; the first login asks for a new password)\n"
+        "  (the SMS code appears on the outbox page; the first login asks for a new password)\n\n"
+        f"  Demo UKey: {DEMO_ORG['name']} ({DEMO_ORG['uscc']}), PIN {DEMO_PIN}\n"
+        f"  Try: {issuer}/login?method=cert → 【审计单位注册】 → 否 → 注册, or\n"
+        f"       【工程造价咨询单位注册】 → 是 → legacy account {DEMO_LEGACY_ACCOUNT}, OTP code from\n"
+        f"       `python -c 'import pyotp; print(pyotp.TOTP(\"{secret}\").now())'`\n"
+        + f"  (current OTP code: {pyotp.TOTP(secret).now() if secret else '-'})\n"
     )
