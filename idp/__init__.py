@@ -19,6 +19,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         oidc,
         orgs,
         portal,
+        realname,
         security,
         signing,
         sms,
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     security.init_app(app)
     store.init_app(app, settings)
     sms.init_app(app, settings)
+    realname.init_app(app, settings)
     signing.init_app(app, settings)
     audit.init_app(app)
     auth.init_app(app)

@@ -33,6 +33,7 @@ COERCERS: dict[type | str, Callable[[str], Any]] = {
     "bool": _bool,
     "Path": Path,
     "str | None": str,
+    "float": float,
 }
 
 
@@ -165,6 +166,37 @@ class Settings:
     legacy_bind_lockout_seconds: int = field(
         default=15 * 60, metadata={"doc": "Lock time after 5 wrong legacy-binding tries."}
     )
+    realname_backend: str = field(
+        default="sandbox",
+        metadata={"doc": "Real-name check (手机二要素): sandbox (dev), tencent or aliyun."},
+    )
+    realname_sandbox_file: Path = field(
+        default=Path(""),
+        metadata={
+            "doc": "Sandbox pairs file (name,phone per line); empty means instance/realname-sandbox.csv."
+        },
+    )
+    realname_endpoint: str = field(
+        default="",
+        metadata={"doc": "Real-name API base URL; empty means the vendor's public endpoint."},
+    )
+    realname_access_key_id: str = field(
+        default="",
+        metadata={"doc": "Tencent SecretId / Aliyun AccessKeyId for the real-name check."},
+    )
+    realname_access_key_secret: str = field(
+        default="",
+        metadata={"doc": "Tencent SecretKey / Aliyun AccessKeySecret for the real-name check."},
+    )
+    realname_timeout: float = field(
+        default=5.0, metadata={"doc": "Seconds before a real-name check counts as unavailable."}
+    )
+    join_request_ttl: int = field(
+        default=7 * 86400,
+        metadata={
+            "doc": "Seconds a staff request to join an org (用户审核) waits before it expires."
+        },
+    )
     trust_proxy: bool = field(
         default=False,
         metadata={"doc": "Honour one X-Forwarded-For/Proto hop (behind a TLS proxy)."},
@@ -194,6 +226,8 @@ class Settings:
             changes["database_url"] = f"sqlite:///{instance / 'idp.sqlite3'}"
         if not str(self.sms_outbox) or str(self.sms_outbox) == ".":
             changes["sms_outbox"] = instance / "sms-outbox.jsonl"
+        if not str(self.realname_sandbox_file) or str(self.realname_sandbox_file) == ".":
+            changes["realname_sandbox_file"] = instance / "realname-sandbox.csv"
         if not self.secret_key:
             if not self.dev_mode:
                 raise ConfigError("IDP_SECRET_KEY must be set outside development mode")
@@ -212,6 +246,12 @@ class Settings:
             raise ConfigError("IDP_STORE_BACKEND must be sql or redis")
         if self.sms_backend not in {"outbox", "aliyun", "tencent"}:
             raise ConfigError("IDP_SMS_BACKEND must be outbox, aliyun or tencent")
+        if self.realname_backend not in {"sandbox", "tencent", "aliyun"}:
+            raise ConfigError("IDP_REALNAME_BACKEND must be sandbox, tencent or aliyun")
+        if not self.dev_mode and self.realname_backend == "sandbox":
+            raise ConfigError(
+                "IDP_REALNAME_BACKEND=sandbox is for development only (IDP_DEV_MODE=1)"
+            )
         if not self.dev_mode and self.sms_backend == "outbox":
             raise ConfigError("IDP_SMS_BACKEND=outbox is for development only (IDP_DEV_MODE=1)")
         if not self.dev_mode and not self.issuer.startswith("https://"):

@@ -5,6 +5,7 @@ from idp.auth.models import Account
 from idp.oidc.models import AuthorizationCode, Client, Token
 from idp.orgs.models import (
     IdentityRegistration,
+    JoinRequest,
     LegacyAccount,
     Membership,
     Organisation,
@@ -19,6 +20,7 @@ __all__ = [
     "AuthorizationCode",
     "Client",
     "IdentityRegistration",
+    "JoinRequest",
     "LegacyAccount",
     "Membership",
     "OrgCertificate",

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.auth.models import Account
 from idp.auth.session import LoginSession
-from idp.orgs.models import Organisation
+from idp.orgs.models import Membership, MembershipStatus, Organisation
 
 
 @dataclass(frozen=True)
@@ -50,4 +51,15 @@ def load(session: Session, login: LoginSession | None) -> Principal | None:
         org = session.get(Organisation, login.org_id) if login.org_id is not None else None
         return of_org_admin(org) if org is not None else None
     account = session.get(Account, login.account_id) if login.account_id is not None else None
-    return of_account(account) if account is not None else None
+    if account is None or not _has_active_membership(session, account.id):
+        return None  # a deleted or disabled operator's session ends with the membership
+    return of_account(account)
+
+
+def _has_active_membership(session: Session, account_id: int) -> bool:
+    found = session.scalar(
+        select(Membership.id)
+        .where(Membership.account_id == account_id, Membership.status == MembershipStatus.ACTIVE)
+        .limit(1)
+    )
+    return found is not None

@@ -172,6 +172,35 @@ class Membership(Base):
     )
     created_by: Mapped[str] = mapped_column(String(120), default="")
     created_at: Mapped[created_at]
+    updated_at: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]  # soft delete: the row stays for the audit trail
 
     account: Mapped[Account] = relationship(back_populates="memberships")
     org: Mapped[Organisation] = relationship()
+
+
+class JoinRequestStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+
+
+class JoinRequest(Base):
+    """用户审核: a person asks to become an operator of an org; the org admin decides."""
+
+    __tablename__ = "join_request"
+
+    id: Mapped[intpk]
+    org_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    phone: Mapped[str] = mapped_column(String(20), index=True)
+    status: Mapped[JoinRequestStatus] = mapped_column(
+        Enum(JoinRequestStatus, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]),
+        default=JoinRequestStatus.PENDING,
+    )
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[created_at]
+    expires_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str] = mapped_column(String(120), default="")

@@ -635,6 +635,7 @@ def test_plain_http_endpoint_is_refused_outside_development(name: str, tmp_path:
         dev_mode=False,
         secret_key="s",
         data_key="d",
+        realname_backend="tencent",
         issuer="https://idp.example",
     )
     with pytest.raises(ConfigError, match="IDP_SMS_ENDPOINT"):

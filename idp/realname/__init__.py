@@ -1,0 +1,27 @@
+"""Real-name check selected by ``IDP_REALNAME_BACKEND``."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+
+from idp.backends import load_backend
+from idp.config import Settings
+from idp.realname.interface import RealNameUnavailableError, RealNameVerifier, Verdict
+
+BACKENDS = {
+    "sandbox": "idp.realname.sandbox:SandboxRealNameVerifier",
+    "tencent": "idp.realname.carrier:TencentRealNameVerifier",
+    "aliyun": "idp.realname.carrier:AliyunRealNameVerifier",
+}
+
+__all__ = ["RealNameUnavailableError", "RealNameVerifier", "Verdict", "init_app", "verifier"]
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    cls = load_backend(BACKENDS, settings.realname_backend)
+    app.extensions["idp.realname"] = cls.from_settings(settings)
+
+
+def verifier() -> RealNameVerifier:
+    value: RealNameVerifier = current_app.extensions["idp.realname"]
+    return value
