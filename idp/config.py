@@ -188,6 +188,9 @@ class Settings:
         default="",
         metadata={"doc": "Tencent SecretKey / Aliyun AccessKeySecret for the real-name check."},
     )
+    realname_auth_code: str = field(
+        default="", metadata={"doc": "Aliyun Dytnsapi AuthCode of the two-element check."}
+    )
     realname_timeout: float = field(
         default=5.0, metadata={"doc": "Seconds before a real-name check counts as unavailable."}
     )

@@ -10,8 +10,8 @@ from idp.realname.interface import RealNameUnavailableError, RealNameVerifier, V
 
 BACKENDS = {
     "sandbox": "idp.realname.sandbox:SandboxRealNameVerifier",
-    "tencent": "idp.realname.carrier:TencentRealNameVerifier",
-    "aliyun": "idp.realname.carrier:AliyunRealNameVerifier",
+    "tencent": "idp.realname.tencent:TencentRealNameVerifier",
+    "aliyun": "idp.realname.aliyun:AliyunRealNameVerifier",
 }
 
 __all__ = ["RealNameUnavailableError", "RealNameVerifier", "Verdict", "init_app", "verifier"]

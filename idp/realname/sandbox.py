@@ -27,8 +27,9 @@ class SandboxRealNameVerifier:
         if not self.path.exists():
             return {}
         pairs = {}
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            name, _, phone = line.strip().partition(",")
+        for raw in self.path.read_text(encoding="utf-8-sig").splitlines():
+            line = raw.strip()
+            name, _, phone = line.partition(",")
             if name and phone and not line.startswith("#"):
                 pairs[phone.strip()] = name.strip()
         return pairs
