@@ -4,19 +4,28 @@ The provider listens on ``127.0.0.1`` and the relying party on ``localhost`` (sa
 different host names), so the browser keeps their cookies apart like two real sites. Chromium is
 Debian's package launched as described in /work/shared/BROWSER-NOTES.md; ``playwright install``
 is never needed.
+
+Certificate (UKey) journeys add the real agent (``python -m clients.ukey_agent``) in a
+subprocess over a SoftHSM2 token of the test's own: the subprocess gets its own
+``SOFTHSM2_CONF``, so no PyKCS11 state is shared with the test process (tests/ukey_token.py).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -24,6 +33,8 @@ from idp import create_app
 from idp.config import Settings
 from tests.conftest import DEMO_USCC, missing
 from tests.flows import PASSWORD
+from tests.pki import Leaf, TestPki, shared_pki
+from tests.ukey_token import make_soft_token, softhsm_module
 
 CHROMIUM_ARGS = [
     "--no-sandbox",  # tests run as root
@@ -35,7 +46,8 @@ CHROMIUM_ARGS = [
 ]
 # Playwright's own timeouts: every step here is local and takes well under a second.
 STEP_TIMEOUT_MS = 5_000
-RESULTS_DIR = Path(__file__).resolve().parents[2] / "test-results"
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS_DIR = ROOT / "test-results"
 
 RP_CLIENT_ID = "maintenance-fund"
 RP_CLIENT_NAME = "上海市房屋维修资金管理系统"
@@ -171,11 +183,19 @@ class LiveProvider:
 
 
 @pytest.fixture
+def seed_operator() -> bool:
+    """Whether ``live_provider`` seeds the demo organisation with a first-login operator.
+    Modules whose journeys start from an unknown organisation override it with False."""
+    return True
+
+
+@pytest.fixture
 def live_provider(
-    settings: Settings, provider_server: LiveServer, rp_server: LiveServer
+    settings: Settings, provider_server: LiveServer, rp_server: LiveServer, seed_operator: bool
 ) -> Iterator[LiveProvider]:
-    """The provider with the demo RP registered (as ``idp dev-setup`` does) and one new operator
-    who must change the initial password at the first login."""
+    """The provider with the demo RP registered (as ``idp dev-setup`` does) and, unless
+    ``seed_operator`` says otherwise, one new operator who must change the initial password at
+    the first login."""
     from idp import db
     from idp.oidc.clients import register_client
     from idp.orgs.service import add_operator, add_org
@@ -195,18 +215,21 @@ def live_provider(
                 "grant_types": ["authorization_code", "refresh_token"],
                 "scope": "openid profile phone",
                 "require_pkce": True,
+                # As idp dev-setup registers it: every third-party org type may enter.
+                "org_types": ["audit", "cost_consulting", "bookkeeping"],
             },
         )
-        org = add_org(db.session(), uscc=DEMO_USCC, name=ORG_NAME, org_type="audit")
-        account, _ = add_operator(
-            db.session(),
-            org=org,
-            name=OPERATOR_NAME,
-            phone=OPERATOR_PHONE,
-            password=PASSWORD,
-            created_by="test",
-        )
-        assert account.must_change_password
+        if seed_operator:
+            org = add_org(db.session(), uscc=DEMO_USCC, name=ORG_NAME, org_type="audit")
+            account, _ = add_operator(
+                db.session(),
+                org=org,
+                name=OPERATOR_NAME,
+                phone=OPERATOR_PHONE,
+                password=PASSWORD,
+                created_by="test",
+            )
+            assert account.must_change_password
         db.session().commit()
     assert secret is not None
     provider_server.start(app)
@@ -246,3 +269,116 @@ def live_rp(
     )
     rp_server.start(create_rp(config))
     return live_provider.rp_url
+
+
+# --- UKey: test PKI, SoftHSM2 token, the agent in a subprocess --------------------------------
+
+UKEY_PIN = "123456"
+UKEY_SO_PIN = "12345678"
+AGENT_START_TIMEOUT = 10.0  # seconds; the agent starts in well under one
+AGENT_LISTENING = re.compile(r"UKey agent on (http://127\.0\.0\.1:\d+) ")
+
+
+@pytest.fixture(scope="session")
+def ukey_pki() -> TestPki:
+    """The test PKI of this process (tests/pki.py), with its CRL/OCSP server on 127.0.0.1."""
+    return shared_pki()
+
+
+@pytest.fixture(scope="session")
+def softhsm() -> str:
+    """The SoftHSM2 PKCS#11 module, or a skip (a failure under IDP_TEST_REQUIRE_ALL=1)."""
+    path = softhsm_module()
+    if path is None:
+        missing("SoftHSM2 is not installed (apt-get install softhsm2): no libsofthsm2.so")
+    assert path is not None
+    return path
+
+
+@pytest.fixture
+def ukey_leaf() -> str:
+    """Which leaf of the test PKI the UKey holds; a test may parametrize it (e.g. "good_ec")."""
+    return "good_rsa"
+
+
+@pytest.fixture
+def ukey_token(tmp_path: Path, softhsm: str, ukey_pki: TestPki, ukey_leaf: str) -> Path:
+    """A fresh SoftHSM2 token ("UKey") with the leaf's key, certificate and issuing CA chain;
+    returns the ``softhsm2.conf`` to give the agent as ``SOFTHSM2_CONF``."""
+    leaf = ukey_pki[ukey_leaf]
+    return make_soft_token(
+        tmp_path / "softhsm",
+        label="ukey-1",
+        pin=UKEY_PIN,
+        so_pin=UKEY_SO_PIN,
+        key=leaf.key,
+        cert_der=leaf.der,
+        extra_certs=leaf.chain,
+    )
+
+
+@dataclass(frozen=True)
+class UkeyAgent:
+    url: str
+    origin: str  # the one page origin it serves (the live provider's)
+    pin: str
+    leaf: Leaf
+    log: Path
+
+
+@pytest.fixture
+def ukey_agent(
+    provider_server: LiveServer,
+    ukey_token: Path,
+    softhsm: str,
+    ukey_pki: TestPki,
+    ukey_leaf: str,
+    tmp_path: Path,
+) -> Iterator[UkeyAgent]:
+    """``python -m clients.ukey_agent`` for the live provider's origin, on a port the kernel
+    picks (read back from its log line, so no port is guessed), over this test's token."""
+    origin = f"http://127.0.0.1:{provider_server.port}"
+    log = tmp_path / "ukey-agent.log"
+    command = [sys.executable, "-m", "clients.ukey_agent", "--allow-origin", origin]
+    command += ["--port", "0", "--module", softhsm]
+    env = {**os.environ, "SOFTHSM2_CONF": str(ukey_token), "PYTHONUNBUFFERED": "1"}
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
+    try:
+        url = _wait_for_agent(process, log, origin)
+        yield UkeyAgent(url=url, origin=origin, pin=UKEY_PIN, leaf=ukey_pki[ukey_leaf], log=log)
+    finally:
+        process.terminate()  # SIGTERM: the agent finalises the token library
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+def _wait_for_agent(process: subprocess.Popen[bytes], log: Path, origin: str) -> str:
+    """The agent's URL once ``GET /status`` answers with the token's certificate."""
+    deadline = time.monotonic() + AGENT_START_TIMEOUT
+    url = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"the UKey agent exited with {process.returncode}: {log.read_text()}"
+            )
+        if url is None and (found := AGENT_LISTENING.search(log.read_text())):
+            url = found.group(1)
+        if url is not None:
+            try:
+                status = requests.get(f"{url}/status", headers={"Origin": origin}, timeout=2)
+            except requests.ConnectionError:
+                status = None
+            if status is not None and status.status_code == 200:
+                body = status.json()
+                assert body["certificate"] is not None, body
+                return url
+        time.sleep(0.02)  # polling interval while the subprocess starts, not a fixed wait
+    raise AssertionError(
+        f"the UKey agent did not answer within {AGENT_START_TIMEOUT} s: {log.read_text()}"
+    )
