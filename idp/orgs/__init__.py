@@ -1,5 +1,5 @@
-"""Organisations: identities, operator memberships, the registration wizard (journey 1) and
-legacy accounts."""
+"""Organisations: identities, operator memberships, the registration wizard (journey 1), legacy
+accounts, the org admin console (操作员管理, 用户审核) and the public join request."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the registration wizard (its CLI group is registered in ``idp.cli``)."""
+    """Register the registration wizard, the console under /org/ and the /join pages (the CLI
+    group is registered in ``idp.cli``)."""
+    from idp.orgs import console, join
     from idp.orgs.views import bp
 
     app.register_blueprint(bp)
+    app.register_blueprint(console.bp)
+    app.register_blueprint(join.bp)

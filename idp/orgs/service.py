@@ -4,15 +4,18 @@ console build on these functions)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from idp import audit
+from idp.audit.models import AuditEvent
 from idp.auth.models import Account
 from idp.auth.passwords import generate_initial_password, hash_password, policy_errors
+from idp.db import utcnow
 from idp.errors import IdpError
 from idp.orgs.models import (
     IdentityRegistration,
@@ -35,6 +38,49 @@ if TYPE_CHECKING:
 
 class OrgError(IdpError):
     code = "invalid_org"
+
+
+T = TypeVar("T")
+MAX_PER_PAGE = 100
+MAX_PAGE = 100_000
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list (console pages and the management API)."""
+
+    items: list[T]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def has_prev(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+
+def check_page(page: int, per_page: int) -> None:
+    """Refuse page numbers and sizes a list cannot serve (page from 1, 1–100 a page)."""
+    if not 1 <= page <= MAX_PAGE or not 1 <= per_page <= MAX_PER_PAGE:
+        raise OrgError(_("分页参数无效"))
+
+
+def paginate(
+    session: Session, stmt: Select[*tuple[Any, ...]], *, page: int, per_page: int
+) -> tuple[list[Any], int]:
+    """The rows of ``page`` of an ordered ``stmt`` and the total count of its rows."""
+    check_page(page, per_page)
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery()))
+    rows = session.execute(stmt.limit(per_page).offset((page - 1) * per_page)).all()
+    return list(rows), int(total or 0)
 
 
 @dataclass(frozen=True)
@@ -126,8 +172,10 @@ def add_operator(
         raise OrgError(_("该手机号已是本机构的操作员"))
     if membership is None:
         session.add(Membership(account_id=account.id, org_id=org.id, created_by=created_by))
-    else:
+    else:  # a disabled or (soft-)deleted membership becomes usable again
         membership.status = MembershipStatus.ACTIVE
+        membership.deleted_at = None
+        membership.updated_at = utcnow()
     session.flush()
     audit.record(
         "orgs.operator_added",
@@ -203,13 +251,57 @@ def _identity(
 
 def send_initial_password(account: Account, password: str) -> None:
     """初始密码以短信方式发送."""
+    send_initial_password_to(account.phone, password)
+
+
+def send_initial_password_to(phone: str, password: str, *, org_id: int | None = None) -> None:
+    """初始密码以短信方式发送, also before the account is saved: the operator console sends first
+    and saves only once the SMS went out, so a failed SMS leaves nothing behind."""
     from idp.sms import gateway
     from idp.sms.messages import render_message
 
-    gateway().send(
-        render_message(phone=account.phone, purpose="initial_password", password=password)
+    gateway().send(render_message(phone=phone, purpose="initial_password", password=password))
+    audit.record(
+        "orgs.initial_password_sent", actor="system", target=mask_phone(phone), org_id=org_id
     )
-    audit.record("orgs.initial_password_sent", actor="system", target=mask_phone(account.phone))
+
+
+@dataclass(frozen=True)
+class AuditEventView:
+    """One event of an organisation's audit trail (targets are masked when recorded)."""
+
+    id: int
+    time: datetime
+    actor: str
+    action: str
+    target: str
+    result: str
+    ip: str
+
+
+def list_audit_events(
+    session: Session, org: Organisation, *, page: int = 1, per_page: int = 20
+) -> Page[AuditEventView]:
+    """The org's audit events, newest first: what the org admin may see of the trail."""
+    stmt = (
+        select(AuditEvent)
+        .where(AuditEvent.org_id == org.id)
+        .order_by(AuditEvent.time.desc(), AuditEvent.id.desc())
+    )
+    rows, total = paginate(session, stmt, page=page, per_page=per_page)
+    items = [
+        AuditEventView(
+            id=e.id,
+            time=e.time,
+            actor=e.actor,
+            action=e.action,
+            target=e.target,
+            result=e.result,
+            ip=e.ip,
+        )
+        for (e,) in rows
+    ]
+    return Page(items=items, page=page, per_page=per_page, total=total)
 
 
 def has_registrations(session: Session, org_id: int) -> bool:

@@ -1,0 +1,106 @@
+"""Fixtures of the org admin console tests (操作员管理, 用户审核) and the public join pages.
+
+Requests go through ``IsolatedClient`` (a fresh app context per request, as in production; see
+tests/integration/auth/conftest.py), so tests read committed state in sessions of their own
+(``helpers.count``/``helpers.fetch``).
+
+Actors:
+- ``admin``: the browser (``client``) holds the org admin session of the demo organisation,
+  registered for the demo relying party (``helpers.cert_login`` writes the session a verified
+  UKey login leaves);
+- ``other_admin``: another browser with the admin session of a second registered organisation;
+- operators are added through the console or with ``tests.conftest.make_operator``.
+
+The real-name check is the sandbox (``instance/realname-sandbox.csv``); ``known`` adds the
+pairs a carrier would confirm. A phone not in the file has no record: "unknown" (503).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from argon2 import PasswordHasher
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.conftest import DEMO_USCC, OTHER_USCC, RegisteredClient
+from tests.integration.auth.helpers import IsolatedClient
+from tests.integration.orgs.helpers import cert_login
+
+OTHER_ORG_NAME = "上海另一家代理记账有限公司"
+
+
+@pytest.fixture
+def app(app: Flask) -> Flask:
+    app.test_client_class = IsolatedClient
+    return app
+
+
+@pytest.fixture(autouse=True)
+def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id with test-sized costs (see tests/integration/auth/conftest.py)."""
+    from idp.auth import passwords
+
+    monkeypatch.setattr(
+        passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+
+
+def register_for(org, client_id: str) -> None:
+    """The org's first identity is registered for ``client_id`` (as the wizard leaves it)."""
+    from idp import db
+    from idp.orgs.models import IdentityRegistration
+
+    db.session().add(IdentityRegistration(identity_id=org.identities[0].id, client_id=client_id))
+    db.session().commit()
+
+
+@pytest.fixture
+def home_org(org, rp: RegisteredClient):
+    """The demo organisation (审计单位), registered for the demo relying party."""
+    register_for(org, rp.client_id)
+    return org
+
+
+@pytest.fixture
+def other_org(app: Flask, rp: RegisteredClient):
+    from idp import db
+    from idp.orgs.service import add_org
+
+    other = add_org(db.session(), uscc=OTHER_USCC, name=OTHER_ORG_NAME, org_type="bookkeeping")
+    db.session().commit()
+    register_for(other, rp.client_id)
+    return other
+
+
+@pytest.fixture
+def admin(client: FlaskClient, home_org) -> FlaskClient:
+    """``client`` is logged in as the demo organisation's admin."""
+    cert_login(client, uscc=DEMO_USCC, org_id=home_org.id)
+    return client
+
+
+@pytest.fixture
+def other_admin(app: Flask, other_org) -> FlaskClient:
+    """Another browser, logged in as the other organisation's admin."""
+    browser = app.test_client()
+    cert_login(browser, uscc=OTHER_USCC, org_name=OTHER_ORG_NAME, org_id=other_org.id)
+    return browser
+
+
+@pytest.fixture
+def browser(app: Flask) -> FlaskClient:
+    """A second, anonymous browser (an operator's or an applicant's)."""
+    return app.test_client()
+
+
+@pytest.fixture
+def known(app: Flask) -> Callable[[str, str], None]:
+    """Add a (name, phone) pair the sandbox real-name check confirms."""
+    verifier = app.extensions["idp.realname"]
+
+    def add(name: str, phone: str) -> None:
+        verifier.add(name=name, phone=phone)
+
+    return add
