@@ -94,6 +94,20 @@ class Settings:
     sms_template_password: str = field(
         default="", metadata={"doc": "Vendor template id for initial passwords."}
     )
+    sms_template_join: str = field(
+        default="",
+        metadata={"doc": "Vendor template id for the code of a join request (用户审核)."},
+    )
+    sms_template_join_rejected: str = field(
+        default="",
+        metadata={"doc": "Vendor template id telling an applicant the request was rejected."},
+    )
+    sms_template_operator_added: str = field(
+        default="",
+        metadata={
+            "doc": "Vendor template id telling an existing person they were added to an org."
+        },
+    )
     keys_dir: Path = field(
         default=ROOT / "keys" / "signing",
         metadata={"doc": "Directory of signing keys (JWK files, mode 0600)."},

@@ -24,6 +24,9 @@ TEMPLATES = Path(__file__).parent / "templates"
 VENDOR_TEMPLATE_SETTINGS = {
     "login": "sms_template_login",
     "initial_password": "sms_template_password",
+    "join": "sms_template_join",
+    "join_rejected": "sms_template_join_rejected",
+    "operator_added": "sms_template_operator_added",
 }
 
 
