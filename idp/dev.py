@@ -28,6 +28,8 @@ DEMO_ORG = {"uscc": "91310000MA1K000019", "name": "上海示例审计事务所�
 DEMO_OPERATOR = {"name": "张三", "phone": "13800138000", "password": "Demo-2026-init"}
 DEMO_LEGACY_ACCOUNT = "WX-DEMO-0001"  # a 工程造价咨询单位 account of the old maintenance-fund login
 AGENT_PORT = 17443
+# People the development real-name check knows (name as on the ID card, phone).
+DEMO_PEOPLE = [("李四", "13900139000"), ("王五", "13700137000"), ("张三", "13800138000")]
 
 
 def rp_base_url() -> str:
@@ -106,6 +108,17 @@ def ensure_demo_ukey() -> DemoToken:
     return ensure_demo_token(instance, pki)
 
 
+def ensure_demo_people() -> None:
+    """Pairs for the sandbox real-name check, so the console can add operators in the demo."""
+    path = Path(settings().realname_sandbox_file)
+    known = path.read_text(encoding="utf-8") if path.exists() else ""
+    missing = [f"{name},{phone}" for name, phone in DEMO_PEOPLE if f"{name},{phone}" not in known]
+    if missing:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write("".join(line + "\n" for line in missing))
+
+
 def legacy_secret_file() -> Path:
     return Path(settings().instance_dir) / "demo-legacy-totp.txt"
 
@@ -151,6 +164,7 @@ def dev_setup() -> None:
     ensure_demo_client()
     ensure_demo_operator()
     ensure_demo_legacy_account()
+    ensure_demo_people()
     db.session().commit()
     token = ensure_demo_ukey()
     click.echo(f"development environment ready (demo UKey: {token.kind} token)")
@@ -235,5 +249,8 @@ def _print_banner(issuer: str, token: DemoToken) -> None:
         f"  Try: {issuer}/login?method=cert → 【审计单位注册】 → 否 → 注册, or\n"
         f"       【工程造价咨询单位注册】 → 是 → legacy account {DEMO_LEGACY_ACCOUNT}, OTP code from\n"
         f"       `python -c 'import pyotp; print(pyotp.TOTP(\"{secret}\").now())'`\n"
+        + f"  Org admin console: {issuer}/org/operators (real-name sandbox knows "
+        + ", ".join(f"{name} {phone}" for name, phone in DEMO_PEOPLE[:2])
+        + ")\n"
         + f"  (current OTP code: {pyotp.TOTP(secret).now() if secret else '-'})\n"
     )
