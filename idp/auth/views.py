@@ -134,7 +134,7 @@ def send_sms_code() -> tuple[Response, int]:
         body.headers["Retry-After"] = str(error.retry_after)
         return body, 429
     except IdpError as error:
-        # Gateway or store down (503): login.js reads JSON, so no HTML error page here.
+        # Gateway or store down (503): sms_code.js reads JSON, so no HTML error page here.
         db.session().rollback()
         return jsonify(error=error.code, error_description=str(error.message)), error.status
     return jsonify(sent=True, retry_after=60, message=_("验证码已发送, 5 分钟内有效")), 200

@@ -55,7 +55,7 @@ def use_code(phone: str) -> None:
 
 @bp.post("/join/sms-code")
 def send_sms_code() -> tuple[Response, int]:
-    """发送验证码 (join.js reads the JSON answer)."""
+    """发送验证码 (sms_code.js reads the JSON answer)."""
     form = SmsCodeRequestForm()
     if not form.validate():
         message = next(iter(form.phone.errors), _("请输入 11 位手机号"))

@@ -65,7 +65,7 @@ def test_join_page_has_the_stable_field_names(browser):
     assert {"uscc", "name", "phone", "sms_code", "csrf_token"} <= set(parsed.inputs)
     assert '<label for="uscc">统一社会信用代码</label>' in page.text
     assert "发送验证码</button>" in page.text
-    assert "/static/join.js" in page.text
+    assert "/static/sms_code.js" in page.text
 
 
 def test_join_request_end_to_end_approved(admin, home_org, browser, known, outbox, app):

@@ -1,8 +1,8 @@
-// "发送验证码" on the join request page: posts the phone to the form's data-sms-url and shows a
-// countdown (the same answer shape as the login page's code request).
+// "发送验证码" (login and join pages): posts the phone to the form's data-sms-url and shows a
+// countdown. The form is the one that carries data-sms-url.
 (function () {
   "use strict";
-  var form = document.getElementById("join-form");
+  var form = document.querySelector("form[data-sms-url]");
   var button = document.getElementById("send-sms");
   if (!form || !button) { return; }
   var status = document.getElementById("sms-status");
