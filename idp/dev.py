@@ -70,7 +70,7 @@ def ensure_demo_client() -> None:
                 "client_uri": f"{base}/",
                 "grant_types": ["authorization_code", "refresh_token"],
                 "org_types": ["audit", "cost_consulting", "bookkeeping"],
-                "scope": "openid profile phone",
+                "scope": "openid profile phone org.operators org.reviews",
                 "require_pkce": True,
             },
         )

@@ -1,0 +1,133 @@
+"""Fixtures of the management API tests (/api/v1/org/).
+
+Actors, each with tokens a relying party got through the code flow (``helpers``):
+- ``admin``: the demo organisation's org admin (real UKey login with the test PKI) at
+  ``api_rp``, a client registered with the API scopes;
+- ``other_admin``: the admin of a second organisation, registered for the same client;
+- operators are added with ``tests.conftest.make_operator`` and log in with phone, password and
+  SMS code.
+
+The real-name check is the sandbox file; ``known`` adds the pairs a carrier would confirm (a
+phone not in the file has no record: 503). Requests go through ``IsolatedClient``; tests read
+committed state with ``tests.integration.console.helpers.count``/``fetch``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from argon2 import PasswordHasher
+from flask import Flask
+from flask.testing import FlaskClient
+
+from tests.conftest import OTHER_USCC, RegisteredClient, register
+from tests.flows import REDIRECT_URI
+from tests.integration.api.helpers import (
+    API_SCOPE,
+    OTHER_ORG_NAME,
+    Tokens,
+    admin_tokens,
+    code_flow,
+    ukey_login,
+)
+from tests.pki import TestPki, shared_pki
+
+
+@pytest.fixture(scope="session")
+def pki() -> TestPki:
+    return shared_pki()
+
+
+@pytest.fixture
+def settings_overrides(pki: TestPki, tmp_path: Path) -> dict[str, object]:
+    return {"trust_dir": pki.write_trust_dir(tmp_path / "trust")}
+
+
+@pytest.fixture(autouse=True)
+def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id with test-sized costs (see tests/integration/auth/conftest.py)."""
+    from idp.auth import passwords
+
+    monkeypatch.setattr(
+        passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    )
+
+
+@pytest.fixture
+def api_rp(app: Flask) -> RegisteredClient:
+    """A relying party registered for the management API scopes (as the demo RP is)."""
+    return register(
+        app,
+        {
+            "client_name": "上海市房屋维修资金管理系统",
+            "redirect_uris": [REDIRECT_URI],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "scope": API_SCOPE,
+        },
+    )
+
+
+def register_for(org, client_id: str) -> None:
+    from idp import db
+    from idp.orgs.models import IdentityRegistration
+
+    db.session().add(IdentityRegistration(identity_id=org.identities[0].id, client_id=client_id))
+    db.session().commit()
+
+
+@pytest.fixture
+def home_org(org, api_rp: RegisteredClient):
+    """The demo organisation (审计单位, the PKI's USCC), registered for ``api_rp``."""
+    register_for(org, api_rp.client_id)
+    return org
+
+
+@pytest.fixture
+def other_org(app: Flask, api_rp: RegisteredClient):
+    from idp import db
+    from idp.orgs.service import add_org
+
+    other = add_org(db.session(), uscc=OTHER_USCC, name=OTHER_ORG_NAME, org_type="bookkeeping")
+    db.session().commit()
+    register_for(other, api_rp.client_id)
+    return other
+
+
+@pytest.fixture
+def admin_browser(app: Flask, pki: TestPki, home_org) -> FlaskClient:
+    """A browser holding the demo organisation's admin login session (real UKey login), for
+    the console pages and the code flow."""
+    browser = app.test_client()
+    ukey_login(browser, pki)
+    return browser
+
+
+@pytest.fixture
+def admin(admin_browser: FlaskClient, api_rp: RegisteredClient) -> Tokens:
+    """The demo organisation's admin tokens (all API scopes)."""
+    body = code_flow(admin_browser, api_rp.client_id, api_rp.secret, scope=API_SCOPE)
+    return Tokens(body["access_token"], body["refresh_token"])
+
+
+@pytest.fixture
+def other_admin(app: Flask, pki: TestPki, api_rp: RegisteredClient, other_org) -> Tokens:
+    return admin_tokens(app.test_client(), pki, api_rp, uscc=OTHER_USCC)
+
+
+@pytest.fixture
+def api(client: FlaskClient) -> FlaskClient:
+    """The relying party's back end calling the API (no cookies of anybody's)."""
+    return client
+
+
+@pytest.fixture
+def known(app: Flask) -> Callable[[str, str], None]:
+    """Add a (name, phone) pair the sandbox real-name check confirms."""
+    verifier = app.extensions["idp.realname"]
+
+    def add(name: str, phone: str) -> None:
+        verifier.add(name=name, phone=phone)
+
+    return add
