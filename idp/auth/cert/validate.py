@@ -54,11 +54,12 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncGenerator, Iterable, Mapping
+from collections.abc import AsyncGenerator, Coroutine, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import pem
@@ -399,7 +400,7 @@ def validate_chain(
     )
     rule = _end_entity_rule(leaf, material, ocsp=options.ocsp)
     try:
-        path = asyncio.run(
+        path = run_async(
             asyncio.wait_for(
                 _validate(leaf, intermediates, at, material, store.crl_cache, options, rule),
                 VALIDATION_TIMEOUT,
@@ -413,6 +414,20 @@ def validate_chain(
         path=tuple(reversed(from_root)),
         revocation_checked=rule is not RevocationCheckingRule.NO_CHECK,
     )
+
+
+T = TypeVar("T")
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run pyhanko's async validation from synchronous code. Where this thread already runs an
+    event loop (an async server, a test harness), ``asyncio.run`` refuses: use a fresh thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def _load_certificate(der: bytes) -> asn1_x509.Certificate:

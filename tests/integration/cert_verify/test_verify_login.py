@@ -474,3 +474,18 @@ def test_describe(pki):
     assert describe(pki["good_sm2"].der)["key_alg"] == "SM2"
     with pytest.raises(errors.MalformedResponseError):
         describe(b"junk")
+
+
+def test_validation_works_inside_a_running_event_loop():
+    """An async server (or Playwright's sync API in the same thread) keeps a loop running."""
+    import asyncio
+
+    from idp.auth.cert.validate import run_async
+
+    async def inner() -> int:
+        return 7
+
+    async def outer() -> int:
+        return run_async(inner())
+
+    assert asyncio.run(outer()) == 7
