@@ -23,7 +23,8 @@ from idp.oidc.models import Client, digest
 
 GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials"}
 ORG_TYPES = {"audit", "cost_consulting", "bookkeeping"}
-CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
+# A client id never starts with "-": it is passed as an argument on command lines.
+CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 DEFAULTS: dict[str, Any] = {
     "grant_types": ["authorization_code"],
     "response_types": ["code"],
@@ -121,7 +122,9 @@ def validate_metadata(raw: dict[str, Any]) -> dict[str, Any]:
         if flag in metadata and not isinstance(metadata[flag], bool):
             raise InvalidClientMetadataError(f"{flag}: must be true or false")
     if "client_id" in metadata and not CLIENT_ID_RE.match(str(metadata["client_id"])):
-        raise InvalidClientMetadataError("client_id: 3-64 letters, digits, '.', '_' or '-'")
+        raise InvalidClientMetadataError(
+            "client_id: 3-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
     return metadata
 
 
@@ -139,7 +142,7 @@ def new_secret() -> str:
 def register_client(session: Session, raw: dict[str, Any]) -> tuple[Client, str | None]:
     """Create a client; returns it with its secret (None for public clients), shown only now."""
     metadata = validate_metadata(raw)
-    client_id = metadata.pop("client_id", None) or secrets.token_urlsafe(16)
+    client_id = metadata.pop("client_id", None) or secrets.token_hex(16)
     if session.scalar(select(Client.id).where(Client.client_id == client_id)) is not None:
         raise InvalidClientMetadataError(f"client_id {client_id!r} already exists")
     secret = None if metadata["token_endpoint_auth_method"] == "none" else new_secret()
