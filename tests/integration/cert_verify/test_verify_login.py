@@ -479,6 +479,7 @@ def test_describe(pki):
 def test_validation_works_inside_a_running_event_loop():
     """An async server (or Playwright's sync API in the same thread) keeps a loop running."""
     import asyncio
+    from concurrent.futures import ThreadPoolExecutor
 
     from idp.auth.cert.validate import run_async
 
@@ -488,4 +489,6 @@ def test_validation_works_inside_a_running_event_loop():
     async def outer() -> int:
         return run_async(inner())
 
-    assert asyncio.run(outer()) == 7
+    # Its own thread: this test's thread may itself run a loop (the browser tests' Playwright).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        assert pool.submit(asyncio.run, outer()).result() == 7
