@@ -28,6 +28,7 @@ DEMO_ORG = {"uscc": "91310000MA1K000019", "name": "上海示例审计事务所�
 DEMO_OPERATOR = {"name": "张三", "phone": "13800138000", "password": "Demo-2026-init"}
 DEMO_LEGACY_ACCOUNT = "WX-DEMO-0001"  # a 工程造价咨询单位 account of the old maintenance-fund login
 AGENT_PORT = 17443
+DEMO_SCOPE = "openid profile phone org.operators org.reviews"
 # People the development real-name check knows (name as on the ID card, phone).
 DEMO_PEOPLE = [("李四", "13900139000"), ("王五", "13700137000"), ("张三", "13800138000")]
 
@@ -53,7 +54,7 @@ def ensure_keys() -> None:
 
 def ensure_demo_client() -> None:
     """Register the demo relying party and keep its secret in instance/ (0600) for the RP."""
-    from idp.oidc.clients import get_client, register_client, rotate_secret
+    from idp.oidc.clients import get_client, register_client, rotate_secret, update_client
     from idp.oidc.models import Client
 
     base = rp_base_url()
@@ -70,10 +71,13 @@ def ensure_demo_client() -> None:
                 "client_uri": f"{base}/",
                 "grant_types": ["authorization_code", "refresh_token"],
                 "org_types": ["audit", "cost_consulting", "bookkeeping"],
-                "scope": "openid profile phone org.operators org.reviews",
+                "scope": DEMO_SCOPE,
                 "require_pkce": True,
             },
         )
+    elif set(DEMO_SCOPE.split()) - set(existing.scope.split()):
+        update_client(db.session(), RP_CLIENT_ID, {"scope": DEMO_SCOPE})  # an instance from before
+        return
     elif not client_file().exists():
         _client, secret = rotate_secret(db.session(), RP_CLIENT_ID)
     else:

@@ -14,6 +14,7 @@ from flask import Flask
 from werkzeug.wrappers import Response
 
 from . import app as views
+from . import system
 from .config import Config
 from .oidc import CONFIG_EXTENSION
 from .security import add_security_headers, csrf_token
@@ -33,6 +34,7 @@ def create_app(config: Config | None = None) -> Flask:
     configure_flask(app, config)
     register_client(app, config)
     views.init_app(app)
+    app.register_blueprint(system.bp)
     app.jinja_env.globals["csrf_token"] = csrf_token
 
     @app.after_request
@@ -78,7 +80,8 @@ def register_client(app: Flask, config: Config) -> None:
         client_secret=config.client_secret,
         server_metadata_url=config.server_metadata_url,
         client_kwargs={
-            "scope": "openid profile phone",
+            # The management API scopes serve the 系统管理 menus (org admins only, provider-side).
+            "scope": "openid profile phone org.operators org.reviews",
             "code_challenge_method": "S256",
             "token_endpoint_auth_method": "client_secret_basic",
             "default_timeout": PROVIDER_TIMEOUT_SECONDS,

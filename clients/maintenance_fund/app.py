@@ -99,6 +99,7 @@ def user_view(login: Mapping[str, Any]) -> dict[str, Any]:
         "org_name": org.get("name") if isinstance(org, Mapping) else None,
         "org_type": label(ORG_TYPE_LABELS, claims.get("org_type")),
         "role": label(ROLE_LABELS, claims.get("role")),
+        "is_org_admin": claims.get("role") == "org_admin",
         "amr": [str(value) for value in claims.get("amr") or []],
         "expires_at": format_expiry(login.get("expires_at")),
         "has_refresh_token": bool(login.get("refresh_token")),

@@ -65,6 +65,11 @@ class Config:
         return self.issuer.rstrip("/") + "/.well-known/openid-configuration"
 
     @property
+    def management_api_url(self) -> str:
+        """The provider's management API (操作员管理, 用户审核), which lives at the issuer."""
+        return self.issuer.rstrip("/") + "/api/v1"
+
+    @property
     def redirect_uri(self) -> str:
         """The one redirect URI this client registers and uses."""
         return self.base_url + "/callback"

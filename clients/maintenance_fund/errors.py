@@ -28,6 +28,9 @@ MESSAGES: dict[str, str] = {
     "csrf_failed": "页面已过期或请求来源不明(CSRF 校验失败),请返回首页重试。",
     "invalid_logout_state": "退出登录的返回状态无效。",
     "no_refresh_token": "本次登录没有刷新令牌,需要重新登录。",
+    "login_expired": "登录已过期,需要重新登录。",
+    "org_admin_required": "仅企业管理员可以使用系统管理功能。",
+    "api_failed": "统一认证登录平台的管理接口返回了无法识别的结果,请稍后再试。",
 }
 
 

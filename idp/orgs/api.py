@@ -245,20 +245,14 @@ def require_org_admin_token() -> None:
     token = bearer_token(scope)
     if not token.identity:  # a client's own token (client_credentials): nobody's org
         raise NotOrgAdminError()
-    if user_for(db.session(), token) is None:
-        raise InvalidTokenError(
-            challenge=challenge(
-                scope=scope, error="invalid_token", description="token no longer valid"
-            )
-        )
+    org = db.session().get(Organisation, int(token.identity["org_id"]))
+    if org is None or user_for(db.session(), token) is None:  # may no longer act as it
+        raise dead_token(scope, "token no longer valid")
     if token.identity.get("role") != Role.ORG_ADMIN:
         raise NotOrgAdminError()
     validator = resource_protector().get_token_validator("bearer")
     if validator.scope_insufficient(token.get_scope(), [scope]):
         raise InsufficientScopeError(challenge=challenge(scope=scope, error="insufficient_scope"))
-    org = db.session().get(Organisation, int(token.identity["org_id"]))
-    if org is None:  # user_for found it a moment ago; gone since
-        raise InvalidTokenError()
     g.api_org = org
     g.api_actor = of_org_admin(org).actor
     check_ids()
@@ -288,11 +282,14 @@ def bearer_token(scope: str) -> Any:
         return resource_protector().acquire_token()
     except OAuth2Error as error:
         if error.error == "invalid_token":
-            description = "token expired, revoked or unknown"
-            raise InvalidTokenError(
-                challenge=challenge(scope=scope, error="invalid_token", description=description)
-            ) from error
+            raise dead_token(scope, "token expired, revoked or unknown") from error
         raise MissingTokenError(challenge=challenge(scope=scope)) from error
+
+
+def dead_token(scope: str, description: str) -> InvalidTokenError:
+    return InvalidTokenError(
+        challenge=challenge(scope=scope, error="invalid_token", description=description)
+    )
 
 
 def current_org() -> Organisation:

@@ -192,11 +192,18 @@ class JoinRequest(Base):
     __tablename__ = "join_request"
 
     id: Mapped[intpk]
-    org_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="CASCADE"), index=True)
+    org_id: Mapped[int] = mapped_column(
+        ForeignKey("organisation.id", ondelete="CASCADE"), index=True
+    )
     name: Mapped[str] = mapped_column(String(100))
     phone: Mapped[str] = mapped_column(String(20), index=True)
     status: Mapped[JoinRequestStatus] = mapped_column(
-        Enum(JoinRequestStatus, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]),
+        Enum(
+            JoinRequestStatus,
+            native_enum=False,
+            length=20,
+            values_callable=lambda e: [m.value for m in e],
+        ),
         default=JoinRequestStatus.PENDING,
     )
     reason: Mapped[str] = mapped_column(String(300), default="")

@@ -51,6 +51,10 @@ MAX_QUERY = 50
 # --- errors -------------------------------------------------------------------------------------
 
 
+# Ids beyond the databases' integer range cannot exist (and overflow SQLite's parameters).
+MAX_ID = 2**31 - 1
+
+
 class OperatorError(IdpError):
     """A refused operator change; ``field`` names the form field the message belongs to."""
 
@@ -236,6 +240,8 @@ def membership_of(session: Session, org: Organisation, account: Account) -> Memb
 
 def find_membership(session: Session, org: Organisation, membership_id: int) -> Membership:
     """This org's membership ``membership_id``; another org's is as unknown as a missing one."""
+    if not 0 < membership_id <= MAX_ID:
+        raise OperatorNotFoundError()
     membership = session.scalar(
         select(Membership).where(Membership.id == membership_id, Membership.org_id == org.id)
     )

@@ -31,7 +31,13 @@ from idp.orgs.models import (
     MembershipStatus,
     Organisation,
 )
-from idp.orgs.operators import OperatorAdded, OperatorError, failures_audited, person_target
+from idp.orgs.operators import (
+    MAX_ID,
+    OperatorAdded,
+    OperatorError,
+    failures_audited,
+    person_target,
+)
 from idp.orgs.service import Page, find_account_by_phone, find_org, paginate
 from idp.orgs.uscc import is_valid_uscc
 from idp.security import mask_phone
@@ -234,6 +240,8 @@ def list_join_requests(
 def get_join_request(session: Session, org: Organisation, request_id: int) -> JoinRequestView:
     """One request of ``org`` (404 for another org's or an unknown id), shown expired once past
     its time."""
+    if not 0 < request_id <= MAX_ID:
+        raise JoinRequestNotFoundError()
     row = session.scalar(
         select(JoinRequest).where(JoinRequest.id == request_id, JoinRequest.org_id == org.id)
     )
@@ -293,8 +301,12 @@ def find_request(
     session: Session, org: Organisation, request_id: int, *, action: str, actor: str
 ) -> JoinRequest:
     """This org's request ``request_id``; another org's is as unknown as a missing one."""
-    row = session.scalar(
-        select(JoinRequest).where(JoinRequest.id == request_id, JoinRequest.org_id == org.id)
+    row = (
+        session.scalar(
+            select(JoinRequest).where(JoinRequest.id == request_id, JoinRequest.org_id == org.id)
+        )
+        if 0 < request_id <= MAX_ID
+        else None
     )
     if row is None:
         error = JoinRequestNotFoundError()

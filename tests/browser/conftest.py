@@ -213,7 +213,7 @@ def live_provider(
                 "initiate_login_uri": f"{rp_url}/login",
                 "client_uri": f"{rp_url}/",
                 "grant_types": ["authorization_code", "refresh_token"],
-                "scope": "openid profile phone",
+                "scope": "openid profile phone org.operators org.reviews",
                 "require_pkce": True,
                 # As idp dev-setup registers it: every third-party org type may enter.
                 "org_types": ["audit", "cost_consulting", "bookkeeping"],

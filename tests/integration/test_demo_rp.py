@@ -4,6 +4,11 @@ The fake provider is a real HTTP server on 127.0.0.1 for the calls the RP's Auth
 (discovery, JWKS, token); the browser's trip through /authorize is played with the fake
 provider's own Flask test client. It signs ES256 ID tokens with a key made per test session,
 checks client_secret_basic and PKCE S256 like a real provider, and rotates refresh tokens.
+
+It also answers the management API (/api/v1/org/) the 系统管理 menus call, with bearer tokens it
+issued and RFC 9457 problem details, like the real one (whose own tests are in
+tests/integration/api/); tests/browser/test_console_journeys.py runs the menus against the real
+provider.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ CLIENT_ID = "maintenance-fund"
 CLIENT_SECRET = "s3cret-for-tests"
 RP_BASE = "http://127.0.0.1:5001"
 KID = "test-es256"
+API_SCOPE = "openid profile phone org.operators org.reviews"
+MISMATCH = "您填写的身份信息与手机号认证失败, 请确认信息是否填写正确。"
 CLAIMS = {
     "sub": "acct-42",
     "name": "张三",
@@ -67,8 +74,16 @@ class FakeProvider:
     omit_id_token: bool = False
     app: Flask | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    access_tokens: set[str] = field(default_factory=set)
+    operators: dict[int, dict[str, Any]] = field(default_factory=dict)
+    join_requests: dict[int, dict[str, Any]] = field(default_factory=dict)
+    api_requests: list[dict[str, Any]] = field(default_factory=list)
 
     def reset(self) -> None:
+        self.access_tokens.clear()
+        self.operators.clear()
+        self.join_requests.clear()
+        self.api_requests.clear()
         self.codes.clear()
         self.refresh_tokens.clear()
         self.authorize_requests.clear()
@@ -116,12 +131,13 @@ class FakeProvider:
     def issue(self, *, nonce: str | None) -> dict[str, Any]:
         access_token, refresh_token = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
         self.refresh_tokens.add(refresh_token)
+        self.access_tokens.add(access_token)
         body: dict[str, Any] = {
             "access_token": access_token,
             "token_type": "Bearer",
             "expires_in": 600,
             "refresh_token": refresh_token,
-            "scope": "openid profile phone",
+            "scope": API_SCOPE,
         }
         if not self.omit_id_token:
             body["id_token"] = self.id_token(access_token=access_token, nonce=nonce)
@@ -188,7 +204,135 @@ def make_provider_app(op: FakeProvider) -> Flask:
         op.refresh_tokens.discard(presented)  # rotation: each refresh token works once
         return jsonify(op.issue(nonce=None))
 
+    add_management_api(app, op)
     return app
+
+
+def problem(status: int, code: str, detail: str, **headers: str) -> Any:
+    body = {
+        "type": "about:blank",
+        "title": "Error",
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = "application/problem+json"
+    response.headers.update({k.replace("_", "-"): v for k, v in headers.items()})
+    return response
+
+
+def add_management_api(app: Flask, op: FakeProvider) -> None:
+    """The management API as far as the RP's menus use it, backed by ``op``'s dicts."""
+    api = "/api/v1/org"
+
+    @app.before_request
+    def check_bearer() -> Any:
+        if not request.path.startswith(api):
+            return None
+        auth = request.headers.get("Authorization", "")
+        op.api_requests.append(
+            {
+                "method": request.method,
+                "path": request.path,
+                "args": request.args.to_dict(),
+                "json": request.get_json(silent=True),
+                "token": auth.removeprefix("Bearer "),
+            }
+        )
+        if not auth.startswith("Bearer ") or auth.removeprefix("Bearer ") not in op.access_tokens:
+            challenge = 'Bearer error="invalid_token", scope="org.operators"'
+            return problem(401, "invalid_token", "访问令牌无效或已过期", WWW_Authenticate=challenge)
+        return None
+
+    def operator_or_404(ident: int) -> dict[str, Any]:
+        if ident not in op.operators:
+            from werkzeug.exceptions import NotFound
+
+            raise NotFound()
+        return op.operators[ident]
+
+    @app.errorhandler(404)
+    def not_found(_error: Exception) -> Any:
+        return problem(404, "operator_not_found", "操作员不存在")
+
+    @app.get(f"{api}/operators")
+    def list_operators() -> Any:
+        items = [
+            {k: v for k, v in o.items() if k not in ("phone", "updated_at", "deleted_at")}
+            for o in reversed(op.operators.values())
+            if o["status"] != "deleted" or request.args.get("status") == "deleted"
+        ]
+        return jsonify(items=items, page=1, per_page=20, total=len(items), pages=1)
+
+    @app.post(f"{api}/operators")
+    def add_operator() -> Any:
+        body = request.get_json()
+        if body.get("name") == "错配":
+            return problem(400, "realname_mismatch", MISMATCH)
+        ident = len(op.operators) + 1
+        op.operators[ident] = fake_operator(ident, body["name"], body["phone"])
+        response = jsonify(operator=op.operators[ident], initial_password_sent=True)
+        response.status_code = 201
+        return response
+
+    @app.get(f"{api}/operators/<int:ident>")
+    def get_operator(ident: int) -> Any:
+        return jsonify(operator_or_404(ident))
+
+    @app.patch(f"{api}/operators/<int:ident>")
+    def update_operator(ident: int) -> Any:
+        operator = operator_or_404(ident)
+        operator.update(request.get_json())
+        return jsonify(operator)
+
+    @app.delete(f"{api}/operators/<int:ident>")
+    def delete_operator(ident: int) -> Any:
+        operator = operator_or_404(ident)
+        if operator["status"] == "deleted":
+            return problem(409, "operator_deleted", "该操作员已删除")
+        operator["status"] = "deleted"
+        return jsonify(operator)
+
+    @app.get(f"{api}/reviews")
+    def list_reviews() -> Any:
+        status = request.args.get("status", "pending")
+        items = [r for r in op.join_requests.values() if status in ("all", r["status"])]
+        return jsonify(items=items, page=1, per_page=20, total=len(items), pages=1)
+
+    @app.get(f"{api}/reviews/<int:ident>")
+    def get_review(ident: int) -> Any:
+        return jsonify(op.join_requests[ident])
+
+    @app.post(f"{api}/reviews/<int:ident>/<action>")
+    def decide(ident: int, action: str) -> Any:
+        row = op.join_requests[ident]
+        if action == "reject":
+            reason = (request.get_json() or {}).get("reason", "")
+            if not reason:
+                return problem(400, "invalid_join_request", "请填写驳回原因")
+            row.update(status="rejected", reason=reason)
+            return jsonify(row)
+        row["status"] = "approved"
+        operator = fake_operator(len(op.operators) + 1, row["name"], row["phone"])
+        op.operators[operator["id"]] = operator
+        return jsonify(operator=operator, initial_password_sent=True)
+
+
+def fake_operator(ident: int, name: str, phone: str) -> dict[str, Any]:
+    return {
+        "id": ident,
+        "name": name,
+        "phone": phone,
+        "masked_phone": phone[:3] + "****" + phone[-4:],
+        "status": "active",
+        "created_by": "org_admin:7",
+        "created_at": "2025-03-01T02:30:00+00:00",
+        "last_login_at": None,
+        "updated_at": None,
+        "deleted_at": None,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -304,7 +448,7 @@ def test_login_sends_code_flow_with_pkce_s256_and_nonce(rp: FlaskClient, op: Fak
     assert params["response_type"] == "code"
     assert params["client_id"] == CLIENT_ID
     assert params["redirect_uri"] == RP_BASE + "/callback"
-    assert params["scope"] == "openid profile phone"
+    assert params["scope"] == "openid profile phone org.operators org.reviews"
     assert params["code_challenge_method"] == "S256"
     assert len(params["code_challenge"]) == 43
     assert params["nonce"] and params["state"]
@@ -538,6 +682,253 @@ def test_logout_without_csrf_token_keeps_session(rp: FlaskClient, op: FakeProvid
 
     assert_error_page(rp.post("/logout"), "csrf_failed")
     assert stored_login(rp) is not None
+
+
+# --- 【公共部分-系统管理】: 操作员管理 and 用户审核 through the management API -------------------
+
+
+def html_of(response: TestResponse) -> str:
+    return response.get_data(as_text=True)
+
+
+def flashes(html: str) -> list[str]:
+    return re.findall(r'<p class="flash" role="status">([^<]*)</p>', html)
+
+
+def post_page(rp: FlaskClient, url: str, data: dict[str, str]) -> TestResponse:
+    """GET the page for the CSRF token, then POST ``data`` to it."""
+    page = rp.get(url)
+    assert page.status_code == 200, html_of(page)
+    return rp.post(url, data={"csrf_token": csrf_of(html_of(page)), **data})
+
+
+def test_org_admin_sees_the_system_menus(rp: FlaskClient, op: FakeProvider) -> None:
+    log_in(rp, op)
+
+    html = html_of(rp.get("/"))
+
+    assert "公共部分-系统管理" in html
+    assert 'id="menu-operators" href="/system/operators">操作员管理</a>' in html
+    assert 'id="menu-reviews" href="/system/reviews">用户审核</a>' in html
+
+
+def test_operators_see_no_system_menus_and_are_refused(rp: FlaskClient, op: FakeProvider) -> None:
+    op.id_token_overrides["role"] = "operator"
+    log_in(rp, op)
+
+    assert "公共部分-系统管理" not in html_of(rp.get("/"))
+    html = assert_error_page(rp.get("/system/operators"), "org_admin_required", 403)
+    assert "仅企业管理员可以使用系统管理功能" in html
+    assert op.api_requests == []
+
+
+def test_the_menus_need_a_login(rp: FlaskClient, op: FakeProvider) -> None:
+    response = rp.get("/system/reviews")
+
+    assert (response.status_code, response.headers["Location"]) == (302, "/login")
+    assert op.api_requests == []
+
+
+def test_list_calls_the_api_with_the_users_token_and_filters(
+    rp: FlaskClient, op: FakeProvider
+) -> None:
+    log_in(rp, op)
+    op.operators[1] = fake_operator(1, "王五", "13700137000")
+    login = stored_login(rp)
+    assert login is not None
+
+    html = html_of(rp.get("/system/operators?query=王&status=active&page=2"))
+
+    (call,) = op.api_requests
+    assert (call["method"], call["path"]) == ("GET", "/api/v1/org/operators")
+    assert call["args"] == {"query": "王", "status": "active", "page": "2"}
+    assert call["token"] == login["access_token"]
+    assert '<tr id="operator-1">' in html
+    assert "137****7000" in html and "13700137000" not in html
+    assert "2025-03-01 10:30" in html  # Beijing time
+    for label in ("【增加】", "【查询】", "【修改】", "【删除】"):
+        assert label in html
+
+
+def test_add_sends_name_and_phone_and_shows_the_new_operator(
+    rp: FlaskClient, op: FakeProvider
+) -> None:
+    log_in(rp, op)
+
+    saved = post_page(rp, "/system/operators/new", {"name": " 王五 ", "phone": "13700137000"})
+
+    assert (saved.status_code, saved.headers["Location"]) == (302, "/system/operators/1")
+    assert op.api_requests[-1]["json"] == {"name": "王五", "phone": "13700137000"}
+    detail = html_of(rp.get("/system/operators/1"))
+    assert flashes(detail) == ["保存成功", "初始密码已通过短信发送"]
+    assert text_of(detail, "operator-phone") == "13700137000"
+    assert text_of(detail, "operator-created-by") == "企业管理员"
+
+
+def test_add_shows_the_providers_refusal_next_to_the_form(
+    rp: FlaskClient, op: FakeProvider
+) -> None:
+    log_in(rp, op)
+
+    refused = post_page(rp, "/system/operators/new", {"name": "错配", "phone": "13700137000"})
+
+    html = html_of(refused)
+    assert refused.status_code == 400
+    assert text_of(html, "form-error") == MISMATCH
+    assert 'data-code="realname_mismatch"' in html
+    assert 'value="错配"' in html and 'value="13700137000"' in html
+    assert op.operators == {}
+
+
+def test_forms_need_the_csrf_token(rp: FlaskClient, op: FakeProvider) -> None:
+    log_in(rp, op)
+    op.operators[1] = fake_operator(1, "王五", "13700137000")
+
+    for url in ("/system/operators/new", "/system/operators/1/delete", "/system/operators/1/edit"):
+        assert_error_page(rp.post(url, data={"name": "x", "phone": "1"}), "csrf_failed")
+    assert op.api_requests == []
+    assert op.operators[1]["status"] == "active"
+
+
+def test_edit_sends_only_phone_and_status(rp: FlaskClient, op: FakeProvider) -> None:
+    log_in(rp, op)
+    op.operators[1] = fake_operator(1, "王五", "13700137000")
+    page = html_of(rp.get("/system/operators/1/edit"))
+    form = page[page.index('<form method="post"') : page.index("</form>")]
+    assert sorted(set(re.findall(r'name="([a-z_]+)"', form))) == ["csrf_token", "phone", "status"]
+
+    saved = rp.post(
+        "/system/operators/1/edit",
+        data={
+            "csrf_token": csrf_of(page),
+            "phone": "13700137001",
+            "status": "disabled",
+            "name": "x",
+        },
+    )
+
+    assert (saved.status_code, saved.headers["Location"]) == (302, "/system/operators/1")
+    assert op.api_requests[-1]["method"] == "PATCH"
+    assert op.api_requests[-1]["json"] == {"phone": "13700137001", "status": "disabled"}
+    assert text_of(html_of(rp.get("/system/operators/1")), "operator-status") == "停用"
+
+
+def test_delete_asks_for_confirmation_then_deletes(rp: FlaskClient, op: FakeProvider) -> None:
+    log_in(rp, op)
+    op.operators[1] = fake_operator(1, "王五", "13700137000")
+
+    page = html_of(rp.get("/system/operators/1/delete"))
+    assert "确定删除操作员 王五 (137****7000) 吗?" in page
+    assert op.operators[1]["status"] == "active"
+    deleted = rp.post("/system/operators/1/delete", data={"csrf_token": csrf_of(page)})
+
+    assert (deleted.status_code, deleted.headers["Location"]) == (302, "/system/operators")
+    assert op.api_requests[-1]["method"] == "DELETE"
+    assert op.operators[1]["status"] == "deleted"
+    listing = html_of(rp.get("/system/operators"))
+    assert flashes(listing) == ["删除成功"]
+    assert "operator-1" not in listing
+    again = rp.post("/system/operators/1/delete", data={"csrf_token": csrf_of(page)})
+    assert again.status_code == 409
+    assert text_of(html_of(again), "form-error") == "该操作员已删除"
+
+
+def test_unknown_operator_shows_the_providers_message(rp: FlaskClient, op: FakeProvider) -> None:
+    log_in(rp, op)
+
+    html = assert_error_page(rp.get("/system/operators/9"), "operator_not_found", 404)
+
+    assert text_of(html, "error-message") == "操作员不存在"
+
+
+def test_reviews_list_approve_and_reject(rp: FlaskClient, op: FakeProvider) -> None:
+    log_in(rp, op)
+    for ident, name in ((1, "孙八"), (2, "周九")):
+        op.join_requests[ident] = {
+            "id": ident,
+            "name": name,
+            "phone": f"1330013300{ident}",
+            "masked_phone": f"133****300{ident}",
+            "status": "pending",
+            "reason": "",
+            "created_at": "2025-03-01T02:30:00+00:00",
+            "expires_at": "2025-03-08T02:30:00+00:00",
+            "decided_at": None,
+            "decided_by": "",
+        }
+
+    listing = html_of(rp.get("/system/reviews"))
+    assert '<tr id="join-request-1">' in listing and '<tr id="join-request-2">' in listing
+    assert op.api_requests[-1]["args"] == {"status": "pending", "page": "1"}
+    approved = post_page(rp, "/system/reviews/1/approve", {})
+    assert (approved.status_code, approved.headers["Location"]) == (302, "/system/reviews")
+    assert flashes(html_of(rp.get("/system/reviews"))) == [
+        "已通过, 操作员账号已开通",
+        "初始密码已通过短信发送",
+    ]
+    refused = post_page(rp, "/system/reviews/2/reject", {"reason": " "})
+    assert refused.status_code == 400
+    assert text_of(html_of(refused), "form-error") == "请填写驳回原因"
+    rejected = post_page(rp, "/system/reviews/2/reject", {"reason": "信息不符"})
+    assert rejected.status_code == 302
+    assert op.api_requests[-1]["json"] == {"reason": "信息不符"}
+    assert [r["status"] for r in op.join_requests.values()] == ["approved", "rejected"]
+    assert "孙八" in html_of(rp.get("/system/operators"))
+
+
+def test_an_expired_access_token_is_refreshed_once(rp: FlaskClient, op: FakeProvider) -> None:
+    log_in(rp, op)
+    before = stored_login(rp)
+    assert before is not None
+    op.access_tokens.clear()  # the provider says: invalid_token (expired)
+
+    response = rp.get("/system/operators")
+
+    assert response.status_code == 200
+    first, second = op.api_requests
+    assert first["token"] == before["access_token"]
+    after = stored_login(rp)
+    assert after is not None
+    assert second["token"] == after["access_token"] != before["access_token"]
+    assert op.token_requests[-1]["form"]["grant_type"] == "refresh_token"
+
+
+def test_when_the_refresh_fails_too_the_user_must_log_in_again(
+    rp: FlaskClient, op: FakeProvider
+) -> None:
+    log_in(rp, op)
+    op.access_tokens.clear()
+    op.refresh_tokens.clear()  # e.g. the org admin's tokens were revoked
+
+    html = assert_error_page(rp.get("/system/operators"), "login_expired", 401)
+
+    assert "需要重新登录" in html
+    assert 'href="/login">重新登录</a>' in html
+    assert stored_login(rp) is None
+    assert len(op.api_requests) == 1
+
+
+def test_a_token_refused_after_a_refresh_is_not_refreshed_again(
+    rp: FlaskClient, op: FakeProvider
+) -> None:
+    log_in(rp, op)
+    op.access_tokens.clear()
+    original_issue = op.issue
+
+    def issue_unusable(*, nonce: str | None) -> dict[str, Any]:
+        body = original_issue(nonce=nonce)
+        op.access_tokens.discard(body["access_token"])
+        return body
+
+    op.issue = issue_unusable  # type: ignore[method-assign]
+    try:
+        assert_error_page(rp.get("/system/operators"), "login_expired", 401)
+    finally:
+        op.issue = original_issue  # type: ignore[method-assign]
+
+    assert len(op.api_requests) == 2
+    assert [r["form"]["grant_type"] for r in op.token_requests].count("refresh_token") == 1
+    assert stored_login(rp) is None
 
 
 # --- configuration ----------------------------------------------------------------------------

@@ -179,3 +179,12 @@ def test_the_portal_links_the_console_for_org_admins_only(admin, client, app, ou
     operator = app.test_client()
     login(operator, outbox, phone=STAFF_PHONE, password=PASSWORD)
     assert "/org/operators" not in operator.get("/portal").text
+
+
+def test_ids_beyond_the_database_integer_range_are_not_found(admin):
+    response = admin.get("/org/operators/99999999999999999999")
+    assert response.status_code == 404
+
+
+def test_review_ids_beyond_the_database_integer_range_are_not_found(admin):
+    assert admin.get("/org/reviews/99999999999999999999/approve").status_code == 404
