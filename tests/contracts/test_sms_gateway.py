@@ -11,11 +11,8 @@ Also here: ``render_message``, the outbox line format and ``/dev/sms`` (on a min
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import json
-import re
 import threading
 import time
 import uuid
@@ -40,6 +37,12 @@ from idp.sms.aliyun import AliyunSmsGateway, rpc_signature
 from idp.sms.messages import render_message
 from idp.sms.outbox import OutboxSmsGateway
 from idp.sms.tencent import TencentSmsGateway, tc3_signature
+from tests.vendor_signing import (
+    AUTHORIZATION,
+    aliyun_expected_signature,
+    tencent_error,
+    tencent_expected_signature,
+)
 
 KEY_ID = "LTAI-test-key-id"
 SECRET = "test-secret-Ab+/="
@@ -61,55 +64,7 @@ VENDOR_SETTINGS: dict[str, dict[str, str]] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def no_proxy_for_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A proxy configured in the environment must not intercept the loopback fakes."""
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-
-
 # --- the vendors' side of the signature, written from their documentation ---------------------
-
-UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
-
-
-def aliyun_encode(text: str) -> str:
-    """RFC 3986 as Aliyun states it: unreserved bytes stay, every other byte is %XY (upper case)."""
-    return "".join(
-        chr(byte) if byte in UNRESERVED else f"%{byte:02X}" for byte in text.encode("utf-8")
-    )
-
-
-def aliyun_expected_signature(params: dict[str, str], *, secret: str, method: str) -> str:
-    query = "&".join(f"{aliyun_encode(k)}={aliyun_encode(v)}" for k, v in sorted(params.items()))
-    string_to_sign = method + "&" + aliyun_encode("/") + "&" + aliyun_encode(query)
-    digest = hmac.new((secret + "&").encode(), string_to_sign.encode(), "sha1").digest()
-    return base64.b64encode(digest).decode()
-
-
-def tencent_expected_signature(
-    *,
-    secret_key: str,
-    headers: dict[str, str],
-    payload: bytes,
-    timestamp: str,
-    date: str,
-    service: str,
-) -> str:
-    """TC3-HMAC-SHA256 over the given signed headers (lower-case names), POST, empty query."""
-    names = sorted(headers)
-    canonical_headers = "".join(f"{name}:{headers[name].strip().lower()}\n" for name in names)
-    canonical = "\n".join(
-        ["POST", "/", "", canonical_headers, ";".join(names), hashlib.sha256(payload).hexdigest()]
-    )
-    scope = f"{date}/{service}/tc3_request"
-    string_to_sign = "\n".join(
-        ["TC3-HMAC-SHA256", timestamp, scope, hashlib.sha256(canonical.encode()).hexdigest()]
-    )
-    key = ("TC3" + secret_key).encode()
-    for part in (date, service, "tc3_request"):
-        key = hmac.new(key, part.encode(), "sha256").digest()
-    return hmac.new(key, string_to_sign.encode(), "sha256").hexdigest()
 
 
 # Aliyun's SMS signature example (GET, AccessKeySecret "testSecret").
@@ -311,12 +266,6 @@ def aliyun_error(code: str, message: str) -> dict[str, Any]:
     }
 
 
-AUTHORIZATION = re.compile(
-    r"TC3-HMAC-SHA256 Credential=(?P<id>[^/]+)/(?P<date>\d{4}-\d{2}-\d{2})/(?P<service>[a-z]+)/tc3_request, "
-    r"SignedHeaders=(?P<signed>[a-z0-9;-]+), Signature=(?P<signature>[0-9a-f]{64})"
-)
-
-
 class FakeTencent(FakeVendor):
     """SMS 2021-01-11: JSON body, TC3-HMAC-SHA256, every answer HTTP 200 with ``Response``."""
 
@@ -380,12 +329,6 @@ class FakeTencent(FakeVendor):
             "IsoCode": "CN",
         }
         return {"Response": {"SendStatusSet": [status], "RequestId": str(uuid.uuid4())}}
-
-
-def tencent_error(code: str, message: str) -> dict[str, Any]:
-    return {
-        "Response": {"Error": {"Code": code, "Message": message}, "RequestId": str(uuid.uuid4())}
-    }
 
 
 FAKES: dict[str, type[FakeVendor]] = {"aliyun": FakeAliyun, "tencent": FakeTencent}
