@@ -1,6 +1,6 @@
-"""The vendors' side of request signing, written independently from their documentation, for
-the local fakes of Aliyun and Tencent Cloud (SMS and real-name check): a fake recomputes the
-signature with these and refuses a request whose signature differs."""
+"""Local fakes of Aliyun and Tencent Cloud APIs (SMS and real-name check): a loopback server
+base, and the vendors' side of request signing, written independently from their documentation;
+a fake recomputes the signature with these and refuses a request whose signature differs."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import base64
 import hashlib
 import hmac
 import re
+import threading
 import uuid
+from abc import ABC, abstractmethod
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
@@ -66,3 +69,53 @@ def tencent_error(code: str, message: str) -> dict[str, Any]:
     return {
         "Response": {"Error": {"Code": code, "Message": message}, "RequestId": str(uuid.uuid4())}
     }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        status, extra, payload = self.server.vendor.respond(self.headers, body)  # type: ignore[attr-defined]
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json;charset=utf-8")
+            for name, value in extra.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except OSError:
+            pass  # the client gave up (timeout tests)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class LoopbackVendor(ABC):
+    """A fake vendor API on 127.0.0.1 (ephemeral port). ``mode`` selects the answer; requests
+    accepted are kept in ``received``; a "slow" answer waits for ``released`` (set at close)."""
+
+    def __init__(self) -> None:
+        self.mode = "ok"
+        self.received: list[dict[str, Any]] = []
+        self.released = threading.Event()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self.server.daemon_threads = True
+        self.server.vendor = self  # type: ignore[attr-defined]
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/"
+
+    def close(self) -> None:
+        self.released.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+    @abstractmethod
+    def respond(self, headers: Any, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        """Status, extra headers and body of the answer to one request."""

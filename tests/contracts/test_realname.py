@@ -16,14 +16,12 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import threading
 import time
 import uuid
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -38,6 +36,7 @@ from idp.realname.sandbox import SandboxRealNameVerifier
 from idp.realname.tencent import TencentRealNameVerifier
 from tests.vendor_signing import (
     AUTHORIZATION,
+    LoopbackVendor,
     aliyun_expected_signature,
     tencent_error,
     tencent_expected_signature,
@@ -107,36 +106,17 @@ def without_absent(values: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in values.items() if value != ABSENT}
 
 
-class FakeVendor(ABC):
+class FakeVendor(LoopbackVendor):
     """A vendor API on 127.0.0.1: verifies each request, records accepted ones, answers like the
     vendor from ``KNOWN``. ``mode`` selects the answer after a valid signature: ok, vendor_error,
     http_500, bad_json, redirect or slow (waits until the test ends). ``forced`` replaces the
     vendor's result code (Tencent ``Result``, Aliyun ``IsConsistent``; ``ABSENT`` drops it)."""
 
     name: str
+    forced: Any = UNSET
 
-    def __init__(self) -> None:
-        self.mode = "ok"
-        self.forced: Any = UNSET
-        self.received: list[dict[str, Any]] = []
-        self.released = threading.Event()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHandler)
-        self.server.daemon_threads = True
-        self.server.vendor = self  # type: ignore[attr-defined]
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/"
-
-    def close(self) -> None:
-        self.released.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+    def respond(self, headers: Any, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        return self.answer(headers, body)
 
     def answer(self, headers: Any, body: bytes) -> tuple[int, dict[str, str], bytes]:
         refusal = self.verify(headers, body)
@@ -171,25 +151,6 @@ class FakeVendor(ABC):
     @abstractmethod
     def vendor_error(self, phone: str) -> dict[str, Any]:
         """The vendor's refusal to check (rate limit); the message echoes the number."""
-
-
-class FakeHandler(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        status, extra, payload = self.server.vendor.answer(self.headers, body)  # type: ignore[attr-defined]
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json;charset=utf-8")
-            for name, value in extra.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except OSError:
-            pass  # the client gave up (timeout test)
-
-    def log_message(self, format, *args):
-        pass
 
 
 class FakeTencent(FakeVendor):

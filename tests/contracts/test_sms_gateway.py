@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import hmac
 import json
-import threading
 import time
 import uuid
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl
@@ -39,6 +37,7 @@ from idp.sms.outbox import OutboxSmsGateway
 from idp.sms.tencent import TencentSmsGateway, tc3_signature
 from tests.vendor_signing import (
     AUTHORIZATION,
+    LoopbackVendor,
     aliyun_expected_signature,
     tencent_error,
     tencent_expected_signature,
@@ -133,32 +132,14 @@ def test_tencent_gateway_signature_reproduces_the_documented_example():
 # --- loopback fakes of the vendor APIs --------------------------------------------------------
 
 
-class FakeVendor(ABC):
+class FakeVendor(LoopbackVendor):
     """A vendor API on 127.0.0.1: verifies each request, records accepted ones, answers like the
     vendor. ``mode`` selects the answer after a valid signature: ok, vendor_error, http_500,
     bad_json or slow (waits until the test ends)."""
 
-    def __init__(self) -> None:
-        self.mode = "ok"
-        self.received: list[dict[str, Any]] = []
-        self.released = threading.Event()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), FakeHandler)
-        self.server.daemon_threads = True
-        self.server.vendor = self  # type: ignore[attr-defined]
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/"
-
-    def close(self) -> None:
-        self.released.set()
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
+    def respond(self, headers: Any, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        status, payload = self.answer(headers, body)
+        return status, {}, payload
 
     def answer(self, headers: Any, body: bytes) -> tuple[int, bytes]:
         refusal = self.verify(headers, body)
@@ -184,23 +165,6 @@ class FakeVendor(ABC):
     @abstractmethod
     def vendor_error(self) -> dict[str, Any]:
         """The vendor's answer when it refuses to deliver."""
-
-
-class FakeHandler(BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        status, payload = self.server.vendor.answer(self.headers, body)  # type: ignore[attr-defined]
-        try:
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json;charset=utf-8")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-        except OSError:
-            pass  # the client gave up (timeout test)
-
-    def log_message(self, format, *args):
-        pass
 
 
 class FakeAliyun(FakeVendor):
