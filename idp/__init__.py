@@ -13,8 +13,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     from idp import (
         audit,
         auth,
+        console,
         db,
-        errors,
         extensions,
         oidc,
         orgs,
@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         signing,
         sms,
         store,
+        web,
     )
 
     settings = settings or Settings.from_env()
@@ -43,7 +44,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
     db.init_app(app, settings.database_url)
     extensions.init_app(app)
-    errors.init_app(app)
+    web.init_app(app)
     security.init_app(app)
     store.init_app(app, settings)
     sms.init_app(app, settings)
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     audit.init_app(app)
     auth.init_app(app)
     orgs.init_app(app)
+    console.init_app(app)
     oidc.init_app(app, settings)
     portal.init_app(app)
     return app

@@ -13,7 +13,8 @@ from flask.cli import AppGroup, FlaskGroup
 
 from idp import db
 from idp.config import ConfigError, Settings, settings
-from idp.errors import IdpError
+from idp.errors import IdpError, NotFoundError
+from idp.identity.models import ORG_TYPES
 
 
 def _create_app() -> Any:
@@ -175,12 +176,12 @@ orgs_cli = AppGroup("orgs", help="Organisations.")
     "--type",
     "org_type",
     required=True,
-    type=click.Choice(["audit", "cost_consulting", "bookkeeping"]),
+    type=click.Choice(ORG_TYPES),
 )
 @fail_on_idp_error
 def orgs_add(uscc: str, name: str, org_type: str) -> None:
     """Add an organisation (or another identity to an existing one)."""
-    from idp.orgs.service import add_org
+    from idp.orgs.registration import add_org
 
     org = add_org(db.session(), uscc=uscc, name=name, org_type=org_type)
     echo_json(
@@ -206,22 +207,21 @@ operators_cli = AppGroup("operators", help="Operator accounts.")
 @fail_on_idp_error
 def operators_add(uscc: str, name: str, phone: str, password: str | None) -> None:
     """Add an operator; the first login forces a password change either way."""
-    from idp.orgs.service import OrgError, add_operator, find_org, send_initial_password
+    from idp.identity.lookup import find_org
+    from idp.orgs.operators import add_operator_for_platform
 
     org = find_org(db.session(), uscc)
     if org is None:
-        raise OrgError(f"no organisation with USCC {uscc}")
-    account, generated = add_operator(
-        db.session(), org=org, name=name, phone=phone, password=password, created_by="cli"
+        raise NotFoundError(f"no organisation with USCC {uscc}")
+    added = add_operator_for_platform(
+        db.session(), org, name=name, phone=phone, password=password
     )
-    if generated is not None:
-        send_initial_password(account, generated)
     echo_json(
         {
-            "account_id": account.id,
-            "phone": account.phone,
+            "account_id": added.account_id,
+            "phone": added.operator.phone,
             "org": org.uscc,
-            "initial_password_sent": generated is not None,
+            "initial_password_sent": added.initial_password_sent,
         }
     )
 

@@ -90,17 +90,19 @@ def ensure_demo_client() -> None:
 
 
 def ensure_demo_operator() -> None:
-    from idp.orgs.service import add_operator, add_org, find_account_by_phone, find_org
+    from idp.identity.lookup import find_account_by_phone, find_org
+    from idp.orgs.operators import add_operator_for_platform
+    from idp.orgs.registration import add_org
 
     org = find_org(db.session(), DEMO_ORG["uscc"]) or add_org(db.session(), **DEMO_ORG)
     if find_account_by_phone(db.session(), DEMO_OPERATOR["phone"]) is None:
-        add_operator(
+        add_operator_for_platform(
             db.session(),
-            org=org,
+            org,
             name=DEMO_OPERATOR["name"],
             phone=DEMO_OPERATOR["phone"],
             password=DEMO_OPERATOR["password"],
-            created_by="dev-setup",
+            actor="dev-setup",
         )
 
 
@@ -131,8 +133,8 @@ def ensure_demo_legacy_account() -> None:
     """One legacy account to bind (journey 1, 是): its TOTP seed is kept in instance/."""
     import pyotp
 
+    from idp.identity.models import OrgType
     from idp.orgs.legacy import LegacyEntry, find_legacy_account, store_entry
-    from idp.orgs.models import OrgType
 
     if (
         find_legacy_account(db.session(), client_id=RP_CLIENT_ID, ref=DEMO_LEGACY_ACCOUNT)

@@ -1,9 +1,8 @@
 """Every mapped model, imported in one place for Alembic and the mapper registry."""
 
 from idp.audit.models import AuditEvent
-from idp.auth.models import Account
-from idp.oidc.models import AuthorizationCode, Client, Token
-from idp.orgs.models import (
+from idp.identity.models import (
+    Account,
     IdentityRegistration,
     JoinRequest,
     LegacyAccount,
@@ -12,6 +11,7 @@ from idp.orgs.models import (
     OrgCertificate,
     OrgIdentity,
 )
+from idp.oidc.models import AuthorizationCode, Client, Token
 from idp.store.sql import StoreEntry
 
 __all__ = [

@@ -205,21 +205,29 @@ OTHER_USCC = "91310115MA1H7GXX3K"
 @pytest.fixture
 def org(app: Flask):
     from idp import db
-    from idp.orgs.service import add_org
+    from idp.orgs.registration import add_org
 
     org = add_org(db.session(), uscc=DEMO_USCC, name="上海示例审计事务所有限公司", org_type="audit")
     db.session().commit()
     return org
 
 
+def enrol(session, org, *, name: str, phone: str, password: str | None = None):
+    """Make ``phone`` an operator of ``org`` as ``idp operators add`` does; the account."""
+    from idp.identity.models import Account
+    from idp.orgs.operators import add_operator_for_platform
+
+    added = add_operator_for_platform(
+        session, org, name=name, phone=phone, password=password, actor="test"
+    )
+    return session.get(Account, added.account_id)
+
+
 def make_operator(org, *, name: str, phone: str, first_login: bool):
     from idp import db
-    from idp.orgs.service import add_operator
     from tests.flows import PASSWORD
 
-    account, _ = add_operator(
-        db.session(), org=org, name=name, phone=phone, password=PASSWORD, created_by="test"
-    )
+    account = enrol(db.session(), org, name=name, phone=phone, password=PASSWORD)
     account.must_change_password = first_login
     db.session().commit()
     return account

@@ -19,7 +19,7 @@ from idp.auth.cert.payload import origin_of
 from idp.auth.cert.verify import VerifiedCertificate, decode_login_form, verify_login
 from idp.config import settings
 from idp.db import utcnow
-from idp.orgs.models import Organisation, OrgCertificate
+from idp.identity.models import Organisation, OrgCertificate
 from idp.store import store
 
 CHALLENGE_TTL = timedelta(seconds=120)

@@ -1,4 +1,4 @@
-"""Login forms. Field names are the stable interface of DESIGN.md §7."""
+"""Login forms. Field names are the stable interface of docs/design.md §7."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from flask_wtf import FlaskForm
 from wtforms import HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp
 
-# ASCII digits only: \d would also accept full-width and other Unicode digits. \Z, not $:
-# $ also matches before a trailing newline, and "13800138000\n" is not a phone number.
-PHONE_PATTERN = r"^1[3-9][0-9]{9}\Z"
+from idp.identity.phone import PHONE_PATTERN
+
 phone_validators = [
     DataRequired(message=_l("请输入手机号")),
     Regexp(PHONE_PATTERN, message=_l("请输入 11 位手机号")),

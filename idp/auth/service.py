@@ -15,12 +15,11 @@ from idp.auth.errors import (
     LoginFailedError,
     WrongCurrentPasswordError,
 )
-from idp.auth.models import Account
 from idp.auth.passwords import hash_password, needs_rehash, policy_errors, verify_password
 from idp.config import settings
 from idp.db import utcnow
 from idp.errors import IdpError
-from idp.orgs.models import Membership, MembershipStatus
+from idp.identity.models import Account, Membership, MembershipStatus
 from idp.security import mask_phone
 from idp.store import store
 

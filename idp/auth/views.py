@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
-from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp import audit, db
-from idp.auth import cert_login, service, session
+from idp.auth import cert_login, service, session, sms_requests
 from idp.auth.cert.errors import CertificateLoginError
-from idp.auth.errors import LoginFailedError, SmsRateLimitedError
-from idp.auth.forms import OperatorLoginForm, PasswordChangeForm, SmsCodeRequestForm
-from idp.auth.models import Account
+from idp.auth.errors import LoginFailedError
+from idp.auth.forms import OperatorLoginForm, PasswordChangeForm
 from idp.config import settings
-from idp.errors import IdpError
-from idp.orgs.service import has_registrations
+from idp.identity.eligibility import has_registrations
+from idp.identity.models import Account
 from idp.security import client_ip
 
 bp = Blueprint("auth", __name__, template_folder="templates")
@@ -121,23 +119,9 @@ def ukey_agent() -> str:
 @bp.post("/login/sms-code")
 def send_sms_code() -> tuple[Response, int]:
     """Send a login code. The answer is the same whether or not the phone has an account."""
-    form = SmsCodeRequestForm()
-    if not form.validate():
-        message = next(iter(form.phone.errors), _("请输入 11 位手机号"))
-        return jsonify(error="invalid_phone", error_description=message, field="phone"), 400
-    try:
-        service.request_login_code(db.session(), phone=form.phone.data, ip=client_ip())
-    except SmsRateLimitedError as error:
-        body = jsonify(
-            error=error.code, error_description=str(error.message), retry_after=error.retry_after
-        )
-        body.headers["Retry-After"] = str(error.retry_after)
-        return body, 429
-    except IdpError as error:
-        # Gateway or store down (503): sms_code.js reads JSON, so no HTML error page here.
-        db.session().rollback()
-        return jsonify(error=error.code, error_description=str(error.message)), error.status
-    return jsonify(sent=True, retry_after=60, message=_("验证码已发送, 5 分钟内有效")), 200
+    return sms_requests.answer(
+        lambda phone: service.request_login_code(db.session(), phone=phone, ip=client_ip())
+    )
 
 
 @bp.route("/password/change", methods=["GET", "POST"])

@@ -1,11 +1,10 @@
 """The authorization endpoint (OIDC Core §3.1.2): Authlib validates the request, then the small
-``check_*`` steps below add what Authlib leaves out (AUTHLIB-NOTES P7, P16), in this order:
+``check_*`` steps below add what Authlib leaves out (docs/protocol.md P7, P16), in this order:
 response mode, scope, max_age, id_token_hint; then the interactions login → password change →
 role choice → consent; then the code is issued."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -28,19 +27,19 @@ from joserfc.errors import JoseError
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp import audit, db
-from idp.auth import principal as principals
 from idp.auth import session as login_session
-from idp.auth.forms import PHONE_PATTERN
-from idp.auth.principal import Principal
 from idp.auth.session import LoginSession
 from idp.config import settings
 from idp.db import utcnow
+from idp.identity.eligibility import eligible_identities, load_principal
+from idp.identity.models import Identity
+from idp.identity.phone import is_phone
+from idp.identity.principal import Principal
 from idp.oidc import interaction
 from idp.oidc.claims import SIGNING_ALGS
 from idp.oidc.models import Client
 from idp.oidc.server import authorization_server
 from idp.oidc.users import AuthorizedUser
-from idp.orgs.service import Identity, eligible_identities
 from idp.signing import published_keys
 
 RESPONSE_MODES = ("query", "form_post")
@@ -77,7 +76,7 @@ class Pending:
 
 def authorize() -> BaseResponse | tuple[str, int]:
     login = login_session.current()
-    principal = principals.load(db.session(), login)
+    principal = load_principal(db.session(), login)
     try:
         grant = authorization_server().get_consent_grant(end_user=principal)
     except OAuth2Error as error:
@@ -225,19 +224,17 @@ def needs_login(
 def _login_hint_phone(pending: Pending) -> str | None:
     """``login_hint`` prefills the phone field when it is a phone number (OIDC Core §3.1.2.1)."""
     hint = pending.grant.request.payload.data.get("login_hint") or ""
-    return hint if re.fullmatch(PHONE_PATTERN, hint) else None
+    return hint if is_phone(hint) else None
 
 
 def choose_identity(pending: Pending, login: LoginSession, principal: Principal) -> Identity | None:
     """The identity to enter as; None sends the user to the role choice page (角色选择)."""
-    eligible = eligible_identities(
-        db.session(), login=login, principal=principal, client=pending.client
-    )
+    eligible = eligible_identities(db.session(), principal, client=pending.client)
     if not eligible:
         raise AccessDeniedError("no identity of this account may use this client")
     chosen = pending.record.identity
     for identity in eligible:
-        if chosen is not None and identity.as_dict() == chosen:
+        if identity == chosen:
             return identity
     if len(eligible) == 1 and "select_account" not in pending.prompts:
         return eligible[0]
@@ -268,7 +265,7 @@ def issue_code(
 ) -> BaseResponse:
     user = AuthorizedUser.of(
         principal,
-        identity.as_dict(),
+        identity,
         sid=login.sid,
         auth_time=login.auth_time,
         amr=tuple(login.amr),

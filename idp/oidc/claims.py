@@ -9,6 +9,7 @@ from typing import Any
 
 from idp.config import settings
 from idp.db import utcnow
+from idp.identity.models import Identity
 from idp.oidc.models import Client
 from idp.signing import key_store
 from idp.signing.jws import encode_jwt, hash_half
@@ -50,17 +51,13 @@ def identity_claims(user: Any, scope: str) -> dict[str, Any]:
     if "phone" in scopes and user.phone:
         claims["phone_number"] = "+86" + user.phone
         claims["phone_number_verified"] = True
-    if user.identity:
-        identity = user.identity
-        claims["org"] = {
-            "id": str(identity["org_id"]),
-            "uscc": identity["uscc"],
-            "name": identity["org_name"],
-        }
-        claims["org_type"] = identity["org_type"]
-        claims["role"] = identity["role"]
-        if identity.get("legacy_account"):
-            claims["legacy_account"] = identity["legacy_account"]
+    identity: Identity | None = user.identity
+    if identity is not None:
+        claims["org"] = {"id": str(identity.org_id), "uscc": identity.uscc, "name": identity.org_name}
+        claims["org_type"] = identity.org_type.value
+        claims["role"] = identity.role.value
+        if identity.legacy_account:
+            claims["legacy_account"] = identity.legacy_account
     return claims
 
 

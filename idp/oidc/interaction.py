@@ -16,6 +16,7 @@ from flask import Response, request
 from werkzeug.exceptions import HTTPException
 
 from idp.db import utcnow
+from idp.identity.models import Identity
 from idp.store import store
 
 TTL = timedelta(minutes=15)
@@ -27,7 +28,7 @@ class Interaction:
     client_id: str
     query: str  # the authorization request, re-played by /authorize/resume
     created_at: float
-    identity: dict[str, object] | None = None  # chosen on the role choice page
+    identity: Identity | None = None  # chosen on the role choice page
     consented: bool = False
     denied: bool = False  # the user cancelled on the role choice or consent page
 
@@ -48,14 +49,18 @@ def new(*, client_id: str, params: dict[str, str]) -> Interaction:
 
 
 def save(record: Interaction) -> None:
-    store().put(_key(record.id), json.dumps(asdict(record)).encode(), TTL)
+    data = {**asdict(record), "identity": record.identity and record.identity.to_json()}
+    store().put(_key(record.id), json.dumps(data).encode(), TTL)
 
 
 def load(interaction_id: str) -> Interaction | None:
     if not interaction_id:
         return None
     raw = store().get(_key(interaction_id))
-    return None if raw is None else Interaction(**json.loads(raw))
+    if raw is None:
+        return None
+    data = json.loads(raw)
+    return Interaction(**{**data, "identity": Identity.from_json(data.get("identity"))})
 
 
 def finish(record: Interaction) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.db import Base, UTCDateTime, created_at, intpk, utcnow
+from idp.identity.models import ORG_TYPES, Identity, IdentityJSON
 
 
 def digest(value: str) -> str:
@@ -78,7 +79,7 @@ class Client(Base, ClientMixin):
     @property
     def org_types(self) -> list[str]:
         return list(
-            self.client_metadata.get("org_types", ["audit", "cost_consulting", "bookkeeping"])
+            self.client_metadata.get("org_types", list(ORG_TYPES))
         )
 
     @property
@@ -129,7 +130,7 @@ class AuthorizationCode(Base, AuthorizationCodeMixin):
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
     client_id: Mapped[str] = mapped_column(String(64), index=True)
     account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
-    identity: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    identity: Mapped[Identity | None] = mapped_column(IdentityJSON(), nullable=False)
     redirect_uri: Mapped[str] = mapped_column(Text)
     scope: Mapped[str] = mapped_column(Text, default="")
     nonce: Mapped[str | None] = mapped_column(String(255))
@@ -173,7 +174,7 @@ class Token(Base, TokenMixin):
     account_id: Mapped[int | None] = mapped_column(
         ForeignKey("account.id", ondelete="CASCADE"), index=True
     )
-    identity: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    identity: Mapped[Identity | None] = mapped_column(IdentityJSON(), nullable=False)
     access_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     refresh_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     scope: Mapped[str] = mapped_column(Text, default="")

@@ -99,7 +99,9 @@ class Introspection(IntrospectionEndpoint):
         }
         if user is not None:
             body["sub"] = user.subject
-            body.update({k: token.identity[k] for k in ("org_type", "role") if k in token.identity})
+            if token.identity is not None:
+                body["org_type"] = token.identity.org_type.value
+                body["role"] = token.identity.role.value
         return body
 
 

@@ -39,7 +39,7 @@ def save_token(token: dict[str, Any], request: Any) -> None:
     row = Token(
         client_id=request.client.client_id,
         account_id=user.account_id if user else None,
-        identity=user.identity if user else {},
+        identity=user.identity if user else None,
         access_token_hash=digest(token["access_token"]),
         refresh_token_hash=digest(refresh) if refresh else None,
         scope=token.get("scope", ""),
@@ -98,7 +98,7 @@ def revoke_for_account(session: Session, account_id: int, *, org_id: int | None 
     )
     count = 0
     for row in rows:
-        if org_id is None or row.identity.get("org_id") == org_id:
+        if org_id is None or (row.identity is not None and row.identity.org_id == org_id):
             row.revoked_at = utcnow()
             count += 1
     return count

@@ -12,11 +12,11 @@ from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp import audit, db
-from idp.auth import principal as principals
 from idp.auth import session as login_session
-from idp.auth.principal import Principal
 from idp.errors import IdpError, NotFoundError
 from idp.extensions import csrf
+from idp.identity.eligibility import eligible_identities, load_principal
+from idp.identity.principal import Principal
 from idp.oidc import authorize as authorization
 from idp.oidc import discovery, interaction
 from idp.oidc.claims import identity_claims
@@ -24,7 +24,6 @@ from idp.oidc.models import Client
 from idp.oidc.server import authorization_server, resource_protector
 from idp.oidc.tokens import client_for
 from idp.oidc.users import user_for
-from idp.orgs.service import eligible_identities
 from idp.signing import key_store
 
 bp = Blueprint("oidc", __name__, template_folder="templates")
@@ -67,22 +66,18 @@ def resume() -> BaseResponse:
 def choose_role() -> BaseResponse | str:
     """角色选择: the account holds several identities eligible for this relying party."""
     record = _interaction()
-    login, principal = _logged_in()
+    _login, principal = _logged_in()
     client = _client(record.client_id)
-    identities = eligible_identities(db.session(), login=login, principal=principal, client=client)
+    identities = eligible_identities(db.session(), principal, client=client)
     form = FlaskForm()
     if request.method == "POST" and form.validate_on_submit():
         if "cancel" in request.form:
             record.denied = True
         else:
-            chosen = [
-                i
-                for i in identities
-                if f"{i.org_id}:{i.org_type}:{i.role}" == request.form.get("identity")
-            ]
+            chosen = [i for i in identities if i.key == request.form.get("identity")]
             if not chosen:
                 raise IdpError(_("请选择一个身份"))
-            record.identity = chosen[0].as_dict()
+            record.identity = chosen[0]
         interaction.save(record)
         return redirect(url_for("oidc.resume", interaction=record.id))
     return render_template(
@@ -125,7 +120,7 @@ def _interaction() -> interaction.Interaction:
 
 def _logged_in() -> tuple[login_session.LoginSession, Principal]:
     login = login_session.current()
-    principal = principals.load(db.session(), login)
+    principal = load_principal(db.session(), login)
     if login is None or principal is None:
         raise IdpError(_("请先登录"))
     return login, principal

@@ -1,5 +1,6 @@
-"""Organisations: identities, operator memberships, the registration wizard (journey 1), legacy
-accounts, the org admin console (操作员管理, 用户审核) and the public join request."""
+"""Organisations' business: the registration wizard (journey 1) and legacy accounts, operator
+management and join reviews (the services behind the console and the management API), and the
+management API under ``/api/v1/org/``."""
 
 from __future__ import annotations
 
@@ -7,12 +8,10 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
-    """Register the registration wizard, the console under /org/, the /join pages and the
-    management API under /api/v1/ (the CLI group is registered in ``idp.cli``)."""
-    from idp.orgs import api, console, join
+    """Register the registration wizard and the management API (the CLI group is registered
+    in ``idp.cli``)."""
+    from idp.orgs import api
     from idp.orgs.views import bp
 
     app.register_blueprint(bp)
-    app.register_blueprint(console.bp)
-    app.register_blueprint(join.bp)
     app.register_blueprint(api.bp)

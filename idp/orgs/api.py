@@ -1,4 +1,4 @@
-"""The management API (DESIGN.md journey 3): the org admin console's 操作员管理 and 用户审核 as
+"""The management API (docs/design.md journey 3): the org admin console's 操作员管理 and 用户审核 as
 JSON under ``/api/v1/org/``, for relying parties that show them in their own 系统管理 menu.
 
 Deny by default: every ``/api/v1/org/`` route needs a bearer access token the provider issued
@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -27,58 +26,35 @@ from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, Response, current_app, g, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
-from werkzeug.http import HTTP_STATUS_CODES
 
-from idp import audit, db
-from idp.auth.principal import of_org_admin
-from idp.errors import HTTP_MESSAGES, IdpError
+from idp import db
+from idp.errors import IdpError
 from idp.extensions import csrf
+from idp.identity.models import ID_MAX, JoinRequestStatus, Organisation, Role
+from idp.identity.principal import of_org_admin
 from idp.oidc.server import resource_protector
 from idp.oidc.users import user_for
-from idp.orgs import operators, reviews
-from idp.orgs.models import JoinRequestStatus, MembershipStatus, Organisation, Role
-from idp.orgs.service import MAX_PAGE, MAX_PER_PAGE, Page
+from idp.orgs import openapi, operators, reviews
+from idp.orgs.api_contract import (
+    ADD_FIELDS,
+    MAX_BODY,
+    OPERATOR_STATUSES,
+    PATCH_FIELDS,
+    PER_PAGE,
+    PREFIX,
+    QUERY_PARAMS,
+    REJECT_FIELDS,
+    REVIEW_STATUSES,
+    ROUTE_SCOPES,
+    Text,
+)
+from idp.pagination import MAX_PAGE, MAX_PER_PAGE, Page
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
+bp = Blueprint("api", __name__, url_prefix=PREFIX)
 csrf.exempt(bp)  # bearer tokens, no cookies: nothing for a cross-site form to ride on
-
-PREFIX = "/api/v1"
-PROBLEM_JSON = "application/problem+json"
-OPERATORS_SCOPE = "org.operators"
-REVIEWS_SCOPE = "org.reviews"
-# Which scope a route needs, by the start of its rule; a route under /api/v1/org/ that is not
-# listed here is refused to everyone (deny by default).
-ROUTE_SCOPES = {
-    f"{PREFIX}/org/operators": OPERATORS_SCOPE,
-    f"{PREFIX}/org/reviews": REVIEWS_SCOPE,
-}
 PUBLIC_ENDPOINTS = {"api.openapi_document"}
-MAX_BODY = 16 * 1024  # bytes; the largest valid body (a 200-character reason) is under 1 KiB
-PER_PAGE = 20
-OPERATOR_STATUSES = [s.value for s in MembershipStatus]
-EDITABLE_STATUSES = [s.value for s in operators.EDITABLE_STATUSES]
-REVIEW_STATUSES = [*(s.value for s in JoinRequestStatus), "all"]
-PHONE_PATTERN = r"^1[3-9][0-9]{9}$"
-ID_MAX = 2**31 - 1  # ids are 32-bit integers in every supported database
-
-
-@dataclass(frozen=True)
-class Text:
-    """A string field of a request body: its longest length and whether line breaks and tabs
-    may appear (the OpenAPI document declares the same limits)."""
-
-    max_length: int
-    multiline: bool = False
-
-
-ADD_FIELDS = {"name": Text(operators.MAX_NAME), "phone": Text(11)}
-PATCH_FIELDS = {"phone": Text(11), "status": Text(8)}
-REJECT_FIELDS = {"reason": Text(reviews.MAX_REASON, multiline=True)}
-QUERY_PARAMS = {"query": Text(operators.MAX_QUERY)}
-
 
 # --- errors -------------------------------------------------------------------------------------
 
@@ -86,12 +62,10 @@ QUERY_PARAMS = {"query": Text(operators.MAX_QUERY)}
 class ApiError(IdpError):
     """A refused API request; ``field`` names the body member or parameter at fault."""
 
-    field = ""
     challenge = ""  # the WWW-Authenticate value of 401 and insufficient-scope answers
 
     def __init__(self, message: str | None = None, *, field: str = "", challenge: str = "") -> None:
-        super().__init__(message)
-        self.field = field or self.field
+        super().__init__(message, field=field or None)
         self.challenge = challenge or self.challenge
 
 
@@ -150,82 +124,6 @@ def challenge(*, scope: str, error: str = "", description: str = "") -> str:
     return "Bearer " + ", ".join(params)
 
 
-def problem(
-    status: int,
-    *,
-    code: str,
-    detail: str,
-    field: str = "",
-    headers: Mapping[str, str] | None = None,
-) -> Response:
-    """An RFC 9457 problem details response. ``type`` is about:blank (the title is the status
-    phrase); ``code`` is the stable error code and ``detail`` the user's message."""
-    body: dict[str, Any] = {
-        "type": "about:blank",
-        "title": HTTP_STATUS_CODES.get(status, "Error"),
-        "status": status,
-        "detail": detail,
-        "code": code,
-    }
-    if field:
-        body["field"] = field
-    response = Response(current_app.json.dumps(body), status=status, mimetype=PROBLEM_JSON)
-    response.headers.update(headers or {})
-    return response
-
-
-@bp.errorhandler(IdpError)
-def handle_idp_error(error: IdpError) -> Response:
-    """Undo the request's writes but keep its audit events, as the console does."""
-    db.session().rollback()
-    audit.replay_after_rollback()
-    if error.status >= 500:
-        log.warning("%s on %s: %s", error.code, request.path, error.detail or "-")
-    challenge_value = getattr(error, "challenge", "")
-    return problem(
-        error.status,
-        code=error.code,
-        detail=str(error.message),
-        field=getattr(error, "field", ""),
-        headers={"WWW-Authenticate": challenge_value} if challenge_value else {},
-    )
-
-
-@bp.errorhandler(HTTPException)
-def handle_http_error(error: HTTPException) -> Response:
-    return http_problem(error)
-
-
-@bp.errorhandler(Exception)
-def handle_unexpected(error: Exception) -> Response:
-    """Never the exception's text (STYLE 2.8): a fixed message with a request id for the log."""
-    db.session().rollback()
-    request_id = secrets.token_hex(6)
-    log.exception("unhandled API error, request id %s", request_id, exc_info=error)
-    detail = _("服务器内部错误 (编号 %(request_id)s)", request_id=request_id)
-    return problem(500, code="server_error", detail=detail)
-
-
-def http_problem(error: HTTPException) -> Response:
-    status = error.code or 500
-    headers = {}
-    if isinstance(error, MethodNotAllowed) and error.valid_methods:
-        headers["Allow"] = ", ".join(sorted(error.valid_methods))
-    code = (error.name or "error").lower().replace(" ", "_")
-    detail = str(HTTP_MESSAGES.get(status, _l("请求无效")))
-    return problem(status, code=code, detail=detail, headers=headers)
-
-
-@bp.before_app_request
-def unknown_api_route() -> Response | None:
-    """A path or method under /api/v1/ that no route serves answers as problem details too
-    (routing errors never reach a blueprint's error handlers)."""
-    routing_error = request.routing_exception
-    if isinstance(routing_error, HTTPException) and request.path.startswith(PREFIX + "/"):
-        return http_problem(routing_error)
-    return None
-
-
 @bp.after_request
 def no_store(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
@@ -243,12 +141,12 @@ def require_org_admin_token() -> None:
         return
     scope = required_scope()
     token = bearer_token(scope)
-    if not token.identity:  # a client's own token (client_credentials): nobody's org
+    if token.identity is None:  # a client's own token (client_credentials): nobody's org
         raise NotOrgAdminError()
-    org = db.session().get(Organisation, int(token.identity["org_id"]))
+    org = db.session().get(Organisation, token.identity.org_id)
     if org is None or user_for(db.session(), token) is None:  # may no longer act as it
         raise dead_token(scope, "token no longer valid")
-    if token.identity.get("role") != Role.ORG_ADMIN:
+    if token.identity.role != Role.ORG_ADMIN:
         raise NotOrgAdminError()
     validator = resource_protector().get_token_validator("bearer")
     if validator.scope_insufficient(token.get_scope(), [scope]):
@@ -449,9 +347,7 @@ def json_response(body: Mapping[str, Any], status: int = 200) -> Response:
 @bp.get("/openapi.json")
 def openapi_document() -> Response:
     """The OpenAPI 3.1 description of this API (public, like discovery)."""
-    from idp.orgs.openapi import document
-
-    return json_response(document())
+    return json_response(openapi.document())
 
 
 # --- 操作员管理 ---------------------------------------------------------------------------------

@@ -29,10 +29,10 @@ from idp import audit
 from idp.config import settings
 from idp.db import rowcount, utcnow
 from idp.errors import IdpError
+from idp.identity.models import LegacyAccount, Organisation, OrgType
+from idp.identity.uscc import is_valid_uscc
 from idp.oidc.models import Client
-from idp.orgs.models import LegacyAccount, Organisation, OrgType
 from idp.orgs.registration import Applicant, add_identity, platforms
-from idp.orgs.uscc import is_valid_uscc
 from idp.sealing import seal, unseal
 from idp.store import store
 

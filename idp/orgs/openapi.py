@@ -1,6 +1,6 @@
 """The OpenAPI 3.1 document of the management API (``GET /api/v1/openapi.json``).
 
-Written by hand next to ``idp.orgs.api`` and built from its constants (limits, statuses,
+Written by hand next to ``idp.orgs.api`` and built from ``idp.orgs.api_contract`` (limits, statuses,
 scopes), so the two cannot drift apart silently; tests check that every API route is documented
 and every documented path is served, validate the document against the OpenAPI 3.1 schema and
 run schemathesis against the app with it.
@@ -11,7 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from idp.config import settings
-from idp.orgs import api
+from idp.identity.models import ID_MAX
+from idp.identity.phone import PHONE_SCHEMA_PATTERN
+from idp.orgs import api_contract as contract
+from idp.pagination import MAX_PAGE, MAX_PER_PAGE
+from idp.web import PROBLEM_JSON
 
 JSON = "application/json"
 # No C0/C1 control characters (what the API refuses in parameters and names).
@@ -55,7 +59,7 @@ DESCRIPTION = (
     "organisation only, and another organisation's ids answer 404. Errors are RFC 9457 "
     "problem details (`application/problem+json`) whose `code` is stable and whose `detail` "
     "is the message for the user. Request bodies are JSON objects of at most "
-    f"{api.MAX_BODY} bytes."
+    f"{contract.MAX_BODY} bytes."
 )
 
 
@@ -68,7 +72,7 @@ def security_scheme() -> dict[str, Any]:
             "An access token from the provider's token endpoint (authorization code flow of a "
             "registered relying party, org admin logged in with the enterprise UKey). Scopes, "
             "listed as the role names of each operation's security requirement (OpenAPI 3.1 "
-            f"§4.8.30): `{api.OPERATORS_SCOPE}` for 操作员管理, `{api.REVIEWS_SCOPE}` for "
+            f"§4.8.30): `{contract.OPERATORS_SCOPE}` for 操作员管理, `{contract.REVIEWS_SCOPE}` for "
             "用户审核. A missing or dead token answers 401 with a `WWW-Authenticate: Bearer` "
             "challenge (RFC 6750 §3), a token without the scope 403 `insufficient_scope`, "
             "another role's token 403 `org_admin_required`."
@@ -80,9 +84,9 @@ def security_scheme() -> dict[str, Any]:
 
 
 def paths() -> dict[str, Any]:
-    org = f"{api.PREFIX}/org"
+    org = f"{contract.PREFIX}/org"
     return {
-        f"{api.PREFIX}/openapi.json": {"get": openapi_operation()},
+        f"{contract.PREFIX}/openapi.json": {"get": openapi_operation()},
         f"{org}/operators": {"get": list_operators(), "post": add_operator()},
         f"{org}/operators/{{membership_id}}": {
             "parameters": [ref("parameters", "membership_id")],
@@ -127,7 +131,7 @@ def list_operators() -> dict[str, Any]:
         "操作员列表",
         "The org's operators, newest first; phones masked. Without `status`: every operator "
         "not deleted.",
-        scope=api.OPERATORS_SCOPE,
+        scope=contract.OPERATORS_SCOPE,
         parameters=[
             ref("parameters", "query"),
             ref("parameters", "operator_status"),
@@ -148,7 +152,7 @@ def add_operator() -> dict[str, Any]:
         "SMS. Nothing is saved on a mismatch (400 `realname_mismatch`), without a verdict "
         "(503 `realname_unavailable`), for a phone that already is this org's operator (409) "
         "or when the SMS fails (503).",
-        scope=api.OPERATORS_SCOPE,
+        scope=contract.OPERATORS_SCOPE,
         body="NewOperator",
         ok=("201", "The operator was added.", "OperatorAdded"),
         errors=["400", "401", "403", "409", "413", "415", "503"],
@@ -168,7 +172,7 @@ def get_operator() -> dict[str, Any]:
         "getOperator",
         "【查询】",
         "One operator of the org, with the full phone number.",
-        scope=api.OPERATORS_SCOPE,
+        scope=contract.OPERATORS_SCOPE,
         ok=("200", "The operator.", "Operator"),
         errors=["401", "403", "404"],
     )
@@ -182,7 +186,7 @@ def update_operator() -> dict[str, Any]:
         "the status (active/disabled). Any other member is a read-only field: 400 "
         "`read_only_field`, nothing changed. Disabling ends the operator's sessions and "
         "revokes their tokens for this org.",
-        scope=api.OPERATORS_SCOPE,
+        scope=contract.OPERATORS_SCOPE,
         body="OperatorChanges",
         ok=("200", "The operator after the change.", "Operator"),
         errors=["400", "401", "403", "404", "409", "413", "415", "503"],
@@ -196,7 +200,7 @@ def delete_operator() -> dict[str, Any]:
         "Soft delete (实际是将操作员账户置为不可使用): the operator can no longer log in, their "
         "login sessions end and their access and refresh tokens for this org are revoked at "
         "once. The record stays for the audit trail (status `deleted`).",
-        scope=api.OPERATORS_SCOPE,
+        scope=contract.OPERATORS_SCOPE,
         ok=("200", "The deleted operator.", "Operator"),
         errors=["401", "403", "404", "409"],
     )
@@ -208,7 +212,7 @@ def list_reviews() -> dict[str, Any]:
         "用户审核列表",
         "The org's join requests, newest first; pending ones unless `status` says otherwise. "
         "Requests past their time are marked expired first.",
-        scope=api.REVIEWS_SCOPE,
+        scope=contract.REVIEWS_SCOPE,
         parameters=[
             ref("parameters", "review_status"),
             ref("parameters", "page"),
@@ -224,7 +228,7 @@ def get_review() -> dict[str, Any]:
         "getReview",
         "申请详情",
         "One join request of the org, with the applicant's full phone number.",
-        scope=api.REVIEWS_SCOPE,
+        scope=contract.REVIEWS_SCOPE,
         ok=("200", "The join request.", "JoinRequest"),
         errors=["401", "403", "404"],
     )
@@ -236,7 +240,7 @@ def approve_review() -> dict[str, Any]:
         "通过",
         "The applicant becomes an active operator, as by 【增加】 (initial password by SMS). "
         "409 for a decided or expired request; nothing changes when the SMS fails (503).",
-        scope=api.REVIEWS_SCOPE,
+        scope=contract.REVIEWS_SCOPE,
         ok=("200", "The applicant is now an operator.", "OperatorAdded"),
         errors=["401", "403", "404", "409", "503"],
     )
@@ -248,7 +252,7 @@ def reject_review() -> dict[str, Any]:
         "驳回",
         "Closes the request with the reason, which the applicant receives by SMS. 409 for a "
         "decided or expired request; nothing changes when the SMS fails (503).",
-        scope=api.REVIEWS_SCOPE,
+        scope=contract.REVIEWS_SCOPE,
         body="Rejection",
         ok=("200", "The rejected request.", "JoinRequest"),
         errors=["400", "401", "403", "404", "409", "413", "415", "503"],
@@ -270,7 +274,7 @@ def operation(
     status, text, schema = ok
     spec: dict[str, Any] = {
         "operationId": operation_id,
-        "tags": ["操作员管理" if scope == api.OPERATORS_SCOPE else "用户审核"],
+        "tags": ["操作员管理" if scope == contract.OPERATORS_SCOPE else "用户审核"],
         "summary": summary,
         "description": description,
         "security": [{SECURITY_SCHEME: [scope]}],
@@ -301,7 +305,7 @@ def parameters() -> dict[str, Any]:
         return {"name": name, "in": "query", "description": description, "schema": schema}
 
     def in_path(name: str, description: str) -> dict[str, Any]:
-        schema = {"type": "integer", "minimum": 1, "maximum": api.ID_MAX}
+        schema = {"type": "integer", "minimum": 1, "maximum": ID_MAX}
         return {
             "name": name,
             "in": "path",
@@ -318,29 +322,29 @@ def parameters() -> dict[str, Any]:
             "Part of the name or of the phone number.",
             {
                 "type": "string",
-                "maxLength": api.QUERY_PARAMS["query"].max_length,
+                "maxLength": contract.QUERY_PARAMS["query"].max_length,
                 "pattern": NO_CONTROL,
             },
         ),
         "operator_status": in_query(
             "status",
             "Only operators of this status (default: all but deleted ones).",
-            {"type": "string", "enum": api.OPERATOR_STATUSES},
+            {"type": "string", "enum": contract.OPERATOR_STATUSES},
         ),
         "review_status": in_query(
             "status",
             "Only requests of this status; `all` for every request.",
-            {"type": "string", "enum": api.REVIEW_STATUSES, "default": "pending"},
+            {"type": "string", "enum": contract.REVIEW_STATUSES, "default": "pending"},
         ),
         "page": in_query(
             "page",
             "Page number.",
-            {"type": "integer", "minimum": 1, "maximum": api.MAX_PAGE, "default": 1},
+            {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 1},
         ),
         "per_page": in_query(
             "per_page",
             "Items per page.",
-            {"type": "integer", "minimum": 1, "maximum": api.MAX_PER_PAGE, "default": api.PER_PAGE},
+            {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": contract.PER_PAGE},
         ),
     }
 
@@ -385,7 +389,7 @@ def operator_schemas() -> dict[str, Any]:
         "id": {"type": "integer", "minimum": 1},
         "name": {"type": "string"},
         "masked_phone": {"type": "string", "description": "e.g. 138****8000"},
-        "status": {"type": "string", "enum": api.OPERATOR_STATUSES},
+        "status": {"type": "string", "enum": contract.OPERATOR_STATUSES},
         "created_by": {
             "type": "string",
             "description": "Who added the operator: `org_admin:<org id>`, `cli`, …",
@@ -423,7 +427,7 @@ def review_schemas() -> dict[str, Any]:
         "id": {"type": "integer", "minimum": 1},
         "name": {"type": "string"},
         "masked_phone": {"type": "string"},
-        "status": {"type": "string", "enum": api.REVIEW_STATUSES[:-1]},
+        "status": {"type": "string", "enum": contract.REVIEW_STATUSES[:-1]},
         "reason": {"type": "string", "description": "The rejection reason (驳回原因)."},
         "created_at": DATE_TIME,
         "expires_at": DATE_TIME,
@@ -440,18 +444,18 @@ def review_schemas() -> dict[str, Any]:
 def request_schemas() -> dict[str, Any]:
     phone = {
         "type": "string",
-        "maxLength": api.ADD_FIELDS["phone"].max_length,
-        "pattern": api.PHONE_PATTERN,
+        "maxLength": contract.ADD_FIELDS["phone"].max_length,
+        "pattern": PHONE_SCHEMA_PATTERN,
         "description": "11-digit mainland mobile number.",
     }
-    reason = api.REJECT_FIELDS["reason"]
+    reason = contract.REJECT_FIELDS["reason"]
     return {
         "NewOperator": strict_object(
             {
                 "name": {
                     "type": "string",
                     "minLength": 1,
-                    "maxLength": api.ADD_FIELDS["name"].max_length,
+                    "maxLength": contract.ADD_FIELDS["name"].max_length,
                     "pattern": "\\S",
                     "description": "The name as on the ID card (no control characters).",
                 },
@@ -460,11 +464,11 @@ def request_schemas() -> dict[str, Any]:
         ),
         "OperatorChanges": strict_object(
             {
-                "phone": {**phone, "maxLength": api.PATCH_FIELDS["phone"].max_length},
+                "phone": {**phone, "maxLength": contract.PATCH_FIELDS["phone"].max_length},
                 "status": {
                     "type": "string",
-                    "enum": api.EDITABLE_STATUSES,
-                    "maxLength": api.PATCH_FIELDS["status"].max_length,
+                    "enum": contract.EDITABLE_STATUSES,
+                    "maxLength": contract.PATCH_FIELDS["status"].max_length,
                 },
             },
             optional=("phone", "status"),
@@ -488,7 +492,7 @@ def page_of(item: str) -> dict[str, Any]:
         {
             "items": {"type": "array", "items": ref("schemas", item)},
             "page": {"type": "integer", "minimum": 1},
-            "per_page": {"type": "integer", "minimum": 1, "maximum": api.MAX_PER_PAGE},
+            "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE},
             "total": {"type": "integer", "minimum": 0},
             "pages": {"type": "integer", "minimum": 1},
         }
@@ -513,7 +517,7 @@ ERROR_TEXTS = {
     "404": "No such object in the token's organisation.",
     "409": "Conflicts with the current state (e.g. `operator_exists`, `operator_deleted`, "
     "`join_request_decided`).",
-    "413": f"The body is larger than {api.MAX_BODY} bytes.",
+    "413": f"The body is larger than {contract.MAX_BODY} bytes.",
     "415": "The body is not `application/json`.",
     "503": "The real-name check has no verdict (`realname_unavailable`) or the SMS could not "
     "be sent; nothing was saved.",
@@ -521,7 +525,7 @@ ERROR_TEXTS = {
 
 
 def error_responses() -> dict[str, Any]:
-    problem = {api.PROBLEM_JSON: {"schema": ref("schemas", "Problem")}}
+    problem = {PROBLEM_JSON: {"schema": ref("schemas", "Problem")}}
     responses: dict[str, Any] = {
         code: {"description": text, "content": problem} for code, text in ERROR_TEXTS.items()
     }

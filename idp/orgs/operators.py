@@ -1,4 +1,4 @@
-"""操作员管理 (DESIGN.md journey 3, manual §1.3): an org admin's operators — list, 【增加】,
+"""操作员管理 (docs/design.md journey 3, manual §1.3): an org admin's operators — list, 【增加】,
 【查询】, 【修改】 (phone and status only) and 【删除】 (soft).
 
 The console pages and the management API both call these functions. They take the organisation
@@ -21,23 +21,25 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from idp import audit
-from idp.auth.models import Account
-from idp.auth.passwords import generate_initial_password
+from idp.auth.passwords import generate_initial_password, hash_password, policy_errors
 from idp.db import utcnow
 from idp.errors import IdpError, NotFoundError
+from idp.identity.lookup import find_account_by_phone
+from idp.identity.models import ID_MAX, Account, Membership, MembershipStatus, Organisation
+from idp.identity.phone import is_phone
 from idp.oidc.tokens import revoke_for_account
-from idp.orgs import service
-from idp.orgs.models import Membership, MembershipStatus, Organisation
-from idp.orgs.service import Page, find_account_by_phone, paginate
+from idp.pagination import Page, paginate
 from idp.realname import Verdict, verifier
-from idp.security import PHONE_RE, mask_name, mask_phone
+from idp.security import mask_name, mask_phone
+from idp.sms import gateway
+from idp.sms.messages import render_message
 
 ADDED = "orgs.operator_added"
 UPDATED = "orgs.operator_updated"
 DELETED = "orgs.operator_deleted"
 NOTICE_SENT = "orgs.operator_notice_sent"
+INITIAL_PASSWORD_SENT = "orgs.initial_password_sent"  # noqa: S105  (an event name)
 
-EDITABLE_FIELDS = ("phone", "status")
 EDITABLE_STATUSES = (MembershipStatus.ACTIVE, MembershipStatus.DISABLED)
 STATUS_LABELS = {
     MembershipStatus.ACTIVE: _l("启用"),
@@ -51,20 +53,10 @@ MAX_QUERY = 50
 # --- errors -------------------------------------------------------------------------------------
 
 
-# Ids beyond the databases' integer range cannot exist (and overflow SQLite's parameters).
-MAX_ID = 2**31 - 1
-
-
 class OperatorError(IdpError):
     """A refused operator change; ``field`` names the form field the message belongs to."""
 
     code = "invalid_operator"
-    field = ""
-
-    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
-        super().__init__(message)
-        if field is not None:
-            self.field = field
 
 
 class RealNameMismatchError(OperatorError):
@@ -169,6 +161,7 @@ class OperatorAdded:
 
     operator: OperatorView
     initial_password_sent: bool
+    account_id: int
 
 
 # --- input checks -------------------------------------------------------------------------------
@@ -188,8 +181,8 @@ def clean_name(name: str) -> str:
 
 def clean_phone(phone: str) -> str:
     """An 11-digit mainland mobile number in ASCII digits."""
-    phone = phone.strip() if isinstance(phone, str) else ""
-    if not phone.isascii() or not PHONE_RE.fullmatch(phone):
+    phone = phone.strip(" ") if isinstance(phone, str) else ""  # a line break is never part of it
+    if not is_phone(phone):
         raise OperatorError(_("请输入 11 位手机号"), field="phone")
     return phone
 
@@ -216,20 +209,29 @@ def check_real_name(*, name: str, phone: str) -> None:
         raise RealNameMismatchError()
 
 
-def check_can_enrol(
-    session: Session, org: Organisation, *, account: Account | None, name: str
-) -> None:
+@dataclass(frozen=True)
+class Candidate:
+    """A person about to become an operator of an org: their account and their membership
+    there, when they have one (a deleted membership is made usable again)."""
+
+    name: str
+    phone: str
+    account: Account | None
+    membership: Membership | None
+
+
+def candidate(session: Session, org: Organisation, *, name: str, phone: str) -> Candidate:
     """Refuse a person who already is an operator of ``org`` (active or disabled) or whose
     account carries another name."""
-    if account is None:
-        return
-    membership = membership_of(session, org, account)
+    account = find_account_by_phone(session, phone)
+    membership = membership_of(session, org, account) if account is not None else None
     if membership is not None and membership.status == MembershipStatus.ACTIVE:
         raise OperatorExistsError()
     if membership is not None and membership.status == MembershipStatus.DISABLED:
         raise OperatorExistsError(_("该手机号已是本机构的停用操作员, 请通过【修改】重新启用"))
-    if account.name != name:
+    if account is not None and account.name != name:
         raise NameConflictError()
+    return Candidate(name=name, phone=phone, account=account, membership=membership)
 
 
 def membership_of(session: Session, org: Organisation, account: Account) -> Membership | None:
@@ -240,7 +242,7 @@ def membership_of(session: Session, org: Organisation, account: Account) -> Memb
 
 def find_membership(session: Session, org: Organisation, membership_id: int) -> Membership:
     """This org's membership ``membership_id``; another org's is as unknown as a missing one."""
-    if not 0 < membership_id <= MAX_ID:
+    if not 0 < membership_id <= ID_MAX:  # beyond it: cannot exist, and overflows SQLite
         raise OperatorNotFoundError()
     membership = session.scalar(
         select(Membership).where(Membership.id == membership_id, Membership.org_id == org.id)
@@ -314,48 +316,94 @@ def add_operator(
     first write)."""
     target = person_target(str(name), str(phone))
     with failures_audited(ADDED, actor=actor, target=target, org_id=org.id):
-        name, phone = clean_name(name), clean_phone(phone)
-        account = find_account_by_phone(session, phone)
-        check_can_enrol(session, org, account=account, name=name)
-        check_real_name(name=name, phone=phone)
-        return enrol(session, org, account=account, name=name, phone=phone, actor=actor)
+        person = candidate(session, org, name=clean_name(name), phone=clean_phone(phone))
+        check_real_name(name=person.name, phone=person.phone)
+        return enrol(session, org, person, actor=actor)
+
+
+def add_operator_for_platform(
+    session: Session,
+    org: Organisation,
+    *,
+    name: str,
+    phone: str,
+    password: str | None = None,
+    actor: str = "cli",
+) -> OperatorAdded:
+    """``idp operators add``: the platform enrols a person it vouches for (no real-name check),
+    with ``password`` as the initial password, or a random one sent by SMS without it. The
+    first login forces a password change either way."""
+    target = person_target(str(name), str(phone))
+    with failures_audited(ADDED, actor=actor, target=target, org_id=org.id):
+        person = candidate(session, org, name=clean_name(name), phone=clean_phone(phone))
+        if password is not None and (
+            errors := policy_errors(password, phone=person.phone, old_hash=None)
+        ):
+            raise OperatorError("; ".join(errors), field="password")
+        return enrol(session, org, person, actor=actor, password=password)
 
 
 def enrol(
     session: Session,
     org: Organisation,
+    person: Candidate,
     *,
-    account: Account | None,
-    name: str,
-    phone: str,
     actor: str,
+    password: str | None = None,
 ) -> OperatorAdded:
     """Make ``phone`` an active operator of ``org`` once the checks have passed.
 
     The SMS goes first (the initial password for a new account, a notice for an existing one):
-    if the gateway fails, nothing has been written. A new account's password exists only in
-    that SMS and as its hash."""
-    password = generate_initial_password() if account is None else None
-    if password is not None:
-        service.send_initial_password_to(phone, password, org_id=org.id)
-    else:
+    if the gateway fails, nothing has been written. A generated password exists only in that
+    SMS and as its hash."""
+    account, phone = person.account, person.phone
+    initial = generate_initial_password() if account is None and password is None else None
+    if initial is not None:
+        send_initial_password(org, phone=phone, password=initial)
+    elif account is not None:
         send_notice(org, phone=phone)
-    account, _generated = service.add_operator(
-        session, org=org, name=name, phone=phone, password=password, created_by=actor
-    )
-    membership = session.scalars(  # flushed by service.add_operator
-        select(Membership).where(Membership.account_id == account.id, Membership.org_id == org.id)
-    ).one()
+    if account is None:
+        secret = password or initial or ""
+        account = Account(phone=phone, name=person.name, password_hash=hash_password(secret))
+        session.add(account)
+        session.flush()
+    membership = activate_membership(session, org, account, person.membership, created_by=actor)
+    audit.record(ADDED, actor=actor, target=person_target(person.name, phone), org_id=org.id)
     return OperatorAdded(
-        operator=OperatorView.of(membership, account), initial_password_sent=password is not None
+        operator=OperatorView.of(membership, account),
+        initial_password_sent=initial is not None,
+        account_id=account.id,
     )
+
+
+def activate_membership(
+    session: Session,
+    org: Organisation,
+    account: Account,
+    membership: Membership | None,
+    *,
+    created_by: str,
+) -> Membership:
+    """A new active membership, or a deleted one made usable again."""
+    if membership is None:
+        membership = Membership(account_id=account.id, org_id=org.id, created_by=created_by)
+        session.add(membership)
+    else:
+        membership.status = MembershipStatus.ACTIVE
+        membership.deleted_at = None
+        membership.updated_at = utcnow()
+    session.flush()
+    return membership
+
+
+def send_initial_password(org: Organisation, *, phone: str, password: str) -> None:
+    """初始密码以短信方式发送 (before the account is saved: a failed SMS leaves nothing)."""
+    gateway().send(render_message(phone=phone, purpose="initial_password", password=password))
+    audit.record(INITIAL_PASSWORD_SENT, actor="system", target=mask_phone(phone), org_id=org.id)
 
 
 def send_notice(org: Organisation, *, phone: str) -> None:
     """Tell a person who already has an account that it now also works for ``org``."""
-    from idp.sms import gateway
-    from idp.sms.messages import render_message
-
     gateway().send(render_message(phone=phone, purpose="operator_added", org_name=org.name))
     audit.record(NOTICE_SENT, actor="system", target=mask_phone(phone), org_id=org.id)
 

@@ -1,4 +1,4 @@
-"""The registration wizard of journey 1 (DESIGN.md §2, manual §1.1): which identities an
+"""The registration wizard of journey 1 (docs/design.md §2, manual §1.1): which identities an
 organisation may still register and for which relying parties, and the 否 path (a new
 registration with the organisation's details). The 是 path (binding a legacy account) is in
 ``idp.orgs.legacy`` and shares :func:`add_identity`.
@@ -19,15 +19,17 @@ from sqlalchemy.orm import Session
 from idp import audit
 from idp.auth.session import LoginSession
 from idp.errors import IdpError, NotFoundError
-from idp.oidc.models import Client
-from idp.orgs.models import (
+from idp.identity.lookup import find_org
+from idp.identity.models import (
+    ORG_TYPES,
     IdentityRegistration,
     LegacyAccount,
     Organisation,
     OrgIdentity,
     OrgType,
 )
-from idp.orgs.service import find_org
+from idp.identity.uscc import is_valid_uscc
+from idp.oidc.models import Client
 
 # The word of the duplicate-USCC refusal: the manual writes 审价单位 for cost consulting there.
 DUPLICATE_WORDS = {
@@ -206,3 +208,31 @@ def add_identity(
         )
     session.flush()
     return org, identity
+
+
+def add_org(session: Session, *, uscc: str, name: str, org_type: str) -> Organisation:
+    """``idp orgs add``: an organisation with one identity, or the identity added to an existing
+    organisation, registered for no relying party yet."""
+    uscc = uscc.strip().upper()
+    if not is_valid_uscc(uscc):
+        raise RegistrationError(_("统一社会信用代码无效: %(uscc)s", uscc=uscc))
+    if org_type not in ORG_TYPES:
+        raise RegistrationError(_("未知的机构类型: %(type)s", type=org_type))
+    if not name.strip() or len(name) > 200:
+        raise RegistrationError(_("机构名称不能为空且不超过 200 字"))
+    org = find_org(session, uscc)
+    if org is None:
+        org = Organisation(uscc=uscc, name=name.strip())
+        session.add(org)
+    if any(i.org_type == org_type for i in org.identities):
+        raise RegistrationError(_("该机构已有此类型身份"))
+    org.identities.append(OrgIdentity(org_type=OrgType(org_type)))
+    session.flush()
+    audit.record(
+        "orgs.org_added",
+        actor="cli",
+        target=f"org:{org.id}",
+        org_id=org.id,
+        details={"org_type": org_type},
+    )
+    return org

@@ -23,24 +23,27 @@ from idp.auth import sms_codes
 from idp.config import settings
 from idp.db import utcnow
 from idp.errors import IdpError, NotFoundError
-from idp.orgs import operators
-from idp.orgs.models import (
+from idp.identity.lookup import find_account_by_phone, find_org
+from idp.identity.models import (
+    ID_MAX,
     JoinRequest,
     JoinRequestStatus,
     Membership,
     MembershipStatus,
     Organisation,
 )
+from idp.identity.uscc import is_valid_uscc
+from idp.orgs import operators
 from idp.orgs.operators import (
-    MAX_ID,
     OperatorAdded,
     OperatorError,
     failures_audited,
     person_target,
 )
-from idp.orgs.service import Page, find_account_by_phone, find_org, paginate
-from idp.orgs.uscc import is_valid_uscc
+from idp.pagination import Page, paginate
 from idp.security import mask_phone
+from idp.sms import gateway
+from idp.sms.messages import render_message
 
 JOIN_PURPOSE = "join"  # the SMS code purpose of the /join page
 CODE_REQUESTED = "orgs.join_code_requested"
@@ -240,7 +243,7 @@ def list_join_requests(
 def get_join_request(session: Session, org: Organisation, request_id: int) -> JoinRequestView:
     """One request of ``org`` (404 for another org's or an unknown id), shown expired once past
     its time."""
-    if not 0 < request_id <= MAX_ID:
+    if not 0 < request_id <= ID_MAX:
         raise JoinRequestNotFoundError()
     row = session.scalar(
         select(JoinRequest).where(JoinRequest.id == request_id, JoinRequest.org_id == org.id)
@@ -259,11 +262,8 @@ def approve(session: Session, org: Organisation, request_id: int, *, actor: str)
     target = f"join_request:{row.id} {person_target(row.name, row.phone)}"
     with failures_audited(APPROVED, actor=actor, target=target, org_id=org.id):
         check_pending(row)
-        account = find_account_by_phone(session, row.phone)
-        operators.check_can_enrol(session, org, account=account, name=row.name)
-        added = operators.enrol(
-            session, org, account=account, name=row.name, phone=row.phone, actor=actor
-        )
+        person = operators.candidate(session, org, name=row.name, phone=row.phone)
+        added = operators.enrol(session, org, person, actor=actor)
     decide(row, JoinRequestStatus.APPROVED, actor=actor)
     audit.record(APPROVED, actor=actor, target=target, org_id=org.id)
     return added
@@ -305,7 +305,7 @@ def find_request(
         session.scalar(
             select(JoinRequest).where(JoinRequest.id == request_id, JoinRequest.org_id == org.id)
         )
-        if 0 < request_id <= MAX_ID
+        if 0 < request_id <= ID_MAX
         else None
     )
     if row is None:
@@ -333,9 +333,6 @@ def decide(row: JoinRequest, status: JoinRequestStatus, *, actor: str) -> None:
 
 
 def send_rejection(org: Organisation, *, phone: str, reason: str) -> None:
-    from idp.sms import gateway
-    from idp.sms.messages import render_message
-
     gateway().send(
         render_message(phone=phone, purpose="join_rejected", org_name=org.name, reason=reason)
     )

@@ -12,15 +12,15 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp import audit, db
+from idp import db, web
 from idp.auth import session as login_session
 from idp.errors import IdpError
+from idp.identity.lookup import find_org
+from idp.identity.models import Organisation, OrgType
 from idp.oidc.models import Client
 from idp.orgs import legacy, registration
 from idp.orgs.forms import BindForm, ChooseTypeForm, RegistrationForm
-from idp.orgs.models import Organisation, OrgType
 from idp.orgs.registration import Applicant, OrgDetails
-from idp.orgs.service import find_org
 
 bp = Blueprint("orgs", __name__, template_folder="templates")
 
@@ -56,13 +56,6 @@ def offered_type(org_type: str) -> OrgType:
 
 def client_choices(clients: list[Client]) -> list[tuple[str, str]]:
     return [(c.client_id, c.name) for c in clients]
-
-
-def refuse(error: IdpError) -> tuple[str, int]:
-    """Undo the request's writes but keep its audit events; the message for the page."""
-    db.session().rollback()
-    audit.replay_after_rollback()
-    return str(error.message), error.status
 
 
 def finish(org: Organisation, *, title: str, org_type: OrgType, clients: list[Client]) -> str:
@@ -121,7 +114,7 @@ def bind(org_type: str) -> tuple[str, int]:
         try:
             org = legacy.bind(db.session(), applicant=current_applicant(), request=bind_request)
         except IdpError as failure:
-            error, status = refuse(failure)
+            error, status = web.refuse(failure)
         else:
             bound_to = [c for c in clients if c.client_id == bind_request.client_id]
             return finish(org, title=_("绑定成功"), org_type=chosen, clients=bound_to), 200
@@ -156,7 +149,7 @@ def register_new(org_type: str) -> tuple[str, int]:
                 client_ids=list(form.platforms.data),
             )
         except IdpError as failure:
-            error, status = refuse(failure)
+            error, status = web.refuse(failure)
         else:
             chosen_clients = [c for c in clients if c.client_id in form.platforms.data]
             return finish(org, title=_("注册成功"), org_type=chosen, clients=chosen_clients), 200

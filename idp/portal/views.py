@@ -12,12 +12,12 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp import db
-from idp.auth import principal as principals
 from idp.auth import session as login_session
-from idp.auth.principal import Principal
 from idp.config import settings
+from idp.identity.eligibility import eligible_identities, load_principal
+from idp.identity.models import Identity
+from idp.identity.principal import Principal
 from idp.oidc.models import Client
-from idp.orgs.service import Identity, eligible_identities
 
 bp = Blueprint("portal", __name__, template_folder="templates")
 
@@ -46,7 +46,7 @@ def home() -> BaseResponse:
 @bp.get("/portal")
 def index() -> BaseResponse | str:
     login = login_session.current()
-    principal = principals.load(db.session(), login)
+    principal = load_principal(db.session(), login)
     if login is None or principal is None:
         return redirect(url_for("auth.login"))
     if principal.must_change_password:
@@ -55,9 +55,7 @@ def index() -> BaseResponse | str:
     for client in db.session().scalars(select(Client).order_by(Client.id)):
         if "authorization_code" not in client.grant_types:
             continue
-        identities = eligible_identities(
-            db.session(), login=login, principal=principal, client=client
-        )
+        identities = eligible_identities(db.session(), principal, client=client)
         url = entry_url(client, principal)
         if identities and url:
             entries.append(PortalEntry(client=client, identities=identities, url=url))

@@ -198,7 +198,8 @@ def live_provider(
     the first login."""
     from idp import db
     from idp.oidc.clients import register_client
-    from idp.orgs.service import add_operator, add_org
+    from idp.orgs.registration import add_org
+    from tests.conftest import enrol
 
     rp_url = f"http://localhost:{rp_server.port}"
     app = create_app(settings)
@@ -221,13 +222,8 @@ def live_provider(
         )
         if seed_operator:
             org = add_org(db.session(), uscc=DEMO_USCC, name=ORG_NAME, org_type="audit")
-            account, _ = add_operator(
-                db.session(),
-                org=org,
-                name=OPERATOR_NAME,
-                phone=OPERATOR_PHONE,
-                password=PASSWORD,
-                created_by="test",
+            account = enrol(
+                db.session(), org, name=OPERATOR_NAME, phone=OPERATOR_PHONE, password=PASSWORD
             )
             assert account.must_change_password
         db.session().commit()

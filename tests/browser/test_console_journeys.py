@@ -74,7 +74,7 @@ def operator_page(browser: Any) -> Iterator[Any]:
 @pytest.fixture
 def org_id(live_provider: Any) -> int:
     """The PKI's organisation (审计单位), registered for the demo relying party."""
-    from idp.orgs.models import IdentityRegistration, Organisation, OrgIdentity, OrgType
+    from idp.identity.models import IdentityRegistration, Organisation, OrgIdentity, OrgType
 
     def add(session: Any) -> int:
         org = Organisation(uscc=USCC, name=ORG_NAME)
@@ -110,14 +110,12 @@ def known_pair(provider: Any, name: str, phone: str) -> None:
 
 def add_operator(provider: Any, org_id: int, *, name: str, phone: str) -> None:
     """An operator who has already changed the initial password (password: PASSWORD)."""
-    from idp.orgs.models import Organisation
-    from idp.orgs.service import add_operator as add
+    from idp.identity.models import Organisation
+    from tests.conftest import enrol
 
     def run(session: Any) -> None:
         org = session.get(Organisation, org_id)
-        account, _ = add(
-            session, org=org, name=name, phone=phone, password=PASSWORD, created_by="test"
-        )
+        account = enrol(session, org, name=name, phone=phone, password=PASSWORD)
         account.must_change_password = False
         session.commit()
 

@@ -159,7 +159,7 @@ def in_db(provider: Any, query: Callable[[Any], Any]) -> Any:
 
 def org_summary(session: Any) -> dict[str, Any] | None:
     """The organisation of the test USCC: details, identities and their registrations."""
-    from idp.orgs.models import Organisation
+    from idp.identity.models import Organisation
 
     org = session.scalar(select(Organisation).where(Organisation.uscc == USCC))
     if org is None:
@@ -180,7 +180,7 @@ def org_summary(session: Any) -> dict[str, Any] | None:
 
 
 def row_counts(session: Any) -> dict[str, int]:
-    from idp.orgs.models import IdentityRegistration, Organisation, OrgIdentity
+    from idp.identity.models import IdentityRegistration, Organisation, OrgIdentity
 
     return {
         model.__name__: session.scalar(select(func.count()).select_from(model))
@@ -317,7 +317,7 @@ def test_duplicate_uscc_is_refused_and_nothing_is_created(
 
 def register_two_identities(provider: Any) -> None:
     """The organisation is both 审计单位 and 工程造价咨询单位 at the demo RP."""
-    from idp.orgs.models import IdentityRegistration, Organisation, OrgIdentity, OrgType
+    from idp.identity.models import IdentityRegistration, Organisation, OrgIdentity, OrgType
 
     def add(session: Any) -> None:
         org = Organisation(uscc=USCC, name=ORG_NAME)

@@ -97,7 +97,7 @@ def add_org(runner: FlaskCliRunner, uscc: str = DEMO_USCC, org_type: str = "audi
 
 def test_orgs_add_creates_the_org_with_its_identity(runner):
     from idp.audit.models import AuditEvent
-    from idp.orgs.models import Organisation
+    from idp.identity.models import Organisation
 
     printed = ok_json(add_org(runner))
 
@@ -115,7 +115,7 @@ def test_orgs_add_normalises_a_lowercase_uscc(runner):
 
 
 def test_orgs_add_adds_another_identity_but_not_the_same_twice(runner):
-    from idp.orgs.models import OrgIdentity
+    from idp.identity.models import OrgIdentity
 
     add_org(runner)
     printed = ok_json(add_org(runner, org_type="cost_consulting"))
@@ -130,7 +130,7 @@ def test_orgs_add_adds_another_identity_but_not_the_same_twice(runner):
 )
 def test_orgs_add_refuses_an_invalid_uscc_and_stores_nothing(runner, uscc):
     from idp.audit.models import AuditEvent
-    from idp.orgs.models import Organisation
+    from idp.identity.models import Organisation
 
     result = add_org(runner, uscc=uscc)
 
@@ -140,7 +140,7 @@ def test_orgs_add_refuses_an_invalid_uscc_and_stores_nothing(runner, uscc):
 
 
 def test_orgs_add_refuses_an_unknown_type_and_an_empty_name(runner):
-    from idp.orgs.models import Organisation
+    from idp.identity.models import Organisation
 
     unknown = add_org(runner, org_type="bank")
     assert unknown.exit_code == 2
@@ -160,7 +160,7 @@ def add_operator(runner: FlaskCliRunner, *extra: str, phone: str = PHONE, uscc: 
 
 
 def test_operators_add_with_a_password_sends_nothing_and_forces_a_change(runner, app, outbox, org):
-    from idp.auth.models import Account
+    from idp.identity.models import Account
 
     printed = ok_json(add_operator(runner, "--password", PASSWORD))
 
@@ -179,8 +179,8 @@ def test_operators_add_with_a_password_sends_nothing_and_forces_a_change(runner,
 
 
 def test_operators_add_without_a_password_sends_a_generated_one(runner, app, outbox, org):
-    from idp.auth.models import Account
     from idp.auth.passwords import policy_errors
+    from idp.identity.models import Account
 
     printed = ok_json(add_operator(runner))
 
@@ -204,8 +204,7 @@ def test_operators_add_without_a_password_sends_a_generated_one(runner, app, out
 
 
 def test_operators_add_refuses_the_same_phone_twice_in_one_org(runner, outbox, org):
-    from idp.auth.models import Account
-    from idp.orgs.models import Membership
+    from idp.identity.models import Account, Membership
 
     ok_json(add_operator(runner))
 
@@ -216,8 +215,7 @@ def test_operators_add_refuses_the_same_phone_twice_in_one_org(runner, outbox, o
 
 
 def test_operators_add_reuses_the_person_in_another_org(runner, outbox, org):
-    from idp.auth.models import Account
-    from idp.orgs.models import Membership
+    from idp.identity.models import Account, Membership
 
     ok_json(add_operator(runner, "--password", PASSWORD))
     add_org(runner, uscc=OTHER_USCC, org_type="cost_consulting")
@@ -227,15 +225,15 @@ def test_operators_add_reuses_the_person_in_another_org(runner, outbox, org):
     assert printed["initial_password_sent"] is False  # the person keeps the one password
     assert count(Account) == 1
     assert count(Membership) == 2
-    assert outbox.messages() == []
+    # As when an org admin adds them: told that the account now also works for the new org.
+    assert [m["purpose"] for m in outbox.messages()] == ["operator_added"]
 
 
 @pytest.mark.parametrize(
     "phone", ["1380013800", "1380013800a", "１３８００１３８０００", "13800138000\n", "23800138000"]
 )
 def test_operators_add_refuses_a_bad_phone_and_stores_nothing(runner, outbox, org, phone):
-    from idp.auth.models import Account
-    from idp.orgs.models import Membership
+    from idp.identity.models import Account, Membership
 
     assert_error(add_operator(runner, phone=phone), "请输入 11 位手机号")
     assert count(Account) == 0
@@ -244,7 +242,7 @@ def test_operators_add_refuses_a_bad_phone_and_stores_nothing(runner, outbox, or
 
 
 def test_operators_add_refuses_a_weak_password(runner, outbox, org):
-    from idp.auth.models import Account
+    from idp.identity.models import Account
 
     result = add_operator(runner, "--password", "abc")
 
@@ -253,7 +251,7 @@ def test_operators_add_refuses_a_weak_password(runner, outbox, org):
 
 
 def test_operators_add_refuses_an_unknown_org(runner, outbox):
-    from idp.auth.models import Account
+    from idp.identity.models import Account
 
     assert_error(add_operator(runner), f"no organisation with USCC {DEMO_USCC}")
     assert count(Account) == 0
@@ -272,8 +270,7 @@ ALIYUN_DOWN = {
 
 @pytest.mark.parametrize("settings_overrides", [ALIYUN_DOWN])
 def test_operators_add_stores_nothing_when_the_password_sms_fails(runner, org):
-    from idp.auth.models import Account
-    from idp.orgs.models import Membership
+    from idp.identity.models import Account, Membership
 
     assert_error(add_operator(runner), "短信发送失败, 请稍后再试")
     assert count(Account) == 0

@@ -18,7 +18,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509.oid import NameOID, ObjectIdentifier
 
-from idp.orgs.uscc import is_valid_uscc
+from idp.identity.uscc import is_valid_uscc
 
 ORGANIZATION_IDENTIFIER = ObjectIdentifier("2.5.4.97")
 SUBJECT_SOURCES: dict[str, ObjectIdentifier] = {

@@ -71,7 +71,7 @@ def api_rp(app: Flask) -> RegisteredClient:
 
 def register_for(org, client_id: str) -> None:
     from idp import db
-    from idp.orgs.models import IdentityRegistration
+    from idp.identity.models import IdentityRegistration
 
     db.session().add(IdentityRegistration(identity_id=org.identities[0].id, client_id=client_id))
     db.session().commit()
@@ -87,7 +87,7 @@ def home_org(org, api_rp: RegisteredClient):
 @pytest.fixture
 def other_org(app: Flask, api_rp: RegisteredClient):
     from idp import db
-    from idp.orgs.service import add_org
+    from idp.orgs.registration import add_org
 
     other = add_org(db.session(), uscc=OTHER_USCC, name=OTHER_ORG_NAME, org_type="bookkeeping")
     db.session().commit()

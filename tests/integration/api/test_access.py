@@ -74,8 +74,7 @@ def scope_of(rule: str) -> str:
 
 
 def assert_unchanged(ids):
-    from idp.auth.models import Account
-    from idp.orgs.models import JoinRequest, Membership
+    from idp.identity.models import Account, JoinRequest, Membership
 
     assert fetch(Membership, Membership.id == ids["membership_id"]).status.value == "active"
     assert fetch(JoinRequest, JoinRequest.id == ids["request_id"]).status.value == "pending"
@@ -183,7 +182,7 @@ def test_a_token_of_an_org_no_longer_registered_for_the_client_is_refused(
 ):
     from sqlalchemy import delete
 
-    from idp.orgs.models import IdentityRegistration
+    from idp.identity.models import IdentityRegistration
 
     with app.extensions["idp.db"]() as session:
         session.execute(delete(IdentityRegistration))

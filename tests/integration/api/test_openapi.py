@@ -10,7 +10,7 @@ import jsonschema_rs
 import pytest
 from schemathesis.specs.openapi.definitions import OPENAPI_31_VALIDATOR
 
-from idp.orgs import api
+from idp.orgs import api_contract as api
 from tests.integration.api.helpers import assert_problem
 
 DOC = "/api/v1/openapi.json"

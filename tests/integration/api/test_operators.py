@@ -37,13 +37,13 @@ def staff(home_org) -> int:
 
 
 def membership(ident):
-    from idp.orgs.models import Membership
+    from idp.identity.models import Membership
 
     return fetch(Membership, Membership.id == ident)
 
 
 def account_of(phone):
-    from idp.auth.models import Account
+    from idp.identity.models import Account
 
     return fetch(Account, Account.phone == phone)
 
@@ -74,8 +74,7 @@ def effects(phone: str) -> dict[str, Any]:
     """What an action left for one person, without what tells two people apart."""
     from sqlalchemy import select
 
-    from idp.auth.models import Account
-    from idp.orgs.models import Membership
+    from idp.identity.models import Account, Membership
 
     with current_app.extensions["idp.db"]() as session:
         account, row = session.execute(

@@ -28,7 +28,7 @@ def pending(home_org) -> int:
 
 
 def request_state(ident) -> tuple[str, str, bool, str]:
-    from idp.orgs.models import JoinRequest
+    from idp.identity.models import JoinRequest
 
     row = fetch(JoinRequest, JoinRequest.id == ident)
     return row.status.value, row.reason, row.decided_at is not None, row.decided_by
@@ -54,8 +54,7 @@ def audit_count() -> int:
 
 
 def operator_state(phone: str) -> tuple[str, str, bool]:
-    from idp.auth.models import Account
-    from idp.orgs.models import Membership
+    from idp.identity.models import Account, Membership
 
     with current_app.extensions["idp.db"]() as session:
         account, row = session.execute(

@@ -11,8 +11,7 @@ import pytest
 
 from idp import db
 from idp.auth import service
-from idp.auth.models import Account
-from idp.orgs.models import MembershipStatus
+from idp.identity.models import Account, MembershipStatus
 from tests.flows import PASSWORD, login
 from tests.integration.auth.helpers import (
     DISABLED,
@@ -387,16 +386,14 @@ def test_unusable_membership_with_a_wrong_password_says_only_wrong_password(
 def test_another_active_membership_still_logs_in(client, outbox, org, operator):
     from sqlalchemy import select
 
-    from idp.orgs.models import Membership
-    from idp.orgs.service import add_operator, add_org
-    from tests.conftest import OTHER_USCC
+    from idp.identity.models import Membership
+    from idp.orgs.registration import add_org
+    from tests.conftest import OTHER_USCC, enrol
 
     other = add_org(
         db.session(), uscc=OTHER_USCC, name="上海另一家审价有限公司", org_type="cost_consulting"
     )
-    add_operator(
-        db.session(), org=other, name="张三", phone=PHONE, password=None, created_by="test"
-    )
+    enrol(db.session(), other, name="张三", phone=PHONE)
     first = db.session().scalar(
         select(Membership).where(Membership.account_id == operator.id, Membership.org_id == org.id)
     )

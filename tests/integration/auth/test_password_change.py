@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from idp.auth.models import Account
 from idp.auth.passwords import verify_password
+from idp.identity.models import Account
 from tests.flows import NEW_PASSWORD, PASSWORD, csrf_token, login
 from tests.integration.auth.helpers import (
     WRONG_CREDENTIALS,

@@ -83,7 +83,7 @@ def test_unknown_phone_gets_the_identical_answer_and_no_sms(client, outbox, oper
 
 def test_disabled_membership_gets_the_identical_answer_and_no_sms(client, outbox, operator):
     from idp import db
-    from idp.orgs.models import MembershipStatus
+    from idp.identity.models import MembershipStatus
 
     (membership,) = operator.memberships
     membership.status = MembershipStatus.DISABLED

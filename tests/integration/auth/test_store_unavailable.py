@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from idp.auth.models import Account
+from idp.identity.models import Account
 from tests.flows import PASSWORD
 from tests.integration.auth.helpers import (
     ask_code,

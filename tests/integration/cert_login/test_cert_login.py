@@ -11,7 +11,13 @@ from sqlalchemy import func, select
 
 from idp import db
 from idp.audit.models import AuditEvent
-from idp.orgs.models import IdentityRegistration, Organisation, OrgCertificate, OrgIdentity, OrgType
+from idp.identity.models import (
+    IdentityRegistration,
+    Organisation,
+    OrgCertificate,
+    OrgIdentity,
+    OrgType,
+)
 from idp.signing import published_keys
 from tests.conftest import DEMO_USCC
 from tests.flows import (
@@ -265,7 +271,7 @@ def test_malformed_fields_are_refused(client, pki, field):
 
 
 def test_bound_legacy_account_is_a_claim(client, pki, rp):
-    from idp.orgs.models import LegacyAccount
+    from idp.identity.models import LegacyAccount
 
     org = register_org(rp, "audit")
     legacy = LegacyAccount(

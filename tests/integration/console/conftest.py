@@ -50,7 +50,7 @@ def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
 def register_for(org, client_id: str) -> None:
     """The org's first identity is registered for ``client_id`` (as the wizard leaves it)."""
     from idp import db
-    from idp.orgs.models import IdentityRegistration
+    from idp.identity.models import IdentityRegistration
 
     db.session().add(IdentityRegistration(identity_id=org.identities[0].id, client_id=client_id))
     db.session().commit()
@@ -66,7 +66,7 @@ def home_org(org, rp: RegisteredClient):
 @pytest.fixture
 def other_org(app: Flask, rp: RegisteredClient):
     from idp import db
-    from idp.orgs.service import add_org
+    from idp.orgs.registration import add_org
 
     other = add_org(db.session(), uscc=OTHER_USCC, name=OTHER_ORG_NAME, org_type="bookkeeping")
     db.session().commit()

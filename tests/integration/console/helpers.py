@@ -86,8 +86,7 @@ def fetch(model: type, *where: Any) -> Any:
 
 
 def people_counts() -> dict[str, int]:
-    from idp.auth.models import Account
-    from idp.orgs.models import JoinRequest, Membership
+    from idp.identity.models import Account, JoinRequest, Membership
 
     return {m.__name__: count(m) for m in (Account, Membership, JoinRequest)}
 
@@ -106,8 +105,7 @@ def audit_rows(action: str) -> list[tuple[str, str, str, int | None]]:
 
 
 def membership_id(phone: str, org_id: int) -> int:
-    from idp.auth.models import Account
-    from idp.orgs.models import Membership
+    from idp.identity.models import Account, Membership
 
     with current_app.extensions["idp.db"]() as session:
         return int(
@@ -121,7 +119,7 @@ def membership_id(phone: str, org_id: int) -> int:
 
 def add_join_request(org_id: int, *, name: str, phone: str, ttl: timedelta | None = None) -> int:
     from idp.db import utcnow
-    from idp.orgs.models import JoinRequest
+    from idp.identity.models import JoinRequest
 
     with current_app.extensions["idp.db"]() as session:
         row = JoinRequest(
@@ -135,7 +133,7 @@ def add_join_request(org_id: int, *, name: str, phone: str, ttl: timedelta | Non
 def age_join_request(request_id: int) -> None:
     """Stand-in for waiting out the request's lifetime: it expired a second ago."""
     from idp.db import utcnow
-    from idp.orgs.models import JoinRequest
+    from idp.identity.models import JoinRequest
 
     with current_app.extensions["idp.db"]() as session:
         session.execute(

@@ -105,7 +105,7 @@ def test_every_console_route_hides_this_orgs_objects_from_another_orgs_admin(app
 
 
 def assert_unchanged(ids):
-    from idp.orgs.models import JoinRequest, Membership
+    from idp.identity.models import JoinRequest, Membership
 
     assert fetch(Membership, Membership.id == ids["membership_id"]).status.value == "active"
     assert fetch(JoinRequest, JoinRequest.id == ids["request_id"]).status.value == "pending"

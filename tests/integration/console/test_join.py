@@ -69,7 +69,7 @@ def test_join_page_has_the_stable_field_names(browser):
 
 
 def test_join_request_end_to_end_approved(admin, home_org, browser, known, outbox, app):
-    from idp.orgs.models import JoinRequest
+    from idp.identity.models import JoinRequest
 
     known(NAME, PHONE)
     token, sent = ask_code(browser)
@@ -123,7 +123,7 @@ def test_join_request_end_to_end_approved(admin, home_org, browser, known, outbo
 
 
 def test_join_request_rejected_with_a_reason_by_sms(admin, home_org, browser, known, outbox):
-    from idp.orgs.models import JoinRequest
+    from idp.identity.models import JoinRequest
 
     known(NAME, PHONE)
     assert apply(browser, outbox).status_code == 200

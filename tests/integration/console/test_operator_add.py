@@ -45,8 +45,7 @@ def test_add_page_asks_for_the_id_card_name_and_its_phone(admin):
 def test_added_operator_gets_the_initial_password_by_sms_and_must_change_it(
     admin, home_org, browser, known, outbox
 ):
-    from idp.auth.models import Account
-    from idp.orgs.models import Membership
+    from idp.identity.models import Account, Membership
 
     known(NAME, PHONE)
     saved = add(admin)

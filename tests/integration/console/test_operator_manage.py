@@ -44,13 +44,13 @@ def edit(admin, ident, **data):
 
 
 def membership(ident):
-    from idp.orgs.models import Membership
+    from idp.identity.models import Membership
 
     return fetch(Membership, Membership.id == ident)
 
 
 def phone_of(ident):
-    from idp.auth.models import Account
+    from idp.identity.models import Account
 
     return fetch(Account, Account.id == membership(ident).account_id).phone
 
@@ -215,11 +215,9 @@ def test_phone_of_another_account_is_refused(admin, staff, home_org, known):
 
 def test_phone_of_an_operator_of_several_orgs_cannot_change_here(admin, staff, other_org, known):
     from idp import db
-    from idp.orgs.service import add_operator
+    from tests.conftest import enrol
 
-    add_operator(
-        db.session(), org=other_org, name=NAME, phone=PHONE, password=None, created_by="test"
-    )
+    enrol(db.session(), other_org, name=NAME, phone=PHONE)
     db.session().commit()
     known(NAME, NEW_PHONE)
 

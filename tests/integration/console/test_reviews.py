@@ -36,7 +36,7 @@ def pending(home_org) -> int:
 
 
 def request_row(ident):
-    from idp.orgs.models import JoinRequest
+    from idp.identity.models import JoinRequest
 
     return fetch(JoinRequest, JoinRequest.id == ident)
 

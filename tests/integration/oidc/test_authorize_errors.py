@@ -181,7 +181,7 @@ def test_id_token_hint_for_another_user_requires_login(client, rp, issue_tokens,
         rp.client_id, Pkce.new(), id_token_hint=body["id_token"], prompt="none"
     )
     assert "code" in query_of(client.get("/authorize", query_string=params).headers["Location"])
-    from idp.auth.models import Account
+    from idp.identity.models import Account
 
     db.session().get(Account, 1).subject = "someone-else"
     db.session().commit()

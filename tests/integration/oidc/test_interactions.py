@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from idp import db
 from idp.oidc.models import AuthorizationCode
-from idp.orgs.service import add_org
+from idp.orgs.registration import add_org
 from tests.conftest import OTHER_USCC, register
 from tests.flows import (
     NEW_PASSWORD,
@@ -79,7 +79,7 @@ def test_role_choice_when_several_identities_are_eligible(client, app, org, rp, 
     final = client.get(location)
     assert "code" in query_of(final.headers["Location"])
     code = db.session().query(AuthorizationCode).one()
-    assert code.identity["org_type"] == "cost_consulting"
+    assert code.identity.org_type == "cost_consulting"
 
 
 def test_role_choice_refuses_an_identity_not_offered(client, app, org, rp, logged_in):
@@ -207,14 +207,12 @@ def test_portal_requires_login(client):
 
 
 def test_operator_of_two_orgs_chooses_between_them(client, app, org, outbox, rp, operator):
-    from idp.orgs.service import add_operator
+    from tests.conftest import enrol
 
     other = add_org(
         db.session(), uscc=OTHER_USCC, name="另一家代理记账公司", org_type="bookkeeping"
     )
-    add_operator(
-        db.session(), org=other, name="张三", phone=operator.phone, password=None, created_by="test"
-    )
+    enrol(db.session(), other, name="张三", phone=operator.phone)
     db.session().commit()
     login(client, outbox, phone=operator.phone, password=PASSWORD)
     _params, response = start(client, rp)

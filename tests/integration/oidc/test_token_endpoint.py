@@ -376,7 +376,7 @@ def test_refresh_token_absolute_expiry_survives_rotation(client, rp, code, pkce)
 
 
 def test_refresh_fails_once_the_operator_is_disabled(client, rp, code, pkce, operator):
-    from idp.orgs.models import Membership, MembershipStatus
+    from idp.identity.models import Membership, MembershipStatus
 
     refresh = redeem(client, rp, code, pkce.verifier).json["refresh_token"]
     db.session().execute(Membership.__table__.update().values(status=MembershipStatus.DISABLED))

@@ -101,7 +101,7 @@ def add_legacy(
     totp_secret: str | None = TOTP_SECRET,
     key: str | None = None,
 ) -> int:
-    from idp.orgs.models import LegacyAccount, OrgType
+    from idp.identity.models import LegacyAccount, OrgType
     from idp.sealing import seal
 
     kind, secret = ("key", key) if key is not None else ("totp", totp_secret)
@@ -122,7 +122,7 @@ def add_legacy(
 
 def unbind(account_id: int) -> None:
     """Undo a binding: the account is free again, the org and its identity are gone."""
-    from idp.orgs.models import LegacyAccount, Organisation
+    from idp.identity.models import LegacyAccount, Organisation
 
     with current_app.extensions["idp.db"]() as session:
         session.execute(
@@ -145,7 +145,7 @@ def fetch(model: type, *where: Any) -> Any:
 
 
 def row_counts() -> dict[str, int]:
-    from idp.orgs.models import IdentityRegistration, LegacyAccount, Organisation, OrgIdentity
+    from idp.identity.models import IdentityRegistration, LegacyAccount, Organisation, OrgIdentity
 
     return {
         m.__name__: count(m)

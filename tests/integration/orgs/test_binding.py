@@ -49,7 +49,7 @@ def assert_refused(response, message=WRONG, status=400):
 
 
 def test_binding_with_the_current_otp_code(client, admin, fund):
-    from idp.orgs.models import IdentityRegistration, LegacyAccount, Organisation, OrgIdentity
+    from idp.identity.models import IdentityRegistration, LegacyAccount, Organisation, OrgIdentity
 
     account_id = add_legacy(fund.client_id)
 
@@ -80,7 +80,7 @@ def test_binding_with_the_current_otp_code(client, admin, fund):
 
 
 def test_binding_with_the_legacy_key(client, admin, fund):
-    from idp.orgs.models import LegacyAccount
+    from idp.identity.models import LegacyAccount
 
     add_legacy(fund.client_id, key=LEGACY_KEY)
 
@@ -121,7 +121,7 @@ def test_a_used_code_is_refused_for_the_same_account(client, admin, fund):
 
 
 def test_a_registered_org_binds_another_identity(client, fund, org):
-    from idp.orgs.models import LegacyAccount, OrgIdentity
+    from idp.identity.models import LegacyAccount, OrgIdentity
 
     cert_login(client, org_id=org.id)
     add_legacy(fund.client_id)
@@ -172,9 +172,9 @@ def test_an_account_bound_already_gets_the_same_answer(client, admin, fund):
     """The wizard no longer offers a type the org holds, so this is the service's own check
     (e.g. against a binding that finished in another tab)."""
     from idp import db
+    from idp.identity.models import OrgType
     from idp.orgs.legacy import BindRequest, LegacyBindError
     from idp.orgs.legacy import bind as bind_account
-    from idp.orgs.models import OrgType
     from idp.orgs.registration import Applicant
 
     add_legacy(fund.client_id)
@@ -281,7 +281,7 @@ def test_the_lock_message_follows_the_setting(client, admin, fund, settings_over
 
 
 def test_with_several_platforms_the_user_chooses_the_accounts_one(client, admin, fund, other_rp):
-    from idp.orgs.models import IdentityRegistration
+    from idp.identity.models import IdentityRegistration
 
     add_legacy(other_rp.client_id, org_type="audit")
     url = "/register/audit/bind"

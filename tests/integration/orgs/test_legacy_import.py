@@ -51,7 +51,7 @@ def good_rows(fund, secret=TOTP_SECRET, key=LEGACY_KEY):
 
 
 def accounts():
-    from idp.orgs.models import LegacyAccount
+    from idp.identity.models import LegacyAccount
 
     with current_app.extensions["idp.db"]() as session:
         return {
@@ -136,7 +136,7 @@ def test_a_changed_secret_is_updated(runner, write, fund):
 
 
 def test_a_bound_account_is_not_changed(runner, write, fund, org):
-    from idp.orgs.models import LegacyAccount
+    from idp.identity.models import LegacyAccount
     from idp.sealing import unseal
 
     path = write(*good_rows(fund))
@@ -213,7 +213,7 @@ MALFORMED = {
 
 @pytest.mark.parametrize("case", MALFORMED)
 def test_a_malformed_file_imports_nothing(runner, write, fund, case):
-    from idp.orgs.models import LegacyAccount
+    from idp.identity.models import LegacyAccount
 
     good = "\n".join(good_rows(fund)) + "\n"
     data = MALFORMED[case]

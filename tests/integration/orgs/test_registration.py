@@ -116,7 +116,7 @@ def test_form_prefills_the_name_and_shows_the_uscc_read_only(client, admin, fund
 
 
 def test_registration_creates_the_org_its_identity_and_registration(client, admin, fund):
-    from idp.orgs.models import IdentityRegistration, Organisation, OrgIdentity
+    from idp.identity.models import IdentityRegistration, Organisation, OrgIdentity
 
     done = register_cost_consulting(client, fund)
 
@@ -164,7 +164,7 @@ def test_the_portal_link_is_only_for_org_admins(client, outbox, operator):
 
 
 def test_a_posted_uscc_is_ignored(client, admin, fund):
-    from idp.orgs.models import Organisation
+    from idp.identity.models import Organisation
 
     done = register_cost_consulting(client, fund, uscc=OTHER_USCC)
 
@@ -241,7 +241,7 @@ def test_bad_input_is_refused_next_to_its_field(client, admin, fund, change, fie
 
 @pytest.mark.parametrize("phone", ["021-63211234", "02163211234", "63211234", "0571-8765432-12"])
 def test_landlines_are_contact_phones(client, admin, fund, phone):
-    from idp.orgs.models import Organisation
+    from idp.identity.models import Organisation
 
     assert register_cost_consulting(client, fund, contact_phone=phone).status_code == 200
     assert fetch(Organisation).contact_phone == phone
@@ -274,7 +274,7 @@ def test_only_platforms_that_allow_the_type_are_offered(client, admin, fund, oth
 
 
 def test_an_identity_can_be_registered_for_several_platforms(client, admin, fund, other_rp):
-    from idp.orgs.models import IdentityRegistration
+    from idp.identity.models import IdentityRegistration
 
     done = post_form(
         client,
@@ -300,7 +300,7 @@ def test_missing_csrf_token_is_refused_and_changes_nothing(client, admin, fund):
 
 
 def test_a_registered_org_adds_another_identity_through_the_wizard(client, admin, fund):
-    from idp.orgs.models import Organisation, OrgIdentity
+    from idp.identity.models import Organisation, OrgIdentity
 
     register_cost_consulting(client, fund)
     assert radio_labels(client.get("/register").text) == [ALL_TYPES[0], ALL_TYPES[2]]
@@ -326,7 +326,7 @@ def _identities(org_id):
     from flask import current_app
     from sqlalchemy import select
 
-    from idp.orgs.models import OrgIdentity
+    from idp.identity.models import OrgIdentity
 
     with current_app.extensions["idp.db"]() as session:
         return list(session.scalars(select(OrgIdentity).where(OrgIdentity.org_id == org_id)))
@@ -349,7 +349,7 @@ def test_all_types_held_leaves_nothing_to_choose(client, admin, fund):
 
 def test_an_identity_without_registrations_is_still_offered(client, fund, org):
     """``idp orgs add`` makes an identity registered nowhere: the wizard completes it."""
-    from idp.orgs.models import IdentityRegistration, OrgIdentity
+    from idp.identity.models import IdentityRegistration, OrgIdentity
 
     cert_login(client, org_id=org.id)
     assert radio_labels(client.get("/register").text) == ALL_TYPES

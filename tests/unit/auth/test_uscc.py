@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from idp.orgs.uscc import check_character, is_valid_uscc
+from idp.identity.uscc import check_character, is_valid_uscc
 
 # Published codes (the GB 32100 example and well-known companies) and the test fixtures' codes.
 VALID = [
@@ -46,7 +46,7 @@ def test_a_changed_character_is_detected(code):
 
 @pytest.mark.parametrize("code", ["91310000ma1k000019", "91310115ma1h7gxx3k", "9144030071526726xg"])
 def test_lowercase_is_refused(code):
-    # Callers normalise (idp.orgs.service.add_org upper-cases); the check itself is exact.
+    # Callers normalise (idp.orgs.registration.add_org upper-cases); the check itself is exact.
     assert not is_valid_uscc(code)
     assert is_valid_uscc(code.upper())
 

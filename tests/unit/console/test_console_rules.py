@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from idp.orgs import console, operators, reviews
-from idp.orgs.service import Page, check_page
+from idp.console import views as console
+from idp.orgs import operators, reviews
+from idp.pagination import Page, check_page
 from idp.sms.messages import render_message
 
 
@@ -105,7 +106,7 @@ def test_the_audit_target_masks_and_bounds_whatever_was_submitted():
 
 def test_update_refuses_any_field_but_phone_and_status_before_touching_anything(app):
     from idp import db
-    from idp.orgs.models import Organisation
+    from idp.identity.models import Organisation
 
     org = Organisation(id=-1, uscc="x", name="x")  # never loaded: the refusal comes first
     for extra in ({"name": "李四"}, {"session": "x"}, {"org": "x"}, {"membership_id": "1"}):
@@ -116,7 +117,7 @@ def test_update_refuses_any_field_but_phone_and_status_before_touching_anything(
 
 
 def test_a_posted_actor_cannot_replace_the_real_one(app):
-    from idp.orgs.forms import OperatorEditForm
+    from idp.console.forms import OperatorEditForm
 
     with app.test_request_context(
         "/org/operators/1/edit",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from idp.identity.models import OrgType
 from idp.orgs.legacy import (
     CsvRow,
     LegacyFileError,
@@ -13,7 +14,6 @@ from idp.orgs.legacy import (
     parse_row,
     read_rows,
 )
-from idp.orgs.models import OrgType
 
 HEADER = b"client_id,uscc,org_type,legacy_account,totp_secret,legacy_key\r\n"
 USCC = "91310000MA1K000019"

@@ -8,9 +8,9 @@ import re
 import pytest
 
 from idp.auth.session import LoginSession
+from idp.identity.models import OrgType
 from idp.orgs.forms import CONTACT_PHONE_PATTERN
 from idp.orgs.legacy import BindRequest
-from idp.orgs.models import OrgType
 from idp.orgs.registration import Applicant
 
 PHONE = re.compile(CONTACT_PHONE_PATTERN)

@@ -1,22 +1,48 @@
+"""The identity model: people (accounts), organisations, the identities an organisation holds
+(one per org type), their registrations at relying parties, operator memberships, join requests,
+legacy accounts and the certificates seen for an organisation (docs/design.md §3a).
+
+This package imports no domain (auth, oidc, orgs, portal): they all build on it."""
+
 from __future__ import annotations
 
 import enum
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any
 
 from flask_babel import lazy_gettext as _l
-from sqlalchemy import Enum, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Dialect,
+    Enum,
+    ForeignKey,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from idp.auth.models import new_subject
 from idp.db import Base, created_at, intpk
 
-if TYPE_CHECKING:
-    from idp.auth.models import Account
+ID_MAX = 2**31 - 1  # ids are 32-bit integers in every supported database
+
+
+def new_subject() -> str:
+    """A stable, non-reassignable subject identifier that reveals nothing (OIDC Core §2)."""
+    return secrets.token_urlsafe(16)
+
+
+def _enum_column(values: type[enum.StrEnum]) -> Enum:
+    """A string column holding the enum's values (portable: no native database enum)."""
+    return Enum(values, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
 
 
 class OrgType(enum.StrEnum):
-    """The identities a third-party professional institution can hold (DESIGN.md §3a)."""
+    """The identities a third-party professional institution can hold (docs/design.md §3a)."""
 
     AUDIT = "audit"
     COST_CONSULTING = "cost_consulting"
@@ -32,12 +58,7 @@ ORG_TYPE_LABELS = {
     OrgType.COST_CONSULTING: _l("工程造价咨询单位"),
     OrgType.BOOKKEEPING: _l("代理记账公司"),
 }
-
-
-def _org_type_column() -> Enum:
-    return Enum(
-        OrgType, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]
-    )
+ORG_TYPES = tuple(t.value for t in OrgType)  # every org type, in the order above
 
 
 class MembershipStatus(enum.StrEnum):
@@ -49,6 +70,24 @@ class MembershipStatus(enum.StrEnum):
 class Role(enum.StrEnum):
     ORG_ADMIN = "org_admin"
     OPERATOR = "operator"
+
+
+class Account(Base):
+    """A person who logs in with phone + password + SMS code."""
+
+    __tablename__ = "account"
+
+    id: Mapped[intpk]
+    subject: Mapped[str] = mapped_column(String(64), unique=True, default=new_subject)
+    phone: Mapped[str] = mapped_column(String(20), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    password_hash: Mapped[str] = mapped_column(String(200))
+    must_change_password: Mapped[bool] = mapped_column(default=True)
+    password_changed_at: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+    created_at: Mapped[created_at]
+
+    memberships: Mapped[list[Membership]] = relationship(back_populates="account")
 
 
 class Organisation(Base):
@@ -79,7 +118,7 @@ class OrgIdentity(Base):
 
     id: Mapped[intpk]
     org_id: Mapped[int] = mapped_column(ForeignKey("organisation.id", ondelete="CASCADE"))
-    org_type: Mapped[OrgType] = mapped_column(_org_type_column())
+    org_type: Mapped[OrgType] = mapped_column(_enum_column(OrgType))
     created_at: Mapped[created_at]
 
     org: Mapped[Organisation] = relationship(back_populates="identities")
@@ -119,7 +158,7 @@ class LegacyAccount(Base):
     id: Mapped[intpk]
     client_id: Mapped[str] = mapped_column(String(64), index=True)
     uscc: Mapped[str] = mapped_column(String(18), index=True)
-    org_type: Mapped[OrgType] = mapped_column(_org_type_column())
+    org_type: Mapped[OrgType] = mapped_column(_enum_column(OrgType))
     account_ref: Mapped[str] = mapped_column(String(100))
     secret_kind: Mapped[str] = mapped_column(String(10))  # "totp" or "key"
     secret_sealed: Mapped[str] = mapped_column(Text)
@@ -162,12 +201,7 @@ class Membership(Base):
         ForeignKey("organisation.id", ondelete="CASCADE"), index=True
     )
     status: Mapped[MembershipStatus] = mapped_column(
-        Enum(
-            MembershipStatus,
-            native_enum=False,
-            length=20,
-            values_callable=lambda e: [m.value for m in e],
-        ),
+        _enum_column(MembershipStatus),
         default=MembershipStatus.ACTIVE,
     )
     created_by: Mapped[str] = mapped_column(String(120), default="")
@@ -198,12 +232,7 @@ class JoinRequest(Base):
     name: Mapped[str] = mapped_column(String(100))
     phone: Mapped[str] = mapped_column(String(20), index=True)
     status: Mapped[JoinRequestStatus] = mapped_column(
-        Enum(
-            JoinRequestStatus,
-            native_enum=False,
-            length=20,
-            values_callable=lambda e: [m.value for m in e],
-        ),
+        _enum_column(JoinRequestStatus),
         default=JoinRequestStatus.PENDING,
     )
     reason: Mapped[str] = mapped_column(String(300), default="")
@@ -211,3 +240,63 @@ class JoinRequest(Base):
     expires_at: Mapped[datetime]
     decided_at: Mapped[datetime | None]
     decided_by: Mapped[str] = mapped_column(String(120), default="")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The (organisation identity, role) pair a user enters a relying party as; stored with
+    codes, tokens and pending requests in its JSON form."""
+
+    org_id: int
+    uscc: str
+    org_name: str
+    org_type: OrgType
+    role: Role
+    legacy_account: str | None = None  # the org's bound account at this relying party
+
+    @property
+    def key(self) -> str:
+        """How a form names this identity (the role choice page)."""
+        return f"{self.org_id}:{self.org_type.value}:{self.role.value}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.org_name} · {self.org_type.label}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "org_id": self.org_id,
+            "uscc": self.uscc,
+            "org_name": self.org_name,
+            "org_type": self.org_type.value,
+            "role": self.role.value,
+            "legacy_account": self.legacy_account,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> Identity | None:
+        """The identity stored as ``to_json()``; None for no identity (a client's own token)."""
+        if not data:
+            return None
+        return cls(
+            org_id=int(data["org_id"]),
+            uscc=str(data["uscc"]),
+            org_name=str(data["org_name"]),
+            org_type=OrgType(data["org_type"]),
+            role=Role(data["role"]),
+            legacy_account=data.get("legacy_account"),
+        )
+
+
+class IdentityJSON(TypeDecorator[Identity]):
+    """An ``Identity`` kept in a JSON column (codes and tokens); ``{}`` when there is none (a
+    client's own token)."""
+
+    impl = JSON
+    cache_ok = True
+
+    def process_bind_param(self, value: Identity | None, dialect: Dialect) -> dict[str, Any]:
+        return value.to_json() if value is not None else {}
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Identity | None:
+        return Identity.from_json(value)

@@ -1,4 +1,4 @@
-"""The org admin console (DESIGN.md journey 3, manual §1.3): 操作员管理 (list, 【增加】, 【查询】,
+"""The org admin console (docs/design.md journey 3, manual §1.3): 操作员管理 (list, 【增加】, 【查询】,
 【修改】, 【删除】), 用户审核 (通过 / 驳回) and the org's audit trail, under ``/org/``.
 
 Deny by default: the blueprint's guard admits only the org admin of a registered organisation
@@ -18,14 +18,14 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp import audit, db
-from idp.auth import principal as principals
+from idp import db, web
+from idp.audit.queries import list_org_events
 from idp.auth import session as login_session
+from idp.console.forms import ConfirmForm, OperatorAddForm, OperatorEditForm, RejectForm
 from idp.errors import IdpError
+from idp.identity.eligibility import has_registrations, load_principal
+from idp.identity.models import Organisation
 from idp.orgs import operators, reviews
-from idp.orgs.forms import ConfirmForm, OperatorAddForm, OperatorEditForm, RejectForm
-from idp.orgs.models import Organisation
-from idp.orgs.service import has_registrations, list_audit_events
 
 bp = Blueprint("console", __name__, url_prefix="/org", template_folder="templates")
 
@@ -61,11 +61,11 @@ def require_org_admin() -> BaseResponse | None:
     if login is None:
         return redirect(url_for("auth.login", method="cert"))
     if login.kind != "org_admin":
-        principal = principals.load(db.session(), login)
+        principal = load_principal(db.session(), login)
         if principal is None:  # an operator whose last membership ended
             return redirect(url_for("auth.login", method="cert"))
         raise ConsoleForbiddenError()
-    principal = principals.load(db.session(), login)
+    principal = load_principal(db.session(), login)
     if principal is None or principal.org is None:
         return redirect(url_for("orgs.register"))  # certificate login of an unregistered org
     if not has_registrations(db.session(), principal.org.id):
@@ -118,18 +118,6 @@ def page_arg() -> int:
     return request.args.get("page", 1, type=int) or 0
 
 
-def refuse(error: IdpError, form: FlaskForm) -> tuple[str, int]:
-    """Undo the request's writes but keep its audit events; the error goes next to its field
-    when the form has one, else above the form."""
-    db.session().rollback()
-    audit.replay_after_rollback()
-    name = getattr(error, "field", "")
-    if name and name in form:
-        form[name].errors = [*form[name].errors, str(error.message)]
-        return "", error.status
-    return str(error.message), error.status
-
-
 def read_only_fields(form: FlaskForm) -> dict[str, str]:
     """What was posted besides the form's own fields, for the service to refuse (修改 changes
     only phone and status). A posted ``actor`` goes under another key: it must not stand in for
@@ -173,7 +161,7 @@ def operator_add() -> tuple[str, int] | BaseResponse:
                 actor=current_actor(),
             )
         except IdpError as failure:
-            error, status = refuse(failure, form)
+            error, status = web.refuse(failure, form)
         else:
             flash(_("保存成功"), "success")
             if added.initial_password_sent:
@@ -211,7 +199,7 @@ def operator_edit(membership_id: int) -> tuple[str, int] | BaseResponse:
                 **read_only_fields(form),
             )
         except IdpError as failure:
-            error, status = refuse(failure, form)
+            error, status = web.refuse(failure, form)
         else:
             flash(_("保存成功"), "success")
             return redirect(url_for("console.operator_detail", membership_id=membership_id))
@@ -234,7 +222,7 @@ def operator_delete(membership_id: int) -> tuple[str, int] | BaseResponse:
                 db.session(), current_org(), membership_id, actor=current_actor()
             )
         except IdpError as failure:
-            error, status = refuse(failure, form)
+            error, status = web.refuse(failure, form)
         else:
             flash(_("删除成功"), "success")
             return redirect(url_for("console.operators_list"))
@@ -267,7 +255,7 @@ def review_approve(request_id: int) -> tuple[str, int] | BaseResponse:
         try:
             added = reviews.approve(db.session(), current_org(), request_id, actor=current_actor())
         except IdpError as failure:
-            error, status = refuse(failure, form)
+            error, status = web.refuse(failure, form)
         else:
             flash(_("已通过, 操作员账号已开通"), "success")
             if added.initial_password_sent:
@@ -294,7 +282,7 @@ def review_reject(request_id: int) -> tuple[str, int] | BaseResponse:
                 actor=current_actor(),
             )
         except IdpError as failure:
-            error, status = refuse(failure, form)
+            error, status = web.refuse(failure, form)
         else:
             flash(_("已驳回, 已短信通知申请人"), "success")
             return redirect(url_for("console.reviews_list"))
@@ -311,5 +299,5 @@ def review_reject(request_id: int) -> tuple[str, int] | BaseResponse:
 @bp.get("/audit")
 def audit_log() -> str:
     """The org's audit events, newest first."""
-    page = list_audit_events(db.session(), current_org(), page=page_arg(), per_page=PER_PAGE)
+    page = list_org_events(db.session(), current_org().id, page=page_arg(), per_page=PER_PAGE)
     return render_template("console/audit.html", page=page)

@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import contextlib
 
-from flask import Blueprint, Response, jsonify, render_template, request
-from flask_babel import gettext as _
+from flask import Blueprint, Response, render_template, request
 
-from idp import db
-from idp.auth import sms_codes
-from idp.auth.errors import SmsCodeError, SmsRateLimitedError
-from idp.auth.forms import SmsCodeRequestForm
+from idp import db, web
+from idp.auth import sms_codes, sms_requests
+from idp.auth.errors import SmsCodeError
+from idp.console.forms import JoinForm
 from idp.errors import IdpError
 from idp.orgs import reviews
-from idp.orgs.console import refuse
-from idp.orgs.forms import JoinForm
 from idp.security import client_ip
 
 bp = Blueprint("join", __name__, template_folder="templates")
@@ -34,7 +31,7 @@ def apply() -> tuple[str, int]:
                 db.session(), uscc=form.uscc.data, name=form.name.data, phone=phone
             )
         except IdpError as failure:
-            error, status = refuse(failure, form)
+            error, status = web.refuse(failure, form)
         else:
             # Committed before the code is used up: on SQLite the request's pending write holds
             # the database lock that the SQL store's own connection would wait for.
@@ -55,20 +52,5 @@ def use_code(phone: str) -> None:
 
 @bp.post("/join/sms-code")
 def send_sms_code() -> tuple[Response, int]:
-    """发送验证码 (sms_code.js reads the JSON answer)."""
-    form = SmsCodeRequestForm()
-    if not form.validate():
-        message = next(iter(form.phone.errors), _("请输入 11 位手机号"))
-        return jsonify(error="invalid_phone", error_description=message, field="phone"), 400
-    try:
-        reviews.request_join_code(phone=form.phone.data, ip=client_ip())
-    except SmsRateLimitedError as error:
-        body = jsonify(
-            error=error.code, error_description=str(error.message), retry_after=error.retry_after
-        )
-        body.headers["Retry-After"] = str(error.retry_after)
-        return body, 429
-    except IdpError as error:
-        db.session().rollback()
-        return jsonify(error=error.code, error_description=str(error.message)), error.status
-    return jsonify(sent=True, retry_after=60, message=_("验证码已发送, 5 分钟内有效")), 200
+    """发送验证码 of the join page (the same limits as login codes)."""
+    return sms_requests.answer(lambda phone: reviews.request_join_code(phone=phone, ip=client_ip()))

@@ -1,0 +1,51 @@
+"""Reading the audit trail: what an org admin may see of their organisation's events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp.audit.models import AuditEvent
+from idp.pagination import Page, paginate
+
+
+@dataclass(frozen=True)
+class AuditEventView:
+    """One event of an organisation's audit trail (targets are masked when recorded)."""
+
+    id: int
+    time: datetime
+    actor: str
+    action: str
+    target: str
+    result: str
+    ip: str
+
+    @classmethod
+    def of(cls, event: AuditEvent) -> AuditEventView:
+        return cls(
+            id=event.id,
+            time=event.time,
+            actor=event.actor,
+            action=event.action,
+            target=event.target,
+            result=event.result,
+            ip=event.ip,
+        )
+
+
+def list_org_events(
+    session: Session, org_id: int, *, page: int = 1, per_page: int = 20
+) -> Page[AuditEventView]:
+    """The org's audit events, newest first."""
+    stmt = (
+        select(AuditEvent)
+        .where(AuditEvent.org_id == org_id)
+        .order_by(AuditEvent.time.desc(), AuditEvent.id.desc())
+    )
+    rows, total = paginate(session, stmt, page=page, per_page=per_page)
+    items = [AuditEventView.of(event) for (event,) in rows]
+    return Page(items=items, page=page, per_page=per_page, total=total)

@@ -1,0 +1,189 @@
+"""Who may act as which identity: the one place that says which (organisation identity, role)
+pairs a person may enter a relying party as, and whether a grant made earlier still holds.
+
+- An operator acts for each organisation where their membership is active, as each of its
+  identities whose org type the relying party allows.
+- An org admin (a certificate login) acts as each of the organisation's identities registered
+  for that relying party.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp.identity.models import (
+    Account,
+    Identity,
+    IdentityRegistration,
+    LegacyAccount,
+    Membership,
+    MembershipStatus,
+    Organisation,
+    OrgIdentity,
+    OrgType,
+    Role,
+)
+from idp.identity.principal import Principal, of_account, of_org_admin
+
+
+class LoginRef(Protocol):
+    """What a login session says about whom it belongs to (``idp.auth.session.LoginSession``)."""
+
+    kind: str  # "operator" or "org_admin"
+    account_id: int | None
+    org_id: int | None
+
+
+class RelyingParty(Protocol):
+    """What eligibility needs to know of a client (``idp.oidc.models.Client``)."""
+
+    client_id: str
+
+    @property
+    def org_types(self) -> list[str]: ...
+
+
+def load_principal(session: Session, login: LoginRef | None) -> Principal | None:
+    """Who ``login`` acts as; None when there is no session or its subject is gone (a deleted
+    or disabled operator's session ends with their last active membership)."""
+    if login is None:
+        return None
+    if login.kind == "org_admin":
+        org = session.get(Organisation, login.org_id) if login.org_id is not None else None
+        return of_org_admin(org) if org is not None else None
+    account = session.get(Account, login.account_id) if login.account_id is not None else None
+    if account is None or not has_active_membership(session, account.id):
+        return None
+    return of_account(account)
+
+
+def eligible_identities(
+    session: Session, principal: Principal, *, client: RelyingParty
+) -> list[Identity]:
+    """The identities ``principal`` may enter ``client`` as (the client's allowed org types)."""
+    if principal.account is not None:
+        return operator_identities(session, principal.account, client=client)
+    if principal.org is not None:
+        return admin_identities(session, principal.org, client=client)
+    return []
+
+
+def operator_identities(
+    session: Session, account: Account, *, client: RelyingParty
+) -> list[Identity]:
+    """Every (org identity, operator) pair of ``account`` whose org type ``client`` allows."""
+    rows = session.execute(
+        select(Organisation, OrgIdentity)
+        .join(Membership, Membership.org_id == Organisation.id)
+        .join(OrgIdentity, OrgIdentity.org_id == Organisation.id)
+        .where(Membership.account_id == account.id, Membership.status == MembershipStatus.ACTIVE)
+        .order_by(Organisation.id, OrgIdentity.id)
+    )
+    return [
+        _identity(session, org, ident, role=Role.OPERATOR, client=client)
+        for org, ident in rows
+        if ident.org_type.value in client.org_types
+    ]
+
+
+def admin_identities(
+    session: Session, org: Organisation, *, client: RelyingParty
+) -> list[Identity]:
+    """The org's identities registered for ``client``, each as its org admin."""
+    rows = session.scalars(
+        select(OrgIdentity)
+        .join(IdentityRegistration, IdentityRegistration.identity_id == OrgIdentity.id)
+        .where(OrgIdentity.org_id == org.id, IdentityRegistration.client_id == client.client_id)
+        .order_by(OrgIdentity.id)
+    )
+    return [
+        _identity(session, org, ident, role=Role.ORG_ADMIN, client=client)
+        for ident in rows
+        if ident.org_type.value in client.org_types
+    ]
+
+
+def _identity(
+    session: Session, org: Organisation, ident: OrgIdentity, *, role: Role, client: RelyingParty
+) -> Identity:
+    legacy = session.scalar(
+        select(LegacyAccount.account_ref)
+        .join(IdentityRegistration, IdentityRegistration.legacy_account_id == LegacyAccount.id)
+        .where(
+            IdentityRegistration.identity_id == ident.id,
+            IdentityRegistration.client_id == client.client_id,
+        )
+    )
+    return Identity(
+        org_id=org.id,
+        uscc=org.uscc,
+        org_name=org.name,
+        org_type=ident.org_type,
+        role=role,
+        legacy_account=legacy,
+    )
+
+
+def still_eligible(
+    session: Session, identity: Identity, *, account_id: int | None, client_id: str
+) -> Principal | None:
+    """Who a code or token granted earlier acts for, or None when it may no longer act as
+    ``identity``: operator membership deleted or disabled, password change pending, org identity
+    no longer registered for the client."""
+    if identity.role == Role.ORG_ADMIN:
+        org = session.get(Organisation, identity.org_id)
+        if org is None or not is_registered(session, org.id, identity.org_type, client_id):
+            return None
+        return of_org_admin(org)
+    account = session.get(Account, account_id) if account_id is not None else None
+    if account is None or account.must_change_password:
+        return None
+    if not membership_active(session, account.id, identity.org_id):
+        return None
+    return of_account(account)
+
+
+def has_active_membership(session: Session, account_id: int) -> bool:
+    """True while the person is an active operator of at least one organisation."""
+    found = session.scalar(
+        select(Membership.id)
+        .where(Membership.account_id == account_id, Membership.status == MembershipStatus.ACTIVE)
+        .limit(1)
+    )
+    return found is not None
+
+
+def membership_active(session: Session, account_id: int, org_id: int) -> bool:
+    status = session.scalar(
+        select(Membership.status).where(
+            Membership.account_id == account_id, Membership.org_id == org_id
+        )
+    )
+    return status == MembershipStatus.ACTIVE
+
+
+def is_registered(session: Session, org_id: int, org_type: OrgType, client_id: str) -> bool:
+    found = session.scalar(
+        select(IdentityRegistration.id)
+        .join(OrgIdentity, OrgIdentity.id == IdentityRegistration.identity_id)
+        .where(
+            OrgIdentity.org_id == org_id,
+            OrgIdentity.org_type == org_type,
+            IdentityRegistration.client_id == client_id,
+        )
+    )
+    return found is not None
+
+
+def has_registrations(session: Session, org_id: int) -> bool:
+    """True once the org holds an identity registered for at least one relying party."""
+    found = session.scalar(
+        select(IdentityRegistration.id)
+        .join(OrgIdentity, OrgIdentity.id == IdentityRegistration.identity_id)
+        .where(OrgIdentity.org_id == org_id)
+        .limit(1)
+    )
+    return found is not None

@@ -1,0 +1,159 @@
+"""The one place that turns an error into a response and undoes a failed request's writes.
+
+Three forms, chosen by the request: RFC 9457 problem details under the management API
+(``/api/``), ``{"error", "error_description"}`` JSON for the protocol endpoints and for clients
+that ask for JSON, and the HTML error page for everyone else. Every failed request is rolled
+back, and the audit events it recorded are written again (a refused action stays on record).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, Response, current_app, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.http import HTTP_STATUS_CODES
+
+from idp import audit, db
+from idp.errors import IdpError
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/"
+JSON_PREFIXES = (API_PREFIX, "/oauth/", "/.well-known/")
+PROBLEM_JSON = "application/problem+json"
+
+HTTP_MESSAGES = {
+    400: _l("请求无效, 请刷新页面后重试"),
+    404: _l("页面不存在"),
+    405: _l("不支持该请求方法"),
+    413: _l("提交的内容过大"),
+    429: _l("请求过于频繁, 请稍后再试"),
+}
+
+
+def rollback() -> None:
+    """Undo the request's writes but keep its audit events."""
+    db.session().rollback()
+    audit.replay_after_rollback()
+
+
+def refuse(error: IdpError, form: FlaskForm | None = None) -> tuple[str, int]:
+    """A refused form: roll back, then put the message next to its field when ``form`` has
+    that field, else return it for the top of the form (with the status to answer)."""
+    rollback()
+    if form is not None and error.field and error.field in form:
+        form[error.field].errors = [*form[error.field].errors, str(error.message)]
+        return "", error.status
+    return str(error.message), error.status
+
+
+def wants_problem() -> bool:
+    return request.path.startswith(API_PREFIX)
+
+
+def wants_json() -> bool:
+    if request.path.startswith(JSON_PREFIXES):
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def problem(
+    status: int,
+    *,
+    code: str,
+    detail: str,
+    field: str = "",
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """An RFC 9457 problem details response. ``type`` is about:blank (the title is the status
+    phrase); ``code`` is the stable error code and ``detail`` the user's message."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTP_STATUS_CODES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if field:
+        body["field"] = field
+    response = Response(current_app.json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    response.headers.update(headers or {})
+    return response
+
+
+def render_error(
+    *,
+    code: str,
+    status: int,
+    message: str,
+    field: str = "",
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """The error in the form the request asks for (see the module's docstring)."""
+    if wants_problem():
+        return problem(status, code=code, detail=message, field=field, headers=headers)
+    if wants_json():
+        response = jsonify(error=code, error_description=message)
+    else:
+        response = Response(
+            render_template("errors/error.html", code=code, status=status, message=message)
+        )
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def handle_idp_error(error: IdpError) -> Response:
+    rollback()
+    if error.status >= 500:
+        # The detail (a vendor code, a connection error) is for operators only.
+        log.warning("%s on %s: %s", error.code, request.path, error.detail or "-")
+    challenge = getattr(error, "challenge", "")
+    return render_error(
+        code=error.code,
+        status=error.status,
+        message=str(error.message),
+        field=error.field,
+        headers={"WWW-Authenticate": challenge} if challenge else None,
+    )
+
+
+def handle_http_error(error: HTTPException) -> Response | HTTPException:
+    if error.code is None or error.code < 400:
+        return error
+    message = HTTP_MESSAGES.get(error.code, _l("请求无效"))
+    if isinstance(error, CSRFError):
+        message = _l("页面已过期, 请刷新后重试")
+    headers = {}
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        headers["Allow"] = ", ".join(sorted(error.valid_methods))
+    return render_error(
+        code=(error.name or "error").lower().replace(" ", "_"),
+        status=error.code,
+        message=str(message),
+        headers=headers,
+    )
+
+
+def handle_unexpected(error: Exception) -> Response:
+    """Never the exception's text: a fixed message with a request id for the log."""
+    db.session().rollback()
+    request_id = secrets.token_hex(6)
+    log.exception("unhandled error, request id %s", request_id, exc_info=error)
+    message = _("服务器内部错误 (编号 %(request_id)s)", request_id=request_id)
+    return render_error(code="server_error", status=500, message=message)
+
+
+def init_app(app: Flask) -> None:
+    app.register_error_handler(IdpError, handle_idp_error)
+    app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(Exception, handle_unexpected)
