@@ -3,8 +3,8 @@
 Product Dytnsapi, host ``dytnsapi.aliyuncs.com``, version ``2020-02-17``, RPC style: a
 form-encoded POST of the common parameters plus ``AuthCode`` (the 授权码 / authorization ID of
 the application approved in the 号码百科 console), ``InputNumber``, ``Mask`` (``NORMAL``: name
-and number in clear, over TLS) and ``Name``, signed with signature version 1.0 (the signing
-functions of ``idp.sms.aliyun``).
+and number in clear, over TLS) and ``Name``, signed with signature version 1.0
+(``idp.vendors.aliyun``).
 
 The answer is JSON ``{"Code": "OK", "Message": ..., "RequestId": ..., "Data": {"IsConsistent":
 <int>, "BasicCarrier": ...}}``; any other ``Code`` (e.g. ``RequestFrequencyLimit``), also with
@@ -19,40 +19,27 @@ until ``Settings`` has that field the backend refuses to start with a ``ConfigEr
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
-import requests
-
 from idp.config import Settings
-from idp.realname.carrier import CarrierRealNameVerifier, require_settings, vendor_message
+from idp.realname.carrier import CarrierRealNameVerifier, require_settings
 from idp.realname.interface import RealNameUnavailableError, Verdict
-from idp.sms.aliyun import canonical_query, rpc_signature
+from idp.vendors.aliyun import (
+    FORM_HEADERS,
+    Action,
+    common_params,
+    parse_answer,
+    require_ok,
+    signed_body,
+)
+from idp.vendors.client import TIMEOUT_SECONDS, vendor_message
 
-ACTION = "TwoElementsVerification"
-API_VERSION = "2020-02-17"
+ACTION = Action(name="TwoElementsVerification", version="2020-02-17")
 DEFAULT_ENDPOINT = "https://dytnsapi.aliyuncs.com/"
-REGION = "cn-hangzhou"
 AUTH_CODE_SETTING = "realname_auth_code"
 VERDICTS = {1: Verdict.MATCH, 0: Verdict.MISMATCH}
 NO_RECORD = 2
-
-
-def parse_answer(response: requests.Response) -> dict[str, Any]:
-    """The JSON object Aliyun answers with, also on 4xx; anything else is "unavailable"."""
-    try:
-        answer = response.json()
-    except ValueError:
-        raise RealNameUnavailableError(
-            detail=f"aliyun HTTP {response.status_code}: answer is not JSON"
-        ) from None
-    if not isinstance(answer, dict):
-        raise RealNameUnavailableError(
-            detail=f"aliyun HTTP {response.status_code}: answer is not a JSON object"
-        )
-    return answer
 
 
 def consistency(value: object) -> int | None:
@@ -66,10 +53,7 @@ def consistency(value: object) -> int | None:
 
 def verdict_of(status: int, answer: Mapping[str, Any]) -> Verdict:
     """HTTP 200, ``Code`` OK and ``IsConsistent`` 1 or 0 is a verdict; the rest is "unavailable"."""
-    code = answer.get("Code")
-    if status != 200 or code != "OK":
-        message = vendor_message(answer.get("Message"))
-        raise RealNameUnavailableError(detail=f"aliyun HTTP {status} Code={code}: {message}")
+    require_ok(status, answer, error=RealNameUnavailableError)
     data = answer.get("Data")
     value = consistency(data.get("IsConsistent")) if isinstance(data, dict) else None
     if value in VERDICTS:
@@ -93,7 +77,7 @@ class AliyunRealNameVerifier(CarrierRealNameVerifier):
         access_key_secret: str,
         auth_code: str,
         endpoint: str = DEFAULT_ENDPOINT,
-        timeout: float = 5.0,
+        timeout: float = TIMEOUT_SECONDS,
     ) -> None:
         super().__init__(endpoint=endpoint, timeout=timeout)
         self.access_key_id = access_key_id
@@ -114,25 +98,13 @@ class AliyunRealNameVerifier(CarrierRealNameVerifier):
 
     def check(self, *, name: str, phone: str) -> Verdict:
         params = self.request_params(name=name, phone=phone)
-        params["Signature"] = rpc_signature(params, secret=self.access_key_secret)
-        response = self.post(
-            canonical_query(params).encode("ascii"),
-            {"Content-Type": "application/x-www-form-urlencoded"},
-        )
-        return verdict_of(response.status_code, parse_answer(response))
+        response = self.post(signed_body(params, secret=self.access_key_secret), FORM_HEADERS)
+        answer = parse_answer(response, error=RealNameUnavailableError)
+        return verdict_of(response.status_code, answer)
 
     def request_params(self, *, name: str, phone: str) -> dict[str, str]:
         """Common parameters with a fresh nonce and timestamp, plus the action's own."""
-        return {
-            "AccessKeyId": self.access_key_id,
-            "Action": ACTION,
-            "Format": "JSON",
-            "RegionId": REGION,
-            "SignatureMethod": "HMAC-SHA1",
-            "SignatureNonce": uuid.uuid4().hex,
-            "SignatureVersion": "1.0",
-            "Timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "Version": API_VERSION,
+        return common_params(ACTION, access_key_id=self.access_key_id) | {
             "AuthCode": self.auth_code,
             "InputNumber": phone,
             "Mask": "NORMAL",

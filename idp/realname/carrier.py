@@ -1,9 +1,10 @@
 """What the cloud real-name adapters (``tencent``, ``aliyun``) share.
 
-Settings checks, one ``requests.Session`` per adapter, and the rule of the interface: only a
-clear "consistent" or "inconsistent" from the vendor is a verdict. A timeout, a transport or HTTP
-error, an unreadable answer, a vendor error code and a "no record" answer all raise
-``RealNameUnavailableError`` with a ``detail`` naming the vendor code; none is a mismatch.
+Settings checks, logging, and the rule of the interface: only a clear "consistent" or
+"inconsistent" from the vendor is a verdict. A timeout, a transport or HTTP error, an unreadable
+answer, a vendor error code and a "no record" answer all raise ``RealNameUnavailableError`` with
+a ``detail`` naming the vendor code; none is a mismatch. Signing, the session and the reading of
+the vendors' answers are in ``idp.vendors``.
 
 Name and phone are personal data: logs and ``detail`` carry them masked only
 (``idp.security.mask_name`` / ``mask_phone``), also when a vendor message echoes them.
@@ -14,18 +15,15 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import ClassVar
-
-import requests
 
 from idp.config import ConfigError, Settings
 from idp.realname.interface import RealNameUnavailableError, Verdict
 from idp.security import mask_name, mask_phone
+from idp.vendors.client import VendorClient
 
 log = logging.getLogger(__name__)
 
 REQUIRED_SETTINGS = ("realname_access_key_id", "realname_access_key_secret")
-MESSAGE_LIMIT = 200  # characters of a vendor message kept in ``detail``
 
 
 def require_settings(
@@ -48,11 +46,6 @@ def require_settings(
         raise ConfigError("IDP_REALNAME_ENDPOINT must be an https URL outside development mode")
 
 
-def vendor_message(value: object) -> str:
-    """A vendor's free-text message, shortened for ``detail``."""
-    return str(value if value is not None else "")[:MESSAGE_LIMIT]
-
-
 def scrub(text: str, *, name: str, phone: str) -> str:
     """``text`` with the clear name and phone replaced by their masks (vendors echo inputs)."""
     for clear, masked in ((phone, mask_phone(phone)), (name, mask_name(name))):
@@ -61,16 +54,13 @@ def scrub(text: str, *, name: str, phone: str) -> str:
     return text
 
 
-class CarrierRealNameVerifier(ABC):
+class CarrierRealNameVerifier(VendorClient, ABC):
     """``RealNameVerifier`` over a vendor HTTP API: subclasses build the signed request and read
-    the answer (``check``); this class owns the session, the timeout, masking and logging."""
+    the answer (``check``); this class owns masking and logging, ``VendorClient`` the session."""
 
-    vendor: ClassVar[str]
-
-    def __init__(self, *, endpoint: str, timeout: float) -> None:
-        self.endpoint = endpoint
-        self.timeout = timeout
-        self.session = requests.Session()
+    error = RealNameUnavailableError
+    # The vendor APIs answer in place; a redirect would replay personal data to another host.
+    follow_redirects = False
 
     def verify(self, *, name: str, phone: str) -> Verdict:
         """MATCH or MISMATCH from the vendor, else ``RealNameUnavailableError``."""
@@ -98,22 +88,3 @@ class CarrierRealNameVerifier(ABC):
     @abstractmethod
     def check(self, *, name: str, phone: str) -> Verdict:
         """One vendor call: the verdict, or ``RealNameUnavailableError`` with the vendor code."""
-
-    def post(self, body: bytes, headers: Mapping[str, str]) -> requests.Response:
-        """POST to the endpoint; a transport failure or timeout is "unavailable".
-
-        Redirects are not followed: the vendor APIs answer in place, and a redirect would
-        replay personal data to another host.
-        """
-        try:
-            return self.session.post(
-                self.endpoint,
-                data=body,
-                headers=dict(headers),
-                timeout=self.timeout,
-                allow_redirects=False,
-            )
-        except requests.RequestException as error:
-            raise RealNameUnavailableError(
-                detail=f"{self.vendor} unreachable: {type(error).__name__}"
-            ) from error

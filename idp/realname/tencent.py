@@ -2,9 +2,9 @@
 
 API 3.0, service ``faceid``, host ``faceid.tencentcloudapi.com``, version ``2018-03-01``, POST
 with a JSON body ``{"Mobile": "<11 digits>", "Name": "<name>"}``, signed with TC3-HMAC-SHA256
-(the signing functions of ``idp.sms.tencent``; only the service in the credential scope differs).
-No ``X-TC-Region`` is sent: written on the understanding that FaceID's phone checks are not
-regional; this was not checked against the reference page or a live endpoint.
+(``idp.vendors.tencent``). No ``X-TC-Region`` is sent: written on the understanding that FaceID's
+phone checks are not regional; this was not checked against the reference page or a live
+endpoint.
 
 The answer is HTTP 200 with ``{"Response": {"Result": "<code>", "Description": ..., "RequestId":
 ...}}``, or ``{"Response": {"Error": {"Code": ..., "Message": ...}, "RequestId": ...}}``.
@@ -28,23 +28,13 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
-
 from idp.config import Settings
-from idp.realname.carrier import CarrierRealNameVerifier, require_settings, vendor_message
+from idp.realname.carrier import CarrierRealNameVerifier, require_settings
 from idp.realname.interface import RealNameUnavailableError, Verdict
-from idp.sms.tencent import (
-    ALGORITHM,
-    CONTENT_TYPE,
-    SIGNED_HEADERS,
-    canonical_request,
-    credential_scope,
-    tc3_signature,
-)
+from idp.vendors.client import TIMEOUT_SECONDS, vendor_message
+from idp.vendors.tencent import Action, parse_answer, require_no_error, signed_headers
 
-SERVICE = "faceid"
-ACTION = "CheckPhoneAndName"
-API_VERSION = "2018-03-01"
+ACTION = Action(service="faceid", name="CheckPhoneAndName", version="2018-03-01")
 DEFAULT_ENDPOINT = "https://faceid.tencentcloudapi.com/"
 VERDICTS = {"0": Verdict.MATCH, "1": Verdict.MISMATCH}
 NO_VERDICT = {
@@ -58,27 +48,9 @@ NO_VERDICT = {
 }
 
 
-def parse_answer(response: requests.Response) -> dict[str, Any]:
-    """The ``Response`` object of the JSON answer; anything else is "unavailable"."""
-    if response.status_code != 200:
-        raise RealNameUnavailableError(detail=f"tencent HTTP {response.status_code}")
-    try:
-        answer = response.json()
-    except ValueError:
-        raise RealNameUnavailableError(detail="tencent answer is not JSON") from None
-    inner = answer.get("Response") if isinstance(answer, dict) else None
-    if not isinstance(inner, dict):
-        raise RealNameUnavailableError(detail="tencent answer has no Response object")
-    return inner
-
-
 def verdict_of(answer: Mapping[str, Any]) -> Verdict:
     """``Result`` 0 or 1 as a verdict; an ``Error`` or any other code is "unavailable"."""
-    error = answer.get("Error")
-    if isinstance(error, dict):
-        raise RealNameUnavailableError(
-            detail=f"tencent {error.get('Code')}: {vendor_message(error.get('Message'))}"
-        )
+    require_no_error(answer, error=RealNameUnavailableError)
     result = answer.get("Result")
     if isinstance(result, str) and result in VERDICTS:
         return VERDICTS[result]
@@ -98,7 +70,7 @@ class TencentRealNameVerifier(CarrierRealNameVerifier):
         secret_id: str,
         secret_key: str,
         endpoint: str = DEFAULT_ENDPOINT,
-        timeout: float = 5.0,
+        timeout: float = TIMEOUT_SECONDS,
     ) -> None:
         super().__init__(endpoint=endpoint, timeout=timeout)
         self.secret_id = secret_id
@@ -118,23 +90,18 @@ class TencentRealNameVerifier(CarrierRealNameVerifier):
     def check(self, *, name: str, phone: str) -> Verdict:
         body = request_body(name=name, phone=phone)
         response = self.post(body, self.headers(body, timestamp=int(time.time())))
-        return verdict_of(parse_answer(response))
+        return verdict_of(parse_answer(response, error=RealNameUnavailableError))
 
     def headers(self, body: bytes, *, timestamp: int) -> dict[str, str]:
-        """Common headers and the ``Authorization`` computed over exactly these headers."""
-        canonical = canonical_request(host=self.host, payload=body)
-        signature = tc3_signature(
-            secret_key=self.secret_key, canonical=canonical, timestamp=timestamp, service=SERVICE
+        """The signed common headers; no ``X-TC-Region`` (see the module docstring)."""
+        return signed_headers(
+            ACTION,
+            body,
+            host=self.host,
+            secret_id=self.secret_id,
+            secret_key=self.secret_key,
+            timestamp=timestamp,
         )
-        credential = f"{self.secret_id}/{credential_scope(timestamp, service=SERVICE)}"
-        return {
-            "Authorization": f"{ALGORITHM} Credential={credential}, SignedHeaders={SIGNED_HEADERS}, Signature={signature}",
-            "Content-Type": CONTENT_TYPE,
-            "Host": self.host,
-            "X-TC-Action": ACTION,
-            "X-TC-Version": API_VERSION,
-            "X-TC-Timestamp": str(timestamp),
-        }
 
 
 def request_body(*, name: str, phone: str) -> bytes:

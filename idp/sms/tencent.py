@@ -1,39 +1,25 @@
-"""Tencent Cloud (腾讯云) SMS: ``SendSms`` of API 2021-01-11, signed with TC3-HMAC-SHA256.
+"""Tencent Cloud (腾讯云) SMS: ``SendSms`` of API 2021-01-11.
 
-The signature follows Tencent Cloud API 3.0 "Signature v3" (签名方法 v3), POST with a JSON body:
-
-    CanonicalRequest = "POST\\n/\\n\\n" + "content-type:<ct>\\nhost:<host>\\n" + "\\n"
-                       + "content-type;host\\n" + hex(sha256(payload))
-    StringToSign     = "TC3-HMAC-SHA256\\n" + timestamp + "\\n" + "<UTC date>/sms/tc3_request\\n"
-                       + hex(sha256(CanonicalRequest))
-    key              = HMAC(HMAC(HMAC("TC3" + SecretKey, date), "sms"), "tc3_request")
-    Signature        = hex(HMAC-SHA256(key, StringToSign))
+Signed with TC3-HMAC-SHA256 for service ``sms`` (``idp.vendors.tencent``); the answer lists one
+status per number, ``"Code": "Ok"`` on delivery.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
-
-import requests
 
 from idp.config import ConfigError, Settings
 from idp.sms.interface import SmsError, SmsMessage
 from idp.sms.messages import template_id, vendor_templates
+from idp.vendors.client import TIMEOUT_SECONDS, VendorClient, vendor_message
+from idp.vendors.tencent import Action, parse_answer, require_no_error, signed_headers
 
-API_VERSION = "2021-01-11"
-SERVICE = "sms"
-ALGORITHM = "TC3-HMAC-SHA256"
+ACTION = Action(service="sms", name="SendSms", version="2021-01-11")
 DEFAULT_ENDPOINT = "https://sms.tencentcloudapi.com/"
-CONTENT_TYPE = "application/json; charset=utf-8"
-SIGNED_HEADERS = "content-type;host"
-TIMEOUT_SECONDS = 5.0
 REQUIRED_SETTINGS = (
     "sms_access_key_id",
     "sms_access_key_secret",
@@ -43,36 +29,6 @@ REQUIRED_SETTINGS = (
     "sms_template_login",
     "sms_template_password",
 )
-
-
-def _hmac(key: bytes, text: str) -> bytes:
-    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).digest()
-
-
-def canonical_request(*, host: str, payload: bytes) -> str:
-    """The POST canonical request: empty query, the two signed headers, the body's hash."""
-    headers = f"content-type:{CONTENT_TYPE}\nhost:{host.lower()}\n"
-    body_hash = hashlib.sha256(payload).hexdigest()
-    return f"POST\n/\n\n{headers}\n{SIGNED_HEADERS}\n{body_hash}"
-
-
-def credential_scope(timestamp: int, *, service: str = SERVICE) -> str:
-    """``<date>/<service>/tc3_request``; the date is UTC, or requests fail around midnight."""
-    date = datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d")
-    return f"{date}/{service}/tc3_request"
-
-
-def tc3_signature(
-    *, secret_key: str, canonical: str, timestamp: int, service: str = SERVICE
-) -> str:
-    """Hex HMAC-SHA256 of the string to sign with the date/service-derived key."""
-    scope = credential_scope(timestamp, service=service)
-    hashed = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-    string_to_sign = f"{ALGORITHM}\n{timestamp}\n{scope}\n{hashed}"
-    key = _hmac(("TC3" + secret_key).encode("utf-8"), scope.split("/")[0])
-    for part in (service, "tc3_request"):
-        key = _hmac(key, part)
-    return hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def international(phone: str) -> str:
@@ -93,35 +49,23 @@ def require_settings(settings: Settings) -> None:
         raise ConfigError("IDP_SMS_ENDPOINT must be an https URL outside development mode")
 
 
-def parse_answer(response: requests.Response) -> dict[str, Any]:
-    """The ``Response`` object of Tencent's JSON answer; anything else is a failed send."""
-    if response.status_code != 200:
-        raise SmsError(detail=f"tencent HTTP {response.status_code}")
-    try:
-        answer = response.json()
-    except ValueError:
-        raise SmsError(detail="tencent answer is not JSON") from None
-    inner = answer.get("Response") if isinstance(answer, dict) else None
-    if not isinstance(inner, dict):
-        raise SmsError(detail="tencent answer has no Response object")
-    return inner
-
-
 def check_answer(answer: Mapping[str, Any]) -> None:
     """A request-level ``Error`` or a per-number status other than ``Ok`` is a failed send."""
-    error = answer.get("Error")
-    if isinstance(error, dict):
-        raise SmsError(detail=f"tencent {error.get('Code')}: {str(error.get('Message', ''))[:200]}")
+    require_no_error(answer, error=SmsError)
     statuses = answer.get("SendStatusSet")
     first = statuses[0] if isinstance(statuses, list) and statuses else None
     if not isinstance(first, dict):
         raise SmsError(detail="tencent answer has no SendStatusSet")
     if first.get("Code") != "Ok":
-        raise SmsError(detail=f"tencent {first.get('Code')}: {str(first.get('Message', ''))[:200]}")
+        message = vendor_message(first.get("Message"))
+        raise SmsError(detail=f"tencent {first.get('Code')}: {message}")
 
 
-class TencentSmsGateway:
+class TencentSmsGateway(VendorClient):
     """``SmsGateway`` through Tencent Cloud SMS; one ``requests.Session`` keeps connections alive."""
+
+    vendor = "tencent"
+    error = SmsError
 
     def __init__(
         self,
@@ -135,16 +79,14 @@ class TencentSmsGateway:
         endpoint: str = DEFAULT_ENDPOINT,
         timeout: float = TIMEOUT_SECONDS,
     ) -> None:
+        super().__init__(endpoint=endpoint, timeout=timeout)
         self.secret_id = secret_id
         self.secret_key = secret_key
         self.app_id = app_id
         self.sign_name = sign_name
         self.region = region
         self.templates = templates
-        self.endpoint = endpoint
         self.host = urlsplit(endpoint).netloc
-        self.timeout = timeout
-        self.session = requests.Session()
 
     @classmethod
     def from_settings(
@@ -166,7 +108,8 @@ class TencentSmsGateway:
         """Deliver through ``SendSms`` or raise ``SmsError`` (vendor code, HTTP error, timeout)."""
         payload = json.dumps(self.request_body(message), ensure_ascii=False, separators=(",", ":"))
         body = payload.encode("utf-8")
-        check_answer(self._post(body, self.headers(body, timestamp=int(time.time()))))
+        response = self.post(body, self.headers(body, timestamp=int(time.time())))
+        check_answer(parse_answer(response, error=SmsError))
 
     def request_body(self, message: SmsMessage) -> dict[str, Any]:
         """``SendSms`` parameters; template values are positional, in the order of ``params``."""
@@ -179,27 +122,13 @@ class TencentSmsGateway:
         }
 
     def headers(self, body: bytes, *, timestamp: int) -> dict[str, str]:
-        """Common headers and the ``Authorization`` computed over exactly these headers."""
-        canonical = canonical_request(host=self.host, payload=body)
-        signature = tc3_signature(
-            secret_key=self.secret_key, canonical=canonical, timestamp=timestamp
+        """The signed common headers, plus the region SMS is sent from."""
+        signed = signed_headers(
+            ACTION,
+            body,
+            host=self.host,
+            secret_id=self.secret_id,
+            secret_key=self.secret_key,
+            timestamp=timestamp,
         )
-        credential = f"{self.secret_id}/{credential_scope(timestamp)}"
-        return {
-            "Authorization": f"{ALGORITHM} Credential={credential}, SignedHeaders={SIGNED_HEADERS}, Signature={signature}",
-            "Content-Type": CONTENT_TYPE,
-            "Host": self.host,
-            "X-TC-Action": "SendSms",
-            "X-TC-Version": API_VERSION,
-            "X-TC-Timestamp": str(timestamp),
-            "X-TC-Region": self.region,
-        }
-
-    def _post(self, body: bytes, headers: dict[str, str]) -> dict[str, Any]:
-        try:
-            response = self.session.post(
-                self.endpoint, data=body, headers=headers, timeout=self.timeout
-            )
-        except requests.RequestException as error:
-            raise SmsError(detail=f"tencent unreachable: {type(error).__name__}") from error
-        return parse_answer(response)
+        return signed | {"X-TC-Region": self.region}

@@ -2,9 +2,10 @@
 
 The cloud adapters talk to a loopback fake of the vendor API. The fake checks each request with
 its own implementation of the published signature algorithm (itself checked against the vendors'
-documented examples below) and answers in the vendor's documented shapes, from the (name, phone)
-pairs it knows: Tencent ``CheckPhoneAndName`` ``Result`` 0/1/-1, Aliyun ``TwoElementsVerification``
-``Data.IsConsistent`` 1/0/2. A badly signed request gets the vendor's refusal, not a verdict.
+documented examples in ``tests/unit/vendors``) and answers in the vendor's documented shapes,
+from the (name, phone) pairs it knows: Tencent ``CheckPhoneAndName`` ``Result`` 0/1/-1, Aliyun
+``TwoElementsVerification`` ``Data.IsConsistent`` 1/0/2. A badly signed request gets the
+vendor's refusal, not a verdict.
 
 The contract: a known pair is MATCH, another name for a known phone is MISMATCH, and everything
 without a verdict (unknown phone, vendor error, HTTP error, timeout, bad JSON, bad signature)
@@ -53,46 +54,6 @@ UNKNOWN_PHONE = "13700137000"
 OTHER_NAME = "李四"
 KNOWN = {PHONE: NAME, MINORITY_PHONE: MINORITY_NAME}
 GENERIC_MESSAGE = "校验服务暂不可用, 请稍后再试"
-
-
-# --- the vendors' side of the signature, written from their documentation ---------------------
-
-
-def test_fake_aliyun_verifier_reproduces_the_documented_example():
-    """Aliyun's signature example (Dysms SendSms, GET, AccessKeySecret "testSecret")."""
-    params = {
-        "AccessKeyId": "testId",
-        "Action": "SendSms",
-        "Format": "XML",
-        "OutId": "123",
-        "PhoneNumbers": "15300000001",
-        "RegionId": "cn-hangzhou",
-        "SignName": "阿里云短信测试专用",
-        "SignatureMethod": "HMAC-SHA1",
-        "SignatureNonce": "45e25e9b-0a6f-4070-8c85-2956eda1b466",
-        "SignatureVersion": "1.0",
-        "TemplateCode": "SMS_71390007",
-        "TemplateParam": '{"customer":"test"}',
-        "Timestamp": "2017-07-12T02:42:19Z",
-        "Version": "2017-05-25",
-    }
-    signature = aliyun_expected_signature(params, secret="testSecret", method="GET")
-    assert signature == "zJDF+Lrzhj/ThnlvIToysFRq6t4="
-
-
-def test_fake_tencent_verifier_reproduces_the_documented_example():
-    """Tencent Cloud API 3.0 "Signature v3" example (CVM DescribeInstances, POST JSON)."""
-    signature = tencent_expected_signature(
-        secret_key="Gu5t9xGARNpq86cd98joQYCN3EXAMPLE",
-        headers={
-            "content-type": "application/json; charset=utf-8",
-            "host": "cvm.tencentcloudapi.com",
-        },
-        payload=b'{"Limit": 1, "Filters": [{"Values": ["\\u672a\\u547d\\u540d"], "Name": "instance-name"}]}',
-        timestamp="1551113065",
-        service="cvm",
-    )
-    assert signature == "72e494ea809ad7a8c8f7a4507b9bddcbaa8e581f516e8da2f66e2c5a96525168"
 
 
 # --- loopback fakes of the vendor APIs --------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Request signing and answer reading of the cloud vendors' APIs (Aliyun, Tencent Cloud)."""
