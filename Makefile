@@ -4,7 +4,7 @@ PYTHON ?= $(or $(shell command -v python3.11 2>/dev/null),$(shell command -v pyt
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-LINT_PATHS := idp clients tests benchmarks
+LINT_PATHS := idp devtools clients tests benchmarks
 TRANSLATIONS := idp/translations
 PO_FILES := $(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po)
 
@@ -21,13 +21,14 @@ $(STAMP): pyproject.toml
 
 # run: set up the embedded dev instance (database, keys, demo RP and data), then start it all.
 run: venv translations
-	$(BIN)/idp dev-setup
-	$(BIN)/idp dev-run
+	$(BIN)/idp-dev setup
+	$(BIN)/idp-dev run
 
 # test: lint, type-check, then the whole suite in parallel.
 test: venv translations
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/pytest -n auto -p no:cacheprovider
 
 # translations: compile every catalog (.po) to .mo; nothing to do while there is none.
@@ -49,6 +50,6 @@ endif
 
 # clean: remove caches and build output (keeps .venv and the dev instance).
 clean:
-	find idp clients tests benchmarks -name __pycache__ -type d -prune -exec rm -rf {} +
+	find idp devtools clients tests benchmarks -name __pycache__ -type d -prune -exec rm -rf {} +
 	find $(TRANSLATIONS) -name '*.mo' -delete
 	rm -rf .pytest_cache .mypy_cache .ruff_cache build dist *.egg-info test-results

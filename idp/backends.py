@@ -6,6 +6,20 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
+# Every implementation by the name its setting selects (IDP_STORE_BACKEND, IDP_SMS_BACKEND,
+# IDP_REALNAME_BACKEND); the settings check names against these, the packages load from them.
+STORES = {"sql": "idp.store.sql:SqlStore", "redis": "idp.store.redis:RedisStore"}
+SMS_GATEWAYS = {
+    "outbox": "idp.sms.outbox:OutboxSmsGateway",
+    "aliyun": "idp.sms.aliyun:AliyunSmsGateway",
+    "tencent": "idp.sms.tencent:TencentSmsGateway",
+}
+REALNAME_VERIFIERS = {
+    "sandbox": "idp.realname.sandbox:SandboxRealNameVerifier",
+    "tencent": "idp.realname.tencent:TencentRealNameVerifier",
+    "aliyun": "idp.realname.aliyun:AliyunRealNameVerifier",
+}
+
 
 def load_backend(registry: dict[str, str], name: str) -> Any:
     try:

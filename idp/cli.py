@@ -17,7 +17,8 @@ from idp.errors import IdpError, NotFoundError
 from idp.identity.models import ORG_TYPES
 
 
-def _create_app() -> Any:
+def create_cli_app() -> Any:
+    """The provider for a command line: a configuration error is a clean message, exit 2."""
     from idp import create_app
 
     try:
@@ -27,14 +28,19 @@ def _create_app() -> Any:
         sys.exit(2)
 
 
-main = FlaskGroup(
-    name="idp",
-    create_app=_create_app,
-    add_default_commands=False,
-    add_version_option=False,
-    load_dotenv=False,
-    help="统一认证登录平台 (OpenID Connect provider) operations.",
-)
+def command_group(name: str, *, help_text: str) -> FlaskGroup:
+    """A command whose subcommands run inside the provider's app (settings from ``IDP_*``)."""
+    return FlaskGroup(
+        name=name,
+        create_app=create_cli_app,
+        add_default_commands=False,
+        add_version_option=False,
+        load_dotenv=False,
+        help=help_text,
+    )
+
+
+main = command_group("idp", help_text="统一认证登录平台 (OpenID Connect provider) operations.")
 
 
 def fail_on_idp_error(func: Any) -> Any:
@@ -113,12 +119,9 @@ def clients_add(metadata: str) -> None:
 @clients_cli.command("list")
 def clients_list() -> None:
     """List clients as JSON."""
-    from sqlalchemy import select
+    from idp.oidc.clients import client_info, list_clients
 
-    from idp.oidc.clients import client_info
-    from idp.oidc.models import Client
-
-    echo_json([client_info(c) for c in db.session().scalars(select(Client).order_by(Client.id))])
+    echo_json([client_info(c) for c in list_clients(db.session())])
 
 
 @clients_cli.command("show")
@@ -241,14 +244,11 @@ def serve(host: str, port: int) -> None:
 
 
 def register() -> None:
-    from idp.dev import dev_run, dev_setup
     from idp.orgs.cli import legacy_cli
     from idp.signing.cli import keys_cli
 
     for group in (db_cli, keys_cli, clients_cli, orgs_cli, operators_cli, legacy_cli):
         main.add_command(group)
-    main.add_command(dev_setup)
-    main.add_command(dev_run)
 
 
 register()

@@ -16,6 +16,8 @@ from typing import Any
 
 from flask import current_app
 
+from idp.backends import REALNAME_VERIFIERS, SMS_GATEWAYS, STORES
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -39,6 +41,12 @@ COERCERS: dict[type | str, Callable[[str], Any]] = {
 
 class ConfigError(RuntimeError):
     """The configuration is unusable; the message names the variable."""
+
+
+def check_choice(variable: str, value: str, choices: Mapping[str, object]) -> None:
+    if value not in choices:
+        names = sorted(choices)
+        raise ConfigError(f"{variable} must be {', '.join(names[:-1])} or {names[-1]}")
 
 
 @dataclass(frozen=True)
@@ -259,12 +267,9 @@ class Settings:
 
     def validate(self) -> None:
         """Refuse combinations that are unsafe or unusable."""
-        if self.store_backend not in {"sql", "redis"}:
-            raise ConfigError("IDP_STORE_BACKEND must be sql or redis")
-        if self.sms_backend not in {"outbox", "aliyun", "tencent"}:
-            raise ConfigError("IDP_SMS_BACKEND must be outbox, aliyun or tencent")
-        if self.realname_backend not in {"sandbox", "tencent", "aliyun"}:
-            raise ConfigError("IDP_REALNAME_BACKEND must be sandbox, tencent or aliyun")
+        check_choice("IDP_STORE_BACKEND", self.store_backend, STORES)
+        check_choice("IDP_SMS_BACKEND", self.sms_backend, SMS_GATEWAYS)
+        check_choice("IDP_REALNAME_BACKEND", self.realname_backend, REALNAME_VERIFIERS)
         if not self.dev_mode and self.realname_backend == "sandbox":
             raise ConfigError(
                 "IDP_REALNAME_BACKEND=sandbox is for development only (IDP_DEV_MODE=1)"

@@ -1,8 +1,8 @@
 """Settings of the demo relying party, read from ``RP_*`` environment variables.
 
-The demo must run against a provider started with ``idp dev-setup`` without any editing, so every
+The demo must run against a provider started with ``idp-dev setup`` without any editing, so every
 setting has a development default except the client credentials, which come from the environment
-or from the JSON file that ``idp dev-setup`` writes.
+or from the JSON file that ``idp-dev setup`` writes.
 """
 
 from __future__ import annotations
@@ -139,13 +139,13 @@ def _client_credentials(env: Mapping[str, str]) -> tuple[str, str]:
     if not path:
         raise ConfigError(
             "no client credentials: set RP_CLIENT_ID and RP_CLIENT_SECRET, or RP_CLIENT_FILE "
-            "(the JSON file written by `idp dev-setup`)"
+            "(the JSON file written by `idp-dev setup`)"
         )
     return _read_client_file(Path(path))
 
 
 def _read_client_file(path: Path) -> tuple[str, str]:
-    """Read ``{"client_id", "client_secret"}`` as written by the provider's ``idp dev-setup``."""
+    """Read ``{"client_id", "client_secret"}`` as written by the provider's ``idp-dev setup``."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:

@@ -1,4 +1,4 @@
-"""【公共部分-系统管理】 of the demo relying party: 操作员管理 and 用户审核 (manual §1.3), for the
+"""【公共部分-系统管理】 of the demo relying party: 操作员管理 and 用户审核 (docs/design.md, manual §1.3), for the
 logged-in org admin, through the provider's management API (``management.call``).
 
 The pages only collect input and show answers: every check (the real-name check, duplicate

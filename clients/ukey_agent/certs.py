@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 
 from .der import DerError, decode_text, subject_public_key_info
 
-# USCC locations, in the provider's order (UKEY-NOTES §2): SHECA 一证通 and other CAs' extensions.
+# USCC locations, in the provider's order (docs/ukey.md §2): SHECA 一证通 and other CAs' extensions.
 USCC_EXTENSIONS = (
     x509.ObjectIdentifier("1.2.156.10260.4.1.4"),
     x509.ObjectIdentifier("1.2.156.1.8888.148"),

@@ -1,6 +1,6 @@
 """Settings of the agent from the command line and ``UKEY_*`` environment variables.
 
-The allowlist of origins is the security anchor of the whole design (UKEY-NOTES §4): there is no
+The allowlist of origins is the security anchor of the whole design (docs/ukey.md §4): there is no
 default origin, an http origin is accepted only on loopback (development), and the listening
 address is fixed to 127.0.0.1.
 """

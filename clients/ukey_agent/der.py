@@ -85,7 +85,7 @@ def subject_public_key_info(cert_der: bytes) -> tuple[Tlv, bytes]:
 
 def decode_text(value: bytes) -> str | None:
     """A string stored in an extension either as a DER string type (possibly inside an OCTET
-    STRING) or as raw text: CAs do both (UKEY-NOTES §2)."""
+    STRING) or as raw text: CAs do both (docs/ukey.md §2)."""
     try:
         item = read_single(value)
     except DerError:

@@ -1,6 +1,6 @@
 """``Pkcs11Signer``: RSA and EC P-256 UKeys through their vendor's PKCS#11 module (PyKCS11).
 
-Facts this relies on (UKEY-NOTES §1, verified with SoftHSM2 2.6.1):
+Facts this relies on (docs/ukey.md §1, verified with SoftHSM2 2.6.1):
 - tokens are found by serial, never by slot id (slot ids change);
 - login state belongs to the application and token, not to a session, so every token operation
   holds one lock and every signing ends with ``C_Logout``;

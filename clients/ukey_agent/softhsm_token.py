@@ -97,7 +97,7 @@ def loaded_module(conf: Path, *, module: str | None = None) -> Iterator[PyKCS11.
 
 
 def _label_of(lib: PyKCS11.PyKCS11Lib, slot: int) -> str:
-    """Labels come back padded with spaces or NULs (UKEY-NOTES §1)."""
+    """Labels come back padded with spaces or NULs (docs/ukey.md §1)."""
     return lib.getTokenInfo(slot).label.rstrip(" \x00")
 
 

@@ -1,4 +1,4 @@
-"""Argon2id password hashing and the password policy (DESIGN.md §6)."""
+"""Argon2id password hashing and the password policy (docs/design.md §6)."""
 
 from __future__ import annotations
 

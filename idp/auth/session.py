@@ -35,10 +35,6 @@ class LoginSession:
     certificate: dict[str, str] | None = None
     consents: list[str] = field(default_factory=list)  # "client_id scope" strings
 
-    @property
-    def auth_datetime(self) -> datetime:
-        return datetime.fromtimestamp(self.auth_time, tz=utcnow().tzinfo)
-
 
 def _key(session_id: str) -> str:
     return f"session:{session_id}"

@@ -1,5 +1,5 @@
 """One-time SMS codes: 6 digits, 5 minutes, single use, stored as an HMAC, at most 5 tries;
-sends limited per phone (1 per 60 s, 10 per day) and per client IP (DESIGN.md §6)."""
+sends limited per phone (1 per 60 s, 10 per day) and per client IP (docs/design.md §6)."""
 
 from __future__ import annotations
 

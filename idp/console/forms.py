@@ -23,7 +23,7 @@ name_validators = [
 
 
 class OperatorAddForm(FlaskForm):
-    """【增加】 (manual §1.3 ②): the name as on the ID card and the phone registered to it."""
+    """【增加】 (docs/design.md, manual §1.3 ②): the name as on the ID card and the phone registered to it."""
 
     name = StringField(_l("姓名(身份证姓名)"), filters=[strip], validators=name_validators)
     phone = StringField(

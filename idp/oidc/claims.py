@@ -1,4 +1,4 @@
-"""ID token and userinfo claims (OIDC Core §2, §5.1; DESIGN.md §4).
+"""ID token and userinfo claims (OIDC Core §2, §5.1; docs/design.md §4).
 
 A token carries exactly one identity: the (org identity, role) chosen for this relying party.
 """

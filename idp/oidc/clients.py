@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,12 +18,13 @@ from sqlalchemy.orm import Session
 from idp import audit
 from idp.config import settings
 from idp.errors import IdpError, NotFoundError
+from idp.identity.models import ORG_TYPES
 from idp.oidc.claims import SCOPES_SUPPORTED, SIGNING_ALGS
 from idp.oidc.grants import AUTH_METHODS
 from idp.oidc.models import Client, digest
 
 GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials"}
-ORG_TYPES = {"audit", "cost_consulting", "bookkeeping"}
+
 # A client id never starts with "-": it is passed as an argument on command lines.
 CLIENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,63}$")
 DEFAULTS: dict[str, Any] = {
@@ -71,12 +73,12 @@ def check_uri(uri: Any, *, field: str) -> str:
     return uri
 
 
-def _check_list(metadata: dict[str, Any], field: str, allowed: set[str]) -> list[str]:
+def _check_list(metadata: dict[str, Any], field: str, allowed: Collection[str]) -> list[str]:
     values = metadata[field]
     if (
         not isinstance(values, list)
         or not all(isinstance(v, str) for v in values)
-        or not set(values) <= allowed
+        or not set(values) <= set(allowed)
     ):
         raise InvalidClientMetadataError(f"{field}: must be a list of {sorted(allowed)}")
     return values
@@ -157,8 +159,22 @@ def register_client(session: Session, raw: dict[str, Any]) -> tuple[Client, str 
     return client, secret
 
 
+def find_client(session: Session, client_id: str) -> Client | None:
+    return session.scalar(select(Client).where(Client.client_id == client_id))
+
+
+def list_clients(session: Session) -> list[Client]:
+    """Every registered client, oldest first."""
+    return list(session.scalars(select(Client).order_by(Client.id)))
+
+
+def login_clients(session: Session) -> list[Client]:
+    """The relying parties people log in to (the code flow), oldest first."""
+    return [c for c in list_clients(session) if "authorization_code" in c.grant_types]
+
+
 def get_client(session: Session, client_id: str) -> Client:
-    client = session.scalar(select(Client).where(Client.client_id == client_id))
+    client = find_client(session, client_id)
     if client is None:
         raise NotFoundError(f"no client {client_id!r}")
     return client

@@ -9,7 +9,7 @@ from flask import url_for
 
 from idp.config import settings
 from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, SIGNING_ALGS
-from idp.oidc.grants import AUTH_METHODS
+from idp.oidc.grants import AUTH_METHODS, SECRET_AUTH_METHODS
 
 
 def _url(endpoint: str) -> str:
@@ -35,10 +35,7 @@ def metadata() -> dict[str, Any]:
         "userinfo_signing_alg_values_supported": ["none"],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
-        "introspection_endpoint_auth_methods_supported": [
-            "client_secret_basic",
-            "client_secret_post",
-        ],
+        "introspection_endpoint_auth_methods_supported": SECRET_AUTH_METHODS,
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "claims_supported": CLAIMS_SUPPORTED,

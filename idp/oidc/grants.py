@@ -1,4 +1,4 @@
-"""Authlib grant subclasses: what Authlib leaves to the provider (AUTHLIB-NOTES P2, P4, P8, P9).
+"""Authlib grant subclasses: what Authlib leaves to the provider (docs/protocol.md P2, P4, P8, P9).
 
 - codes and refresh tokens are claimed atomically (one UPDATE ... WHERE consumed/rotated IS NULL);
 - a reused code revokes what it issued (RFC 6749 §4.1.2); a reused refresh token revokes its
@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import secrets
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +25,9 @@ from idp.oidc.models import AuthorizationCode, Client, Token, digest
 from idp.oidc.tokens import revoke_family, revoke_issued_from_code
 from idp.oidc.users import AuthorizedUser, user_for
 
-AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
+# Client authentication (RFC 6749 §2.3): "none" only for public clients, which use PKCE.
+SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+AUTH_METHODS = [*SECRET_AUTH_METHODS, "none"]
 
 
 class StrictCodeChallenge(CodeChallenge):
@@ -178,7 +179,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     """For relying-party back-ends; scopes outside the client's registration are refused."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]  # noqa: RUF012
+    TOKEN_ENDPOINT_AUTH_METHODS = SECRET_AUTH_METHODS
 
     def validate_token_request(self) -> None:
         super().validate_token_request()
@@ -203,6 +204,3 @@ class IdTokenExtension(OpenIDCode):
             nonce=request.authorization_code.get_nonce(),
         )
 
-
-def new_token_value() -> str:
-    return secrets.token_urlsafe(32)

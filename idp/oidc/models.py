@@ -111,7 +111,7 @@ class Client(Base, ClientMixin):
         return hmac.compare_digest(self.secret_hash, digest(client_secret))
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        # Strict at every endpoint (AUTHLIB-NOTES P1): only the registered method.
+        # Strict at every endpoint (docs/protocol.md P1): only the registered method.
         return method == self.auth_method
 
     def check_response_type(self, response_type: str) -> bool:

@@ -16,10 +16,11 @@ from idp.auth import session as login_session
 from idp.config import Settings
 from idp.oidc import grants
 from idp.oidc.claims import SCOPES_SUPPORTED, SIGNING_ALGS
+from idp.oidc.clients import find_client
+from idp.oidc.grants import AUTH_METHODS, SECRET_AUTH_METHODS
 from idp.oidc.models import Client, Token
 from idp.oidc.tokens import (
     access_token_lifetime,
-    client_for,
     find_access_token,
     find_refresh_token,
     generate_token_value,
@@ -29,11 +30,9 @@ from idp.oidc.tokens import (
 from idp.oidc.users import user_for
 from idp.signing import key_store
 
-ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
-
 
 def query_client(client_id: str) -> Client | None:
-    return client_for(db.session(), client_id)
+    return find_client(db.session(), client_id)
 
 
 def find_token(token_string: str, token_type_hint: str | None) -> Token | None:
@@ -53,7 +52,7 @@ def find_token(token_string: str, token_type_hint: str | None) -> Token | None:
 class Revocation(RevocationEndpoint):
     """RFC 7009. Revoking either token of a row ends it; a refresh token takes its family."""
 
-    CLIENT_AUTH_METHODS = ENDPOINT_AUTH_METHODS
+    CLIENT_AUTH_METHODS = AUTH_METHODS
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
         return find_token(token_string, token_type_hint)
@@ -72,7 +71,7 @@ class Revocation(RevocationEndpoint):
 class Introspection(IntrospectionEndpoint):
     """RFC 7662: a client may introspect its own tokens; others only with ``introspection_allowed``."""
 
-    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]  # noqa: RUF012
+    CLIENT_AUTH_METHODS = SECRET_AUTH_METHODS
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
         return find_token(token_string, token_type_hint)

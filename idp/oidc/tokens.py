@@ -1,7 +1,7 @@
 """Opaque access and refresh tokens: generated, stored as SHA-256 digests, revocable.
 
 Opaque rather than RFC 9068 JWTs because a deleted operator's access must end at once
-(DESIGN.md journey 3) and every use can be checked against the database.
+(docs/design.md journey 3) and every use can be checked against the database.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from idp import db
 from idp.config import settings
 from idp.db import utcnow
-from idp.oidc.models import Client, Token, digest
+from idp.oidc.models import Token, digest
 
 
 def generate_token_value(*_args: Any, **_kwargs: Any) -> str:
@@ -107,6 +107,3 @@ def revoke_for_account(session: Session, account_id: int, *, org_id: int | None 
 def token_is_active(token: Token) -> bool:
     return not token.is_revoked() and not token.is_expired()
 
-
-def client_for(session: Session, client_id: str) -> Client | None:
-    return session.scalar(select(Client).where(Client.client_id == client_id))

@@ -1,6 +1,6 @@
 """Legacy accounts: the relying parties' old logins (an OTP token or a key per organisation
 identity), imported from the RP's export, and bound to an org identity on the 是 path of the
-registration wizard (DESIGN.md §2 journey 1).
+registration wizard (docs/design.md §2, journey 1).
 
 Secrets are sealed at rest (``idp.sealing``). Binding answers every mismatch (unknown account,
 other USCC or org type, already bound, wrong or reused code) with one message, so the page is
@@ -31,7 +31,7 @@ from idp.db import rowcount, utcnow
 from idp.errors import IdpError
 from idp.identity.models import LegacyAccount, Organisation, OrgType
 from idp.identity.uscc import is_valid_uscc
-from idp.oidc.models import Client
+from idp.oidc.clients import list_clients
 from idp.orgs.registration import Applicant, add_identity, platforms
 from idp.sealing import seal, unseal
 from idp.store import store
@@ -346,7 +346,7 @@ def import_file(session: Session, data: bytes) -> ImportReport:
 
 def import_rows(session: Session, rows: Iterable[CsvRow]) -> ImportReport:
     """Validate and store each row; a rejected row does not stop the others."""
-    client_types = {c.client_id: c.org_types for c in session.scalars(select(Client))}
+    client_types = {c.client_id: c.org_types for c in list_clients(session)}
     report = ImportReport()
     seen: dict[tuple[str, str], int] = {}
     for row in rows:

@@ -36,7 +36,7 @@ def document() -> dict[str, Any]:
         },
         "servers": [{"url": settings().issuer}],
         "tags": [
-            {"name": "操作员管理", "description": "The org's operators (manual §1.3)."},
+            {"name": "操作员管理", "description": "The org's operators (the operations manual §1.3)."},
             {"name": "用户审核", "description": "Requests of staff to join the org."},
             {"name": "document", "description": "This description."},
         ],

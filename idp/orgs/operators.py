@@ -60,7 +60,7 @@ class OperatorError(IdpError):
 
 
 class RealNameMismatchError(OperatorError):
-    """手机二要素校验: the carrier says this phone does not belong to this name (manual §1.3)."""
+    """手机二要素校验: the carrier says this phone does not belong to this name (docs/design.md, manual §1.3)."""
 
     code = "realname_mismatch"
     message = _l("您填写的身份信息与手机号认证失败, 请确认信息是否填写正确。")
@@ -181,7 +181,11 @@ def clean_name(name: str) -> str:
 
 def clean_phone(phone: str) -> str:
     """An 11-digit mainland mobile number in ASCII digits."""
-    phone = phone.strip(" ") if isinstance(phone, str) else ""  # a line break is never part of it
+    return checked_phone(phone.strip() if isinstance(phone, str) else "")
+
+
+def checked_phone(phone: str) -> str:
+    """``phone`` exactly as given, when it is a mobile number (a command line's argument)."""
     if not is_phone(phone):
         raise OperatorError(_("请输入 11 位手机号"), field="phone")
     return phone
@@ -335,7 +339,7 @@ def add_operator_for_platform(
     first login forces a password change either way."""
     target = person_target(str(name), str(phone))
     with failures_audited(ADDED, actor=actor, target=target, org_id=org.id):
-        person = candidate(session, org, name=clean_name(name), phone=clean_phone(phone))
+        person = candidate(session, org, name=clean_name(name), phone=checked_phone(phone))
         if password is not None and (
             errors := policy_errors(password, phone=person.phone, old_hash=None)
         ):

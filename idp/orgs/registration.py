@@ -29,6 +29,7 @@ from idp.identity.models import (
     OrgType,
 )
 from idp.identity.uscc import is_valid_uscc
+from idp.oidc.clients import login_clients
 from idp.oidc.models import Client
 
 # The word of the duplicate-USCC refusal: the manual writes 审价单位 for cost consulting there.
@@ -92,8 +93,7 @@ def platforms(session: Session, org_type: OrgType) -> list[Client]:
 
     Third-party org types may register only where a client allows them, which is how "目前仅可
     注册维修资金系统" is configured (``org_types`` of the client's metadata)."""
-    clients = session.scalars(select(Client).order_by(Client.id))
-    return [c for c in clients if "authorization_code" in c.grant_types and org_type in c.org_types]
+    return [c for c in login_clients(session) if org_type in c.org_types]
 
 
 def held_types(org: Organisation | None) -> set[OrgType]:

@@ -1,4 +1,4 @@
-"""用户审核 (DESIGN.md journey 3): staff ask to become operators of an organisation; its admin
+"""用户审核 (docs/design.md journey 3): staff ask to become operators of an organisation; its admin
 approves (the operator account is created as by 【增加】) or rejects with a reason (told by SMS).
 
 Applicants prove their phone with an SMS code (checked by the public ``/join`` view) and pass

@@ -1,4 +1,4 @@
-"""The registration wizard of journey 1 (manual §1.1) for an org admin after certificate login:
+"""The registration wizard of journey 1 (docs/design.md, manual §1.1) for an org admin after certificate login:
 选择注册类型 → "已有…身份账号?" → 是: bind the legacy account / 否: register.
 
 Deny by default: every route needs an org admin login session carrying a verified certificate

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from flask import Blueprint, redirect, render_template, url_for
-from sqlalchemy import select
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp import db
@@ -17,6 +16,7 @@ from idp.config import settings
 from idp.identity.eligibility import eligible_identities, load_principal
 from idp.identity.models import Identity
 from idp.identity.principal import Principal
+from idp.oidc.clients import login_clients
 from idp.oidc.models import Client
 
 bp = Blueprint("portal", __name__, template_folder="templates")
@@ -52,9 +52,7 @@ def index() -> BaseResponse | str:
     if principal.must_change_password:
         return redirect(url_for("auth.change_password"))
     entries = []
-    for client in db.session().scalars(select(Client).order_by(Client.id)):
-        if "authorization_code" not in client.grant_types:
-            continue
+    for client in login_clients(db.session()):
         identities = eligible_identities(db.session(), principal, client=client)
         url = entry_url(client, principal)
         if identities and url:

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from idp.backends import load_backend
+from idp.backends import REALNAME_VERIFIERS, load_backend
 from idp.config import Settings
 from idp.realname.interface import RealNameUnavailableError, RealNameVerifier, Verdict
 
-BACKENDS = {
-    "sandbox": "idp.realname.sandbox:SandboxRealNameVerifier",
-    "tencent": "idp.realname.tencent:TencentRealNameVerifier",
-    "aliyun": "idp.realname.aliyun:AliyunRealNameVerifier",
-}
+BACKENDS = REALNAME_VERIFIERS
 
 __all__ = ["RealNameUnavailableError", "RealNameVerifier", "Verdict", "init_app", "verifier"]
 

@@ -41,7 +41,7 @@ class SandboxRealNameVerifier:
         return Verdict.MATCH if known == name.strip() else Verdict.MISMATCH
 
     def add(self, *, name: str, phone: str) -> None:
-        """Add a pair (``idp dev-setup`` and tests)."""
+        """Add a pair (``idp-dev setup`` and tests)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(f"{name},{phone}\n")

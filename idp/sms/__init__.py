@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from idp.backends import load_backend
+from idp.backends import SMS_GATEWAYS, load_backend
 from idp.config import Settings
 from idp.sms.interface import SmsError, SmsGateway, SmsMessage
 
-BACKENDS = {
-    "outbox": "idp.sms.outbox:OutboxSmsGateway",
-    "aliyun": "idp.sms.aliyun:AliyunSmsGateway",
-    "tencent": "idp.sms.tencent:TencentSmsGateway",
-}
+BACKENDS = SMS_GATEWAYS
 
 __all__ = ["SmsError", "SmsGateway", "SmsMessage", "gateway", "init_app"]
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from flask import Flask, current_app
 
-from idp.backends import load_backend
+from idp.backends import STORES, load_backend
 from idp.config import Settings
 from idp.store.interface import EphemeralStore, StoreUnavailableError
 
-BACKENDS = {"sql": "idp.store.sql:SqlStore", "redis": "idp.store.redis:RedisStore"}
+BACKENDS = STORES
 
 __all__ = ["EphemeralStore", "StoreUnavailableError", "init_app", "store"]
 

@@ -1,7 +1,7 @@
 """Fixtures for the UKey agent: a session PKI, SoftHSM2 tokens in each test's own directory, and
 the agent's app over them.
 
-Isolation (UKEY-NOTES §1): every test points ``SOFTHSM2_CONF`` at its own ``tmp_path`` before the
+Isolation (docs/ukey.md §1): every test points ``SOFTHSM2_CONF`` at its own ``tmp_path`` before the
 agent loads the module, and unloads it at teardown, so tests are independent and xdist-safe (each
 worker is a process with its own environment).
 """

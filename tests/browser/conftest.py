@@ -2,7 +2,7 @@
 
 The provider listens on ``127.0.0.1`` and the relying party on ``localhost`` (same machine,
 different host names), so the browser keeps their cookies apart like two real sites. Chromium is
-Debian's package launched as described in /work/shared/BROWSER-NOTES.md; ``playwright install``
+Debian's package launched as described in docs/testing.md; ``playwright install``
 is never needed.
 
 Certificate (UKey) journeys add the real agent (``python -m clients.ukey_agent``) in a
@@ -193,7 +193,7 @@ def seed_operator() -> bool:
 def live_provider(
     settings: Settings, provider_server: LiveServer, rp_server: LiveServer, seed_operator: bool
 ) -> Iterator[LiveProvider]:
-    """The provider with the demo RP registered (as ``idp dev-setup`` does) and, unless
+    """The provider with the demo RP registered (as ``idp-dev setup`` does) and, unless
     ``seed_operator`` says otherwise, one new operator who must change the initial password at
     the first login."""
     from idp import db
@@ -216,7 +216,7 @@ def live_provider(
                 "grant_types": ["authorization_code", "refresh_token"],
                 "scope": "openid profile phone org.operators org.reviews",
                 "require_pkce": True,
-                # As idp dev-setup registers it: every third-party org type may enter.
+                # As idp-dev setup registers it: every third-party org type may enter.
                 "org_types": ["audit", "cost_consulting", "bookkeeping"],
             },
         )

@@ -18,7 +18,6 @@ from typing import Any
 
 import click
 import pytest
-from argon2 import PasswordHasher
 from click.testing import Result
 from flask import Flask, current_app
 from flask.testing import FlaskCliRunner
@@ -27,26 +26,12 @@ from sqlalchemy import func, select
 from idp.cli import clients_cli, operators_cli, orgs_cli
 from tests.conftest import DEMO_USCC, OTHER_USCC
 from tests.flows import PASSWORD, login
-from tests.integration.auth.helpers import IsolatedClient, all_field_errors
+from tests.integration.auth.helpers import all_field_errors
 
 ORG_NAME = "上海示例审计事务所有限公司"
 PHONE = "13800138000"
 
 
-@pytest.fixture
-def app(app: Flask) -> Flask:
-    app.test_client_class = IsolatedClient
-    return app
-
-
-@pytest.fixture(autouse=True)
-def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Argon2id with test-sized costs (see tests/integration/auth/conftest.py)."""
-    from idp.auth import passwords
-
-    monkeypatch.setattr(
-        passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    )
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Reading the unified social credit code (统一社会信用代码, GB 32100) from a certificate.
 
-CAs put the code in different places (see /work/shared/UKEY-NOTES.md §2): a private extension
+CAs put the code in different places (see docs/ukey.md §2): a private extension
 (``1.2.156.10260.4.1.4``, SHECA's ``1.2.156.1.8888.148``) holding a DER string or bare text, or a
 subject attribute (``serialNumber``, ``organizationIdentifier`` as ``NTRCN-<code>``, ``OU``, inside
 ``CN``). The places are tried in a configured order (``IDP_CERT_USCC_ORDER``), which the trust

@@ -121,15 +121,6 @@ MAX_STORES = 16
 REQUIRED_KEY_USAGE = {"digital_signature"}
 
 
-@dataclass(frozen=True)
-class ValidatedCertificate:
-    """A certificate that passed path validation: the path runs from it to the anchor."""
-
-    certificate: x509.Certificate
-    path: tuple[x509.Certificate, ...]
-    revocation_checked: bool
-
-
 # --- the trust directory ------------------------------------------------------------------------
 
 
@@ -379,7 +370,7 @@ def validate_chain(
     at: datetime,
     settings: Settings,
     store: TrustStore | None = None,
-) -> ValidatedCertificate:
+) -> None:
     """Validate the certificate (with the CA certificates the agent sent) at ``at``.
 
     Raises UntrustedIssuerError, CertificateExpiredError, CertificateNotYetValidError,
@@ -400,7 +391,7 @@ def validate_chain(
     )
     rule = _end_entity_rule(leaf, material, ocsp=options.ocsp)
     try:
-        path = run_async(
+        run_async(
             asyncio.wait_for(
                 _validate(leaf, intermediates, at, material, store.crl_cache, options, rule),
                 VALIDATION_TIMEOUT,
@@ -408,12 +399,6 @@ def validate_chain(
         )
     except TimeoutError:
         raise RevocationUnknownError(detail="validation timed out") from None
-    from_root = [x509.load_der_x509_certificate(item.dump()) for item in path.iter_certs(True)]
-    return ValidatedCertificate(
-        certificate=x509.load_der_x509_certificate(cert_der),
-        path=tuple(reversed(from_root)),
-        revocation_checked=rule is not RevocationCheckingRule.NO_CHECK,
-    )
 
 
 T = TypeVar("T")

@@ -18,7 +18,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -44,15 +43,6 @@ def pki() -> TestPki:
 def settings_overrides(pki: TestPki, tmp_path: Path) -> dict[str, object]:
     return {"trust_dir": pki.write_trust_dir(tmp_path / "trust")}
 
-
-@pytest.fixture(autouse=True)
-def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Argon2id with test-sized costs (see tests/integration/auth/conftest.py)."""
-    from idp.auth import passwords
-
-    monkeypatch.setattr(
-        passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    )
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ Store shortcuts (each names the key the production code uses, so a rename breaks
 
 from __future__ import annotations
 
-import contextvars
 import html
 import re
 from datetime import timedelta
@@ -29,14 +28,6 @@ WRONG_CODE = "验证码错误或已过期"
 TOO_MANY_CODE_TRIES = "验证码错误次数过多, 请重新获取"
 DISABLED = "账户已停用, 请联系企业管理员"
 SENT_ANSWER = {"message": "验证码已发送, 5 分钟内有效", "retry_after": 60, "sent": True}
-
-
-class IsolatedClient(FlaskClient):
-    """A test client whose every request gets a fresh app context (and so a fresh ``g``), as
-    in production; see conftest.py for why the shared ``app`` fixture needs this."""
-
-    def open(self, *args: Any, **kwargs: Any) -> Any:
-        return contextvars.Context().run(super().open, *args, **kwargs)
 
 
 class _Inputs(HTMLParser):

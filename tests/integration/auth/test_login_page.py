@@ -1,4 +1,4 @@
-"""The operator login page: the stable field names of DESIGN.md §7 and the page's headers."""
+"""The operator login page: the stable field names of docs/design.md §7 and the page's headers."""
 
 from __future__ import annotations
 

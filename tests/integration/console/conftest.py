@@ -20,31 +20,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.conftest import DEMO_USCC, OTHER_USCC, RegisteredClient
-from tests.integration.auth.helpers import IsolatedClient
 from tests.integration.orgs.helpers import cert_login
 
 OTHER_ORG_NAME = "上海另一家代理记账有限公司"
 
 
-@pytest.fixture
-def app(app: Flask) -> Flask:
-    app.test_client_class = IsolatedClient
-    return app
-
-
-@pytest.fixture(autouse=True)
-def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Argon2id with test-sized costs (see tests/integration/auth/conftest.py)."""
-    from idp.auth import passwords
-
-    monkeypatch.setattr(
-        passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    )
 
 
 def register_for(org, client_id: str) -> None:

@@ -1,4 +1,4 @@
-"""操作员管理 【增加】 (manual §1.3 ②): name + phone → 手机二要素校验 → account with a random
+"""操作员管理 【增加】 (docs/design.md, manual §1.3 ②): name + phone → 手机二要素校验 → account with a random
 initial password sent by SMS → the operator's first login forces a password change. Refusals
 (mismatch, no verdict, duplicate phone, failed SMS, bad input, no CSRF token) save nothing."""
 

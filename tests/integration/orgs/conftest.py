@@ -13,29 +13,11 @@ until the org is registered) into the store and hands its id to the browser as t
 from __future__ import annotations
 
 import pytest
-from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.conftest import RegisteredClient, register
-from tests.integration.auth.helpers import IsolatedClient
 from tests.integration.orgs.helpers import cert_login
-
-
-@pytest.fixture
-def app(app: Flask) -> Flask:
-    app.test_client_class = IsolatedClient
-    return app
-
-
-@pytest.fixture(autouse=True)
-def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Argon2id with test-sized costs (see tests/integration/auth/conftest.py)."""
-    from idp.auth import passwords
-
-    monkeypatch.setattr(
-        passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    )
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Journey 1, the 否 path (manual §1.1 ③–⑤): 选择注册类型 → prompt → registration form →
+"""Journey 1, the 否 path (docs/design.md, manual §1.1 ③–⑤): 选择注册类型 → prompt → registration form →
 "注册成功"; the duplicate-USCC refusal; adding another identity from the portal; and who may use
 the wizard at all."""
 

@@ -1,4 +1,4 @@
-"""The password policy (DESIGN.md §6) and the initial passwords sent by SMS."""
+"""The password policy (docs/design.md §6) and the initial passwords sent by SMS."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""``idp dev-setup`` and ``idp dev-run``: the development environment behind ``make run``.
+"""``idp-dev setup`` and ``idp-dev run``: the development environment behind ``make run``.
 
-dev-setup is idempotent: it migrates the embedded database, generates signing keys, registers
+setup is idempotent: it migrates the embedded database, generates signing keys, registers
 the demo relying party, seeds one demo organisation with one operator, makes the demo UKey
 (a development CA, the organisation's certificate on a token) and imports one legacy account.
 """
@@ -18,9 +18,9 @@ from pathlib import Path
 import click
 from flask.cli import with_appcontext
 
+from devtools.pki import DEMO_PIN, DemoToken, ensure_demo_pki, ensure_demo_token
 from idp import db
 from idp.config import ROOT, settings
-from idp.dev_pki import DEMO_PIN, DemoToken, ensure_demo_pki, ensure_demo_token
 
 RP_PORT = 5001
 RP_CLIENT_ID = "maintenance-fund"
@@ -102,7 +102,7 @@ def ensure_demo_operator() -> None:
             name=DEMO_OPERATOR["name"],
             phone=DEMO_OPERATOR["phone"],
             password=DEMO_OPERATOR["password"],
-            actor="dev-setup",
+            actor="idp-dev setup",
         )
 
 
@@ -157,14 +157,14 @@ def ensure_demo_legacy_account() -> None:
     legacy_secret_file().chmod(0o600)
 
 
-@click.command("dev-setup")
+@click.command("setup")
 @with_appcontext
-def dev_setup() -> None:
+def setup() -> None:
     """Prepare the embedded development environment (idempotent)."""
     from idp.migrate import upgrade
 
     if not settings().dev_mode:
-        raise click.ClickException("dev-setup runs only in development mode (IDP_DEV_MODE=1)")
+        raise click.ClickException("setup runs only in development mode (IDP_DEV_MODE=1)")
     upgrade(settings().database_url)
     ensure_keys()
     ensure_demo_client()
@@ -176,13 +176,13 @@ def dev_setup() -> None:
     click.echo(f"development environment ready (demo UKey: {token.kind} token)")
 
 
-@click.command("dev-run")
+@click.command("run")
 @with_appcontext
-def dev_run() -> None:
+def run() -> None:
     """Start the provider and the demo relying party; Ctrl-C stops both."""
     issuer = settings().issuer
     port = issuer.rsplit(":", 1)[1] if issuer.count(":") == 2 else "5000"
-    # FLASK_RUN_FROM_CLI (set by the idp command) would make the RP's app.run() a no-op.
+    # FLASK_RUN_FROM_CLI (set by the idp-dev command) would make the RP's app.run() a no-op.
     env = {
         **{k: v for k, v in os.environ.items() if k != "FLASK_RUN_FROM_CLI"},
         "RP_ISSUER": issuer,
