@@ -11,7 +11,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, FlaskGroup
 
-from idp import db
+from idp import db, web
 from idp.config import ConfigError, Settings, settings
 from idp.errors import IdpError, NotFoundError
 from idp.identity.models import ORG_TYPES
@@ -54,7 +54,8 @@ def fail_on_idp_error(func: Any) -> Any:
             db.session().commit()
             return result
         except IdpError as error:
-            db.session().rollback()
+            web.rollback()  # the refusal's audit events stay
+            db.session().commit()
             raise click.ClickException(str(error.message)) from None
 
     return wrapper

@@ -40,7 +40,7 @@ HTTP_MESSAGES = {
 
 
 def rollback() -> None:
-    """Undo the request's writes but keep its audit events."""
+    """Undo the request's (or command's) writes but keep its audit events."""
     db.session().rollback()
     audit.replay_after_rollback()
 

@@ -6,13 +6,22 @@ events recorded during it, so a refused login is still on record.
 
 from __future__ import annotations
 
-from flask import Flask, g, has_request_context
+from flask import Flask, has_request_context
+from sqlalchemy import event as orm_event
+from sqlalchemy.orm import Session
 
 from idp import db
 from idp.audit.models import AuditEvent
 from idp.security import client_ip
 
 __all__ = ["AuditEvent", "init_app", "record"]
+
+UNCOMMITTED = "audit_events"  # Session.info key: events recorded since the last commit
+
+
+@orm_event.listens_for(Session, "after_commit")
+def _forget_committed(session: Session) -> None:
+    session.info.pop(UNCOMMITTED, None)
 
 
 def record(
@@ -36,16 +45,17 @@ def record(
         ip=client_ip() if has_request_context() else "cli",
         details=details or {},
     )
-    db.session().add(event)
-    if has_request_context():
-        g.setdefault("audit_events", []).append(event)
+    session = db.session()
+    session.add(event)
+    session.info.setdefault(UNCOMMITTED, []).append(event)
     return event
 
 
 def replay_after_rollback() -> None:
-    """Re-add this request's events after a rollback discarded them."""
-    for event in g.pop("audit_events", []):
-        db.session().add(
+    """Re-add the events that a rollback of the session discarded (those not yet committed)."""
+    session = db.session()
+    for event in session.info.pop(UNCOMMITTED, []):
+        session.add(
             AuditEvent(
                 time=event.time,
                 action=event.action,

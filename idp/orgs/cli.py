@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from idp import audit, db
+from idp import audit, db, web
 
 legacy_cli = AppGroup("legacy", help="Legacy accounts of relying parties (OTP tokens, keys).")
 
@@ -29,7 +29,7 @@ def legacy_import(file: str) -> None:
     try:
         report = import_file(db.session(), data)
     except LegacyFileError as error:
-        db.session().rollback()
+        web.rollback()
         audit.record("orgs.legacy_imported", actor="cli", result=error.code)
         db.session().commit()
         raise click.ClickException(f"{file}: {error.message}; nothing imported") from None
