@@ -8,16 +8,28 @@ LINT_PATHS := idp devtools clients tests benchmarks
 TRANSLATIONS := idp/translations
 PO_FILES := $(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po)
 
-.PHONY: venv run test translations extract clean
+LOCK := requirements.lock
 
-# venv: the virtualenv with the project and its dev tools; reinstalls only when pyproject.toml changes.
+.PHONY: venv run test translations extract lock clean
+
+# venv: the virtualenv with the project and its dev tools, every package pinned and checked
+# against its hash in $(LOCK); reinstalls only when the lock or pyproject.toml changes.
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	@test -n "$(PYTHON)" || { echo "python3.11 or python3 not found" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -e '.[dev]'
+	$(BIN)/python -m pip install --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --no-deps -e .
 	touch $@
+
+# lock: pin the dependencies of pyproject.toml (with dev extras) and their hashes anew, after
+# changing a dependency there; commit the result. uv resolves for every platform at once.
+lock:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --universal \
+		--python-version 3.11 --output-file $(LOCK)
 
 # run: set up the embedded dev instance (database, keys, demo RP and data), then start it all.
 run: venv translations
