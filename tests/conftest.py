@@ -200,6 +200,7 @@ class Outbox:
 
 DEMO_USCC = "91310000MA1K000019"
 OTHER_USCC = "91310115MA1H7GXX3K"
+OTHER_ORG_NAME = "上海另一家代理记账有限公司"
 
 
 @pytest.fixture
@@ -210,6 +211,26 @@ def org(app: Flask):
     org = add_org(db.session(), uscc=DEMO_USCC, name="上海示例审计事务所有限公司", org_type="audit")
     db.session().commit()
     return org
+
+
+def register_for(org, client_id: str) -> None:
+    """The org's first identity is registered for ``client_id`` (as the wizard leaves it)."""
+    from idp import db
+    from idp.identity.models import IdentityRegistration
+
+    db.session().add(IdentityRegistration(identity_id=org.identities[0].id, client_id=client_id))
+    db.session().commit()
+
+
+def add_other_org(client_id: str):
+    """A second organisation (代理记账公司), registered for ``client_id``."""
+    from idp import db
+    from idp.orgs.registration import add_org
+
+    other = add_org(db.session(), uscc=OTHER_USCC, name=OTHER_ORG_NAME, org_type="bookkeeping")
+    db.session().commit()
+    register_for(other, client_id)
+    return other
 
 
 def enrol(session, org, *, name: str, phone: str, password: str | None = None):

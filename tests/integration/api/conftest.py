@@ -21,11 +21,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import OTHER_USCC, RegisteredClient, register
+from tests.conftest import RegisteredClient, add_other_org, register, register_for
 from tests.flows import REDIRECT_URI
 from tests.integration.api.helpers import (
     API_SCOPE,
-    OTHER_ORG_NAME,
     Tokens,
     admin_tokens,
     code_flow,
@@ -59,14 +58,6 @@ def api_rp(app: Flask) -> RegisteredClient:
     )
 
 
-def register_for(org, client_id: str) -> None:
-    from idp import db
-    from idp.identity.models import IdentityRegistration
-
-    db.session().add(IdentityRegistration(identity_id=org.identities[0].id, client_id=client_id))
-    db.session().commit()
-
-
 @pytest.fixture
 def home_org(org, api_rp: RegisteredClient):
     """The demo organisation (审计单位, the PKI's USCC), registered for ``api_rp``."""
@@ -76,13 +67,7 @@ def home_org(org, api_rp: RegisteredClient):
 
 @pytest.fixture
 def other_org(app: Flask, api_rp: RegisteredClient):
-    from idp import db
-    from idp.orgs.registration import add_org
-
-    other = add_org(db.session(), uscc=OTHER_USCC, name=OTHER_ORG_NAME, org_type="bookkeeping")
-    db.session().commit()
-    register_for(other, api_rp.client_id)
-    return other
+    return add_other_org(api_rp.client_id)
 
 
 @pytest.fixture

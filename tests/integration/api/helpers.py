@@ -13,7 +13,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from tests.conftest import OTHER_USCC
+from tests.conftest import OTHER_ORG_NAME, OTHER_USCC
 from tests.flows import (
     REDIRECT_URI,
     Pkce,
@@ -36,7 +36,6 @@ from tests.pki import (
 
 ORIGIN = "http://localhost"  # the test issuer's origin, which the UKey payload names
 API_SCOPE = "openid profile phone org.operators org.reviews"
-OTHER_ORG_NAME = "上海另一家代理记账有限公司"
 PROBLEM = "application/problem+json"
 
 

@@ -23,21 +23,15 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import DEMO_USCC, OTHER_USCC, RegisteredClient
+from tests.conftest import (
+    DEMO_USCC,
+    OTHER_ORG_NAME,
+    OTHER_USCC,
+    RegisteredClient,
+    add_other_org,
+    register_for,
+)
 from tests.integration.orgs.helpers import cert_login
-
-OTHER_ORG_NAME = "上海另一家代理记账有限公司"
-
-
-
-
-def register_for(org, client_id: str) -> None:
-    """The org's first identity is registered for ``client_id`` (as the wizard leaves it)."""
-    from idp import db
-    from idp.identity.models import IdentityRegistration
-
-    db.session().add(IdentityRegistration(identity_id=org.identities[0].id, client_id=client_id))
-    db.session().commit()
 
 
 @pytest.fixture
@@ -49,13 +43,7 @@ def home_org(org, rp: RegisteredClient):
 
 @pytest.fixture
 def other_org(app: Flask, rp: RegisteredClient):
-    from idp import db
-    from idp.orgs.registration import add_org
-
-    other = add_org(db.session(), uscc=OTHER_USCC, name=OTHER_ORG_NAME, org_type="bookkeeping")
-    db.session().commit()
-    register_for(other, rp.client_id)
-    return other
+    return add_other_org(rp.client_id)
 
 
 @pytest.fixture
