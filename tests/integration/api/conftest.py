@@ -21,7 +21,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import RegisteredClient, add_other_org, register, register_for
+from tests.conftest import OTHER_USCC, RegisteredClient, add_other_org, register, register_for
 from tests.flows import REDIRECT_URI
 from tests.integration.api.helpers import (
     API_SCOPE,
