@@ -45,6 +45,7 @@ USCC = "91310000MA1K000019"
 USCC_WRONG_CHECK = "91310000MA1K00001A"  # same 17 characters, wrong check character
 OTHER_USCC = "91310115MA1H7GXX3K"
 ORG_NAME = "上海示例审计事务所有限公司"
+PERSON_NAME = "张三"
 USCC_OID = "1.2.156.10260.4.1.4"
 SHECA_OID = "1.2.156.1.8888.148"
 ORGANIZATION_IDENTIFIER = ObjectIdentifier("2.5.4.97")
@@ -296,6 +297,17 @@ def org_subject(
             x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, ORG_NAME),
             *(extra or []),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
+def personal_subject(common_name: str) -> x509.Name:
+    """A personal certificate's subject: no organisation, the person in CN (where CAs often add
+    an ID or the employer's code)."""
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
             x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
@@ -796,6 +808,7 @@ def _leaves(
             subject=subject_with(ORGANIZATION_IDENTIFIER, f"NTRCN-{USCC}"),
         ),
         leaf("uscc_cn", extensions=[], subject=org_subject(common_name=f"{ORG_NAME}（{USCC}）")),
+        leaf("personal_cn", extensions=[], subject=personal_subject(f"{PERSON_NAME}（{USCC}）")),
         leaf("ocsp_only", crl_url=None),
         leaf("ocsp_revoked", crl_url=None),
         leaf("no_revocation_info", crl_url=None, ocsp_url=None),

@@ -3,9 +3,12 @@
 CAs put the code in different places (see docs/ukey.md §2): a private extension
 (``1.2.156.10260.4.1.4``, SHECA's ``1.2.156.1.8888.148``) holding a DER string or bare text, or a
 subject attribute (``serialNumber``, ``organizationIdentifier`` as ``NTRCN-<code>``, ``OU``, inside
-``CN``). The places are tried in a configured order (``IDP_CERT_USCC_ORDER``), which the trust
-directory's ``uscc-order.json`` can override per issuing CA. Only a value whose GB 32100 check
-character is right counts, so a wrong or foreign number is skipped, never returned.
+``CN``). The places are tried in a configured order. The default (``IDP_CERT_USCC_ORDER``) names
+organisation-certificate extensions only: personal and employee certificates often carry their
+organisation's code in a subject attribute (a CN such as "张三(9131…)"), so a subject attribute
+proves nothing unless the trust directory's ``uscc-order.json`` enables it for a CA known to use
+it in organisation certificates only. Only a value whose GB 32100 check character is right
+counts, so a wrong or foreign number is skipped, never returned.
 """
 
 from __future__ import annotations
@@ -58,21 +61,36 @@ CONSTRUCTED = 0x20
 MAX_DEPTH = 4
 
 
-def parse_order(text: str | list[str]) -> list[str]:
+def parse_order(text: str | list[str], *, subject_attributes: bool) -> list[str]:
     """Parse ``"ext:1.2.156.10260.4.1.4,serialNumber,OU,CN"`` (or a list of the same tokens).
 
-    Raises ValueError naming the first unknown token.
+    Subject attributes are accepted only where ``subject_attributes`` says (an issuer's own
+    order). Raises ValueError naming the first unusable token, or when no source is named.
     """
     tokens = text.split(",") if isinstance(text, str) else list(text)
-    order = []
-    for raw in tokens:
-        token = raw.strip()
-        if not token:
-            continue
-        if not (token in SUBJECT_SOURCES or (token.startswith("ext:") and OID.match(token[4:]))):
+    order = [token.strip() for token in tokens if token.strip()]
+    for token in order:
+        if token in SUBJECT_SOURCES:
+            if not subject_attributes:
+                raise ValueError(
+                    f"subject attribute {token!r} may be enabled only per issuer, in {ORDER_FILE}"
+                )
+        elif not (token.startswith("ext:") and is_oid(token[4:])):
             raise ValueError(f"unknown USCC source {token!r}")
-        order.append(token)
+    if not order:
+        raise ValueError("no USCC source named")
     return order
+
+
+def is_oid(text: str) -> bool:
+    """A dotted object identifier with valid first arcs (``1.2.156.10260.4.1.4``)."""
+    if not OID.match(text):
+        return False
+    try:
+        ObjectIdentifier(text)
+    except ValueError:
+        return False
+    return True
 
 
 def extract_uscc(cert: x509.Certificate, order: list[str]) -> str | None:
@@ -107,7 +125,7 @@ def load_issuer_orders(path: Path) -> dict[x509.Name, list[str]]:
         except ValueError:
             raise ValueError(f"{path.name}: {issuer!r} is not an RFC 4514 name") from None
         try:
-            orders[name] = parse_order(order)
+            orders[name] = parse_order(order, subject_attributes=True)
         except ValueError as error:
             raise ValueError(f"{path.name}: {error}") from None
     return orders

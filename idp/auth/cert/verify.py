@@ -129,10 +129,16 @@ def verify_login(
     return _verified(cert, certificate, uscc)
 
 
+def check_configuration(settings: Settings) -> None:
+    """Refuse to start with a certificate-login setting that is unusable (ConfigError), rather
+    than failing, or reading the USCC from the wrong place, at the first login."""
+    default_uscc_order(settings)
+
+
 def default_uscc_order(settings: Settings) -> list[str]:
-    """``IDP_CERT_USCC_ORDER`` parsed; ConfigError names the bad token."""
+    """``IDP_CERT_USCC_ORDER`` parsed: extensions only; ConfigError names the bad token."""
     try:
-        return parse_order(settings.cert_uscc_order)
+        return parse_order(settings.cert_uscc_order, subject_attributes=False)
     except ValueError as error:
         raise ConfigError(f"IDP_CERT_USCC_ORDER: {error}") from None
 
@@ -142,7 +148,8 @@ def describe(cert_der: bytes, *, uscc_order: list[str] | None = None) -> dict[st
     subject, issuer, org_name, uscc (None when absent or invalid), serial, not_before,
     not_after (ISO 8601 UTC), key_alg, sha256 (hex). Nothing is validated here."""
     cert = _load_certificate(cert_der)
-    order = uscc_order if uscc_order is not None else parse_order(Settings.cert_uscc_order)
+    default = parse_order(Settings.cert_uscc_order, subject_attributes=False)
+    order = uscc_order if uscc_order is not None else default
     return {
         "subject": cert.subject.rfc4514_string(),
         "issuer": cert.issuer.rfc4514_string(),

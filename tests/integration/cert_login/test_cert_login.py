@@ -191,6 +191,8 @@ def test_unregistered_identity_is_refused_at_the_relying_party(client, pki, app,
         ("no_digital_signature", "该证书不能用于签名登录"),
         ("no_uscc", "证书中未找到有效的统一社会信用代码"),
         ("wrong_check", "证书中未找到有效的统一社会信用代码"),
+        ("personal_cn", "证书中未找到有效的统一社会信用代码"),
+        ("uscc_cn", "证书中未找到有效的统一社会信用代码"),
     ],
 )
 def test_each_certificate_failure_has_its_message_and_changes_nothing(client, pki, leaf, message):

@@ -106,9 +106,29 @@ def test_good_certificates_log_in(pki, settings, challenges, leaf, alg, key_alg)
     assert challenges.live == set()
 
 
-@pytest.mark.parametrize("leaf", ["uscc_serial", "uscc_ou", "uscc_orgid", "uscc_cn"])
-def test_uscc_in_the_subject(pki, settings, challenges, leaf):
-    assert login(pki[leaf], settings, challenges).uscc == USCC
+SUBJECT_PLACEMENTS = {
+    "uscc_serial": "serialNumber",
+    "uscc_ou": "OU",
+    "uscc_orgid": "organizationIdentifier",
+    "uscc_cn": "CN",
+}
+
+
+@pytest.mark.parametrize("leaf", [*SUBJECT_PLACEMENTS, "personal_cn"])
+def test_a_code_in_the_subject_proves_nothing_by_default(pki, settings, challenges, leaf):
+    """Personal and employee certificates often carry their organisation's code in the subject
+    (CN "张三(9131…)"): by default only the organisation-certificate extensions count."""
+    with pytest.raises(errors.NoUsccError):
+        login(pki[leaf], settings, challenges)
+
+
+@pytest.mark.parametrize(("leaf", "source"), SUBJECT_PLACEMENTS.items())
+def test_a_code_in_the_subject_counts_where_the_issuers_order_names_it(
+    pki, tmp_path, challenges, leaf, source
+):
+    issuer = pki.intermediate.cert.subject.rfc4514_string()
+    trust = pki.write_trust_dir(tmp_path / "trust-subject", orders={issuer: [source]})
+    assert login(pki[leaf], make_settings(tmp_path, trust), challenges).uscc == USCC
 
 
 def test_form_fields_work_end_to_end(pki, settings, challenges):
@@ -431,13 +451,16 @@ def test_check_order_payload_before_certificate(pki, settings, challenges):
 
 def test_uscc_order_override_per_issuer_is_reloaded(pki, settings, trust_dir, challenges):
     leaf = pki["uscc_serial"]
-    assert login(leaf, settings, challenges).uscc == USCC
+    with pytest.raises(errors.NoUsccError):
+        login(leaf, settings, challenges)
     issuer = pki.intermediate.cert.subject.rfc4514_string()
     order_file = trust_dir / "uscc-order.json"
+    order_file.write_text(json.dumps({issuer: ["ext:1.2.156.10260.4.1.4", "serialNumber"]}))
+    assert login(leaf, settings, challenges).uscc == USCC
+    assert login(pki["good_ec"], settings, challenges).uscc == USCC
     order_file.write_text(json.dumps({issuer: ["ext:1.2.156.10260.4.1.4", "CN"]}))
     with pytest.raises(errors.NoUsccError):
         login(leaf, settings, challenges)
-    assert login(pki["good_ec"], settings, challenges).uscc == USCC
 
 
 def test_new_anchor_is_picked_up_without_restart(pki, tmp_path, challenges):

@@ -31,7 +31,8 @@ from tests.pki import (
     uscc_extension,
 )
 
-DEFAULT = parse_order(Settings.cert_uscc_order)
+DEFAULT = parse_order(Settings.cert_uscc_order, subject_attributes=False)
+EVERY_SOURCE = [*DEFAULT, "serialNumber", "organizationIdentifier", "OU", "CN"]
 
 
 def make_cert(pki, *, extensions=(), subject=None) -> x509.Certificate:
@@ -45,41 +46,57 @@ def subject_with(oid, value) -> x509.Name:
 # --- the order setting --------------------------------------------------------------------------
 
 
-def test_default_order_parses():
-    assert DEFAULT == [
-        "ext:1.2.156.10260.4.1.4",
-        "ext:1.2.156.1.8888.148",
-        "serialNumber",
-        "organizationIdentifier",
-        "OU",
-        "CN",
-    ]
+def test_default_order_is_the_organisation_certificate_extensions_only():
+    assert DEFAULT == ["ext:1.2.156.10260.4.1.4", "ext:1.2.156.1.8888.148"]
 
 
 def test_order_accepts_lists_and_spaces():
-    assert parse_order(" ext:1.2.3 , CN ,") == ["ext:1.2.3", "CN"]
-    assert parse_order(["OU", "serialNumber"]) == ["OU", "serialNumber"]
+    assert parse_order(" ext:1.2.3 , CN ,", subject_attributes=True) == ["ext:1.2.3", "CN"]
+    assert parse_order(["OU", "serialNumber"], subject_attributes=True) == ["OU", "serialNumber"]
 
 
-@pytest.mark.parametrize("text", ["CN,O", "ext:", "ext:1.2.x", "ext:01.2", "cn", "subject"])
+@pytest.mark.parametrize(
+    "text", ["CN,O", "ext:", "ext:1.2.x", "ext:01.2", "ext:1.45", "ext:3.1", "cn", "subject"]
+)
 def test_unknown_sources_are_refused(text):
     with pytest.raises(ValueError, match="unknown USCC source"):
-        parse_order(text)
+        parse_order(text, subject_attributes=True)
+
+
+@pytest.mark.parametrize("source", ["serialNumber", "organizationIdentifier", "OU", "CN"])
+def test_subject_attributes_are_refused_outside_an_issuers_order(source):
+    with pytest.raises(ValueError, match=f"subject attribute '{source}'.*uscc-order.json"):
+        parse_order(f"ext:1.2.156.10260.4.1.4,{source}", subject_attributes=False)
+
+
+@pytest.mark.parametrize("text", ["", " , ", []])
+def test_an_order_without_sources_is_refused(text):
+    with pytest.raises(ValueError, match="no USCC source"):
+        parse_order(text, subject_attributes=True)
 
 
 # --- placements of the test PKI -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "leaf", ["good_rsa", "good_ec", "good_sm2", "uscc_serial", "uscc_ou", "uscc_orgid", "uscc_cn"]
-)
-def test_every_placement_is_found(pki, leaf):
+@pytest.mark.parametrize("leaf", ["good_rsa", "good_ec", "good_sm2"])
+def test_the_default_order_finds_the_extension(pki, leaf):
     assert extract_uscc(pki[leaf].cert, DEFAULT) == USCC
+
+
+@pytest.mark.parametrize("leaf", ["uscc_serial", "uscc_ou", "uscc_orgid", "uscc_cn", "personal_cn"])
+def test_the_default_order_reads_no_subject_attribute(pki, leaf):
+    """A code in the subject is what personal and employee certificates carry too."""
+    assert extract_uscc(pki[leaf].cert, DEFAULT) is None
+
+
+@pytest.mark.parametrize("leaf", ["uscc_serial", "uscc_ou", "uscc_orgid", "uscc_cn"])
+def test_every_subject_placement_is_found_where_an_order_names_it(pki, leaf):
+    assert extract_uscc(pki[leaf].cert, EVERY_SOURCE) == USCC
 
 
 @pytest.mark.parametrize("leaf", ["no_uscc", "wrong_check"])
 def test_missing_or_wrong_check_character_gives_none(pki, leaf):
-    assert extract_uscc(pki[leaf].cert, DEFAULT) is None
+    assert extract_uscc(pki[leaf].cert, EVERY_SOURCE) is None
 
 
 def test_wrong_check_character_is_really_only_the_last_character():
@@ -108,7 +125,7 @@ def test_an_invalid_value_falls_through_to_the_next_source(pki):
         extensions=[uscc_extension(der_string(USCC_WRONG_CHECK))],
         subject=subject_with(NameOID.ORGANIZATIONAL_UNIT_NAME, USCC),
     )
-    assert extract_uscc(cert, DEFAULT) == USCC
+    assert extract_uscc(cert, EVERY_SOURCE) == USCC
 
 
 # --- extension encodings ------------------------------------------------------------------------
