@@ -13,10 +13,8 @@ counts, so a wrong or foreign number is skipped, never returned.
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Iterator
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID, ObjectIdentifier
@@ -33,12 +31,6 @@ SUBJECT_SOURCES: dict[str, ObjectIdentifier] = {
 # Sources whose value may hold the code among other text ("某某公司(9131...)"); the others must
 # hold the code alone (after a scheme prefix), so that a longer number is never cut into a code.
 SEARCHED_SOURCES = {"CN"}
-RFC4514_NAMES = {
-    "serialNumber": NameOID.SERIAL_NUMBER,
-    "organizationIdentifier": ORGANIZATION_IDENTIFIER,
-    "emailAddress": NameOID.EMAIL_ADDRESS,
-    "E": NameOID.EMAIL_ADDRESS,
-}
 CANDIDATE = re.compile(r"(?<![0-9A-Za-z])[0-9A-HJ-NP-RTUWXY]{18}(?![0-9A-Za-z])")
 # ETSI EN 319 412-1 semantics identifier ("NTRCN-", "VATCN-") or a bare country prefix ("CN:").
 SCHEME_PREFIX = re.compile(r"^(?:[A-Z]{3}[A-Z]{2}-|[A-Z]{2}:)")
@@ -101,41 +93,6 @@ def extract_uscc(cert: x509.Certificate, order: list[str]) -> str | None:
             if code is not None:
                 return code
     return None
-
-
-def load_issuer_orders(path: Path) -> dict[x509.Name, list[str]]:
-    """Read ``uscc-order.json``: ``{"<issuer, RFC 4514>": ["ext:...", "serialNumber"], ...}``.
-
-    A missing file means no overrides. Raises ValueError for a malformed file.
-    """
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path.name}: {error}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path.name}: expected an object mapping issuer names to orders")
-    orders: dict[x509.Name, list[str]] = {}
-    for issuer, order in data.items():
-        if not isinstance(order, str | list) or not all(isinstance(t, str) for t in order):
-            raise ValueError(f"{path.name}: the order of {issuer!r} must be a list of strings")
-        try:
-            name = x509.Name.from_rfc4514_string(issuer, RFC4514_NAMES)
-        except ValueError:
-            raise ValueError(f"{path.name}: {issuer!r} is not an RFC 4514 name") from None
-        try:
-            orders[name] = parse_order(order, subject_attributes=True)
-        except ValueError as error:
-            raise ValueError(f"{path.name}: {error}") from None
-    return orders
-
-
-def order_for_issuer(
-    issuer: x509.Name, default: list[str], overrides: Mapping[x509.Name, list[str]]
-) -> list[str]:
-    """The override for this issuing CA when there is one, else the default order."""
-    return overrides.get(issuer, default)
 
 
 def _source_texts(cert: x509.Certificate, source: str) -> Iterator[str]:

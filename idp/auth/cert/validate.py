@@ -98,14 +98,16 @@ from idp.auth.cert.errors import (
     CertificateExpiredError,
     CertificateNotYetValidError,
     CertificateRevokedError,
+    IssuerRulesUnusableError,
     KeyUsageError,
     MalformedResponseError,
     RevocationUnknownError,
     UntrustedIssuerError,
 )
+from idp.auth.cert.issuers import DEFAULT_RULES, IssuerRules, load_issuer_rules
 from idp.auth.cert.sm2 import Sm2SignatureValidator
-from idp.auth.cert.uscc import ORDER_FILE, load_issuer_orders, order_for_issuer
-from idp.config import Settings
+from idp.auth.cert.uscc import ORDER_FILE
+from idp.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +132,8 @@ class TrustMaterial:
 
     anchors: tuple[asn1_x509.Certificate, ...] = ()
     crls: tuple[asn1_crl.CertificateList, ...] = ()
-    issuer_orders: Mapping[x509.Name, list[str]] = field(default_factory=dict)
+    issuer_rules: Mapping[x509.Name, IssuerRules] = field(default_factory=dict)
+    rules_error: str = ""  # why uscc-order.json is unusable; empty when it is fine
 
 
 class CrlCache:
@@ -168,7 +171,7 @@ class CrlCache:
 
 
 class TrustStore:
-    """Anchors, CRL files and USCC orders of one trust directory, re-read when a file in it
+    """Anchors, CRL files and issuer rules of one trust directory, re-read when a file in it
     changes (names, sizes and mtimes are compared on each use), plus the fetched-CRL cache."""
 
     def __init__(self, directory: Path) -> None:
@@ -187,9 +190,19 @@ class TrustStore:
                 self._stamp = stamp
             return self._material
 
-    def uscc_order(self, issuer: x509.Name, default: list[str]) -> list[str]:
-        """The USCC order for certificates of ``issuer`` (uscc-order.json, else ``default``)."""
-        return order_for_issuer(issuer, default, self.material().issuer_orders)
+    def rules_for(self, issuer: x509.Name) -> IssuerRules:
+        """The entry of ``issuer`` in uscc-order.json, else the defaults. While the file is
+        broken, IssuerRulesUnusableError: it may have held this issuer's requirements."""
+        material = self.material()
+        if material.rules_error:
+            raise IssuerRulesUnusableError(detail=material.rules_error)
+        return material.issuer_rules.get(issuer, DEFAULT_RULES)
+
+    def check_rules(self) -> None:
+        """ConfigError naming the file and entry when uscc-order.json is unusable."""
+        error = self.material().rules_error
+        if error:
+            raise ConfigError(error)
 
     def _read_stamp(self) -> tuple[tuple[str, int, int], ...]:
         try:
@@ -241,19 +254,27 @@ def _load_material(directory: Path) -> TrustMaterial:
         except (OSError, ValueError) as error:
             # One unreadable file must not take certificate login down; the others still count.
             log.warning("trust directory: skipping %s: %s", path.name, error)
-    try:
-        orders = load_issuer_orders(directory / ORDER_FILE)
-    except ValueError as error:
-        log.warning("trust directory: ignoring %s", error)
-        orders = {}
+    rules, rules_error = _load_rules(directory / ORDER_FILE)
     log.info(
-        "trust directory %s: %d anchors, %d CRLs, %d USCC orders",
+        "trust directory %s: %d anchors, %d CRLs, %d issuer entries",
         directory,
         len(anchors),
         len(crls),
-        len(orders),
+        len(rules),
     )
-    return TrustMaterial(anchors=tuple(anchors), crls=tuple(crls), issuer_orders=orders)
+    return TrustMaterial(
+        anchors=tuple(anchors), crls=tuple(crls), issuer_rules=rules, rules_error=rules_error
+    )
+
+
+def _load_rules(path: Path) -> tuple[dict[x509.Name, IssuerRules], str]:
+    """The issuer rules, or none and why. A broken file is not ignored: falling back to the
+    defaults would silently drop the requirements it held."""
+    try:
+        return load_issuer_rules(path), ""
+    except ConfigError as error:
+        log.error("trust directory: %s; certificate logins are refused until it is fixed", error)
+        return {}, str(error)
 
 
 def _der_blocks(data: bytes, pem_types: set[str]) -> list[bytes]:

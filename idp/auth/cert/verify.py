@@ -18,6 +18,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from idp.auth.cert.errors import ChallengeError, MalformedResponseError, NoUsccError
+from idp.auth.cert.issuers import check_organisation_certificate
 from idp.auth.cert.payload import (
     b64decode,
     check_certificate_binding,
@@ -106,7 +107,9 @@ def verify_login(
     4. ``cert_sha256`` names ``certificate``; 5. the signature verifies with its key; 6.
     ``consume_challenge(nonce)`` is true (called only now, so a forged request cannot burn a
     challenge); 7. the chain validates against the trust directory (validity, digitalSignature,
-    revocation: see :mod:`idp.auth.cert.validate`); 8. a USCC with a valid check character.
+    revocation: see :mod:`idp.auth.cert.validate`); 8. the certificate policies and EKUs the
+    issuing CA's entry in ``uscc-order.json`` requires of an organisation certificate; 9. a USCC
+    with a valid check character, from the issuer's sources (default: the extensions only).
 
     ``store`` defaults to the process's store for ``settings.trust_dir``.
     """
@@ -122,8 +125,10 @@ def verify_login(
     if not consume_challenge(login.nonce):
         raise ChallengeError(detail="challenge unknown, expired, foreign or used")
     store = store or trust_store(settings.trust_dir)
+    rules = store.rules_for(cert.issuer)
     validate_chain(certificate, chain, at=now, settings=settings, store=store)
-    uscc = extract_uscc(cert, store.uscc_order(cert.issuer, default_uscc_order(settings)))
+    check_organisation_certificate(cert, rules)
+    uscc = extract_uscc(cert, rules.order(default_uscc_order(settings)))
     if uscc is None:
         raise NoUsccError(detail=f"no valid USCC in {cert.subject.rfc4514_string()}")
     return _verified(cert, certificate, uscc)
@@ -131,8 +136,10 @@ def verify_login(
 
 def check_configuration(settings: Settings) -> None:
     """Refuse to start with a certificate-login setting that is unusable (ConfigError), rather
-    than failing, or reading the USCC from the wrong place, at the first login."""
+    than failing, or reading the USCC from the wrong place, at the first login:
+    ``IDP_CERT_USCC_ORDER`` and the trust directory's ``uscc-order.json``."""
     default_uscc_order(settings)
+    trust_store(settings.trust_dir).check_rules()
 
 
 def default_uscc_order(settings: Settings) -> list[str]:

@@ -11,21 +11,33 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from idp.auth.cert import errors
 from idp.auth.cert.verify import VerifiedCertificate, decode_login_form, describe, verify_login
 from idp.config import Settings
 from tests.pki import (
+    CLIENT_AUTH,
+    ORG_EKU,
     ORG_NAME,
+    ORG_POLICY,
     ORIGIN,
+    PERSON_NAME,
+    PERSONAL_POLICY,
     USCC,
     Leaf,
     Sm2Authority,
+    der_string,
     ec_key,
     issue_leaf,
+    key_purposes,
+    org_subject,
+    policies,
     signed_login,
+    uscc_extension,
 )
+
+USCC_EXTENSION = ObjectIdentifier("1.2.156.10260.4.1.4")
 
 
 class Challenges:
@@ -127,7 +139,7 @@ def test_a_code_in_the_subject_counts_where_the_issuers_order_names_it(
     pki, tmp_path, challenges, leaf, source
 ):
     issuer = pki.intermediate.cert.subject.rfc4514_string()
-    trust = pki.write_trust_dir(tmp_path / "trust-subject", orders={issuer: [source]})
+    trust = pki.write_trust_dir(tmp_path / "trust-subject", rules={issuer: [source]})
     assert login(pki[leaf], make_settings(tmp_path, trust), challenges).uscc == USCC
 
 
@@ -158,6 +170,78 @@ def test_org_name_falls_back_to_cn(pki, settings, challenges):
     )
     leaf = issue_leaf(pki.intermediate, "cn_only", subject=subject, crl_url=None)
     assert login(leaf, settings, challenges).org_name == "示例公司"
+
+
+# --- organisation certificates of an issuer with requirements ----------------------------------
+
+
+def trust_with_rules(pki, tmp_path, entry, *, issuer=None) -> Path:
+    """A trust directory whose uscc-order.json gives ``entry`` to the intermediate CA."""
+    name = (issuer or pki.intermediate.cert.subject).rfc4514_string()
+    return pki.write_trust_dir(tmp_path / "trust-rules", rules={name: entry})
+
+
+REQUIREMENTS = {
+    "policy": ({"policies": [ORG_POLICY]}, "org_policy", ["employee", "good_ec", "org_eku"]),
+    "eku": ({"eku": [ORG_EKU]}, "org_eku", ["employee", "good_ec", "org_policy"]),
+}
+
+
+@pytest.mark.parametrize(
+    ("entry", "organisation", "others"), REQUIREMENTS.values(), ids=REQUIREMENTS.keys()
+)
+def test_an_issuers_requirement_refuses_its_other_certificates_despite_the_uscc_extension(
+    pki, tmp_path, challenges, entry, organisation, others
+):
+    settings = make_settings(tmp_path, trust_with_rules(pki, tmp_path, entry))
+    assert login(pki[organisation], settings, challenges).uscc == USCC
+    for leaf in others:
+        assert pki[leaf].cert.extensions.get_extension_for_oid(USCC_EXTENSION)
+        with pytest.raises(errors.NotOrganisationCertificateError) as caught:
+            login(pki[leaf], settings, challenges)
+        assert caught.value.status == 400
+
+
+def test_without_an_entry_an_employee_certificate_with_the_extension_logs_in(
+    pki, settings, challenges
+):
+    """The defaults cannot tell: only the CA's entry says what its organisation certificates
+    carry (keys/trust/README.md)."""
+    assert login(pki["employee"], settings, challenges).uscc == USCC
+
+
+def test_another_issuers_entry_does_not_apply(pki, tmp_path, challenges):
+    entry = {"policies": [ORG_POLICY]}
+    trust = trust_with_rules(pki, tmp_path, entry, issuer=pki.sm2_root.cert.subject)
+    settings = make_settings(tmp_path, trust)
+    assert login(pki["employee"], settings, challenges).uscc == USCC
+    with pytest.raises(errors.NotOrganisationCertificateError):
+        login(pki["good_sm2"], settings, challenges)
+
+
+def test_requirements_are_checked_after_the_chain_and_before_the_uscc(pki, tmp_path, challenges):
+    settings = make_settings(tmp_path, trust_with_rules(pki, tmp_path, {"eku": [ORG_EKU]}))
+    personal = [policies(PERSONAL_POLICY), key_purposes(CLIENT_AUTH)]
+    expired = issue_leaf(
+        pki.intermediate,
+        "expired_employee",
+        extensions=personal,
+        not_before=datetime.now(UTC) - timedelta(days=400),
+        not_after=datetime.now(UTC) - timedelta(days=1),
+    )
+    with pytest.raises(errors.CertificateExpiredError):
+        login(expired, settings, challenges)
+    without_code = issue_leaf(pki.intermediate, "employee_without_code", extensions=personal)
+    with pytest.raises(errors.NotOrganisationCertificateError):
+        login(without_code, settings, challenges)
+    with_wrong_code = issue_leaf(
+        pki.intermediate,
+        "org_with_broken_code",
+        subject=org_subject(common_name=f"{PERSON_NAME} {USCC}"),
+        extensions=[uscc_extension(der_string("91310000MA1K00001A")), key_purposes(ORG_EKU)],
+    )
+    with pytest.raises(errors.NoUsccError):
+        login(with_wrong_code, settings, challenges)
 
 
 # --- certificate failures -----------------------------------------------------------------------
@@ -473,13 +557,33 @@ def test_new_anchor_is_picked_up_without_restart(pki, tmp_path, challenges):
     assert login(pki["good_sm2"], settings, challenges).key_alg == "SM2"
 
 
-def test_broken_files_are_skipped(pki, trust_dir, settings, challenges):
+def test_broken_anchor_and_crl_files_are_skipped(pki, trust_dir, settings, challenges):
     (trust_dir / "broken.pem").write_text(
         "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
     )
     (trust_dir / "broken.crl").write_bytes(b"junk")
-    (trust_dir / "uscc-order.json").write_text("{not json")
     assert login(pki["good_ec"], settings, challenges).uscc == USCC
+
+
+@pytest.mark.parametrize(
+    "content", ["{not json", '{"CN=A": {"policy": ["1.2.3"]}}', '{"CN=A": {"eku": ["x"]}}']
+)
+def test_a_broken_issuer_file_refuses_logins_until_fixed(
+    pki, trust_dir, settings, challenges, content
+):
+    """It may have held an issuer's requirements: the defaults must not silently take over."""
+    issuer = pki.intermediate.cert.subject.rfc4514_string()
+    rules_file = trust_dir / "uscc-order.json"
+    rules_file.write_text(json.dumps({issuer: {"policies": [ORG_POLICY]}}))
+    with pytest.raises(errors.NotOrganisationCertificateError):
+        login(pki["employee"], settings, challenges)
+    rules_file.write_text(content)
+    with pytest.raises(errors.IssuerRulesUnusableError) as caught:
+        login(pki["org_policy"], settings, challenges)
+    assert caught.value.status == 503
+    assert "uscc-order.json" in caught.value.detail
+    rules_file.write_text(json.dumps({issuer: {"policies": [ORG_POLICY]}}))
+    assert login(pki["org_policy"], settings, challenges).uscc == USCC
 
 
 # --- describe -----------------------------------------------------------------------------------

@@ -1,9 +1,7 @@
-"""Reading the USCC from certificates: every placement, encodings, order, per-issuer overrides,
-and codes whose GB 32100 check character is wrong."""
+"""Reading the USCC from certificates: every placement, encodings, order, and codes whose
+GB 32100 check character is wrong."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 from cryptography import x509
@@ -12,8 +10,6 @@ from cryptography.x509.oid import NameOID
 from idp.auth.cert.uscc import (
     extension_texts,
     extract_uscc,
-    load_issuer_orders,
-    order_for_issuer,
     parse_order,
 )
 from idp.config import Settings
@@ -217,38 +213,3 @@ def test_several_attribute_values_are_all_tried(pki):
         ]
     )
     assert extract_uscc(make_cert(pki, subject=subject), ["OU"]) == USCC
-
-
-# --- per-issuer overrides -----------------------------------------------------------------------
-
-
-def test_issuer_orders_from_file(pki, tmp_path):
-    issuer = pki.intermediate.cert.subject
-    path = tmp_path / "uscc-order.json"
-    path.write_text(json.dumps({issuer.rfc4514_string(): ["serialNumber", "CN"]}))
-    orders = load_issuer_orders(path)
-    assert order_for_issuer(issuer, DEFAULT, orders) == ["serialNumber", "CN"]
-    assert order_for_issuer(pki.root.cert.subject, DEFAULT, orders) == DEFAULT
-
-
-def test_issuer_names_with_rfc4514_attribute_names(tmp_path):
-    path = tmp_path / "uscc-order.json"
-    name = "CN=某某 CA,organizationIdentifier=NTRCN-1,serialNumber=7,C=CN"
-    path.write_text(json.dumps({name: "OU"}, ensure_ascii=False))
-    (parsed,) = load_issuer_orders(path)
-    assert parsed.get_attributes_for_oid(NameOID.SERIAL_NUMBER)[0].value == "7"
-
-
-def test_missing_order_file_means_no_overrides(tmp_path):
-    assert load_issuer_orders(tmp_path / "uscc-order.json") == {}
-
-
-@pytest.mark.parametrize(
-    "content",
-    ["not json", "[]", '{"CN=A": 5}', '{"CN=A": ["bogus"]}', '{"C=CN, O=Test": ["CN"]}'],
-)
-def test_malformed_order_files_are_refused(tmp_path, content):
-    path = tmp_path / "uscc-order.json"
-    path.write_text(content)
-    with pytest.raises(ValueError, match=r"uscc-order\.json"):
-        load_issuer_orders(path)
