@@ -844,6 +844,8 @@ def _leaves(
             extensions=[organisation_code, policies(ORG_POLICY), key_purposes(CLIENT_AUTH)],
         ),
         leaf("org_eku", extensions=[organisation_code, key_purposes(CLIENT_AUTH, ORG_EKU)]),
+        # A TLS server certificate of the same CA, with the organisation's code.
+        leaf("server_auth", extensions=[organisation_code, key_purposes(SERVER_AUTH)]),
         leaf("ocsp_only", crl_url=None),
         leaf("ocsp_revoked", crl_url=None),
         leaf("no_revocation_info", crl_url=None, ocsp_url=None),

@@ -13,8 +13,9 @@ Order of the checks, as docs/ukey-protocol.md §3 lists them: a path to an ancho
 (:class:`UntrustedIssuerError`); the certificate is within its validity period, checked here on
 the exact instant so the message says which side (:class:`CertificateExpiredError`,
 :class:`CertificateNotYetValidError`); it has the digitalSignature key usage, and the extension
-must be present, and it is no CA certificate (:class:`KeyUsageError`); then the full validation: signatures and validity of
-every CA, revocation.
+must be present, it is no CA certificate, and an extendedKeyUsage extension, where present,
+allows client authentication or an EKU of the issuer's entry (:class:`KeyUsageError`); then the
+full validation: signatures and validity of every CA, revocation.
 
 Revocation policy:
 
@@ -121,6 +122,8 @@ MAX_CRL_CACHE_SECONDS = 24 * 3600
 MAX_CACHED_CRL_SETS = 256
 MAX_STORES = 16
 REQUIRED_KEY_USAGE = {"digital_signature"}
+# A login is client authentication: clientAuth, or anyExtendedKeyUsage.
+CLIENT_AUTH_PURPOSES = frozenset({"1.3.6.1.5.5.7.3.2", "2.5.29.37.0"})
 
 
 # --- the trust directory ------------------------------------------------------------------------
@@ -382,6 +385,7 @@ class _Options:
     fetch_crls: bool
     ocsp: bool
     tolerance: timedelta
+    login_purposes: frozenset[str]
 
 
 def validate_chain(
@@ -391,11 +395,14 @@ def validate_chain(
     at: datetime,
     settings: Settings,
     store: TrustStore | None = None,
+    issuer_purposes: frozenset[str] = frozenset(),
 ) -> None:
     """Validate the certificate (with the CA certificates the agent sent) at ``at``.
 
-    Raises UntrustedIssuerError, CertificateExpiredError, CertificateNotYetValidError,
-    KeyUsageError, CertificateRevokedError or RevocationUnknownError; see the module docstring.
+    ``issuer_purposes``: the EKUs the issuing CA's entry names, accepted besides client
+    authentication. Raises UntrustedIssuerError, CertificateExpiredError,
+    CertificateNotYetValidError, KeyUsageError, CertificateRevokedError or
+    RevocationUnknownError; see the module docstring.
     """
     if at.utcoffset() is None:
         raise ValueError("validate_chain needs an aware datetime")
@@ -409,6 +416,7 @@ def validate_chain(
         fetch_crls=settings.cert_fetch_revocation,
         ocsp=settings.cert_ocsp,
         tolerance=timedelta(seconds=max(1, settings.cert_clock_skew)),
+        login_purposes=CLIENT_AUTH_PURPOSES | issuer_purposes,
     )
     rule = _end_entity_rule(leaf, material, ocsp=options.ocsp)
     try:
@@ -494,6 +502,7 @@ async def _validate(
         await _check_path_exists(context, leaf)
         _check_validity_period(leaf, at)
         _check_key_usage(leaf)
+        _check_extended_key_usage(leaf, options.login_purposes)
         path = await _validate_path(validator)
         for failure in context.soft_fail_exceptions:
             log.warning("CA revocation not checked (soft fail): %s", failure)
@@ -525,6 +534,18 @@ def _check_key_usage(leaf: asn1_x509.Certificate) -> None:
         raise KeyUsageError(detail=str(error)) from None
     if leaf.ca:
         raise KeyUsageError(detail="a CA certificate cannot log in")
+
+
+def _check_extended_key_usage(leaf: asn1_x509.Certificate, accepted: frozenset[str]) -> None:
+    """An extendedKeyUsage extension limits what the key is for (RFC 5280 4.2.1.12): a TLS
+    server or code-signing certificate of a trusted CA is no login certificate, even with the
+    organisation's code. Without the extension the key is not limited."""
+    usages = leaf.extended_key_usage_value
+    if usages is None:
+        return
+    purposes = {purpose.dotted for purpose in usages}
+    if not purposes & accepted:
+        raise KeyUsageError(detail=f"extended key usages {sorted(purposes)} allow no login")
 
 
 async def _validate_path(validator: CertificateValidator) -> ValidationPath:

@@ -107,9 +107,10 @@ def verify_login(
     4. ``cert_sha256`` names ``certificate``; 5. the signature verifies with its key; 6.
     ``consume_challenge(nonce)`` is true (called only now, so a forged request cannot burn a
     challenge); 7. the chain validates against the trust directory (validity, digitalSignature,
-    revocation: see :mod:`idp.auth.cert.validate`); 8. the certificate policies and EKUs the
-    issuing CA's entry in ``uscc-order.json`` requires of an organisation certificate; 9. a USCC
-    with a valid check character, from the issuer's sources (default: the extensions only).
+    an extended key usage allowing the login, revocation: see :mod:`idp.auth.cert.validate`);
+    8. the certificate policies and EKUs the issuing CA's entry in ``uscc-order.json`` requires
+    of an organisation certificate (:mod:`idp.auth.cert.issuers`); 9. a USCC with a valid check
+    character, from the issuer's sources (default: the extensions only).
 
     ``store`` defaults to the process's store for ``settings.trust_dir``.
     """
@@ -126,7 +127,9 @@ def verify_login(
         raise ChallengeError(detail="challenge unknown, expired, foreign or used")
     store = store or trust_store(settings.trust_dir)
     rules = store.rules_for(cert.issuer)
-    validate_chain(certificate, chain, at=now, settings=settings, store=store)
+    validate_chain(
+        certificate, chain, at=now, settings=settings, store=store, issuer_purposes=rules.eku
+    )
     check_organisation_certificate(cert, rules)
     uscc = extract_uscc(cert, rules.order(default_uscc_order(settings)))
     if uscc is None:

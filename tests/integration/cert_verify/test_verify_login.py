@@ -24,6 +24,7 @@ from tests.pki import (
     ORIGIN,
     PERSON_NAME,
     PERSONAL_POLICY,
+    SERVER_AUTH,
     USCC,
     Leaf,
     Sm2Authority,
@@ -256,6 +257,7 @@ def test_requirements_are_checked_after_the_chain_and_before_the_uscc(pki, tmp_p
         ("untrusted", errors.UntrustedIssuerError),
         ("under_revoked_ca", errors.UntrustedIssuerError),
         ("no_digital_signature", errors.KeyUsageError),
+        ("server_auth", errors.KeyUsageError),
         ("no_uscc", errors.NoUsccError),
         ("wrong_check", errors.NoUsccError),
         ("revoked_sm2", errors.CertificateRevokedError),
@@ -274,6 +276,49 @@ def test_validity_is_judged_at_now(pki, settings, challenges):
         login(pki["good_ec"], settings, challenges, now=later)
     with pytest.raises(errors.CertificateExpiredError):
         login(pki["good_ec"], settings, challenges, now=later, ts=int(later.timestamp()))
+
+
+ANY_PURPOSE = "2.5.29.37.0"
+
+
+@pytest.mark.parametrize(
+    "purposes", [[CLIENT_AUTH], [ANY_PURPOSE], [SERVER_AUTH, CLIENT_AUTH]], ids=str
+)
+def test_an_extended_key_usage_allowing_client_authentication_logs_in(
+    pki, settings, challenges, purposes
+):
+    leaf = issue_leaf(
+        pki.intermediate,
+        "client",
+        extensions=[uscc_extension(der_string(USCC)), key_purposes(*purposes)],
+    )
+    assert login(leaf, settings, challenges).uscc == USCC
+
+
+@pytest.mark.parametrize("purposes", [[SERVER_AUTH], ["1.3.6.1.5.5.7.3.3"], [ORG_EKU]], ids=str)
+def test_an_extended_key_usage_without_client_authentication_cannot_log_in(
+    pki, settings, challenges, purposes
+):
+    """TLS server and code-signing certificates of a trusted CA may carry the code too."""
+    leaf = issue_leaf(
+        pki.intermediate,
+        "other",
+        extensions=[uscc_extension(der_string(USCC)), key_purposes(*purposes)],
+    )
+    with pytest.raises(errors.KeyUsageError):
+        login(leaf, settings, challenges)
+
+
+def test_the_eku_an_issuers_entry_names_is_accepted_as_the_login_purpose(pki, tmp_path, challenges):
+    leaf = issue_leaf(
+        pki.intermediate,
+        "own_eku",
+        extensions=[uscc_extension(der_string(USCC)), key_purposes(ORG_EKU)],
+    )
+    settings = make_settings(tmp_path, trust_with_rules(pki, tmp_path, {"eku": [ORG_EKU]}))
+    assert login(leaf, settings, challenges).uscc == USCC
+    with pytest.raises(errors.KeyUsageError):
+        login(pki["server_auth"], settings, challenges)
 
 
 def test_a_ca_certificate_cannot_log_in(pki, settings, challenges):
