@@ -833,6 +833,7 @@ def _leaves(
         ),
         leaf("uscc_cn", extensions=[], subject=org_subject(common_name=f"{ORG_NAME}（{USCC}）")),
         leaf("personal_cn", extensions=[], subject=personal_subject(f"{PERSON_NAME}（{USCC}）")),
+        leaf("no_org_name", subject=personal_subject(PERSON_NAME)),
         # An employee's certificate: the organisation's code in the extension, a personal policy.
         leaf(
             "employee",

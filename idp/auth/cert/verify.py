@@ -174,11 +174,11 @@ def describe(cert_der: bytes, *, uscc_order: list[str] | None = None) -> dict[st
 
 
 def organisation_name(cert: x509.Certificate) -> str:
-    """Subject O, else CN, else empty."""
-    for oid in (NameOID.ORGANIZATION_NAME, NameOID.COMMON_NAME):
-        for attribute in cert.subject.get_attributes_for_oid(oid):
-            if isinstance(attribute.value, str) and attribute.value.strip():
-                return attribute.value.strip()
+    """Subject O, else empty. Never CN: in personal and employee certificates it names a
+    person, and the name becomes the organisation's when it is registered or bound."""
+    for attribute in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME):
+        if isinstance(attribute.value, str) and attribute.value.strip():
+            return attribute.value.strip()
     return ""
 
 

@@ -114,6 +114,18 @@ def test_registered_org_admin_reaches_the_portal_and_the_certificate_is_remember
     assert remembered[0].fingerprint == hashlib.sha256(pki[leaf].der).hexdigest()
 
 
+def test_registration_takes_the_organisation_name_only_from_the_certificates_o(client, pki, rp):
+    """Without O the name field starts empty: the CN is a person's name in many certificates."""
+    from tests.integration.orgs.helpers import input_value
+
+    response, _signed, _token = cert_login(client, pki, "no_org_name")
+    assert response.headers["Location"] == "/register"
+    page = client.get("/register/audit/new")
+    assert page.status_code == 200
+    assert input_value(page.text, "name") == ""
+    assert "张三" not in page.text
+
+
 def test_org_admin_id_token_carries_the_registered_identity(client, pki, rp):
     org = register_org(rp, "audit")
     cert_login(client, pki)

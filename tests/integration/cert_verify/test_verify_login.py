@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.x509.oid import NameOID, ObjectIdentifier
+from cryptography.x509.oid import ObjectIdentifier
 
 from idp.auth.cert import errors
 from idp.auth.cert.verify import VerifiedCertificate, decode_login_form, describe, verify_login
@@ -160,17 +160,12 @@ def test_form_fields_work_end_to_end(pki, settings, challenges):
     assert verified.uscc == USCC
 
 
-def test_org_name_falls_back_to_cn(pki, settings, challenges):
-    from cryptography import x509
-
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "示例公司"),
-        ]
-    )
-    leaf = issue_leaf(pki.intermediate, "cn_only", subject=subject, crl_url=None)
-    assert login(leaf, settings, challenges).org_name == "示例公司"
+def test_the_org_name_is_only_the_subject_o_never_the_cn(pki, settings, challenges):
+    """A CN names a person in personal and employee certificates."""
+    verified = login(pki["no_org_name"], settings, challenges)
+    assert verified.uscc == USCC
+    assert verified.org_name == ""
+    assert PERSON_NAME in verified.subject
 
 
 # --- organisation certificates of an issuer with requirements ----------------------------------
