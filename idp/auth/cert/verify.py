@@ -18,7 +18,11 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from idp.auth.cert.errors import ChallengeError, MalformedResponseError, NoUsccError
-from idp.auth.cert.issuers import check_organisation_certificate
+from idp.auth.cert.issuers import (
+    certificate_policies,
+    check_organisation_certificate,
+    extended_key_usages,
+)
 from idp.auth.cert.payload import (
     b64decode,
     check_certificate_binding,
@@ -156,7 +160,9 @@ def default_uscc_order(settings: Settings) -> list[str]:
 def describe(cert_der: bytes, *, uscc_order: list[str] | None = None) -> dict[str, str | None]:
     """A certificate for display, in the shape of the agent's ``/status`` ``certificate``:
     subject, issuer, org_name, uscc (None when absent or invalid), serial, not_before,
-    not_after (ISO 8601 UTC), key_alg, sha256 (hex). Nothing is validated here."""
+    not_after (ISO 8601 UTC), key_alg, sha256 (hex); plus its certificate policies and
+    extended key usages (dotted OIDs, comma-separated, None when absent), which an operator
+    needs to write the issuer's entry in ``uscc-order.json``. Nothing is validated here."""
     cert = _load_certificate(cert_der)
     default = parse_order(Settings.cert_uscc_order, subject_attributes=False)
     order = uscc_order if uscc_order is not None else default
@@ -170,6 +176,8 @@ def describe(cert_der: bytes, *, uscc_order: list[str] | None = None) -> dict[st
         "not_after": _iso(cert.not_valid_after_utc),
         "key_alg": key_description(cert),
         "sha256": hashlib.sha256(cert_der).hexdigest(),
+        "policies": ",".join(sorted(certificate_policies(cert))) or None,
+        "eku": ",".join(sorted(extended_key_usages(cert))) or None,
     }
 
 

@@ -638,6 +638,14 @@ def test_describe(pki):
     assert info["subject"] == leaf.cert.subject.rfc4514_string()
     assert info["not_after"].endswith("Z") and info["not_before"] < info["not_after"]
     assert describe(pki["wrong_check"].der)["uscc"] is None
+    assert info["policies"] is None and info["eku"] is None
+
+
+def test_describe_shows_what_an_issuers_entry_can_require(pki):
+    assert describe(pki["org_policy"].der)["policies"] == ORG_POLICY
+    assert describe(pki["org_eku"].der)["eku"] == ",".join(sorted([CLIENT_AUTH, ORG_EKU]))
+    assert describe(pki["uscc_serial"].der)["uscc"] is None  # the default order
+    assert describe(pki["uscc_serial"].der, uscc_order=["serialNumber"])["uscc"] == USCC
     assert describe(pki["good_sm2"].der)["key_alg"] == "SM2"
     with pytest.raises(errors.MalformedResponseError):
         describe(b"junk")
