@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import timedelta
 
 import pytest
 from joserfc import jwt
@@ -29,7 +30,7 @@ from tests.flows import (
     query_of,
     token_request,
 )
-from tests.pki import TestPki, shared_pki, signed_login
+from tests.pki import TestPki, issue_leaf, shared_pki, signed_login, utcnow
 
 ORIGIN = "http://localhost"
 
@@ -124,6 +125,24 @@ def test_registration_takes_the_organisation_name_only_from_the_certificates_o(c
     assert page.status_code == 200
     assert input_value(page.text, "name") == ""
     assert "张三" not in page.text
+
+
+def test_the_session_ends_when_the_certificate_expires(client, pki, rp):
+    """What the certificate proved is not trusted beyond its validity, whatever the session's
+    own lifetime (12 h)."""
+    register_org(rp, "audit")
+    expiring = issue_leaf(pki.intermediate, "expiring", not_after=utcnow() + timedelta(seconds=3))
+    nonce, token = challenge(client)
+    signed = signed_login(expiring, nonce=nonce, origin=ORIGIN)
+    response = client.post("/login/cert", data={**signed.form(), "csrf_token": token})
+    assert response.headers["Location"] == "/portal"
+    assert client.get("/portal").status_code == 200
+
+    time.sleep((expiring.cert.not_valid_after_utc - utcnow()).total_seconds() + 0.5)
+
+    page = client.get("/portal")
+    assert page.status_code == 302
+    assert page.headers["Location"].startswith("/login")
 
 
 def test_org_admin_id_token_carries_the_registered_identity(client, pki, rp):
