@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     realname.init_app(app, settings)
     signing.init_app(app, settings)
     audit.init_app(app)
-    auth.init_app(app)
+    auth.init_app(app, settings)
     orgs.init_app(app)
     console.init_app(app)
     oidc.init_app(app, settings)

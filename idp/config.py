@@ -159,9 +159,9 @@ class Settings:
         },
     )
     cert_uscc_order: str = field(
-        default="ext:1.2.156.10260.4.1.4,ext:1.2.156.1.8888.148,serialNumber,organizationIdentifier,OU,CN",
+        default="ext:1.2.156.10260.4.1.4,ext:1.2.156.1.8888.148",
         metadata={
-            "doc": "Where to read the USCC from a certificate, in order; keys/trust/uscc-order.json may set another order per issuer."
+            "doc": "Organisation-certificate extensions (ext:<OID>) holding the USCC, in order; subject attributes only per issuer in keys/trust/uscc-order.json."
         },
     )
     cert_fetch_revocation: bool = field(

@@ -39,15 +39,28 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID, ObjectIdentifier
+from cryptography.x509.oid import (
+    AuthorityInformationAccessOID,
+    ExtendedKeyUsageOID,
+    NameOID,
+    ObjectIdentifier,
+)
 
 USCC = "91310000MA1K000019"
 USCC_WRONG_CHECK = "91310000MA1K00001A"  # same 17 characters, wrong check character
 OTHER_USCC = "91310115MA1H7GXX3K"
 ORG_NAME = "上海示例审计事务所有限公司"
+PERSON_NAME = "张三"
 USCC_OID = "1.2.156.10260.4.1.4"
 SHECA_OID = "1.2.156.1.8888.148"
 ORGANIZATION_IDENTIFIER = ObjectIdentifier("2.5.4.97")
+# A CA's own arcs: the policies of its organisation and personal certificates, and an EKU of its
+# organisation certificates (real CAs publish theirs in their CPS).
+ORG_POLICY = "1.3.6.1.4.1.59999.1.1"
+PERSONAL_POLICY = "1.3.6.1.4.1.59999.1.2"
+ORG_EKU = "1.3.6.1.4.1.59999.3.1"
+CLIENT_AUTH = ExtendedKeyUsageOID.CLIENT_AUTH.dotted_string
+SERVER_AUTH = ExtendedKeyUsageOID.SERVER_AUTH.dotted_string
 ORIGIN = "https://login.example.cn"
 
 SM2_CURVE = "1.2.156.10197.1.301"
@@ -301,8 +314,29 @@ def org_subject(
     )
 
 
+def personal_subject(common_name: str) -> x509.Name:
+    """A personal certificate's subject: no organisation, the person in CN (where CAs often add
+    an ID or the employer's code)."""
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+
+
 def uscc_extension(value: bytes, oid: str = USCC_OID) -> x509.UnrecognizedExtension:
     return x509.UnrecognizedExtension(ObjectIdentifier(oid), value)
+
+
+def policies(*oids: str) -> x509.CertificatePolicies:
+    return x509.CertificatePolicies(
+        [x509.PolicyInformation(ObjectIdentifier(o), None) for o in oids]
+    )
+
+
+def key_purposes(*oids: str) -> x509.ExtendedKeyUsage:
+    return x509.ExtendedKeyUsage([ObjectIdentifier(oid) for oid in oids])
 
 
 def issue_leaf(
@@ -711,10 +745,10 @@ class TestPki:
         *,
         crl_files: bool = False,
         sm2: bool = True,
-        orders: dict[str, list[str]] | None = None,
+        rules: dict[str, object] | None = None,
     ) -> Path:
         """The trust directory: the root PEM (and the SM2 root), optionally the current CRLs of
-        the CAs as ``*.crl`` files and a ``uscc-order.json``."""
+        the CAs as ``*.crl`` files and a ``uscc-order.json`` of issuer entries."""
         directory.mkdir(parents=True, exist_ok=True)
         (directory / "test-root.pem").write_bytes(self.root.pem)
         if sm2:
@@ -724,8 +758,8 @@ class TestPki:
             (directory / "test-root.crl").write_bytes(self.root.crl_der())
             if sm2:
                 (directory / "test-sm2-root.crl").write_bytes(self.sm2_root.crl_der())
-        if orders is not None:
-            (directory / "uscc-order.json").write_text(json.dumps(orders, ensure_ascii=False))
+        if rules is not None:
+            (directory / "uscc-order.json").write_text(json.dumps(rules, ensure_ascii=False))
         return directory
 
     def close(self) -> None:
@@ -776,6 +810,8 @@ def _leaves(
     def subject_with(oid: ObjectIdentifier, value: str) -> x509.Name:
         return org_subject(extra=[x509.NameAttribute(oid, value)])
 
+    organisation_code = uscc_extension(der_string(USCC))
+
     items = [
         leaf("good_rsa", key=rsa_key()),
         leaf("good_ec"),
@@ -796,6 +832,21 @@ def _leaves(
             subject=subject_with(ORGANIZATION_IDENTIFIER, f"NTRCN-{USCC}"),
         ),
         leaf("uscc_cn", extensions=[], subject=org_subject(common_name=f"{ORG_NAME}（{USCC}）")),
+        leaf("personal_cn", extensions=[], subject=personal_subject(f"{PERSON_NAME}（{USCC}）")),
+        leaf("no_org_name", subject=personal_subject(PERSON_NAME)),
+        # An employee's certificate: the organisation's code in the extension, a personal policy.
+        leaf(
+            "employee",
+            subject=org_subject(common_name=PERSON_NAME),
+            extensions=[organisation_code, policies(PERSONAL_POLICY), key_purposes(CLIENT_AUTH)],
+        ),
+        leaf(
+            "org_policy",
+            extensions=[organisation_code, policies(ORG_POLICY), key_purposes(CLIENT_AUTH)],
+        ),
+        leaf("org_eku", extensions=[organisation_code, key_purposes(CLIENT_AUTH, ORG_EKU)]),
+        # A TLS server certificate of the same CA, with the organisation's code.
+        leaf("server_auth", extensions=[organisation_code, key_purposes(SERVER_AUTH)]),
         leaf("ocsp_only", crl_url=None),
         leaf("ocsp_revoked", crl_url=None),
         leaf("no_revocation_info", crl_url=None, ocsp_url=None),

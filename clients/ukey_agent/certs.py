@@ -17,17 +17,12 @@ from cryptography.x509.oid import NameOID
 
 from .der import DerError, decode_text, subject_public_key_info
 
-# USCC locations, in the provider's order (docs/ukey.md §2): SHECA 一证通 and other CAs' extensions.
+# USCC locations, in the provider's default order (docs/ukey.md §2): the organisation-certificate
+# extensions only. A code in the subject (a CN such as "张三(9131…)") is what personal and
+# employee certificates carry too, so the agent does not show it as the organisation's.
 USCC_EXTENSIONS = (
     x509.ObjectIdentifier("1.2.156.10260.4.1.4"),
     x509.ObjectIdentifier("1.2.156.1.8888.148"),
-)
-ORGANIZATION_IDENTIFIER = x509.ObjectIdentifier("2.5.4.97")
-USCC_ATTRIBUTES = (
-    NameOID.SERIAL_NUMBER,
-    ORGANIZATION_IDENTIFIER,
-    NameOID.ORGANIZATIONAL_UNIT_NAME,
-    NameOID.COMMON_NAME,
 )
 USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
@@ -52,7 +47,7 @@ def is_valid_uscc(value: str) -> bool:
 
 
 def _uscc_candidates(cert: x509.Certificate) -> Iterable[str]:
-    """Every value that might hold the USCC, most specific location first."""
+    """The values of the USCC extensions, in the provider's default order."""
     for oid in USCC_EXTENSIONS:
         try:
             extension = cert.extensions.get_extension_for_oid(oid)
@@ -62,16 +57,11 @@ def _uscc_candidates(cert: x509.Certificate) -> Iterable[str]:
         text = decode_text(raw) if isinstance(raw, bytes) else None
         if text:
             yield text
-    for oid in USCC_ATTRIBUTES:
-        for attribute in cert.subject.get_attributes_for_oid(oid):
-            value = attribute.value
-            if isinstance(value, str):
-                yield value.removeprefix("NTRCN-") if oid == ORGANIZATION_IDENTIFIER else value
 
 
 def extract_uscc(cert: x509.Certificate) -> str | None:
     """The first candidate that is a valid USCC; values failing the check character are skipped,
-    so a CN that merely looks like a code cannot stand in for a broken extension."""
+    and the subject is never read, so a CN that merely holds a code shows no organisation."""
     for candidate in _uscc_candidates(cert):
         value = candidate.strip()
         if is_valid_uscc(value):

@@ -5,10 +5,14 @@ from __future__ import annotations
 from flask import Flask
 
 from idp.auth import session
+from idp.config import Settings
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, settings: Settings) -> None:
+    from idp.auth.cert.verify import check_configuration
     from idp.auth.views import bp
+
+    check_configuration(settings)
 
     app.register_blueprint(bp)
     app.before_request(session.forget_request_state)

@@ -81,6 +81,7 @@ def log_in(session: Session, form: dict[str, str]) -> login_session.LoginSession
         acr=UKEY_ACR,
         org_id=org.id if org else None,
         certificate=certificate_facts(verified),
+        not_after=verified.not_after,
     )
 
 

@@ -34,6 +34,9 @@ class LoginSession:
     # subject, issuer); the registration wizard reads it while org_id is still None
     certificate: dict[str, str] | None = None
     consents: list[str] = field(default_factory=list)  # "client_id scope" strings
+    # certificate logins: the end of the certificate's validity (Unix time), where the session
+    # ends at the latest: what the certificate proved is not trusted beyond it
+    not_after: float | None = None
 
 
 def _key(session_id: str) -> str:
@@ -41,9 +44,12 @@ def _key(session_id: str) -> str:
 
 
 def _remaining(login: LoginSession) -> timedelta:
+    now = utcnow()
     absolute = timedelta(seconds=settings().session_absolute_ttl)
-    left = datetime.fromtimestamp(login.created_at, tz=utcnow().tzinfo) + absolute - utcnow()
-    return min(left, timedelta(seconds=settings().session_idle_ttl))
+    ends = datetime.fromtimestamp(login.created_at, tz=now.tzinfo) + absolute
+    if login.not_after is not None:
+        ends = min(ends, datetime.fromtimestamp(login.not_after, tz=now.tzinfo))
+    return min(ends - now, timedelta(seconds=settings().session_idle_ttl))
 
 
 def save(login: LoginSession) -> None:
@@ -62,8 +68,10 @@ def start(
     acr: str,
     org_id: int | None = None,
     certificate: dict[str, str] | None = None,
+    not_after: datetime | None = None,
 ) -> LoginSession:
-    """Begin a new session (a fresh id, so a session id planted before login is useless)."""
+    """Begin a new session (a fresh id, so a session id planted before login is useless);
+    ``not_after`` ends it, at the latest, when the login's certificate expires."""
     end_current()
     now = utcnow().timestamp()
     login = LoginSession(
@@ -76,6 +84,7 @@ def start(
         created_at=now,
         org_id=org_id,
         certificate=certificate,
+        not_after=not_after.timestamp() if not_after else None,
     )
     save(login)
     g.login_session = login

@@ -1,5 +1,5 @@
-"""Certificate reading: USCC locations and encodings in the provider's order, signing-certificate
-choice, key names."""
+"""Certificate reading: USCC locations and encodings in the provider's default order (extensions
+only), signing-certificate choice, key names."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def test_extension_encodings(key, value):
     assert extract_uscc(cert) == USCC
 
 
-def test_order_extension_before_sheca_extension_before_subject(key):
+def test_order_extension_before_sheca_extension(key):
     both = _cert(
         key,
         subject=[(NameOID.SERIAL_NUMBER, "91350100M000100Y43")],
@@ -87,20 +87,35 @@ def test_order_extension_before_sheca_extension_before_subject(key):
         [(ORG_ID, "NTRCN-" + USCC)],
         [(NameOID.ORGANIZATIONAL_UNIT_NAME, "财务部"), (NameOID.ORGANIZATIONAL_UNIT_NAME, USCC)],
         [(NameOID.COMMON_NAME, USCC)],
+        [(NameOID.COMMON_NAME, f"张三（{USCC}）")],
     ],
 )
-def test_subject_locations(key, subject):
-    assert extract_uscc(_cert(key, subject=subject)) == USCC
+def test_the_subject_is_never_read(key, subject):
+    """As the provider by default: personal certificates carry the code in the subject too."""
+    assert extract_uscc(_cert(key, subject=subject)) is None
 
 
-def test_invalid_check_character_falls_through(key):
+def test_invalid_check_character_falls_through_to_the_next_extension(key):
+    cert = _cert(
+        key,
+        subject=[(NameOID.COMMON_NAME, USCC)],
+        extensions=[
+            _ext(YZT_OID, utf8_string("91310000MA1K000018")),
+            _ext(SHECA_OID, utf8_string(OTHER_USCC)),
+        ],
+    )
+
+    assert extract_uscc(cert) == OTHER_USCC
+
+
+def test_an_invalid_extension_value_never_falls_back_to_the_subject(key):
     cert = _cert(
         key,
         subject=[(NameOID.COMMON_NAME, USCC)],
         extensions=[_ext(YZT_OID, utf8_string("91310000MA1K000018"))],
     )
 
-    assert extract_uscc(cert) == USCC
+    assert extract_uscc(cert) is None
 
 
 def test_no_code(key):

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 
-from tests.agent.helpers import ORG_NAME, USCC
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.agent.helpers import ORG_NAME, USCC, issue
 
 
 def test_no_token(tokens, agent):
@@ -81,3 +85,25 @@ def test_token_without_signing_certificate(tokens, pki, agent):
     assert len(body["tokens"]) == 1
     assert body["certificate"] is None
     assert body["error"] == "no_signing_certificate"
+
+
+def test_an_employee_certificate_shows_no_organisation_code(tokens, pki, agent):
+    """The employer's code in the subject is no sign of an organisation certificate: the page
+    shows "-" for it (and the person's subject for the organisation)."""
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, USCC),
+            x509.NameAttribute(NameOID.COMMON_NAME, "张三"),
+        ]
+    )
+    personal = issue(
+        subject=subject, key=ec.generate_private_key(ec.SECP256R1()), issuer=pki.intermediate
+    )
+    tokens.add(personal)
+
+    certificate = agent().status().json["certificate"]
+
+    assert certificate["subject"] == subject.rfc4514_string()
+    assert certificate["uscc"] is None
+    assert certificate["org_name"] is None

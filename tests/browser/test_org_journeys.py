@@ -3,7 +3,7 @@
 Certificate login (企业 Ukey 信息 from the agent, PIN, UKey 登录) → registration wizard: 否 path
 (注册成功), 是 path (legacy account + TOTP code: 绑定成功), the duplicate-USCC refusal; an org
 admin with two identities entering the demo relying party through the 角色选择 page; the login
-page without an agent (客户端工具); a wrong PIN.
+page without an agent (客户端工具); a wrong PIN; personal and employee UKeys refused.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 
-from tests.pki import ORG_NAME, USCC, TestPki
+from tests.pki import ORG_NAME, ORG_POLICY, USCC, TestPki
 
 pytestmark = pytest.mark.browser
 
@@ -395,6 +395,72 @@ def test_wrong_pin_shows_the_agents_error_and_logs_nobody_in(
     page.goto(f"{provider}/portal")
     page.wait_for_url(starts_with(f"{provider}/login"))
     assert in_db(live_provider, row_counts)["Organisation"] == 0
+
+
+def submit_pin_and_expect_refusal(page: Any, provider: Any, agent: Any, message: str) -> None:
+    """UKey 登录 with the right PIN: the agent signs, the provider refuses the certificate, the
+    login page shows why, and nobody is logged in."""
+    page.locator("#ukey-pin").fill(agent.pin)
+    page.locator("#ukey-submit").click()
+    expect(page.locator("#cert-error")).to_have_text(message)
+    assert page.url == f"{provider.url}/login/cert", page.url
+    page.goto(f"{provider.url}/register")
+    page.wait_for_url(f"{provider.url}/login?method=cert")
+    assert in_db(provider, row_counts)["Organisation"] == 0
+
+
+@pytest.mark.parametrize("ukey_leaf", ["personal_cn"])
+def test_a_personal_ukey_with_the_code_in_its_cn_is_refused(
+    page: Any, live_provider: Any, ukey_agent: Any, results_dir: Path, csp_violations: list[str]
+) -> None:
+    page.goto(f"{live_provider.url}/login?method=cert")
+    subject = ukey_agent.leaf.cert.subject.rfc4514_string()
+    expect(page.locator("#ukey-org")).to_have_text(subject)  # no O: the subject is shown
+    expect(page.locator("#ukey-uscc")).to_have_text("-")  # the CN is not read
+    submit_pin_and_expect_refusal(
+        page, live_provider, ukey_agent, "证书中未找到有效的统一社会信用代码"
+    )
+    page.screenshot(path=results_dir / "provider-cert-login-personal-ukey.png", full_page=True)
+    assert not csp_violations, csp_violations
+
+
+class TestAnIssuerNamingItsOrganisationPolicy:
+    """The trust directory's uscc-order.json gives the issuing CA the policy OID of its
+    organisation certificates."""
+
+    @pytest.fixture
+    def settings_overrides(
+        self, provider_server: Any, ukey_pki: TestPki, tmp_path: Path, agent_url: str
+    ) -> dict[str, object]:
+        issuer = ukey_pki.intermediate.cert.subject.rfc4514_string()
+        rules = {issuer: {"policies": [ORG_POLICY]}}
+        return {
+            "issuer": f"http://127.0.0.1:{provider_server.port}",
+            "trust_dir": ukey_pki.write_trust_dir(tmp_path / "trust", rules=rules),
+            "ukey_agent_url": agent_url,
+        }
+
+    @pytest.mark.parametrize("ukey_leaf", ["employee"])
+    def test_an_employee_ukey_with_the_organisation_extension_is_refused(
+        self,
+        page: Any,
+        live_provider: Any,
+        ukey_agent: Any,
+        results_dir: Path,
+        csp_violations: list[str],
+    ) -> None:
+        open_cert_login(page, live_provider)  # shows the organisation and its code
+        submit_pin_and_expect_refusal(page, live_provider, ukey_agent, "该证书不是机构证书")
+        page.screenshot(path=results_dir / "provider-cert-login-employee-ukey.png", full_page=True)
+        assert not csp_violations, csp_violations
+
+    @pytest.mark.parametrize("ukey_leaf", ["org_policy"])
+    def test_its_organisation_ukey_logs_in(
+        self, page: Any, live_provider: Any, ukey_agent: Any, csp_violations: list[str]
+    ) -> None:
+        cert_login(page, live_provider, ukey_agent, "/register", csp_violations)
+        expect(page.locator("h1")).to_have_text("选择注册类型")
+        assert not csp_violations, csp_violations
 
 
 class TestWithoutAgent:

@@ -107,6 +107,24 @@ class RevocationUnknownError(CertificateLoginError):
     message = _l("无法确认证书吊销状态, 请稍后再试")
 
 
+class NotOrganisationCertificateError(CertificateLoginError):
+    """The issuing CA's entry in ``uscc-order.json`` names the certificate policies or EKUs of its
+    organisation certificates, and this one has none of them: a personal or employee
+    certificate, even if it carries the organisation's code."""
+
+    code = "cert_not_organisation"
+    message = _l("该证书不是机构证书")
+
+
+class IssuerRulesUnusableError(CertificateLoginError):
+    """The trust directory's ``uscc-order.json`` became unreadable or invalid while running. It
+    may have held an issuer's requirements, so logins wait until it is fixed (a 503)."""
+
+    code = "cert_issuer_rules_unusable"
+    status = 503
+    message = _l("证书登录暂不可用, 请联系平台管理员")
+
+
 class NoUsccError(CertificateLoginError):
     """No unified social credit code with a valid GB 32100 check character in the certificate."""
 

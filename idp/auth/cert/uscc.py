@@ -3,17 +3,18 @@
 CAs put the code in different places (see docs/ukey.md §2): a private extension
 (``1.2.156.10260.4.1.4``, SHECA's ``1.2.156.1.8888.148``) holding a DER string or bare text, or a
 subject attribute (``serialNumber``, ``organizationIdentifier`` as ``NTRCN-<code>``, ``OU``, inside
-``CN``). The places are tried in a configured order (``IDP_CERT_USCC_ORDER``), which the trust
-directory's ``uscc-order.json`` can override per issuing CA. Only a value whose GB 32100 check
-character is right counts, so a wrong or foreign number is skipped, never returned.
+``CN``). The places are tried in a configured order. The default (``IDP_CERT_USCC_ORDER``) names
+organisation-certificate extensions only: personal and employee certificates often carry their
+organisation's code in a subject attribute (a CN such as "张三(9131…)"), so a subject attribute
+proves nothing unless the trust directory's ``uscc-order.json`` enables it for a CA known to use
+it in organisation certificates only. Only a value whose GB 32100 check character is right
+counts, so a wrong or foreign number is skipped, never returned.
 """
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator, Mapping
-from pathlib import Path
+from collections.abc import Iterator
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID, ObjectIdentifier
@@ -30,12 +31,6 @@ SUBJECT_SOURCES: dict[str, ObjectIdentifier] = {
 # Sources whose value may hold the code among other text ("某某公司(9131...)"); the others must
 # hold the code alone (after a scheme prefix), so that a longer number is never cut into a code.
 SEARCHED_SOURCES = {"CN"}
-RFC4514_NAMES = {
-    "serialNumber": NameOID.SERIAL_NUMBER,
-    "organizationIdentifier": ORGANIZATION_IDENTIFIER,
-    "emailAddress": NameOID.EMAIL_ADDRESS,
-    "E": NameOID.EMAIL_ADDRESS,
-}
 CANDIDATE = re.compile(r"(?<![0-9A-Za-z])[0-9A-HJ-NP-RTUWXY]{18}(?![0-9A-Za-z])")
 # ETSI EN 319 412-1 semantics identifier ("NTRCN-", "VATCN-") or a bare country prefix ("CN:").
 SCHEME_PREFIX = re.compile(r"^(?:[A-Z]{3}[A-Z]{2}-|[A-Z]{2}:)")
@@ -58,21 +53,36 @@ CONSTRUCTED = 0x20
 MAX_DEPTH = 4
 
 
-def parse_order(text: str | list[str]) -> list[str]:
+def parse_order(text: str | list[str], *, subject_attributes: bool) -> list[str]:
     """Parse ``"ext:1.2.156.10260.4.1.4,serialNumber,OU,CN"`` (or a list of the same tokens).
 
-    Raises ValueError naming the first unknown token.
+    Subject attributes are accepted only where ``subject_attributes`` says (an issuer's own
+    order). Raises ValueError naming the first unusable token, or when no source is named.
     """
     tokens = text.split(",") if isinstance(text, str) else list(text)
-    order = []
-    for raw in tokens:
-        token = raw.strip()
-        if not token:
-            continue
-        if not (token in SUBJECT_SOURCES or (token.startswith("ext:") and OID.match(token[4:]))):
+    order = [token.strip() for token in tokens if token.strip()]
+    for token in order:
+        if token in SUBJECT_SOURCES:
+            if not subject_attributes:
+                raise ValueError(
+                    f"subject attribute {token!r} may be enabled only per issuer, in {ORDER_FILE}"
+                )
+        elif not (token.startswith("ext:") and is_oid(token[4:])):
             raise ValueError(f"unknown USCC source {token!r}")
-        order.append(token)
+    if not order:
+        raise ValueError("no USCC source named")
     return order
+
+
+def is_oid(text: str) -> bool:
+    """A dotted object identifier with valid first arcs (``1.2.156.10260.4.1.4``)."""
+    if not OID.match(text):
+        return False
+    try:
+        ObjectIdentifier(text)
+    except ValueError:
+        return False
+    return True
 
 
 def extract_uscc(cert: x509.Certificate, order: list[str]) -> str | None:
@@ -83,41 +93,6 @@ def extract_uscc(cert: x509.Certificate, order: list[str]) -> str | None:
             if code is not None:
                 return code
     return None
-
-
-def load_issuer_orders(path: Path) -> dict[x509.Name, list[str]]:
-    """Read ``uscc-order.json``: ``{"<issuer, RFC 4514>": ["ext:...", "serialNumber"], ...}``.
-
-    A missing file means no overrides. Raises ValueError for a malformed file.
-    """
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path.name}: {error}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path.name}: expected an object mapping issuer names to orders")
-    orders: dict[x509.Name, list[str]] = {}
-    for issuer, order in data.items():
-        if not isinstance(order, str | list) or not all(isinstance(t, str) for t in order):
-            raise ValueError(f"{path.name}: the order of {issuer!r} must be a list of strings")
-        try:
-            name = x509.Name.from_rfc4514_string(issuer, RFC4514_NAMES)
-        except ValueError:
-            raise ValueError(f"{path.name}: {issuer!r} is not an RFC 4514 name") from None
-        try:
-            orders[name] = parse_order(order)
-        except ValueError as error:
-            raise ValueError(f"{path.name}: {error}") from None
-    return orders
-
-
-def order_for_issuer(
-    issuer: x509.Name, default: list[str], overrides: Mapping[x509.Name, list[str]]
-) -> list[str]:
-    """The override for this issuing CA when there is one, else the default order."""
-    return overrides.get(issuer, default)
 
 
 def _source_texts(cert: x509.Certificate, source: str) -> Iterator[str]:

@@ -13,8 +13,9 @@ Order of the checks, as docs/ukey-protocol.md §3 lists them: a path to an ancho
 (:class:`UntrustedIssuerError`); the certificate is within its validity period, checked here on
 the exact instant so the message says which side (:class:`CertificateExpiredError`,
 :class:`CertificateNotYetValidError`); it has the digitalSignature key usage, and the extension
-must be present, and it is no CA certificate (:class:`KeyUsageError`); then the full validation: signatures and validity of
-every CA, revocation.
+must be present, it is no CA certificate, and an extendedKeyUsage extension, where present,
+allows client authentication or an EKU of the issuer's entry (:class:`KeyUsageError`); then the
+full validation: signatures and validity of every CA, revocation.
 
 Revocation policy:
 
@@ -98,14 +99,16 @@ from idp.auth.cert.errors import (
     CertificateExpiredError,
     CertificateNotYetValidError,
     CertificateRevokedError,
+    IssuerRulesUnusableError,
     KeyUsageError,
     MalformedResponseError,
     RevocationUnknownError,
     UntrustedIssuerError,
 )
+from idp.auth.cert.issuers import DEFAULT_RULES, IssuerRules, load_issuer_rules
 from idp.auth.cert.sm2 import Sm2SignatureValidator
-from idp.auth.cert.uscc import ORDER_FILE, load_issuer_orders, order_for_issuer
-from idp.config import Settings
+from idp.auth.cert.uscc import ORDER_FILE
+from idp.config import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +122,8 @@ MAX_CRL_CACHE_SECONDS = 24 * 3600
 MAX_CACHED_CRL_SETS = 256
 MAX_STORES = 16
 REQUIRED_KEY_USAGE = {"digital_signature"}
+# A login is client authentication: clientAuth, or anyExtendedKeyUsage.
+CLIENT_AUTH_PURPOSES = frozenset({"1.3.6.1.5.5.7.3.2", "2.5.29.37.0"})
 
 
 # --- the trust directory ------------------------------------------------------------------------
@@ -130,7 +135,8 @@ class TrustMaterial:
 
     anchors: tuple[asn1_x509.Certificate, ...] = ()
     crls: tuple[asn1_crl.CertificateList, ...] = ()
-    issuer_orders: Mapping[x509.Name, list[str]] = field(default_factory=dict)
+    issuer_rules: Mapping[x509.Name, IssuerRules] = field(default_factory=dict)
+    rules_error: str = ""  # why uscc-order.json is unusable; empty when it is fine
 
 
 class CrlCache:
@@ -168,7 +174,7 @@ class CrlCache:
 
 
 class TrustStore:
-    """Anchors, CRL files and USCC orders of one trust directory, re-read when a file in it
+    """Anchors, CRL files and issuer rules of one trust directory, re-read when a file in it
     changes (names, sizes and mtimes are compared on each use), plus the fetched-CRL cache."""
 
     def __init__(self, directory: Path) -> None:
@@ -187,9 +193,19 @@ class TrustStore:
                 self._stamp = stamp
             return self._material
 
-    def uscc_order(self, issuer: x509.Name, default: list[str]) -> list[str]:
-        """The USCC order for certificates of ``issuer`` (uscc-order.json, else ``default``)."""
-        return order_for_issuer(issuer, default, self.material().issuer_orders)
+    def rules_for(self, issuer: x509.Name) -> IssuerRules:
+        """The entry of ``issuer`` in uscc-order.json, else the defaults. While the file is
+        broken, IssuerRulesUnusableError: it may have held this issuer's requirements."""
+        material = self.material()
+        if material.rules_error:
+            raise IssuerRulesUnusableError(detail=material.rules_error)
+        return material.issuer_rules.get(issuer, DEFAULT_RULES)
+
+    def check_rules(self) -> None:
+        """ConfigError naming the file and entry when uscc-order.json is unusable."""
+        error = self.material().rules_error
+        if error:
+            raise ConfigError(error)
 
     def _read_stamp(self) -> tuple[tuple[str, int, int], ...]:
         try:
@@ -241,19 +257,27 @@ def _load_material(directory: Path) -> TrustMaterial:
         except (OSError, ValueError) as error:
             # One unreadable file must not take certificate login down; the others still count.
             log.warning("trust directory: skipping %s: %s", path.name, error)
-    try:
-        orders = load_issuer_orders(directory / ORDER_FILE)
-    except ValueError as error:
-        log.warning("trust directory: ignoring %s", error)
-        orders = {}
+    rules, rules_error = _load_rules(directory / ORDER_FILE)
     log.info(
-        "trust directory %s: %d anchors, %d CRLs, %d USCC orders",
+        "trust directory %s: %d anchors, %d CRLs, %d issuer entries",
         directory,
         len(anchors),
         len(crls),
-        len(orders),
+        len(rules),
     )
-    return TrustMaterial(anchors=tuple(anchors), crls=tuple(crls), issuer_orders=orders)
+    return TrustMaterial(
+        anchors=tuple(anchors), crls=tuple(crls), issuer_rules=rules, rules_error=rules_error
+    )
+
+
+def _load_rules(path: Path) -> tuple[dict[x509.Name, IssuerRules], str]:
+    """The issuer rules, or none and why. A broken file is not ignored: falling back to the
+    defaults would silently drop the requirements it held."""
+    try:
+        return load_issuer_rules(path), ""
+    except ConfigError as error:
+        log.error("trust directory: %s; certificate logins are refused until it is fixed", error)
+        return {}, str(error)
 
 
 def _der_blocks(data: bytes, pem_types: set[str]) -> list[bytes]:
@@ -361,6 +385,7 @@ class _Options:
     fetch_crls: bool
     ocsp: bool
     tolerance: timedelta
+    login_purposes: frozenset[str]
 
 
 def validate_chain(
@@ -370,11 +395,14 @@ def validate_chain(
     at: datetime,
     settings: Settings,
     store: TrustStore | None = None,
+    issuer_purposes: frozenset[str] = frozenset(),
 ) -> None:
     """Validate the certificate (with the CA certificates the agent sent) at ``at``.
 
-    Raises UntrustedIssuerError, CertificateExpiredError, CertificateNotYetValidError,
-    KeyUsageError, CertificateRevokedError or RevocationUnknownError; see the module docstring.
+    ``issuer_purposes``: the EKUs the issuing CA's entry names, accepted besides client
+    authentication. Raises UntrustedIssuerError, CertificateExpiredError,
+    CertificateNotYetValidError, KeyUsageError, CertificateRevokedError or
+    RevocationUnknownError; see the module docstring.
     """
     if at.utcoffset() is None:
         raise ValueError("validate_chain needs an aware datetime")
@@ -388,6 +416,7 @@ def validate_chain(
         fetch_crls=settings.cert_fetch_revocation,
         ocsp=settings.cert_ocsp,
         tolerance=timedelta(seconds=max(1, settings.cert_clock_skew)),
+        login_purposes=CLIENT_AUTH_PURPOSES | issuer_purposes,
     )
     rule = _end_entity_rule(leaf, material, ocsp=options.ocsp)
     try:
@@ -473,6 +502,7 @@ async def _validate(
         await _check_path_exists(context, leaf)
         _check_validity_period(leaf, at)
         _check_key_usage(leaf)
+        _check_extended_key_usage(leaf, options.login_purposes)
         path = await _validate_path(validator)
         for failure in context.soft_fail_exceptions:
             log.warning("CA revocation not checked (soft fail): %s", failure)
@@ -504,6 +534,18 @@ def _check_key_usage(leaf: asn1_x509.Certificate) -> None:
         raise KeyUsageError(detail=str(error)) from None
     if leaf.ca:
         raise KeyUsageError(detail="a CA certificate cannot log in")
+
+
+def _check_extended_key_usage(leaf: asn1_x509.Certificate, accepted: frozenset[str]) -> None:
+    """An extendedKeyUsage extension limits what the key is for (RFC 5280 4.2.1.12): a TLS
+    server or code-signing certificate of a trusted CA is no login certificate, even with the
+    organisation's code. Without the extension the key is not limited."""
+    usages = leaf.extended_key_usage_value
+    if usages is None:
+        return
+    purposes = {purpose.dotted for purpose in usages}
+    if not purposes & accepted:
+        raise KeyUsageError(detail=f"extended key usages {sorted(purposes)} allow no login")
 
 
 async def _validate_path(validator: CertificateValidator) -> ValidationPath:

@@ -18,6 +18,11 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from idp.auth.cert.errors import ChallengeError, MalformedResponseError, NoUsccError
+from idp.auth.cert.issuers import (
+    certificate_policies,
+    check_organisation_certificate,
+    extended_key_usages,
+)
 from idp.auth.cert.payload import (
     b64decode,
     check_certificate_binding,
@@ -106,7 +111,10 @@ def verify_login(
     4. ``cert_sha256`` names ``certificate``; 5. the signature verifies with its key; 6.
     ``consume_challenge(nonce)`` is true (called only now, so a forged request cannot burn a
     challenge); 7. the chain validates against the trust directory (validity, digitalSignature,
-    revocation: see :mod:`idp.auth.cert.validate`); 8. a USCC with a valid check character.
+    an extended key usage allowing the login, revocation: see :mod:`idp.auth.cert.validate`);
+    8. the certificate policies and EKUs the issuing CA's entry in ``uscc-order.json`` requires
+    of an organisation certificate (:mod:`idp.auth.cert.issuers`); 9. a USCC with a valid check
+    character, from the issuer's sources (default: the extensions only).
 
     ``store`` defaults to the process's store for ``settings.trust_dir``.
     """
@@ -122,17 +130,29 @@ def verify_login(
     if not consume_challenge(login.nonce):
         raise ChallengeError(detail="challenge unknown, expired, foreign or used")
     store = store or trust_store(settings.trust_dir)
-    validate_chain(certificate, chain, at=now, settings=settings, store=store)
-    uscc = extract_uscc(cert, store.uscc_order(cert.issuer, default_uscc_order(settings)))
+    rules = store.rules_for(cert.issuer)
+    validate_chain(
+        certificate, chain, at=now, settings=settings, store=store, issuer_purposes=rules.eku
+    )
+    check_organisation_certificate(cert, rules)
+    uscc = extract_uscc(cert, rules.order(default_uscc_order(settings)))
     if uscc is None:
         raise NoUsccError(detail=f"no valid USCC in {cert.subject.rfc4514_string()}")
     return _verified(cert, certificate, uscc)
 
 
+def check_configuration(settings: Settings) -> None:
+    """Refuse to start with a certificate-login setting that is unusable (ConfigError), rather
+    than failing, or reading the USCC from the wrong place, at the first login:
+    ``IDP_CERT_USCC_ORDER`` and the trust directory's ``uscc-order.json``."""
+    default_uscc_order(settings)
+    trust_store(settings.trust_dir).check_rules()
+
+
 def default_uscc_order(settings: Settings) -> list[str]:
-    """``IDP_CERT_USCC_ORDER`` parsed; ConfigError names the bad token."""
+    """``IDP_CERT_USCC_ORDER`` parsed: extensions only; ConfigError names the bad token."""
     try:
-        return parse_order(settings.cert_uscc_order)
+        return parse_order(settings.cert_uscc_order, subject_attributes=False)
     except ValueError as error:
         raise ConfigError(f"IDP_CERT_USCC_ORDER: {error}") from None
 
@@ -140,9 +160,12 @@ def default_uscc_order(settings: Settings) -> list[str]:
 def describe(cert_der: bytes, *, uscc_order: list[str] | None = None) -> dict[str, str | None]:
     """A certificate for display, in the shape of the agent's ``/status`` ``certificate``:
     subject, issuer, org_name, uscc (None when absent or invalid), serial, not_before,
-    not_after (ISO 8601 UTC), key_alg, sha256 (hex). Nothing is validated here."""
+    not_after (ISO 8601 UTC), key_alg, sha256 (hex); plus its certificate policies and
+    extended key usages (dotted OIDs, comma-separated, None when absent), which an operator
+    needs to write the issuer's entry in ``uscc-order.json``. Nothing is validated here."""
     cert = _load_certificate(cert_der)
-    order = uscc_order if uscc_order is not None else parse_order(Settings.cert_uscc_order)
+    default = parse_order(Settings.cert_uscc_order, subject_attributes=False)
+    order = uscc_order if uscc_order is not None else default
     return {
         "subject": cert.subject.rfc4514_string(),
         "issuer": cert.issuer.rfc4514_string(),
@@ -153,15 +176,17 @@ def describe(cert_der: bytes, *, uscc_order: list[str] | None = None) -> dict[st
         "not_after": _iso(cert.not_valid_after_utc),
         "key_alg": key_description(cert),
         "sha256": hashlib.sha256(cert_der).hexdigest(),
+        "policies": ",".join(sorted(certificate_policies(cert))) or None,
+        "eku": ",".join(sorted(extended_key_usages(cert))) or None,
     }
 
 
 def organisation_name(cert: x509.Certificate) -> str:
-    """Subject O, else CN, else empty."""
-    for oid in (NameOID.ORGANIZATION_NAME, NameOID.COMMON_NAME):
-        for attribute in cert.subject.get_attributes_for_oid(oid):
-            if isinstance(attribute.value, str) and attribute.value.strip():
-                return attribute.value.strip()
+    """Subject O, else empty. Never CN: in personal and employee certificates it names a
+    person, and the name becomes the organisation's when it is registered or bound."""
+    for attribute in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME):
+        if isinstance(attribute.value, str) and attribute.value.strip():
+            return attribute.value.strip()
     return ""
 
 

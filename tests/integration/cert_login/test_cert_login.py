@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from datetime import timedelta
 
 import pytest
 from joserfc import jwt
@@ -29,7 +30,7 @@ from tests.flows import (
     query_of,
     token_request,
 )
-from tests.pki import TestPki, shared_pki, signed_login
+from tests.pki import TestPki, issue_leaf, shared_pki, signed_login, utcnow
 
 ORIGIN = "http://localhost"
 
@@ -114,6 +115,36 @@ def test_registered_org_admin_reaches_the_portal_and_the_certificate_is_remember
     assert remembered[0].fingerprint == hashlib.sha256(pki[leaf].der).hexdigest()
 
 
+def test_registration_takes_the_organisation_name_only_from_the_certificates_o(client, pki, rp):
+    """Without O the name field starts empty: the CN is a person's name in many certificates."""
+    from tests.integration.orgs.helpers import input_value
+
+    response, _signed, _token = cert_login(client, pki, "no_org_name")
+    assert response.headers["Location"] == "/register"
+    page = client.get("/register/audit/new")
+    assert page.status_code == 200
+    assert input_value(page.text, "name") == ""
+    assert "张三" not in page.text
+
+
+def test_the_session_ends_when_the_certificate_expires(client, pki, rp):
+    """What the certificate proved is not trusted beyond its validity, whatever the session's
+    own lifetime (12 h)."""
+    register_org(rp, "audit")
+    expiring = issue_leaf(pki.intermediate, "expiring", not_after=utcnow() + timedelta(seconds=3))
+    nonce, token = challenge(client)
+    signed = signed_login(expiring, nonce=nonce, origin=ORIGIN)
+    response = client.post("/login/cert", data={**signed.form(), "csrf_token": token})
+    assert response.headers["Location"] == "/portal"
+    assert client.get("/portal").status_code == 200
+
+    time.sleep((expiring.cert.not_valid_after_utc - utcnow()).total_seconds() + 0.5)
+
+    page = client.get("/portal")
+    assert page.status_code == 302
+    assert page.headers["Location"].startswith("/login")
+
+
 def test_org_admin_id_token_carries_the_registered_identity(client, pki, rp):
     org = register_org(rp, "audit")
     cert_login(client, pki)
@@ -189,8 +220,11 @@ def test_unregistered_identity_is_refused_at_the_relying_party(client, pki, app,
         ("revoked", "证书已被吊销"),
         ("untrusted", "证书颁发机构不受信任"),
         ("no_digital_signature", "该证书不能用于签名登录"),
+        ("server_auth", "该证书不能用于签名登录"),
         ("no_uscc", "证书中未找到有效的统一社会信用代码"),
         ("wrong_check", "证书中未找到有效的统一社会信用代码"),
+        ("personal_cn", "证书中未找到有效的统一社会信用代码"),
+        ("uscc_cn", "证书中未找到有效的统一社会信用代码"),
     ],
 )
 def test_each_certificate_failure_has_its_message_and_changes_nothing(client, pki, leaf, message):

@@ -11,21 +11,34 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ObjectIdentifier
 
 from idp.auth.cert import errors
 from idp.auth.cert.verify import VerifiedCertificate, decode_login_form, describe, verify_login
 from idp.config import Settings
 from tests.pki import (
+    CLIENT_AUTH,
+    ORG_EKU,
     ORG_NAME,
+    ORG_POLICY,
     ORIGIN,
+    PERSON_NAME,
+    PERSONAL_POLICY,
+    SERVER_AUTH,
     USCC,
     Leaf,
     Sm2Authority,
+    der_string,
     ec_key,
     issue_leaf,
+    key_purposes,
+    org_subject,
+    policies,
     signed_login,
+    uscc_extension,
 )
+
+USCC_EXTENSION = ObjectIdentifier("1.2.156.10260.4.1.4")
 
 
 class Challenges:
@@ -106,9 +119,29 @@ def test_good_certificates_log_in(pki, settings, challenges, leaf, alg, key_alg)
     assert challenges.live == set()
 
 
-@pytest.mark.parametrize("leaf", ["uscc_serial", "uscc_ou", "uscc_orgid", "uscc_cn"])
-def test_uscc_in_the_subject(pki, settings, challenges, leaf):
-    assert login(pki[leaf], settings, challenges).uscc == USCC
+SUBJECT_PLACEMENTS = {
+    "uscc_serial": "serialNumber",
+    "uscc_ou": "OU",
+    "uscc_orgid": "organizationIdentifier",
+    "uscc_cn": "CN",
+}
+
+
+@pytest.mark.parametrize("leaf", [*SUBJECT_PLACEMENTS, "personal_cn"])
+def test_a_code_in_the_subject_proves_nothing_by_default(pki, settings, challenges, leaf):
+    """Personal and employee certificates often carry their organisation's code in the subject
+    (CN "张三(9131…)"): by default only the organisation-certificate extensions count."""
+    with pytest.raises(errors.NoUsccError):
+        login(pki[leaf], settings, challenges)
+
+
+@pytest.mark.parametrize(("leaf", "source"), SUBJECT_PLACEMENTS.items())
+def test_a_code_in_the_subject_counts_where_the_issuers_order_names_it(
+    pki, tmp_path, challenges, leaf, source
+):
+    issuer = pki.intermediate.cert.subject.rfc4514_string()
+    trust = pki.write_trust_dir(tmp_path / "trust-subject", rules={issuer: [source]})
+    assert login(pki[leaf], make_settings(tmp_path, trust), challenges).uscc == USCC
 
 
 def test_form_fields_work_end_to_end(pki, settings, challenges):
@@ -127,17 +160,84 @@ def test_form_fields_work_end_to_end(pki, settings, challenges):
     assert verified.uscc == USCC
 
 
-def test_org_name_falls_back_to_cn(pki, settings, challenges):
-    from cryptography import x509
+def test_the_org_name_is_only_the_subject_o_never_the_cn(pki, settings, challenges):
+    """A CN names a person in personal and employee certificates."""
+    verified = login(pki["no_org_name"], settings, challenges)
+    assert verified.uscc == USCC
+    assert verified.org_name == ""
+    assert PERSON_NAME in verified.subject
 
-    subject = x509.Name(
-        [
-            x509.NameAttribute(NameOID.COUNTRY_NAME, "CN"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "示例公司"),
-        ]
+
+# --- organisation certificates of an issuer with requirements ----------------------------------
+
+
+def trust_with_rules(pki, tmp_path, entry, *, issuer=None) -> Path:
+    """A trust directory whose uscc-order.json gives ``entry`` to the intermediate CA."""
+    name = (issuer or pki.intermediate.cert.subject).rfc4514_string()
+    return pki.write_trust_dir(tmp_path / "trust-rules", rules={name: entry})
+
+
+REQUIREMENTS = {
+    "policy": ({"policies": [ORG_POLICY]}, "org_policy", ["employee", "good_ec", "org_eku"]),
+    "eku": ({"eku": [ORG_EKU]}, "org_eku", ["employee", "good_ec", "org_policy"]),
+}
+
+
+@pytest.mark.parametrize(
+    ("entry", "organisation", "others"), REQUIREMENTS.values(), ids=REQUIREMENTS.keys()
+)
+def test_an_issuers_requirement_refuses_its_other_certificates_despite_the_uscc_extension(
+    pki, tmp_path, challenges, entry, organisation, others
+):
+    settings = make_settings(tmp_path, trust_with_rules(pki, tmp_path, entry))
+    assert login(pki[organisation], settings, challenges).uscc == USCC
+    for leaf in others:
+        assert pki[leaf].cert.extensions.get_extension_for_oid(USCC_EXTENSION)
+        with pytest.raises(errors.NotOrganisationCertificateError) as caught:
+            login(pki[leaf], settings, challenges)
+        assert caught.value.status == 400
+
+
+def test_without_an_entry_an_employee_certificate_with_the_extension_logs_in(
+    pki, settings, challenges
+):
+    """The defaults cannot tell: only the CA's entry says what its organisation certificates
+    carry (keys/trust/README.md)."""
+    assert login(pki["employee"], settings, challenges).uscc == USCC
+
+
+def test_another_issuers_entry_does_not_apply(pki, tmp_path, challenges):
+    entry = {"policies": [ORG_POLICY]}
+    trust = trust_with_rules(pki, tmp_path, entry, issuer=pki.sm2_root.cert.subject)
+    settings = make_settings(tmp_path, trust)
+    assert login(pki["employee"], settings, challenges).uscc == USCC
+    with pytest.raises(errors.NotOrganisationCertificateError):
+        login(pki["good_sm2"], settings, challenges)
+
+
+def test_requirements_are_checked_after_the_chain_and_before_the_uscc(pki, tmp_path, challenges):
+    settings = make_settings(tmp_path, trust_with_rules(pki, tmp_path, {"eku": [ORG_EKU]}))
+    personal = [policies(PERSONAL_POLICY), key_purposes(CLIENT_AUTH)]
+    expired = issue_leaf(
+        pki.intermediate,
+        "expired_employee",
+        extensions=personal,
+        not_before=datetime.now(UTC) - timedelta(days=400),
+        not_after=datetime.now(UTC) - timedelta(days=1),
     )
-    leaf = issue_leaf(pki.intermediate, "cn_only", subject=subject, crl_url=None)
-    assert login(leaf, settings, challenges).org_name == "示例公司"
+    with pytest.raises(errors.CertificateExpiredError):
+        login(expired, settings, challenges)
+    without_code = issue_leaf(pki.intermediate, "employee_without_code", extensions=personal)
+    with pytest.raises(errors.NotOrganisationCertificateError):
+        login(without_code, settings, challenges)
+    with_wrong_code = issue_leaf(
+        pki.intermediate,
+        "org_with_broken_code",
+        subject=org_subject(common_name=f"{PERSON_NAME} {USCC}"),
+        extensions=[uscc_extension(der_string("91310000MA1K00001A")), key_purposes(ORG_EKU)],
+    )
+    with pytest.raises(errors.NoUsccError):
+        login(with_wrong_code, settings, challenges)
 
 
 # --- certificate failures -----------------------------------------------------------------------
@@ -152,6 +252,7 @@ def test_org_name_falls_back_to_cn(pki, settings, challenges):
         ("untrusted", errors.UntrustedIssuerError),
         ("under_revoked_ca", errors.UntrustedIssuerError),
         ("no_digital_signature", errors.KeyUsageError),
+        ("server_auth", errors.KeyUsageError),
         ("no_uscc", errors.NoUsccError),
         ("wrong_check", errors.NoUsccError),
         ("revoked_sm2", errors.CertificateRevokedError),
@@ -170,6 +271,49 @@ def test_validity_is_judged_at_now(pki, settings, challenges):
         login(pki["good_ec"], settings, challenges, now=later)
     with pytest.raises(errors.CertificateExpiredError):
         login(pki["good_ec"], settings, challenges, now=later, ts=int(later.timestamp()))
+
+
+ANY_PURPOSE = "2.5.29.37.0"
+
+
+@pytest.mark.parametrize(
+    "purposes", [[CLIENT_AUTH], [ANY_PURPOSE], [SERVER_AUTH, CLIENT_AUTH]], ids=str
+)
+def test_an_extended_key_usage_allowing_client_authentication_logs_in(
+    pki, settings, challenges, purposes
+):
+    leaf = issue_leaf(
+        pki.intermediate,
+        "client",
+        extensions=[uscc_extension(der_string(USCC)), key_purposes(*purposes)],
+    )
+    assert login(leaf, settings, challenges).uscc == USCC
+
+
+@pytest.mark.parametrize("purposes", [[SERVER_AUTH], ["1.3.6.1.5.5.7.3.3"], [ORG_EKU]], ids=str)
+def test_an_extended_key_usage_without_client_authentication_cannot_log_in(
+    pki, settings, challenges, purposes
+):
+    """TLS server and code-signing certificates of a trusted CA may carry the code too."""
+    leaf = issue_leaf(
+        pki.intermediate,
+        "other",
+        extensions=[uscc_extension(der_string(USCC)), key_purposes(*purposes)],
+    )
+    with pytest.raises(errors.KeyUsageError):
+        login(leaf, settings, challenges)
+
+
+def test_the_eku_an_issuers_entry_names_is_accepted_as_the_login_purpose(pki, tmp_path, challenges):
+    leaf = issue_leaf(
+        pki.intermediate,
+        "own_eku",
+        extensions=[uscc_extension(der_string(USCC)), key_purposes(ORG_EKU)],
+    )
+    settings = make_settings(tmp_path, trust_with_rules(pki, tmp_path, {"eku": [ORG_EKU]}))
+    assert login(leaf, settings, challenges).uscc == USCC
+    with pytest.raises(errors.KeyUsageError):
+        login(pki["server_auth"], settings, challenges)
 
 
 def test_a_ca_certificate_cannot_log_in(pki, settings, challenges):
@@ -431,13 +575,16 @@ def test_check_order_payload_before_certificate(pki, settings, challenges):
 
 def test_uscc_order_override_per_issuer_is_reloaded(pki, settings, trust_dir, challenges):
     leaf = pki["uscc_serial"]
-    assert login(leaf, settings, challenges).uscc == USCC
+    with pytest.raises(errors.NoUsccError):
+        login(leaf, settings, challenges)
     issuer = pki.intermediate.cert.subject.rfc4514_string()
     order_file = trust_dir / "uscc-order.json"
+    order_file.write_text(json.dumps({issuer: ["ext:1.2.156.10260.4.1.4", "serialNumber"]}))
+    assert login(leaf, settings, challenges).uscc == USCC
+    assert login(pki["good_ec"], settings, challenges).uscc == USCC
     order_file.write_text(json.dumps({issuer: ["ext:1.2.156.10260.4.1.4", "CN"]}))
     with pytest.raises(errors.NoUsccError):
         login(leaf, settings, challenges)
-    assert login(pki["good_ec"], settings, challenges).uscc == USCC
 
 
 def test_new_anchor_is_picked_up_without_restart(pki, tmp_path, challenges):
@@ -450,13 +597,33 @@ def test_new_anchor_is_picked_up_without_restart(pki, tmp_path, challenges):
     assert login(pki["good_sm2"], settings, challenges).key_alg == "SM2"
 
 
-def test_broken_files_are_skipped(pki, trust_dir, settings, challenges):
+def test_broken_anchor_and_crl_files_are_skipped(pki, trust_dir, settings, challenges):
     (trust_dir / "broken.pem").write_text(
         "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
     )
     (trust_dir / "broken.crl").write_bytes(b"junk")
-    (trust_dir / "uscc-order.json").write_text("{not json")
     assert login(pki["good_ec"], settings, challenges).uscc == USCC
+
+
+@pytest.mark.parametrize(
+    "content", ["{not json", '{"CN=A": {"policy": ["1.2.3"]}}', '{"CN=A": {"eku": ["x"]}}']
+)
+def test_a_broken_issuer_file_refuses_logins_until_fixed(
+    pki, trust_dir, settings, challenges, content
+):
+    """It may have held an issuer's requirements: the defaults must not silently take over."""
+    issuer = pki.intermediate.cert.subject.rfc4514_string()
+    rules_file = trust_dir / "uscc-order.json"
+    rules_file.write_text(json.dumps({issuer: {"policies": [ORG_POLICY]}}))
+    with pytest.raises(errors.NotOrganisationCertificateError):
+        login(pki["employee"], settings, challenges)
+    rules_file.write_text(content)
+    with pytest.raises(errors.IssuerRulesUnusableError) as caught:
+        login(pki["org_policy"], settings, challenges)
+    assert caught.value.status == 503
+    assert "uscc-order.json" in caught.value.detail
+    rules_file.write_text(json.dumps({issuer: {"policies": [ORG_POLICY]}}))
+    assert login(pki["org_policy"], settings, challenges).uscc == USCC
 
 
 # --- describe -----------------------------------------------------------------------------------
@@ -471,6 +638,14 @@ def test_describe(pki):
     assert info["subject"] == leaf.cert.subject.rfc4514_string()
     assert info["not_after"].endswith("Z") and info["not_before"] < info["not_after"]
     assert describe(pki["wrong_check"].der)["uscc"] is None
+    assert info["policies"] is None and info["eku"] is None
+
+
+def test_describe_shows_what_an_issuers_entry_can_require(pki):
+    assert describe(pki["org_policy"].der)["policies"] == ORG_POLICY
+    assert describe(pki["org_eku"].der)["eku"] == ",".join(sorted([CLIENT_AUTH, ORG_EKU]))
+    assert describe(pki["uscc_serial"].der)["uscc"] is None  # the default order
+    assert describe(pki["uscc_serial"].der, uscc_order=["serialNumber"])["uscc"] == USCC
     assert describe(pki["good_sm2"].der)["key_alg"] == "SM2"
     with pytest.raises(errors.MalformedResponseError):
         describe(b"junk")

@@ -26,8 +26,9 @@ def test_every_failure_has_its_own_code_and_message():
 
 def test_statuses():
     unavailable = {cls for cls in CLASSES if cls.status != 400}
-    assert unavailable == {errors.RevocationUnknownError}
+    assert unavailable == {errors.RevocationUnknownError, errors.IssuerRulesUnusableError}
     assert errors.RevocationUnknownError.status == 503
+    assert errors.IssuerRulesUnusableError.status == 503
 
 
 def test_messages_of_the_brief():
@@ -39,6 +40,7 @@ def test_messages_of_the_brief():
     assert str(errors.ChallengeError.message) == "登录请求已过期或已使用, 请重试"
     assert str(errors.NoUsccError.message) == "证书中未找到有效的统一社会信用代码"
     assert str(errors.KeyUsageError.message) == "该证书不能用于签名登录"
+    assert str(errors.NotOrganisationCertificateError.message) == "该证书不是机构证书"
     assert str(errors.RevocationUnknownError.message) == "无法确认证书吊销状态, 请稍后再试"
 
 

@@ -1,9 +1,7 @@
-"""Reading the USCC from certificates: every placement, encodings, order, per-issuer overrides,
-and codes whose GB 32100 check character is wrong."""
+"""Reading the USCC from certificates: every placement, encodings, order, and codes whose
+GB 32100 check character is wrong."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 from cryptography import x509
@@ -12,8 +10,6 @@ from cryptography.x509.oid import NameOID
 from idp.auth.cert.uscc import (
     extension_texts,
     extract_uscc,
-    load_issuer_orders,
-    order_for_issuer,
     parse_order,
 )
 from idp.config import Settings
@@ -31,7 +27,8 @@ from tests.pki import (
     uscc_extension,
 )
 
-DEFAULT = parse_order(Settings.cert_uscc_order)
+DEFAULT = parse_order(Settings.cert_uscc_order, subject_attributes=False)
+EVERY_SOURCE = [*DEFAULT, "serialNumber", "organizationIdentifier", "OU", "CN"]
 
 
 def make_cert(pki, *, extensions=(), subject=None) -> x509.Certificate:
@@ -45,41 +42,57 @@ def subject_with(oid, value) -> x509.Name:
 # --- the order setting --------------------------------------------------------------------------
 
 
-def test_default_order_parses():
-    assert DEFAULT == [
-        "ext:1.2.156.10260.4.1.4",
-        "ext:1.2.156.1.8888.148",
-        "serialNumber",
-        "organizationIdentifier",
-        "OU",
-        "CN",
-    ]
+def test_default_order_is_the_organisation_certificate_extensions_only():
+    assert DEFAULT == ["ext:1.2.156.10260.4.1.4", "ext:1.2.156.1.8888.148"]
 
 
 def test_order_accepts_lists_and_spaces():
-    assert parse_order(" ext:1.2.3 , CN ,") == ["ext:1.2.3", "CN"]
-    assert parse_order(["OU", "serialNumber"]) == ["OU", "serialNumber"]
+    assert parse_order(" ext:1.2.3 , CN ,", subject_attributes=True) == ["ext:1.2.3", "CN"]
+    assert parse_order(["OU", "serialNumber"], subject_attributes=True) == ["OU", "serialNumber"]
 
 
-@pytest.mark.parametrize("text", ["CN,O", "ext:", "ext:1.2.x", "ext:01.2", "cn", "subject"])
+@pytest.mark.parametrize(
+    "text", ["CN,O", "ext:", "ext:1.2.x", "ext:01.2", "ext:1.45", "ext:3.1", "cn", "subject"]
+)
 def test_unknown_sources_are_refused(text):
     with pytest.raises(ValueError, match="unknown USCC source"):
-        parse_order(text)
+        parse_order(text, subject_attributes=True)
+
+
+@pytest.mark.parametrize("source", ["serialNumber", "organizationIdentifier", "OU", "CN"])
+def test_subject_attributes_are_refused_outside_an_issuers_order(source):
+    with pytest.raises(ValueError, match=f"subject attribute '{source}'.*uscc-order.json"):
+        parse_order(f"ext:1.2.156.10260.4.1.4,{source}", subject_attributes=False)
+
+
+@pytest.mark.parametrize("text", ["", " , ", []])
+def test_an_order_without_sources_is_refused(text):
+    with pytest.raises(ValueError, match="no USCC source"):
+        parse_order(text, subject_attributes=True)
 
 
 # --- placements of the test PKI -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "leaf", ["good_rsa", "good_ec", "good_sm2", "uscc_serial", "uscc_ou", "uscc_orgid", "uscc_cn"]
-)
-def test_every_placement_is_found(pki, leaf):
+@pytest.mark.parametrize("leaf", ["good_rsa", "good_ec", "good_sm2"])
+def test_the_default_order_finds_the_extension(pki, leaf):
     assert extract_uscc(pki[leaf].cert, DEFAULT) == USCC
+
+
+@pytest.mark.parametrize("leaf", ["uscc_serial", "uscc_ou", "uscc_orgid", "uscc_cn", "personal_cn"])
+def test_the_default_order_reads_no_subject_attribute(pki, leaf):
+    """A code in the subject is what personal and employee certificates carry too."""
+    assert extract_uscc(pki[leaf].cert, DEFAULT) is None
+
+
+@pytest.mark.parametrize("leaf", ["uscc_serial", "uscc_ou", "uscc_orgid", "uscc_cn"])
+def test_every_subject_placement_is_found_where_an_order_names_it(pki, leaf):
+    assert extract_uscc(pki[leaf].cert, EVERY_SOURCE) == USCC
 
 
 @pytest.mark.parametrize("leaf", ["no_uscc", "wrong_check"])
 def test_missing_or_wrong_check_character_gives_none(pki, leaf):
-    assert extract_uscc(pki[leaf].cert, DEFAULT) is None
+    assert extract_uscc(pki[leaf].cert, EVERY_SOURCE) is None
 
 
 def test_wrong_check_character_is_really_only_the_last_character():
@@ -108,7 +121,7 @@ def test_an_invalid_value_falls_through_to_the_next_source(pki):
         extensions=[uscc_extension(der_string(USCC_WRONG_CHECK))],
         subject=subject_with(NameOID.ORGANIZATIONAL_UNIT_NAME, USCC),
     )
-    assert extract_uscc(cert, DEFAULT) == USCC
+    assert extract_uscc(cert, EVERY_SOURCE) == USCC
 
 
 # --- extension encodings ------------------------------------------------------------------------
@@ -200,38 +213,3 @@ def test_several_attribute_values_are_all_tried(pki):
         ]
     )
     assert extract_uscc(make_cert(pki, subject=subject), ["OU"]) == USCC
-
-
-# --- per-issuer overrides -----------------------------------------------------------------------
-
-
-def test_issuer_orders_from_file(pki, tmp_path):
-    issuer = pki.intermediate.cert.subject
-    path = tmp_path / "uscc-order.json"
-    path.write_text(json.dumps({issuer.rfc4514_string(): ["serialNumber", "CN"]}))
-    orders = load_issuer_orders(path)
-    assert order_for_issuer(issuer, DEFAULT, orders) == ["serialNumber", "CN"]
-    assert order_for_issuer(pki.root.cert.subject, DEFAULT, orders) == DEFAULT
-
-
-def test_issuer_names_with_rfc4514_attribute_names(tmp_path):
-    path = tmp_path / "uscc-order.json"
-    name = "CN=某某 CA,organizationIdentifier=NTRCN-1,serialNumber=7,C=CN"
-    path.write_text(json.dumps({name: "OU"}, ensure_ascii=False))
-    (parsed,) = load_issuer_orders(path)
-    assert parsed.get_attributes_for_oid(NameOID.SERIAL_NUMBER)[0].value == "7"
-
-
-def test_missing_order_file_means_no_overrides(tmp_path):
-    assert load_issuer_orders(tmp_path / "uscc-order.json") == {}
-
-
-@pytest.mark.parametrize(
-    "content",
-    ["not json", "[]", '{"CN=A": 5}', '{"CN=A": ["bogus"]}', '{"C=CN, O=Test": ["CN"]}'],
-)
-def test_malformed_order_files_are_refused(tmp_path, content):
-    path = tmp_path / "uscc-order.json"
-    path.write_text(content)
-    with pytest.raises(ValueError, match=r"uscc-order\.json"):
-        load_issuer_orders(path)
