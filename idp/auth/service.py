@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp import audit
@@ -19,7 +18,9 @@ from idp.auth.passwords import hash_password, needs_rehash, policy_errors, verif
 from idp.config import settings
 from idp.db import utcnow
 from idp.errors import IdpError
-from idp.identity.models import Account, Membership, MembershipStatus
+from idp.identity.eligibility import has_active_membership
+from idp.identity.lookup import find_account_by_phone
+from idp.identity.models import Account
 from idp.security import mask_phone
 from idp.store import store
 
@@ -36,24 +37,10 @@ class PasswordPolicyError(IdpError):
         self.errors = errors
 
 
-def find_account(session: Session, phone: str) -> Account | None:
-    return session.scalar(select(Account).where(Account.phone == phone))
-
-
-def active_memberships(session: Session, account: Account) -> list[Membership]:
-    return list(
-        session.scalars(
-            select(Membership).where(
-                Membership.account_id == account.id, Membership.status == MembershipStatus.ACTIVE
-            )
-        )
-    )
-
-
 def request_login_code(session: Session, *, phone: str, ip: str) -> None:
     """Send a login code if ``phone`` belongs to a usable account; answer alike otherwise."""
-    account = find_account(session, phone)
-    usable = account is not None and bool(active_memberships(session, account))
+    account = find_account_by_phone(session, phone)
+    usable = account is not None and has_active_membership(session, account.id)
     sms_codes.send_code(phone, purpose=LOGIN_PURPOSE, ip=ip, deliver=usable)
     audit.record(
         "auth.sms_code_requested", actor=mask_phone(phone), result="sent" if usable else "ignored"
@@ -77,13 +64,13 @@ def authenticate_operator(session: Session, *, phone: str, password: str, sms_co
     try:
         sms_codes.check_code(phone, purpose=LOGIN_PURPOSE, code=sms_code)
         _count_attempt(phone)
-        account = find_account(session, phone)
+        account = find_account_by_phone(session, phone)
         if (
             not verify_password(account.password_hash if account else None, password)
             or account is None
         ):
             raise LoginFailedError()
-        if not active_memberships(session, account):
+        if not has_active_membership(session, account.id):
             raise AccountUnusableError()
         sms_codes.consume_code(phone, purpose=LOGIN_PURPOSE)
     except LoginFailedError as error:
