@@ -195,7 +195,7 @@ class Settings:
     realname_sandbox_file: Path = field(
         default=Path(""),
         metadata={
-            "doc": "Sandbox pairs file (name,phone per line); empty means instance/realname-sandbox.csv."
+            "doc": "Sandbox pairs file (name,phone per line; other pairs are a mismatch; a line !unavailable[,phone] simulates an outage); empty means instance/realname-sandbox.csv."
         },
     )
     realname_endpoint: str = field(

@@ -213,6 +213,25 @@ def org(app: Flask):
     return org
 
 
+@pytest.fixture
+def known(app: Flask):
+    """Add a (name, phone) pair the sandbox real-name check confirms."""
+    verifier = app.extensions["idp.realname"]
+    return lambda name, phone: verifier.add(name=name, phone=phone)
+
+
+@pytest.fixture
+def realname_outage(app: Flask):
+    """Make the sandbox real-name check answer "service unavailable" for a phone."""
+    verifier = app.extensions["idp.realname"]
+
+    def outage(phone: str) -> None:
+        with verifier.path.open("a", encoding="utf-8") as handle:
+            handle.write(f"!unavailable,{phone}\n")
+
+    return outage
+
+
 def register_for(org, client_id: str) -> None:
     """The org's first identity is registered for ``client_id`` (as the wizard leaves it)."""
     from idp import db

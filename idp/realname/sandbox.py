@@ -1,17 +1,42 @@
 """Development real-name check: known (name, phone) pairs from a file, one ``name,phone`` a line.
 
-A phone listed with another name is a MISMATCH; a phone not listed at all has no record, which
-is "unknown" (RealNameUnavailableError), as a carrier would answer."""
+A listed pair is a MATCH; anything else — a listed phone with another name, or a phone not
+listed at all — is a MISMATCH, so the console shows the manual's 校验不通过 text as it would for a
+stranger's number. Outages are simulated on request only: a line ``!unavailable`` makes every
+check answer "service unavailable", and ``!unavailable,<phone>`` does so for that phone alone
+(to try the console's 503 page). Lines starting with ``#`` are comments."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from idp.config import Settings
 from idp.realname.interface import RealNameUnavailableError, Verdict
 
 log = logging.getLogger(__name__)
+
+OUTAGE = "!unavailable"
+
+
+@dataclass
+class SandboxFile:
+    """What the sandbox file says: the known pairs and the simulated outages."""
+
+    pairs: dict[str, str] = field(default_factory=dict)  # phone -> name
+    outage_phones: set[str] = field(default_factory=set)
+    outage: bool = False
+
+    def read_line(self, line: str) -> None:
+        first, _, second = (part.strip() for part in line.partition(","))
+        if first == OUTAGE:
+            if second:
+                self.outage_phones.add(second)
+            else:
+                self.outage = True
+        elif first and second and not first.startswith("#"):
+            self.pairs[second] = first
 
 
 class SandboxRealNameVerifier:
@@ -23,21 +48,18 @@ class SandboxRealNameVerifier:
     def from_settings(cls, settings: Settings) -> SandboxRealNameVerifier:
         return cls(Path(settings.realname_sandbox_file))
 
-    def _pairs(self) -> dict[str, str]:
-        if not self.path.exists():
-            return {}
-        pairs = {}
-        for raw in self.path.read_text(encoding="utf-8-sig").splitlines():
-            line = raw.strip()
-            name, _, phone = line.partition(",")
-            if name and phone and not line.startswith("#"):
-                pairs[phone.strip()] = name.strip()
-        return pairs
+    def _read(self) -> SandboxFile:
+        content = SandboxFile()
+        if self.path.exists():
+            for line in self.path.read_text(encoding="utf-8-sig").splitlines():
+                content.read_line(line.strip())
+        return content
 
     def verify(self, *, name: str, phone: str) -> Verdict:
-        known = self._pairs().get(phone)
-        if known is None:
-            raise RealNameUnavailableError(detail="no record for this phone in the sandbox file")
+        content = self._read()
+        if content.outage or phone in content.outage_phones:
+            raise RealNameUnavailableError(detail="simulated outage (sandbox file)")
+        known = content.pairs.get(phone)
         return Verdict.MATCH if known == name.strip() else Verdict.MISMATCH
 
     def add(self, *, name: str, phone: str) -> None:

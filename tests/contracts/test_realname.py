@@ -8,8 +8,10 @@ from the (name, phone) pairs it knows: Tencent ``CheckPhoneAndName`` ``Result`` 
 vendor's refusal, not a verdict.
 
 The contract: a known pair is MATCH, another name for a known phone is MISMATCH, and everything
-without a verdict (unknown phone, vendor error, HTTP error, timeout, bad JSON, bad signature)
-raises ``RealNameUnavailableError``, never MISMATCH. Also here: the sandbox file format.
+without a verdict (vendor error, HTTP error, timeout, bad JSON, bad signature; at a carrier also
+an unknown phone) raises ``RealNameUnavailableError``, never MISMATCH. The sandbox answers every
+pair it does not list with MISMATCH and is unavailable only where its file says so. Also here:
+the sandbox file format.
 """
 
 from __future__ import annotations
@@ -343,9 +345,10 @@ def test_another_name_for_a_known_phone_is_a_mismatch(harness: Harness):
     assert harness.verifier.verify(name=OTHER_NAME, phone=PHONE) is Verdict.MISMATCH
 
 
-def test_unknown_phone_is_unavailable_never_a_mismatch(harness: Harness):
+def test_unknown_phone_at_a_carrier_is_unavailable_never_a_mismatch(vendor: FakeVendor, tmp_path):
+    """(The sandbox answers pairs it does not list with a mismatch: see its tests below.)"""
     with pytest.raises(RealNameUnavailableError) as error:
-        harness.verifier.verify(name=NAME, phone=UNKNOWN_PHONE)
+        vendor_verifier(vendor, tmp_path).verify(name=NAME, phone=UNKNOWN_PHONE)
     assert_unavailable(error, "no record")
 
 
@@ -360,10 +363,11 @@ def test_name_and_phone_never_appear_in_clear_in_logs_or_detail(
     with caplog.at_level(logging.DEBUG):
         harness.verifier.verify(name=NAME, phone=PHONE)
         harness.verifier.verify(name=OTHER_NAME, phone=PHONE)
-        with pytest.raises(RealNameUnavailableError) as unknown:
-            harness.verifier.verify(name=NAME, phone=UNKNOWN_PHONE)
-        details = [unknown.value.detail]
+        details = []
         if harness.vendor is not None:
+            with pytest.raises(RealNameUnavailableError) as unknown:
+                harness.verifier.verify(name=NAME, phone=UNKNOWN_PHONE)
+            details.append(unknown.value.detail)
             harness.vendor.mode = "vendor_error"  # the vendor's message echoes the number
             with pytest.raises(RealNameUnavailableError) as refused:
                 harness.verifier.verify(name=NAME, phone=PHONE)
@@ -594,10 +598,8 @@ def test_sandbox_skips_comments_and_blank_lines_and_trims_spaces(tmp_path: Path)
     assert verifier.verify(name="张三", phone="13800138000") is Verdict.MATCH
     assert verifier.verify(name=" 张三 ", phone="13800138000") is Verdict.MATCH
     assert verifier.verify(name="王五", phone="13700137000") is Verdict.MATCH
-    with pytest.raises(RealNameUnavailableError):
-        verifier.verify(name="李四", phone="13900139000")  # commented out: no record
-    with pytest.raises(RealNameUnavailableError):
-        verifier.verify(name="姓名", phone="手机号")
+    assert verifier.verify(name="李四", phone="13900139000") is Verdict.MISMATCH  # commented out
+    assert verifier.verify(name="姓名", phone="手机号") is Verdict.MISMATCH
 
 
 def test_sandbox_reads_windows_line_endings(tmp_path: Path):
@@ -608,16 +610,31 @@ def test_sandbox_reads_windows_line_endings(tmp_path: Path):
 
 def test_sandbox_ignores_lines_without_a_pair(tmp_path: Path):
     verifier = sandbox(tmp_path, "张三\n,13900139000\n李四,\n王五,13700137000\n")
-    with pytest.raises(RealNameUnavailableError):
-        verifier.verify(name="张三", phone="13900139000")
+    assert verifier.verify(name="张三", phone="13900139000") is Verdict.MISMATCH
     assert verifier.verify(name="王五", phone="13700137000") is Verdict.MATCH
 
 
-def test_sandbox_without_a_file_has_no_record(tmp_path: Path):
+def test_sandbox_without_a_file_knows_nobody(tmp_path: Path):
     verifier = SandboxRealNameVerifier(tmp_path / "absent.csv")
+    assert verifier.verify(name=NAME, phone=PHONE) is Verdict.MISMATCH
+
+
+def test_sandbox_answers_an_unlisted_pair_with_a_mismatch(tmp_path: Path):
+    verifier = sandbox(tmp_path, f"{NAME},{PHONE}\n")
+    assert verifier.verify(name=NAME, phone=UNKNOWN_PHONE) is Verdict.MISMATCH
+    assert verifier.verify(name=OTHER_NAME, phone=PHONE) is Verdict.MISMATCH
+
+
+def test_sandbox_simulates_an_outage_only_when_told(tmp_path: Path):
+    verifier = sandbox(tmp_path, f"{NAME},{PHONE}\n!unavailable,{UNKNOWN_PHONE}\n")
+    assert verifier.verify(name=NAME, phone=PHONE) is Verdict.MATCH
     with pytest.raises(RealNameUnavailableError) as error:
-        verifier.verify(name=NAME, phone=PHONE)
-    assert_unavailable(error, "no record")
+        verifier.verify(name=NAME, phone=UNKNOWN_PHONE)
+    assert_unavailable(error, "simulated outage")
+
+    everything = sandbox(tmp_path, f"{NAME},{PHONE}\n!unavailable\n")
+    with pytest.raises(RealNameUnavailableError):
+        everything.verify(name=NAME, phone=PHONE)
 
 
 def test_sandbox_add_is_read_back_at_once(tmp_path: Path):
@@ -634,8 +651,7 @@ def test_sandbox_says_it_is_development_only(tmp_path: Path, caplog: pytest.LogC
 
 def test_sandbox_skips_indented_comments(tmp_path: Path):
     verifier = sandbox(tmp_path, "  # 示例,13800138000\n")
-    with pytest.raises(RealNameUnavailableError):
-        verifier.verify(name="张三", phone="13800138000")
+    assert verifier.verify(name="# 示例", phone="13800138000") is Verdict.MISMATCH
 
 
 def test_sandbox_reads_a_file_with_a_byte_order_mark(tmp_path: Path):

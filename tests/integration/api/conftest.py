@@ -14,7 +14,6 @@ committed state with ``tests.integration.console.helpers.count``/``fetch``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -96,13 +95,3 @@ def api(client: FlaskClient) -> FlaskClient:
     """The relying party's back end calling the API (no cookies of anybody's)."""
     return client
 
-
-@pytest.fixture
-def known(app: Flask) -> Callable[[str, str], None]:
-    """Add a (name, phone) pair the sandbox real-name check confirms."""
-    verifier = app.extensions["idp.realname"]
-
-    def add(name: str, phone: str) -> None:
-        verifier.add(name=name, phone=phone)
-
-    return add

@@ -243,7 +243,10 @@ def test_add_shows_the_real_name_mismatch_and_saves_nothing(api, admin, home_org
     ]
 
 
-def test_add_without_a_verdict_is_503_and_saves_nothing(api, admin, home_org, outbox):
+def test_add_without_a_verdict_is_503_and_saves_nothing(
+    api, admin, home_org, outbox, realname_outage
+):
+    realname_outage("13700137001")
     before = people_counts()
 
     refused = api.post(
@@ -495,14 +498,19 @@ def test_bad_changes_are_refused_and_nothing_changes(api, admin, staff, body, st
     assert account_of(PHONE).phone == PHONE
 
 
-def test_phone_change_with_a_mismatch_or_no_verdict_changes_nothing(api, admin, staff, known):
+def test_phone_change_with_a_mismatch_or_no_verdict_changes_nothing(
+    api, admin, staff, known, settings
+):
+    known("李四", NEW_PHONE)
+    outage = settings.realname_sandbox_file.read_text(encoding="utf-8")
+    settings.realname_sandbox_file.write_text(f"{outage}!unavailable,{NEW_PHONE}\n")
     refused = api.patch(
         f"{OPERATORS}/{staff}",
         json={"phone": NEW_PHONE, "status": "disabled"},
         headers=admin.headers,
     )
     assert_problem(refused, 503, "realname_unavailable", UNAVAILABLE)
-    known("李四", NEW_PHONE)
+    settings.realname_sandbox_file.write_text(outage)  # the carrier answers again
     refused = api.patch(
         f"{OPERATORS}/{staff}",
         json={"phone": NEW_PHONE, "status": "disabled"},

@@ -17,8 +17,6 @@ pairs a carrier would confirm. A phone not in the file has no record: "unknown" 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -66,13 +64,3 @@ def browser(app: Flask) -> FlaskClient:
     """A second, anonymous browser (an operator's or an applicant's)."""
     return app.test_client()
 
-
-@pytest.fixture
-def known(app: Flask) -> Callable[[str, str], None]:
-    """Add a (name, phone) pair the sandbox real-name check confirms."""
-    verifier = app.extensions["idp.realname"]
-
-    def add(name: str, phone: str) -> None:
-        verifier.add(name=name, phone=phone)
-
-    return add

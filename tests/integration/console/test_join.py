@@ -160,7 +160,8 @@ def test_a_mismatch_saves_nothing_and_the_code_stays_usable(home_org, browser, k
     assert submit(browser, token, code).status_code == 200
 
 
-def test_no_verdict_saves_nothing(home_org, browser, outbox):
+def test_no_verdict_saves_nothing(home_org, browser, outbox, realname_outage):
+    realname_outage(PHONE)
     before = people_counts()
 
     refused = apply(browser, outbox)

@@ -194,7 +194,8 @@ def test_phone_change_with_a_mismatch_changes_nothing(admin, staff, known):
     assert membership(staff).status.value == "active"
 
 
-def test_phone_change_without_a_verdict_changes_nothing(admin, staff):
+def test_phone_change_without_a_verdict_changes_nothing(admin, staff, realname_outage):
+    realname_outage(NEW_PHONE)
     refused = edit(admin, staff, phone=NEW_PHONE, status="active")
 
     assert refused.status_code == 503
