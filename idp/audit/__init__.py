@@ -17,6 +17,7 @@ from idp.security import client_ip
 __all__ = ["AuditEvent", "init_app", "record"]
 
 UNCOMMITTED = "audit_events"  # Session.info key: events recorded since the last commit
+REPLAYED = ("time", "action", "actor", "target", "result", "org_id", "ip", "details")
 
 
 @orm_event.listens_for(Session, "after_commit")
@@ -55,18 +56,7 @@ def replay_after_rollback() -> None:
     """Re-add the events that a rollback of the session discarded (those not yet committed)."""
     session = db.session()
     for event in session.info.pop(UNCOMMITTED, []):
-        session.add(
-            AuditEvent(
-                time=event.time,
-                action=event.action,
-                actor=event.actor,
-                target=event.target,
-                result=event.result,
-                org_id=event.org_id,
-                ip=event.ip,
-                details=event.details,
-            )
-        )
+        session.add(AuditEvent(**{name: getattr(event, name) for name in REPLAYED}))
 
 
 def init_app(app: Flask) -> None:

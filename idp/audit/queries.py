@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
 from sqlalchemy import select
@@ -26,15 +26,7 @@ class AuditEventView:
 
     @classmethod
     def of(cls, event: AuditEvent) -> AuditEventView:
-        return cls(
-            id=event.id,
-            time=event.time,
-            actor=event.actor,
-            action=event.action,
-            target=event.target,
-            result=event.result,
-            ip=event.ip,
-        )
+        return cls(**{field.name: getattr(event, field.name) for field in fields(cls)})
 
 
 def list_org_events(
