@@ -60,16 +60,22 @@ def request_login_code(session: Session, *, phone: str, ip: str) -> None:
     )
 
 
-def _count_attempt(phone: str) -> None:
+def _attempts_key(phone: str) -> str:
+    return f"login:attempts:{phone}"
+
+
+def _count_attempt(phone: str, *, field: str = "password") -> None:
     """Count a password attempt before checking it, so parallel guesses cannot exceed the
     threshold: the (threshold+1)-th attempt in the window is refused unchecked.
 
-    Called only once the SMS code is right: wrong codes have their own limit (5 tries, then a
-    new code), and counting them here would let anyone who knows a phone number lock its
-    account, and would make "验证码错误次数过多" unreachable behind the lockout."""
+    Every check of the password counts, at the login and on a logged-in session's password
+    change alike: one lockout per phone. At the login it is called only once the SMS code is
+    right: wrong codes have their own limit (5 tries, then a new code), and counting them here
+    would let anyone who knows a phone number lock its account, and would make
+    "验证码错误次数过多" unreachable behind the lockout."""
     window = timedelta(seconds=settings().lockout_seconds)
-    if store().incr(f"login:attempts:{phone}", window) > settings().lockout_threshold:
-        raise AccountLockedError()
+    if store().incr(_attempts_key(phone), window) > settings().lockout_threshold:
+        raise AccountLockedError(field=field)
 
 
 def authenticate_operator(session: Session, *, phone: str, password: str, sms_code: str) -> Account:
@@ -89,7 +95,7 @@ def authenticate_operator(session: Session, *, phone: str, password: str, sms_co
     except LoginFailedError as error:
         audit.record("auth.login_failed", actor=mask_phone(phone), result=error.code)
         raise
-    store().delete(f"login:attempts:{phone}")
+    store().delete(_attempts_key(phone))
     if needs_rehash(account.password_hash):
         account.password_hash = hash_password(password)
     account.last_login_at = utcnow()
@@ -99,11 +105,7 @@ def authenticate_operator(session: Session, *, phone: str, password: str, sms_co
 
 def change_password(session: Session, account: Account, *, current: str, new: str) -> None:
     """Change the password after checking the current one and the policy."""
-    if not verify_password(account.password_hash, current):
-        audit.record(
-            "auth.password_change_failed", actor=mask_phone(account.phone), result="wrong_password"
-        )
-        raise WrongCurrentPasswordError()
+    check_current_password(account, current)
     errors = policy_errors(new, phone=account.phone, old_hash=account.password_hash)
     if errors:
         raise PasswordPolicyError(errors)
@@ -113,3 +115,18 @@ def change_password(session: Session, account: Account, *, current: str, new: st
     audit.record(
         "auth.password_changed", actor=mask_phone(account.phone), target=f"account:{account.id}"
     )
+
+
+def check_current_password(account: Account, password: str) -> None:
+    """A logged-in session proving the current password: counted toward the account's lockout
+    like a login, so a session cannot guess the password without limit."""
+    try:
+        _count_attempt(account.phone, field="current_password")
+        if not verify_password(account.password_hash, password):
+            raise WrongCurrentPasswordError()
+    except LoginFailedError as error:
+        audit.record(
+            "auth.password_change_failed", actor=mask_phone(account.phone), result=error.code
+        )
+        raise
+    store().delete(_attempts_key(account.phone))

@@ -142,7 +142,7 @@ def change_password() -> tuple[str, int] | BaseResponse:
             )
         except LoginFailedError as error:
             getattr(form, error.field).errors.append(str(error.message))
-            status = 400
+            status = error.status
         except service.PasswordPolicyError as error:
             form.new_password.errors.extend(error.errors)
             status = 400
