@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from idp import audit
 from idp.auth import sms_codes
+from idp.auth.credentials import credentials_changed
 from idp.auth.errors import (
     AccountLockedError,
     AccountUnusableError,
@@ -21,9 +22,12 @@ from idp.db import utcnow
 from idp.errors import IdpError
 from idp.identity.models import Account, Membership, MembershipStatus
 from idp.security import mask_phone
+from idp.sms import SmsError, gateway
+from idp.sms.messages import render_message
 from idp.store import store
 
 LOGIN_PURPOSE = "login"
+PASSWORD_CHANGED_PURPOSE = "password_changed"  # noqa: S105  (an SMS purpose)
 OPERATOR_AMR = ["pwd", "sms", "mfa"]  # RFC 8176: password + SMS one-time code
 OPERATOR_ACR = "urn:idp:acr:operator"
 
@@ -103,8 +107,10 @@ def authenticate_operator(session: Session, *, phone: str, password: str, sms_co
     return account
 
 
-def change_password(session: Session, account: Account, *, current: str, new: str) -> None:
-    """Change the password after checking the current one and the policy."""
+def change_password(session: Session, account: Account, *, current: str, new: str) -> int:
+    """Change the password after checking the current one and the policy; every other login
+    session and every token of the account end with the old password. Returns the account's
+    new credential version, for the session that made the change to keep."""
     check_current_password(account, current)
     errors = policy_errors(new, phone=account.phone, old_hash=account.password_hash)
     if errors:
@@ -112,8 +118,31 @@ def change_password(session: Session, account: Account, *, current: str, new: st
     account.password_hash = hash_password(new)
     account.must_change_password = False
     account.password_changed_at = utcnow()
+    version, revoked = credentials_changed(session, account)
     audit.record(
-        "auth.password_changed", actor=mask_phone(account.phone), target=f"account:{account.id}"
+        "auth.password_changed",
+        actor=mask_phone(account.phone),
+        target=f"account:{account.id}",
+        details={"tokens_revoked": str(revoked)},
+    )
+    return version
+
+
+def notify_password_changed(account: Account) -> None:
+    """Tell the phone that the password changed, so a change the person did not make is
+    noticed. Sent after the change is committed; a gateway failure is audited and does not
+    undo the change (the person must not be locked out by an SMS outage)."""
+    try:
+        gateway().send(render_message(phone=account.phone, purpose=PASSWORD_CHANGED_PURPOSE))
+    except SmsError as error:
+        result = error.code
+    else:
+        result = "success"
+    audit.record(
+        "auth.password_change_notice_sent",
+        actor="system",
+        target=mask_phone(account.phone),
+        result=result,
     )
 
 
@@ -130,3 +159,4 @@ def check_current_password(account: Account, password: str) -> None:
         )
         raise
     store().delete(_attempts_key(account.phone))
+

@@ -1,5 +1,10 @@
 """Login sessions: a random id in an HttpOnly cookie, the state in the ephemeral store, with
-idle and absolute lifetimes. ``sid`` (OIDC) is a separate random value, never the cookie."""
+idle and absolute lifetimes. ``sid`` (OIDC) is a separate random value, never the cookie.
+
+An operator's session carries the account's ``credential_version`` of its login; once the
+password or the phone changes, every session with an older version is over, whichever backend
+holds it and whatever request is in flight, except the one that made the change (``restamp``).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,11 @@ from datetime import datetime, timedelta
 
 from flask import Response, g, request
 
+from idp import db
 from idp.config import settings
 from idp.db import utcnow
+from idp.identity.eligibility import credentials_current
+from idp.identity.models import Account
 from idp.store import store
 
 COOKIE = "idp_session"
@@ -34,6 +42,7 @@ class LoginSession:
     # subject, issuer); the registration wizard reads it while org_id is still None
     certificate: dict[str, str] | None = None
     consents: list[str] = field(default_factory=list)  # "client_id scope" strings
+    credential_version: int = 0  # operators: the account's version at login (or at restamp)
 
 
 def _key(session_id: str) -> str:
@@ -62,6 +71,7 @@ def start(
     acr: str,
     org_id: int | None = None,
     certificate: dict[str, str] | None = None,
+    credential_version: int = 0,
 ) -> LoginSession:
     """Begin a new session (a fresh id, so a session id planted before login is useless)."""
     end_current()
@@ -76,6 +86,7 @@ def start(
         created_at=now,
         org_id=org_id,
         certificate=certificate,
+        credential_version=credential_version,
     )
     save(login)
     g.login_session = login
@@ -94,9 +105,28 @@ def current() -> LoginSession | None:
         raw = store().get(_key(session_id))
         if raw is not None:
             login = LoginSession(**json.loads(raw))
-            save(login)
+            if opened_with_current_credentials(login):
+                save(login)
+            else:
+                end(login)
+                login = None
     g.login_session = login
     return login
+
+
+def opened_with_current_credentials(login: LoginSession) -> bool:
+    """False for an operator's session opened before the account's password or phone changed
+    (the database decides, so a request of that session in flight cannot keep it alive)."""
+    if login.account_id is None:
+        return True
+    account = db.session().get(Account, login.account_id)
+    return account is not None and credentials_current(account, login.credential_version)
+
+
+def restamp(login: LoginSession, credential_version: int) -> None:
+    """Keep the session that changed the credentials: it carries their new version."""
+    login.credential_version = credential_version
+    save(login)
 
 
 def end_current() -> LoginSession | None:

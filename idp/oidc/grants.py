@@ -77,6 +77,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             amr=list(user.amr),
             acr=user.acr,
             sid=user.sid or "",
+            credential_version=user.credential_version,
             issued_at=now,
             expires_at=now + timedelta(seconds=settings().code_ttl),
         )

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from idp import audit, db
 from idp.config import settings
 from idp.db import utcnow
+from idp.identity.models import Identity
 from idp.oidc.models import AuthorizationCode, Token, TokenFamily, digest
 
 
@@ -60,6 +61,7 @@ def save_token(token: dict[str, Any], request: Any) -> None:
         sid=user.sid if user else None,
         auth_time=db.datetime_from_timestamp(user.auth_time) if user and user.auth_time else None,
         amr=list(user.amr) if user else [],
+        credential_version=user.credential_version if user else 0,
         issued_at=now,
         access_expires_at=now + timedelta(seconds=token["expires_in"]),
         refresh_expires_at=now + timedelta(seconds=settings().refresh_token_idle_ttl)
@@ -167,17 +169,41 @@ def revoke_code(session: Session, code_id: int) -> str | None:
 
 
 def revoke_for_account(session: Session, account_id: int, *, org_id: int | None = None) -> int:
-    """End every token family of an account (optionally only those acting for ``org_id``);
-    returns how many tokens were live."""
+    """End every code and token family of an account (optionally only those acting for
+    ``org_id``); returns how many tokens were live. Codes not yet redeemed, or being redeemed,
+    are marked first, so a redemption in flight is refused (see ``take_code``)."""
+    families = {
+        family_id
+        for code_id in _unissued_codes(session, account_id, org_id)
+        if (family_id := revoke_code(session, code_id)) is not None
+    }
     rows = session.scalars(
         select(Token).where(Token.account_id == account_id, Token.revoked_at.is_(None))
     )
-    families = {
-        row.family_id
-        for row in rows
-        if org_id is None or (row.identity is not None and row.identity.org_id == org_id)
-    }
+    families |= {row.family_id for row in rows if _acts_for(row.identity, org_id)}
     return sum(revoke_family(session, family_id) for family_id in sorted(families))
+
+
+def _unissued_codes(session: Session, account_id: int, org_id: int | None) -> list[int]:
+    codes = session.scalars(
+        select(AuthorizationCode).where(
+            AuthorizationCode.account_id == account_id,
+            AuthorizationCode.family_id.is_(None),
+            AuthorizationCode.revoked_at.is_(None),
+        )
+    )
+    return [code.id for code in codes if _acts_for(code.identity, org_id)]
+
+
+def _acts_for(identity: Identity | None, org_id: int | None) -> bool:
+    return org_id is None or (identity is not None and identity.org_id == org_id)
+
+
+def revoke_on_credentials_change(account: Any, *, session: Session) -> int:
+    """Receiver of ``idp.auth.credentials.changed``: a new password or phone ends every token
+    of the account, for every organisation (the session that made the change gets new ones
+    through /authorize without a new login)."""
+    return revoke_for_account(session, account.id)
 
 
 def token_is_active(token: Token) -> bool:

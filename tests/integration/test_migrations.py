@@ -153,8 +153,13 @@ def test_0004_gives_existing_tokens_their_family_and_codes_what_they_issued(
     empty_url: str, engine: Engine
 ) -> None:
     upgrade(empty_url, "0003")
-    insert_sample_rows(engine)
     with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO account (subject, phone, name, password_hash, must_change_password,"
+                " created_at) VALUES ('s1', '13800000000', 'A', 'x', false, CURRENT_TIMESTAMP)"
+            )
+        )
         conn.execute(
             text(
                 "INSERT INTO authorization_code (code_hash, client_id, account_id, identity,"
