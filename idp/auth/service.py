@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from idp import audit
+from idp import audit, db
 from idp.auth import sms_codes
 from idp.auth.credentials import credentials_changed
 from idp.auth.errors import (
@@ -101,7 +101,7 @@ def authenticate_operator(session: Session, *, phone: str, password: str, sms_co
         raise
     store().delete(_attempts_key(phone))
     if needs_rehash(account.password_hash):
-        account.password_hash = hash_password(password)
+        rehash_unless_changed(account, password)
     account.last_login_at = utcnow()
     audit.record("auth.login_succeeded", actor=mask_phone(phone), target=f"account:{account.id}")
     return account
@@ -160,3 +160,15 @@ def check_current_password(account: Account, password: str) -> None:
         raise
     store().delete(_attempts_key(account.phone))
 
+
+def rehash_unless_changed(account: Account, password: str) -> None:
+    """Store the verified password under the current hash parameters, only while the stored
+    hash is still the one it was verified against: a password change that commits while this
+    login is in flight must not be overwritten with the old password. A transaction of its own,
+    so the request holds no write lock when it then writes its session to the store."""
+    with db.engine().begin() as conn:
+        conn.execute(
+            update(Account)
+            .where(Account.id == account.id, Account.password_hash == account.password_hash)
+            .values(password_hash=hash_password(password))
+        )

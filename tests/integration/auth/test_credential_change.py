@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, select
 
+from idp.auth import service
 from idp.auth import session as login_session
 from idp.auth.passwords import verify_password
 from idp.identity.models import Account
@@ -20,6 +21,7 @@ from idp.sms import SmsError
 from tests.conftest import both_databases
 from tests.flows import NEW_PASSWORD, PASSWORD, Pkce, change_password, login
 from tests.integration.auth.helpers import (
+    WRONG_CREDENTIALS,
     all_field_errors,
     allow_resend,
     audit_events,
@@ -199,6 +201,42 @@ def test_a_login_with_the_old_password_in_flight_gets_no_lasting_session(
     assert logged_in.status_code == 302
     assert_logged_out(late)
     assert this_browser.get("/portal").status_code == 200
+
+
+@both_databases
+def test_a_login_in_flight_cannot_put_the_old_password_back_when_rehashing(
+    app, this_browser, outbox, operator, monkeypatch
+):
+    """A login that rehashes the old password (new hash parameters) after the change committed
+    leaves the new password in place."""
+    late = app.test_client()
+    allow_resend(PHONE)
+    pause = PausePoint()  # held where the login has verified the old password and will rehash it
+    monkeypatch.setattr(service, "needs_rehash", pause.wrap(lambda _hash: True))
+
+    in_background(
+        pause,
+        lambda: login(late, outbox, phone=PHONE, password=PASSWORD),
+        lambda: change(this_browser),
+    )
+
+    stored = fresh(Account, operator.id).password_hash
+    assert verify_password(stored, NEW_PASSWORD)
+    assert not verify_password(stored, PASSWORD)
+    allow_resend(PHONE)
+    old = login(app.test_client(), outbox, phone=PHONE, password=PASSWORD)
+    assert all_field_errors(old.text) == {"password": [WRONG_CREDENTIALS]}
+
+
+def test_a_login_rehashes_an_outdated_hash(app, client, outbox, operator, monkeypatch):
+    before = fresh(Account, operator.id).password_hash
+    monkeypatch.setattr(service, "needs_rehash", lambda _hash: True)
+
+    assert login(client, outbox, phone=PHONE, password=PASSWORD).status_code == 302
+
+    after = fresh(Account, operator.id).password_hash
+    assert after != before
+    assert verify_password(after, PASSWORD)
 
 
 @both_databases
