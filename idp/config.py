@@ -116,6 +116,13 @@ class Settings:
             "doc": "Vendor template id telling an existing person they were added to an org."
         },
     )
+    sms_template_password_changed: str = field(
+        default="",
+        metadata={
+            "doc": "Vendor template id telling a person their password was changed and their "
+            "other logins ended."
+        },
+    )
     keys_dir: Path = field(
         default=ROOT / "keys" / "signing",
         metadata={"doc": "Directory of signing keys (JWK files, mode 0600)."},

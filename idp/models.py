@@ -11,7 +11,7 @@ from idp.identity.models import (
     OrgCertificate,
     OrgIdentity,
 )
-from idp.oidc.models import AuthorizationCode, Client, Token
+from idp.oidc.models import AuthorizationCode, Client, Token, TokenFamily
 from idp.store.sql import StoreEntry
 
 __all__ = [
@@ -28,4 +28,5 @@ __all__ = [
     "Organisation",
     "StoreEntry",
     "Token",
+    "TokenFamily",
 ]

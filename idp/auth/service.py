@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from idp import audit
+from idp import audit, db
 from idp.auth import sms_codes
+from idp.auth.credentials import credentials_changed
 from idp.auth.errors import (
     AccountLockedError,
     AccountUnusableError,
@@ -22,9 +24,12 @@ from idp.identity.eligibility import has_active_membership
 from idp.identity.lookup import find_account_by_phone
 from idp.identity.models import Account
 from idp.security import mask_phone
+from idp.sms import SmsError, gateway
+from idp.sms.messages import render_message
 from idp.store import store
 
 LOGIN_PURPOSE = "login"
+PASSWORD_CHANGED_PURPOSE = "password_changed"  # noqa: S105  (an SMS purpose)
 OPERATOR_AMR = ["pwd", "sms", "mfa"]  # RFC 8176: password + SMS one-time code
 OPERATOR_ACR = "urn:idp:acr:operator"
 
@@ -47,16 +52,22 @@ def request_login_code(session: Session, *, phone: str, ip: str) -> None:
     )
 
 
-def _count_attempt(phone: str) -> None:
+def _attempts_key(phone: str) -> str:
+    return f"login:attempts:{phone}"
+
+
+def _count_attempt(phone: str, *, field: str = "password") -> None:
     """Count a password attempt before checking it, so parallel guesses cannot exceed the
     threshold: the (threshold+1)-th attempt in the window is refused unchecked.
 
-    Called only once the SMS code is right: wrong codes have their own limit (5 tries, then a
-    new code), and counting them here would let anyone who knows a phone number lock its
-    account, and would make "验证码错误次数过多" unreachable behind the lockout."""
+    Every check of the password counts, at the login and on a logged-in session's password
+    change alike: one lockout per phone. At the login it is called only once the SMS code is
+    right: wrong codes have their own limit (5 tries, then a new code), and counting them here
+    would let anyone who knows a phone number lock its account, and would make
+    "验证码错误次数过多" unreachable behind the lockout."""
     window = timedelta(seconds=settings().lockout_seconds)
-    if store().incr(f"login:attempts:{phone}", window) > settings().lockout_threshold:
-        raise AccountLockedError()
+    if store().incr(_attempts_key(phone), window) > settings().lockout_threshold:
+        raise AccountLockedError(field=field)
 
 
 def authenticate_operator(session: Session, *, phone: str, password: str, sms_code: str) -> Account:
@@ -76,27 +87,76 @@ def authenticate_operator(session: Session, *, phone: str, password: str, sms_co
     except LoginFailedError as error:
         audit.record("auth.login_failed", actor=mask_phone(phone), result=error.code)
         raise
-    store().delete(f"login:attempts:{phone}")
+    store().delete(_attempts_key(phone))
     if needs_rehash(account.password_hash):
-        account.password_hash = hash_password(password)
+        rehash_unless_changed(account, password)
     account.last_login_at = utcnow()
     audit.record("auth.login_succeeded", actor=mask_phone(phone), target=f"account:{account.id}")
     return account
 
 
-def change_password(session: Session, account: Account, *, current: str, new: str) -> None:
-    """Change the password after checking the current one and the policy."""
-    if not verify_password(account.password_hash, current):
-        audit.record(
-            "auth.password_change_failed", actor=mask_phone(account.phone), result="wrong_password"
-        )
-        raise WrongCurrentPasswordError()
+def change_password(session: Session, account: Account, *, current: str, new: str) -> int:
+    """Change the password after checking the current one and the policy; every other login
+    session and every token of the account end with the old password. Returns the account's
+    new credential version, for the session that made the change to keep."""
+    check_current_password(account, current)
     errors = policy_errors(new, phone=account.phone, old_hash=account.password_hash)
     if errors:
         raise PasswordPolicyError(errors)
     account.password_hash = hash_password(new)
     account.must_change_password = False
     account.password_changed_at = utcnow()
+    version, revoked = credentials_changed(session, account)
     audit.record(
-        "auth.password_changed", actor=mask_phone(account.phone), target=f"account:{account.id}"
+        "auth.password_changed",
+        actor=mask_phone(account.phone),
+        target=f"account:{account.id}",
+        details={"tokens_revoked": str(revoked)},
     )
+    return version
+
+
+def notify_password_changed(account: Account) -> None:
+    """Tell the phone that the password changed, so a change the person did not make is
+    noticed. Sent after the change is committed; a gateway failure is audited and does not
+    undo the change (the person must not be locked out by an SMS outage)."""
+    try:
+        gateway().send(render_message(phone=account.phone, purpose=PASSWORD_CHANGED_PURPOSE))
+    except SmsError as error:
+        result = error.code
+    else:
+        result = "success"
+    audit.record(
+        "auth.password_change_notice_sent",
+        actor="system",
+        target=mask_phone(account.phone),
+        result=result,
+    )
+
+
+def check_current_password(account: Account, password: str) -> None:
+    """A logged-in session proving the current password: counted toward the account's lockout
+    like a login, so a session cannot guess the password without limit."""
+    try:
+        _count_attempt(account.phone, field="current_password")
+        if not verify_password(account.password_hash, password):
+            raise WrongCurrentPasswordError()
+    except LoginFailedError as error:
+        audit.record(
+            "auth.password_change_failed", actor=mask_phone(account.phone), result=error.code
+        )
+        raise
+    store().delete(_attempts_key(account.phone))
+
+
+def rehash_unless_changed(account: Account, password: str) -> None:
+    """Store the verified password under the current hash parameters, only while the stored
+    hash is still the one it was verified against: a password change that commits while this
+    login is in flight must not be overwritten with the old password. A transaction of its own,
+    so the request holds no write lock when it then writes its session to the store."""
+    with db.engine().begin() as conn:
+        conn.execute(
+            update(Account)
+            .where(Account.id == account.id, Account.password_hash == account.password_hash)
+            .values(password_hash=hash_password(password))
+        )

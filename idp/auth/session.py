@@ -1,5 +1,10 @@
 """Login sessions: a random id in an HttpOnly cookie, the state in the ephemeral store, with
-idle and absolute lifetimes. ``sid`` (OIDC) is a separate random value, never the cookie."""
+idle and absolute lifetimes. ``sid`` (OIDC) is a separate random value, never the cookie.
+
+An operator's session carries the account's ``credential_version`` of its login; once the
+password or the phone changes, every session with an older version is over, whichever backend
+holds it and whatever request is in flight, except the one that made the change (``restamp``).
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,11 @@ from datetime import datetime, timedelta
 
 from flask import Response, g, request
 
+from idp import db
 from idp.config import settings
 from idp.db import utcnow
+from idp.identity.eligibility import credentials_current
+from idp.identity.models import Account
 from idp.store import store
 
 COOKIE = "idp_session"
@@ -37,6 +45,7 @@ class LoginSession:
     # certificate logins: the end of the certificate's validity (Unix time), where the session
     # ends at the latest: what the certificate proved is not trusted beyond it
     not_after: float | None = None
+    credential_version: int = 0  # operators: the account's version at login (or at restamp)
 
 
 def _key(session_id: str) -> str:
@@ -69,6 +78,7 @@ def start(
     org_id: int | None = None,
     certificate: dict[str, str] | None = None,
     not_after: datetime | None = None,
+    credential_version: int = 0,
 ) -> LoginSession:
     """Begin a new session (a fresh id, so a session id planted before login is useless);
     ``not_after`` ends it, at the latest, when the login's certificate expires."""
@@ -85,6 +95,7 @@ def start(
         org_id=org_id,
         certificate=certificate,
         not_after=not_after.timestamp() if not_after else None,
+        credential_version=credential_version,
     )
     save(login)
     g.login_session = login
@@ -103,9 +114,28 @@ def current() -> LoginSession | None:
         raw = store().get(_key(session_id))
         if raw is not None:
             login = LoginSession(**json.loads(raw))
-            save(login)
+            if opened_with_current_credentials(login):
+                save(login)
+            else:
+                end(login)
+                login = None
     g.login_session = login
     return login
+
+
+def opened_with_current_credentials(login: LoginSession) -> bool:
+    """False for an operator's session opened before the account's password or phone changed
+    (the database decides, so a request of that session in flight cannot keep it alive)."""
+    if login.account_id is None:
+        return True
+    account = db.session().get(Account, login.account_id)
+    return account is not None and credentials_current(account, login.credential_version)
+
+
+def restamp(login: LoginSession, credential_version: int) -> None:
+    """Keep the session that changed the credentials: it carries their new version."""
+    login.credential_version = credential_version
+    save(login)
 
 
 def end_current() -> LoginSession | None:

@@ -11,7 +11,7 @@ from idp.auth.cert.errors import CertificateLoginError
 from idp.auth.errors import LoginFailedError
 from idp.auth.forms import OperatorLoginForm, PasswordChangeForm
 from idp.config import settings
-from idp.identity.eligibility import has_registrations
+from idp.identity.eligibility import has_registrations, load_principal
 from idp.identity.models import Account
 from idp.security import client_ip
 
@@ -75,6 +75,7 @@ def login() -> tuple[str, int] | BaseResponse:
                 kind="operator",
                 amr=service.OPERATOR_AMR,
                 acr=service.OPERATOR_ACR,
+                credential_version=account.credential_version,
             )
             return redirect(after_login_url(account, interaction_id()))
     else:
@@ -127,14 +128,15 @@ def send_sms_code() -> tuple[Response, int]:
 @bp.route("/password/change", methods=["GET", "POST"])
 def change_password() -> tuple[str, int] | BaseResponse:
     login = session.current()
-    account = db.session().get(Account, login.account_id) if login else None
-    if account is None:
+    principal = load_principal(db.session(), login)
+    account = principal.account if principal is not None else None
+    if login is None or account is None:
         return redirect(url_for("auth.login", interaction=interaction_id() or None))
     form = PasswordChangeForm()
     status = 200
     if form.validate_on_submit():
         try:
-            service.change_password(
+            version = service.change_password(
                 db.session(),
                 account,
                 current=form.current_password.data,
@@ -142,11 +144,12 @@ def change_password() -> tuple[str, int] | BaseResponse:
             )
         except LoginFailedError as error:
             getattr(form, error.field).errors.append(str(error.message))
-            status = 400
+            status = error.status
         except service.PasswordPolicyError as error:
             form.new_password.errors.extend(error.errors)
             status = 400
         else:
+            finish_password_change(login, account, version)
             return redirect(after_login_url(account, interaction_id()))
     elif request.method == "POST":
         status = 400
@@ -156,6 +159,15 @@ def change_password() -> tuple[str, int] | BaseResponse:
         forced=account.must_change_password,
         interaction=interaction_id(),
     ), status
+
+
+def finish_password_change(login: session.LoginSession, account: Account, version: int) -> None:
+    """Commit the change first: the SQL store may share the database, whose write lock the
+    change holds until then. Then this session keeps going on the new credentials, and the
+    phone hears of the change."""
+    db.session().commit()
+    session.restamp(login, version)
+    service.notify_password_changed(account)
 
 
 @bp.route("/logout", methods=["GET", "POST"])

@@ -128,11 +128,17 @@ def _identity(
 
 
 def still_eligible(
-    session: Session, identity: Identity, *, account_id: int | None, client_id: str
+    session: Session,
+    identity: Identity,
+    *,
+    account_id: int | None,
+    client_id: str,
+    credential_version: int,
 ) -> Principal | None:
     """Who a code or token granted earlier acts for, or None when it may no longer act as
-    ``identity``: operator membership deleted or disabled, password change pending, org identity
-    no longer registered for the client."""
+    ``identity``: operator membership deleted or disabled, password change pending, password or
+    phone changed since it was granted (``credential_version``), org identity no longer
+    registered for the client."""
     if identity.role == Role.ORG_ADMIN:
         org = session.get(Organisation, identity.org_id)
         if org is None or not is_registered(session, org.id, identity.org_type, client_id):
@@ -141,9 +147,18 @@ def still_eligible(
     account = session.get(Account, account_id) if account_id is not None else None
     if account is None or account.must_change_password:
         return None
+    if not credentials_current(account, credential_version):
+        return None
     if not membership_active(session, account.id, identity.org_id):
         return None
     return of_account(account)
+
+
+def credentials_current(account: Account, credential_version: int) -> bool:
+    """Whether something opened at ``credential_version`` still stands: not when the account's
+    password or phone changed since. Newer is fine: the session that made the change carries
+    the new version a moment before the change is committed."""
+    return credential_version >= account.credential_version
 
 
 def has_active_membership(session: Session, account_id: int) -> bool:

@@ -73,7 +73,11 @@ class Role(enum.StrEnum):
 
 
 class Account(Base):
-    """A person who logs in with phone + password + SMS code."""
+    """A person who logs in with phone + password + SMS code.
+
+    ``credential_version`` goes up whenever the password or the phone changes. Login sessions,
+    codes and tokens carry the version they were opened with, and one older than the account's
+    no longer acts (``eligibility.still_eligible``, ``idp.auth.session.current``)."""
 
     __tablename__ = "account"
 
@@ -84,6 +88,7 @@ class Account(Base):
     password_hash: Mapped[str] = mapped_column(String(200))
     must_change_password: Mapped[bool] = mapped_column(default=True)
     password_changed_at: Mapped[datetime | None]
+    credential_version: Mapped[int] = mapped_column(default=0, server_default="0")
     last_login_at: Mapped[datetime | None]
     created_at: Mapped[created_at]
 

@@ -270,6 +270,7 @@ def issue_code(
         auth_time=login.auth_time,
         amr=tuple(login.amr),
         acr=login.acr,
+        credential_version=login.credential_version,
     )
     response = authorization_server().create_authorization_response(
         grant=pending.grant, grant_user=user

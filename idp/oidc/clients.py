@@ -12,7 +12,7 @@ from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from idp import audit
@@ -205,11 +205,14 @@ def rotate_secret(session: Session, client_id: str) -> tuple[Client, str]:
 
 
 def remove_client(session: Session, client_id: str) -> None:
-    from idp.oidc.models import Token
+    """Delete the client with its tokens. The families go first: a rotation in flight then
+    finds no family and is refused, or holds its family's row until it commits, and the
+    tokens' DELETE that follows sees its token."""
+    from idp.oidc.models import Token, TokenFamily
 
     client = get_client(session, client_id)
-    for token in session.scalars(select(Token).where(Token.client_id == client_id)):
-        session.delete(token)
+    session.execute(delete(TokenFamily).where(TokenFamily.client_id == client_id))
+    session.execute(delete(Token).where(Token.client_id == client_id))
     session.delete(client)
     audit.record("oidc.client_removed", actor="platform", target=f"client:{client_id}")
 

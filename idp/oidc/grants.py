@@ -2,7 +2,8 @@
 
 - codes and refresh tokens are claimed atomically (one UPDATE ... WHERE consumed/rotated IS NULL);
 - a reused code revokes what it issued (RFC 6749 §4.1.2); a reused refresh token revokes its
-  whole family (RFC 9700 §4.14.2);
+  whole family (RFC 9700 §4.14.2); a replay seen while the first redemption is still issuing
+  marks the code or family first, so that issuance is refused (``tokens.join_family``);
 - PKCE is S256 only and required for public clients or where the client asks for it.
 """
 
@@ -16,13 +17,14 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from idp import audit, db
 from idp.config import settings
 from idp.db import utcnow
 from idp.oidc import claims
 from idp.oidc.models import AuthorizationCode, Client, Token, digest
-from idp.oidc.tokens import revoke_family, revoke_issued_from_code
+from idp.oidc.tokens import revoke_code, revoke_family
 from idp.oidc.users import AuthorizedUser, user_for
 
 # Client authentication (RFC 6749 §2.3): "none" only for public clients, which use PKCE.
@@ -75,6 +77,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             amr=list(user.amr),
             acr=user.acr,
             sid=user.sid or "",
+            credential_version=user.credential_version,
             issued_at=now,
             expires_at=now + timedelta(seconds=settings().code_ttl),
         )
@@ -105,15 +108,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if claimed == 1:
             return item
         if item is not None and item.consumed_at is not None and item.client_id == client.client_id:
-            revoked = revoke_issued_from_code(session, item.id)
-            audit.record(
-                "oidc.code_reused",
-                actor=f"client:{client.client_id}",
-                target=f"code:{item.id}",
-                result="tokens_revoked",
-                details={"revoked": str(revoked)},
-            )
-            session.commit()
+            revoke_replayed_code(session, item, client)
         return None
 
     def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
@@ -121,6 +116,23 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> AuthorizedUser | None:
         return user_for(db.session(), authorization_code)
+
+
+def revoke_replayed_code(session: Session, item: AuthorizationCode, client: Client) -> None:
+    """RFC 6749 §4.1.2: revoke everything the replayed code issued. The code's mark is
+    committed first: a redemption still issuing from it is then refused, and one that already
+    issued has its family named by the mark and revoked."""
+    family_id = revoke_code(session, item.id)
+    session.commit()
+    revoked = revoke_family(session, family_id) if family_id is not None else 0
+    audit.record(
+        "oidc.code_reused",
+        actor=f"client:{client.client_id}",
+        target=f"code:{item.id}",
+        result="tokens_revoked",
+        details={"revoked": str(revoked)},
+    )
+    session.commit()
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):

@@ -122,7 +122,11 @@ class Client(Base, ClientMixin):
 
 
 class AuthorizationCode(Base, AuthorizationCodeMixin):
-    """A code issued at /authorize; consumed atomically at /token (``consumed_at``)."""
+    """A code issued at /authorize; consumed atomically at /token (``consumed_at``).
+
+    ``family_id`` names the token family the code issued, set by the issuing transaction only
+    while ``revoked_at`` is empty; a replay sets ``revoked_at`` first, so an issuance still in
+    flight is refused (docs/protocol.md P2)."""
 
     __tablename__ = "authorization_code"
 
@@ -140,9 +144,12 @@ class AuthorizationCode(Base, AuthorizationCodeMixin):
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
     acr: Mapped[str | None] = mapped_column(String(64))
     sid: Mapped[str] = mapped_column(String(64))
+    credential_version: Mapped[int] = mapped_column(default=0, server_default="0")
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    family_id: Mapped[str | None] = mapped_column(String(64))
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     def get_redirect_uri(self) -> str:
         return self.redirect_uri
@@ -161,6 +168,21 @@ class AuthorizationCode(Base, AuthorizationCodeMixin):
 
     def get_amr(self) -> list[str]:
         return list(self.amr)
+
+
+class TokenFamily(Base):
+    """The tokens of one code and their refresh rotations. Revoking a family marks it here
+    before its tokens are revoked, and every issuance into it first takes this row with a
+    conditional UPDATE: an issuance racing the revocation is either refused or committed before
+    the revocation sweeps its tokens (docs/protocol.md P2)."""
+
+    __tablename__ = "token_family"
+
+    family_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[created_at]
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Token(Base, TokenMixin):
@@ -185,6 +207,7 @@ class Token(Base, TokenMixin):
     sid: Mapped[str | None] = mapped_column(String(64), index=True)
     auth_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
+    credential_version: Mapped[int] = mapped_column(default=0, server_default="0")
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     access_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     refresh_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -2,6 +2,11 @@
 
 Opaque rather than RFC 9068 JWTs because a deleted operator's access must end at once
 (docs/design.md journey 3) and every use can be checked against the database.
+
+Issuance and revocation meet on one row (docs/protocol.md P2): a token is issued only after a
+conditional UPDATE of its anchor (the code for a new family, the family for a rotation) finds
+the anchor unrevoked, and revocation marks the anchor before it revokes tokens. Whichever
+writes the anchor first, a detected replay or a revocation leaves no live token behind.
 """
 
 from __future__ import annotations
@@ -10,14 +15,15 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from authlib.oauth2.rfc6749 import ClientMixin
-from sqlalchemy import select, update
+from authlib.oauth2.rfc6749 import ClientMixin, InvalidGrantError
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from idp import db
+from idp import audit, db
 from idp.config import settings
 from idp.db import utcnow
-from idp.oidc.models import Token, digest
+from idp.identity.models import Identity
+from idp.oidc.models import AuthorizationCode, Token, TokenFamily, digest
 
 
 def generate_token_value(*_args: Any, **_kwargs: Any) -> str:
@@ -29,13 +35,20 @@ def access_token_lifetime(_client: ClientMixin, _grant_type: str) -> int:
     return settings().access_token_ttl
 
 
+class RevokedAnchorError(InvalidGrantError):
+    """The code or token family was revoked (a replay, or a revocation) while this token was
+    being issued: nothing is stored and the client gets ``invalid_grant``."""
+
+
 def save_token(token: dict[str, Any], request: Any) -> None:
-    """Store a freshly issued token (Authlib's ``save_token`` hook) by digest only."""
+    """Store a freshly issued token (Authlib's ``save_token`` hook) by digest only, once its
+    anchor is taken (``join_family``)."""
     now = utcnow()
     user = request.user
     previous: Token | None = getattr(request, "refresh_token", None)
     code = getattr(request, "authorization_code", None)
     refresh = token.get("refresh_token")
+    family_id = join_family(db.session(), request)
     row = Token(
         client_id=request.client.client_id,
         account_id=user.account_id if user else None,
@@ -43,11 +56,12 @@ def save_token(token: dict[str, Any], request: Any) -> None:
         access_token_hash=digest(token["access_token"]),
         refresh_token_hash=digest(refresh) if refresh else None,
         scope=token.get("scope", ""),
-        family_id=previous.family_id if previous else secrets.token_hex(16),
+        family_id=family_id,
         code_id=code.id if code is not None else (previous.code_id if previous else None),
         sid=user.sid if user else None,
         auth_time=db.datetime_from_timestamp(user.auth_time) if user and user.auth_time else None,
         amr=list(user.amr) if user else [],
+        credential_version=user.credential_version if user else 0,
         issued_at=now,
         access_expires_at=now + timedelta(seconds=token["expires_in"]),
         refresh_expires_at=now + timedelta(seconds=settings().refresh_token_idle_ttl)
@@ -56,6 +70,54 @@ def save_token(token: dict[str, Any], request: Any) -> None:
         family_expires_at=_family_expiry(previous, now) if refresh else None,
     )
     db.session().add(row)
+
+
+def join_family(session: Session, request: Any) -> str:
+    """The family the token being issued belongs to, its anchor taken in this transaction: the
+    family for a rotation, the code for a code's first tokens, nothing for a client's own."""
+    previous: Token | None = getattr(request, "refresh_token", None)
+    if previous is not None:
+        take_family(session, previous.family_id)
+        return previous.family_id
+    family_id = secrets.token_hex(16)
+    code: AuthorizationCode | None = getattr(request, "authorization_code", None)
+    if code is not None:
+        take_code(session, code.id, family_id)
+    session.add(TokenFamily(family_id=family_id, client_id=request.client.client_id))
+    return family_id
+
+
+def take_family(session: Session, family_id: str) -> None:
+    """Rotate within the family unless it is revoked. The UPDATE holds the family's row until
+    this transaction ends, so a revocation marking it waits and then sees the new token."""
+    taken = session.execute(
+        update(TokenFamily)
+        .where(TokenFamily.family_id == family_id, TokenFamily.revoked_at.is_(None))
+        .values(rotated_at=utcnow())
+    )
+    if db.rowcount(taken) != 1:
+        refuse_issuance(target=f"family:{family_id[:8]}")
+
+
+def take_code(session: Session, code_id: int, family_id: str) -> None:
+    """Record ``family_id`` as what the code issued, unless the code was revoked (replayed):
+    a code issues at most one family, and none once a replay has been seen."""
+    taken = session.execute(
+        update(AuthorizationCode)
+        .where(
+            AuthorizationCode.id == code_id,
+            AuthorizationCode.revoked_at.is_(None),
+            AuthorizationCode.family_id.is_(None),
+        )
+        .values(family_id=family_id)
+    )
+    if db.rowcount(taken) != 1:
+        refuse_issuance(target=f"code:{code_id}")
+
+
+def refuse_issuance(*, target: str) -> None:
+    audit.record("oidc.issuance_refused", actor="system", target=target, result="revoked")
+    raise RevokedAnchorError("The grant has been revoked.")
 
 
 def _family_expiry(previous: Token | None, now: datetime) -> datetime:
@@ -74,34 +136,74 @@ def find_refresh_token(session: Session, value: str) -> Token | None:
 
 
 def revoke_family(session: Session, family_id: str) -> int:
+    """Mark the family revoked, then revoke its tokens; returns how many were live.
+
+    Two statements in this order: a rotation in flight either finds the mark and is refused,
+    or holds the family's row, so the mark waits for its commit and the second statement (a
+    fresh snapshot) revokes its token too."""
+    now = utcnow()
+    session.execute(
+        update(TokenFamily)
+        .where(TokenFamily.family_id == family_id)
+        .values(revoked_at=func.coalesce(TokenFamily.revoked_at, now))
+    )
     return db.rowcount(
         session.execute(
             update(Token)
             .where(Token.family_id == family_id, Token.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
+            .values(revoked_at=now)
         )
     )
 
 
-def revoke_issued_from_code(session: Session, code_id: int) -> int:
-    """RFC 6749 §4.1.2: a replayed code revokes every token issued from it, refreshes included."""
-    families = session.scalars(
-        select(Token.family_id).where(Token.code_id == code_id).distinct()
-    ).all()
-    return sum(revoke_family(session, family) for family in families)
+def revoke_code(session: Session, code_id: int) -> str | None:
+    """Mark the code revoked, so no token is issued from it any more; the family it already
+    issued, if any (an issuance in flight holds the code's row, so this waits for it)."""
+    family_id: str | None = session.execute(
+        update(AuthorizationCode)
+        .where(AuthorizationCode.id == code_id)
+        .values(revoked_at=func.coalesce(AuthorizationCode.revoked_at, utcnow()))
+        .returning(AuthorizationCode.family_id)
+    ).scalar_one_or_none()
+    return family_id
 
 
 def revoke_for_account(session: Session, account_id: int, *, org_id: int | None = None) -> int:
-    """End every token of an account (optionally only those acting for ``org_id``)."""
+    """End every code and token family of an account (optionally only those acting for
+    ``org_id``); returns how many tokens were live. Codes not yet redeemed, or being redeemed,
+    are marked first, so a redemption in flight is refused (see ``take_code``)."""
+    families = {
+        family_id
+        for code_id in _unissued_codes(session, account_id, org_id)
+        if (family_id := revoke_code(session, code_id)) is not None
+    }
     rows = session.scalars(
         select(Token).where(Token.account_id == account_id, Token.revoked_at.is_(None))
     )
-    count = 0
-    for row in rows:
-        if org_id is None or (row.identity is not None and row.identity.org_id == org_id):
-            row.revoked_at = utcnow()
-            count += 1
-    return count
+    families |= {row.family_id for row in rows if _acts_for(row.identity, org_id)}
+    return sum(revoke_family(session, family_id) for family_id in sorted(families))
+
+
+def _unissued_codes(session: Session, account_id: int, org_id: int | None) -> list[int]:
+    codes = session.scalars(
+        select(AuthorizationCode).where(
+            AuthorizationCode.account_id == account_id,
+            AuthorizationCode.family_id.is_(None),
+            AuthorizationCode.revoked_at.is_(None),
+        )
+    )
+    return [code.id for code in codes if _acts_for(code.identity, org_id)]
+
+
+def _acts_for(identity: Identity | None, org_id: int | None) -> bool:
+    return org_id is None or (identity is not None and identity.org_id == org_id)
+
+
+def revoke_on_credentials_change(account: Any, *, session: Session) -> int:
+    """Receiver of ``idp.auth.credentials.changed``: a new password or phone ends every token
+    of the account, for every organisation (the session that made the change gets new ones
+    through /authorize without a new login)."""
+    return revoke_for_account(session, account.id)
 
 
 def token_is_active(token: Token) -> bool:

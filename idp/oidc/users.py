@@ -25,6 +25,7 @@ class AuthorizedUser:
     auth_time: float | None = None
     amr: tuple[str, ...] = ()
     acr: str | None = None
+    credential_version: int = 0  # of the login it comes from (idp.identity.models.Account)
 
     @classmethod
     def of(cls, principal: Principal, identity: Identity, **login: Any) -> AuthorizedUser:
@@ -45,12 +46,16 @@ class AuthorizedUser:
 def user_for(session: Session, row: Any) -> AuthorizedUser | None:
     """The owner of a stored code or token (same columns), or None when it may no longer act
     as that identity: operator membership deleted or disabled, password change pending,
-    org identity no longer registered for the client."""
+    password or phone changed since, org identity no longer registered for the client."""
     identity: Identity | None = row.identity
     if identity is None:
         return None
     principal = still_eligible(
-        session, identity, account_id=row.account_id, client_id=row.client_id
+        session,
+        identity,
+        account_id=row.account_id,
+        client_id=row.client_id,
+        credential_version=row.credential_version,
     )
     if principal is None:
         return None
@@ -61,4 +66,5 @@ def user_for(session: Session, row: Any) -> AuthorizedUser | None:
         auth_time=row.auth_time.timestamp() if row.auth_time else None,
         amr=tuple(row.amr),
         acr=getattr(row, "acr", None),
+        credential_version=row.credential_version,
     )

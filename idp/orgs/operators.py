@@ -21,6 +21,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from idp import audit
+from idp.auth.credentials import credentials_changed
 from idp.auth.passwords import generate_initial_password, hash_password, policy_errors
 from idp.db import utcnow
 from idp.errors import IdpError, NotFoundError
@@ -430,8 +431,10 @@ def update_operator(
     and the status (active/disabled). Any other field → ``ReadOnlyFieldError``, nothing changed.
 
     A new phone must be free and the account must not be another org's operator too (the phone
-    is the person's login everywhere). Disabling ends the operator's login sessions (the
-    principal check needs an active membership) and revokes their tokens for this org."""
+    is the person's login everywhere). A new phone is a new credential: every login session,
+    code and token opened with the old one ends (``credentials_changed``), since the old number
+    may be lost or passed on. Disabling ends the operator's login sessions (the principal check
+    needs an active membership) and revokes their tokens for this org."""
     target = f"membership:{membership_id}"
     with failures_audited(UPDATED, actor=actor, target=target, org_id=org.id):
         if unknown:
@@ -489,14 +492,18 @@ def apply_changes(
     """Write the checked changes; what changed, masked, for the audit event."""
     account = membership.account
     changes = {}
+    revoked: int | None = None  # None: nothing that ends tokens happened
     if phone != account.phone:
         changes["phone"] = f"{mask_phone(account.phone)} -> {mask_phone(phone)}"
         account.phone = phone
+        _version, revoked = credentials_changed(session, account)
     if status != membership.status:
         changes["status"] = f"{membership.status.value} -> {status.value}"
         membership.status = status
         if status == MembershipStatus.DISABLED:
-            changes["tokens_revoked"] = str(revoke_for_account(session, account.id, org_id=org.id))
+            revoked = (revoked or 0) + revoke_for_account(session, account.id, org_id=org.id)
+    if revoked is not None:
+        changes["tokens_revoked"] = str(revoked)
     if changes:
         membership.updated_at = utcnow()
     return changes

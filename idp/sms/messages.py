@@ -27,6 +27,7 @@ VENDOR_TEMPLATE_SETTINGS = {
     "join": "sms_template_join",
     "join_rejected": "sms_template_join_rejected",
     "operator_added": "sms_template_operator_added",
+    "password_changed": "sms_template_password_changed",
 }
 
 

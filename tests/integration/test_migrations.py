@@ -147,3 +147,45 @@ def test_0002_gives_existing_organisations_an_admin_subject(empty_url: str, engi
         rows = conn.execute(text("SELECT admin_subject, contact_person FROM organisation")).all()
     assert len({row[0] for row in rows}) == 2
     assert all(row[0] and row[1] == "" for row in rows)
+
+
+def test_0004_gives_existing_tokens_their_family_and_codes_what_they_issued(
+    empty_url: str, engine: Engine
+) -> None:
+    upgrade(empty_url, "0003")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO account (subject, phone, name, password_hash, must_change_password,"
+                " created_at) VALUES ('s1', '13800000000', 'A', 'x', false, CURRENT_TIMESTAMP)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO authorization_code (code_hash, client_id, account_id, identity,"
+                " redirect_uri, scope, auth_time, amr, sid, issued_at, expires_at, consumed_at)"
+                " VALUES ('c1', 'rp', 1, '{}', 'https://rp/cb', 'openid', CURRENT_TIMESTAMP,"
+                " '[]', 's', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+            )
+        )
+        rows = (("a1", "fam-a", 1), ("a2", "fam-a", 1), ("a3", "fam-b", None))
+        for digest, family, code_id in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO token (client_id, account_id, identity, access_token_hash,"
+                    " scope, family_id, code_id, amr, issued_at, access_expires_at)"
+                    " VALUES ('rp', 1, '{}', :digest, 'openid', :family, :code_id, '[]',"
+                    " CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {"digest": digest, "family": family, "code_id": code_id},
+            )
+
+    upgrade(empty_url)
+
+    with engine.connect() as conn:
+        families = conn.execute(
+            text("SELECT family_id, client_id, revoked_at FROM token_family ORDER BY family_id")
+        ).all()
+        issued = conn.execute(text("SELECT family_id, revoked_at FROM authorization_code")).all()
+    assert [tuple(row) for row in families] == [("fam-a", "rp", None), ("fam-b", "rp", None)]
+    assert [tuple(row) for row in issued] == [("fam-a", None)]

@@ -11,8 +11,8 @@ from flask import Flask
 
 from idp.store import store
 from idp.store.redis import RedisStore
-from tests.flows import PASSWORD
-from tests.integration.auth.helpers import core_login_journey, session_cookie
+from tests.flows import NEW_PASSWORD, PASSWORD, change_password, login
+from tests.integration.auth.helpers import allow_resend, core_login_journey, session_cookie
 
 
 @pytest.fixture
@@ -55,3 +55,23 @@ def test_the_session_lives_in_redis(key_prefix, client, outbox, operator):
     login(client, outbox, phone=operator.phone, password=PASSWORD)
 
     assert f"session:{session_cookie(client)}" in keys(key_prefix)
+
+
+def test_a_password_change_ends_the_other_sessions_on_the_redis_store(
+    key_prefix, app, client, outbox, operator
+):
+    other = app.test_client()
+    assert login(other, outbox, phone=operator.phone, password=PASSWORD).status_code == 302
+    allow_resend(operator.phone)
+    assert login(client, outbox, phone=operator.phone, password=PASSWORD).status_code == 302
+    theirs, mine = session_cookie(other), session_cookie(client)
+
+    changed = change_password(client, current=PASSWORD, new=NEW_PASSWORD)
+
+    assert changed.status_code == 302
+    assert client.get("/portal").status_code == 200
+    portal = other.get("/portal")
+    assert (portal.status_code, portal.headers.get("Location")) == (302, "/login")
+    sessions = {k for k in keys(key_prefix) if k.startswith("session:")}
+    assert sessions == {f"session:{mine}"}
+    assert f"session:{theirs}" not in sessions

@@ -1,14 +1,22 @@
-"""The forced password change at first login: the portal waits for it, the policy's errors
-appear next to the new password, and only a valid change clears the flag."""
+"""The password change: the forced one at first login (the portal waits for it, the policy's
+errors appear next to the new password, only a valid change clears the flag), the voluntary one,
+and wrong current passwords counting toward the account's lockout like wrong logins."""
 
 from __future__ import annotations
 
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
+from idp.auth import service
 from idp.auth.passwords import verify_password
 from idp.identity.models import Account
+from tests.conftest import both_databases
 from tests.flows import NEW_PASSWORD, PASSWORD, csrf_token, login
 from tests.integration.auth.helpers import (
+    LOCKED,
     WRONG_CREDENTIALS,
     all_field_errors,
     allow_resend,
@@ -16,7 +24,10 @@ from tests.integration.auth.helpers import (
     fresh,
     login_token,
     parse,
+    post_login,
 )
+
+WRONG_CURRENT = "原密码错误"
 
 FORCED_NOTICE = "首次登录需更换密码, 修改后才能继续。"
 
@@ -187,3 +198,109 @@ def test_an_operator_may_change_the_password_voluntarily(client, outbox, operato
     assert response.status_code == 302
     assert response.headers["Location"] == "/portal"
     assert verify_password(fresh(Account, operator.id).password_hash, NEW_PASSWORD)
+
+
+# --- lockout ----------------------------------------------------------------------------------
+
+
+def test_wrong_current_passwords_lock_the_account_even_for_the_right_one(
+    client, app, outbox, first_login
+):
+    for attempt in range(5):
+        response = post_change(client, current=f"Wrong-Pass-{attempt}", new=NEW_PASSWORD)
+        assert response.status_code == 400
+        assert all_field_errors(response.text) == {"current_password": [WRONG_CURRENT]}
+
+    locked = post_change(client, current=PASSWORD, new=NEW_PASSWORD)
+
+    assert locked.status_code == 429
+    assert all_field_errors(locked.text) == {"current_password": [LOCKED]}
+    assert_unchanged(first_login)
+    results = [result for _actor, result in audit_events("auth.password_change_failed")]
+    assert results == ["wrong_password"] * 5 + ["account_locked"]
+    allow_resend(first_login.phone)
+    login_elsewhere = login(app.test_client(), outbox, phone=first_login.phone, password=PASSWORD)
+    assert login_elsewhere.status_code == 429
+    assert all_field_errors(login_elsewhere.text) == {"password": [LOCKED]}
+
+
+def test_wrong_logins_and_wrong_current_passwords_add_up(client, app, outbox, first_login):
+    other = app.test_client()
+    allow_resend(first_login.phone)
+    assert other.post(
+        "/login/sms-code",
+        data={"phone": first_login.phone, "csrf_token": login_token(other)},
+    ).status_code == 200
+    code = outbox.last(first_login.phone, "login")["code"]
+    for attempt in range(3):
+        refused = post_login(
+            other, phone=first_login.phone, password=f"Bad-{attempt}", sms_code=code
+        )
+        assert all_field_errors(refused.text) == {"password": [WRONG_CREDENTIALS]}
+    for attempt in range(2):
+        post_change(client, current=f"Wrong-Pass-{attempt}", new=NEW_PASSWORD)
+
+    locked = post_change(client, current=PASSWORD, new=NEW_PASSWORD)
+
+    assert locked.status_code == 429
+    assert all_field_errors(locked.text) == {"current_password": [LOCKED]}
+    assert_unchanged(first_login)
+
+
+def test_the_right_current_password_resets_the_count(client, first_login):
+    for attempt in range(4):
+        post_change(client, current=f"Wrong-Pass-{attempt}", new=NEW_PASSWORD)
+    assert post_change(client, current=PASSWORD, new="short").status_code == 400  # policy only
+
+    for attempt in range(4):
+        post_change(client, current=f"Wrong-Again-{attempt}", new=NEW_PASSWORD)
+    response = post_change(client, current=PASSWORD, new=NEW_PASSWORD)
+
+    assert response.status_code == 302
+    assert verify_password(fresh(Account, first_login.id).password_hash, NEW_PASSWORD)
+
+
+@both_databases
+def test_parallel_wrong_current_passwords_make_at_most_threshold_checks(
+    client, app, first_login, monkeypatch
+):
+    """Ten guesses from one session at once: the count comes before the check, so at most five
+    passwords are ever compared, and the rest are told the account is locked."""
+    checked: list[str] = []
+    lock = threading.Lock()
+    real_verify = service.verify_password
+
+    def counting_verify(password_hash: str | None, password: str) -> bool:
+        with lock:
+            checked.append(password)
+        return real_verify(password_hash, password)
+
+    monkeypatch.setattr(service, "verify_password", counting_verify)
+    token = csrf_token(client.get("/password/change").text)
+    cookies = {name: client.get_cookie(name).value for name in ("idp_session", "idp_csrf")}
+    start = threading.Barrier(10)
+
+    def guess(index: int):
+        browser = app.test_client()
+        for name, value in cookies.items():
+            browser.set_cookie(name, value)
+        start.wait()
+        return browser.post(
+            "/password/change",
+            data={
+                "current_password": f"Wrong-Pass-{index}",
+                "new_password": NEW_PASSWORD,
+                "confirm_password": NEW_PASSWORD,
+                "csrf_token": token,
+            },
+        )
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        responses = list(pool.map(guess, range(10)))
+
+    assert len(checked) == 5
+    shown = Counter(
+        (r.status_code, tuple(all_field_errors(r.text)["current_password"])) for r in responses
+    )
+    assert shown == Counter({(400, (WRONG_CURRENT,)): 5, (429, (LOCKED,)): 5})
+    assert_unchanged(first_login)

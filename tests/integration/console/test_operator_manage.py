@@ -8,8 +8,16 @@ import re
 
 import pytest
 
-from tests.conftest import make_operator
-from tests.flows import PASSWORD, Pkce, authorize_params, follow_to_code, login, token_request
+from tests.conftest import both_databases, make_operator
+from tests.flows import (
+    PASSWORD,
+    REDIRECT_URI,
+    Pkce,
+    authorize_params,
+    follow_to_code,
+    login,
+    token_request,
+)
 from tests.integration.auth.helpers import allow_resend
 from tests.integration.console.helpers import (
     MISMATCH,
@@ -323,6 +331,55 @@ def test_disabling_ends_sessions_and_tokens_and_enabling_restores_the_login(
     assert edit(admin, staff, phone=PHONE, status="active").status_code == 302
     allow_resend(PHONE)
     assert login(browser, outbox, phone=PHONE, password=PASSWORD).headers["Location"] == "/portal"
+
+
+@both_databases
+def test_a_new_phone_ends_the_operators_sessions_codes_and_tokens(
+    admin, staff, browser, outbox, rp, known
+):
+    """The old number may be lost or passed on: whatever it opened ends with the change."""
+    from idp.audit.models import AuditEvent
+    from idp.oidc.models import Token
+
+    assert login(browser, outbox, phone=PHONE, password=PASSWORD).status_code == 302
+    tokens = issue_tokens(browser, rp)
+    pkce = Pkce.new()
+    pending = follow_to_code(browser, authorize_params(rp.client_id, pkce))["code"]
+    known(NAME, NEW_PHONE)
+
+    assert edit(admin, staff, phone=NEW_PHONE, status="active").status_code == 302
+
+    portal = browser.get("/portal")
+    assert (portal.status_code, portal.headers.get("Location")) == (302, "/login")
+    assert refresh(browser, rp, tokens).json["error"] == "invalid_grant"
+    assert fetch(Token, Token.sid.is_not(None)).revoked_at is not None
+    redeemed = token_request(
+        browser,
+        {
+            "grant_type": "authorization_code",
+            "code": pending,
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": pkce.verifier,
+        },
+        auth=rp.auth,
+    )
+    assert redeemed.json["error"] == "invalid_grant"
+    assert fetch(AuditEvent, AuditEvent.action == "orgs.operator_updated").details == {
+        "phone": "138****8000 -> 136****6000",
+        "tokens_revoked": "1",
+    }
+    assert login(browser, outbox, phone=NEW_PHONE, password=PASSWORD).status_code == 302
+    assert browser.get("/portal").status_code == 200
+
+
+def test_saving_the_same_phone_ends_nothing(admin, staff, browser, outbox, rp):
+    assert login(browser, outbox, phone=PHONE, password=PASSWORD).status_code == 302
+    tokens = issue_tokens(browser, rp)
+
+    assert edit(admin, staff, phone=PHONE, status="active").status_code == 302
+
+    assert browser.get("/portal").status_code == 200
+    assert refresh(browser, rp, tokens).status_code == 200
 
 
 # --- 【删除】 ---------------------------------------------------------------------------------------

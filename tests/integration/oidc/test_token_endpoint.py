@@ -4,7 +4,6 @@ RFC 7636, RFC 9700)."""
 from __future__ import annotations
 
 import base64
-import threading
 from datetime import timedelta
 
 import pytest
@@ -14,23 +13,16 @@ from idp import db
 from idp.db import utcnow
 from idp.oidc.models import AuthorizationCode, Token
 from tests.conftest import both_databases, register
-from tests.flows import REDIRECT_URI, Pkce, authorize_params, follow_to_code, token_request
-
-
-def mint_code(client, rp, pkce: Pkce | None = None, **extra):
-    params = authorize_params(rp.client_id, pkce or Pkce.new(), **extra)
-    return follow_to_code(client, params)["code"]
-
-
-def redeem(client, rp, code, verifier, **extra):
-    data = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": REDIRECT_URI,
-        "code_verifier": verifier,
-    }
-    data.update(extra)
-    return token_request(client, data, auth=rp.auth)
+from tests.flows import REDIRECT_URI, Pkce, token_request
+from tests.integration.oidc.helpers import (
+    audit_count,
+    live_tokens,
+    mint_code,
+    redeem,
+    refresh,
+    run_in_parallel,
+    userinfo_status,
+)
 
 
 def tokens_stored() -> int:
@@ -219,51 +211,47 @@ def test_rs256_client_gets_rs256_id_token(client, app, logged_in):
     assert b'"RS256"' in base64.urlsafe_b64decode(header + "==")
 
 
-def run_in_parallel(app, count, call):
-    """Run ``call(test_client)`` in ``count`` threads released together; returns the statuses."""
-    barrier = threading.Barrier(count)
-    results: list[int] = []
-    lock = threading.Lock()
-
-    def worker():
-        local = app.test_client()
-        barrier.wait()
-        status = call(local)
-        with lock:
-            results.append(status)
-
-    threads = [threading.Thread(target=worker) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+def assert_only_refused_or_revoked(client, rp, responses) -> None:
+    """At most one of the concurrent requests got tokens, and those are dead: what the replay
+    revoked, or was never issued."""
+    granted = [body for status, body in responses if status == 200]
+    assert len(granted) <= 1
+    assert [body["error"] for status, body in responses if status != 200] == ["invalid_grant"] * (
+        len(responses) - len(granted)
+    )
+    assert {status for status, _body in responses} <= {200, 400}
+    assert live_tokens() == 0
+    for body in granted:
+        assert userinfo_status(client, body["access_token"]) == 401
+        assert refresh(client, rp, body["refresh_token"]).status_code == 400
 
 
 @both_databases
-def test_concurrent_redemption_of_one_code_succeeds_exactly_once(app, client, rp, logged_in):
-    for _round in range(3):
+def test_concurrent_redemptions_of_one_code_leave_no_live_token(app, client, rp, logged_in):
+    """Eight redemptions of one code at once: one claims it, seven are replays, and whichever
+    way the threads interleave, nothing issued from the code stays usable."""
+    for round_number in range(1, 4):
         pkce = Pkce.new()
         code = mint_code(client, rp, pkce)
-        statuses = run_in_parallel(
-            app, 8, lambda c, code=code, v=pkce.verifier: redeem(c, rp, code, v).status_code
+        responses = run_in_parallel(
+            app, 8, lambda c, code=code, v=pkce.verifier: _answer(redeem(c, rp, code, v))
         )
-        assert sorted(statuses) == [200] + [400] * 7
+        assert_only_refused_or_revoked(client, rp, responses)
+        assert audit_count("oidc.code_reused") == 7 * round_number
 
 
 @both_databases
-def test_concurrent_refresh_with_one_token_succeeds_exactly_once(app, client, rp, code, pkce):
-    refresh = redeem(client, rp, code, pkce.verifier).json["refresh_token"]
-    statuses = run_in_parallel(
-        app,
-        8,
-        lambda c: (
-            token_request(
-                c, {"grant_type": "refresh_token", "refresh_token": refresh}, auth=rp.auth
-            ).status_code
-        ),
-    )
-    assert sorted(statuses) == [200] + [400] * 7
+def test_concurrent_refreshes_with_one_token_leave_no_live_token(app, client, rp, code, pkce):
+    first = redeem(client, rp, code, pkce.verifier).json
+    responses = run_in_parallel(app, 8, lambda c: _answer(refresh(c, rp, first["refresh_token"])))
+
+    assert_only_refused_or_revoked(client, rp, responses)
+    assert userinfo_status(client, first["access_token"]) == 401
+    assert audit_count("oidc.refresh_token_reused") == 7
+
+
+def _answer(response) -> tuple[int, dict]:
+    return response.status_code, response.json
 
 
 def test_refresh_rotates_and_reuse_revokes_the_family(client, rp, code, pkce):
