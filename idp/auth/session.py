@@ -61,12 +61,24 @@ def _remaining(login: LoginSession) -> timedelta:
     return min(ends - now, timedelta(seconds=settings().session_idle_ttl))
 
 
-def save(login: LoginSession) -> None:
+def save(login: LoginSession) -> bool:
+    """Write an existing session back (its idle lifetime starts again); False when it ended
+    meanwhile. Only ``start`` creates a session, so a request still holding one that was
+    logged out or ended cannot bring it back."""
     ttl = _remaining(login)
     if ttl.total_seconds() <= 0:
         store().delete(_key(login.id))
-        return
-    store().put(_key(login.id), json.dumps(asdict(login)).encode(), ttl)
+        return False
+    return store().replace(_key(login.id), _encode(login), ttl)
+
+
+def create(login: LoginSession) -> None:
+    """Store a session that has just begun (``start``); the one way a session comes to be."""
+    store().put(_key(login.id), _encode(login), _remaining(login))
+
+
+def _encode(login: LoginSession) -> bytes:
+    return json.dumps(asdict(login)).encode()
 
 
 def start(
@@ -97,7 +109,7 @@ def start(
         not_after=not_after.timestamp() if not_after else None,
         credential_version=credential_version,
     )
-    save(login)
+    create(login)
     g.login_session = login
     g.set_session_cookie = True
     return login
@@ -114,10 +126,10 @@ def current() -> LoginSession | None:
         raw = store().get(_key(session_id))
         if raw is not None:
             login = LoginSession(**json.loads(raw))
-            if opened_with_current_credentials(login):
-                save(login)
-            else:
+            if not opened_with_current_credentials(login):
                 end(login)
+                login = None
+            elif not save(login):
                 login = None
     g.login_session = login
     return login
@@ -133,7 +145,8 @@ def opened_with_current_credentials(login: LoginSession) -> bool:
 
 
 def restamp(login: LoginSession, credential_version: int) -> None:
-    """Keep the session that changed the credentials: it carries their new version."""
+    """Keep the session that changed the credentials: it carries their new version (unless it
+    ended meanwhile, e.g. logged out in another tab)."""
     login.credential_version = credential_version
     save(login)
 

@@ -185,7 +185,8 @@ def update_operator() -> dict[str, Any]:
         "Only the phone (re-checked with the real-name check against the unchanged name) and "
         "the status (active/disabled). Any other member is a read-only field: 400 "
         "`read_only_field`, nothing changed. Disabling ends the operator's sessions and "
-        "revokes their tokens for this org.",
+        "revokes their tokens for this org. A new phone is a new credential: every login "
+        "session, code and token of the operator's account ends.",
         scope=contract.OPERATORS_SCOPE,
         body="OperatorChanges",
         ok=("200", "The operator after the change.", "Operator"),

@@ -22,6 +22,10 @@ class EphemeralStore(Protocol):
     def add(self, key: str, value: bytes, ttl: timedelta) -> bool:
         """Store only if ``key`` is absent; True when this call stored it (atomic)."""
 
+    def replace(self, key: str, value: bytes, ttl: timedelta) -> bool:
+        """Store only if ``key`` is live, replacing its value and lifetime; True when this call
+        replaced it (atomic). A key deleted or expired meanwhile stays gone."""
+
     def get(self, key: str) -> bytes | None:
         """The live value, or None when absent or expired."""
 

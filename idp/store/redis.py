@@ -39,6 +39,9 @@ class RedisStore:
     def add(self, key: str, value: bytes, ttl: timedelta) -> bool:
         return bool(self._call(self.client.set, self.prefix + key, value, px=_ms(ttl), nx=True))
 
+    def replace(self, key: str, value: bytes, ttl: timedelta) -> bool:
+        return bool(self._call(self.client.set, self.prefix + key, value, px=_ms(ttl), xx=True))
+
     def get(self, key: str) -> bytes | None:
         value = self._call(self.client.get, self.prefix + key)
         return None if value is None else bytes(value)

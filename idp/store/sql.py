@@ -90,6 +90,18 @@ class SqlStore:
             return False
         return True
 
+    def replace(self, key: str, value: bytes, ttl: timedelta) -> bool:
+        # One conditional UPDATE: a concurrent delete either comes first (nothing matches) or
+        # after (it deletes what this wrote).
+        now = utcnow()
+        with self._transaction() as conn:
+            replaced = conn.execute(
+                update(TABLE)
+                .where(TABLE.c.key == key, TABLE.c.expires_at > now)
+                .values(value=value, count=0, expires_at=now + ttl)
+            )
+            return rowcount(replaced) == 1
+
     def get(self, key: str) -> bytes | None:
         with self._transaction() as conn:
             row = conn.execute(

@@ -143,6 +143,54 @@ def test_add_under_concurrency_has_one_winner(store: EphemeralStore) -> None:
     assert sorted(results, key=bool) == [False] * (THREADS - 1) + [True]
 
 
+# --- replace ---------------------------------------------------------------------------------
+
+
+def test_replace_stores_only_when_present(store: EphemeralStore) -> None:
+    assert store.replace("k", b"first", LONG) is False
+    assert store.get("k") is None
+
+    store.put("k", b"first", SHORT)
+    assert store.replace("k", b"second", LONG) is True
+    assert store.get("k") == b"second"
+    remaining = store.ttl("k")
+    assert remaining is not None and remaining > SHORT
+
+
+def test_replace_never_revives_a_deleted_or_expired_key(store: EphemeralStore) -> None:
+    store.put("deleted", b"v", LONG)
+    store.delete("deleted")
+    store.put("expired", b"v", timedelta(milliseconds=1))
+    time.sleep(0.01)  # the millisecond lifetime is over; not a race the assertion depends on
+
+    assert store.replace("deleted", b"again", LONG) is False
+    assert store.replace("expired", b"again", LONG) is False
+    assert store.get("deleted") is None
+    assert store.get("expired") is None
+
+
+def test_replace_racing_delete_never_leaves_the_key(store: EphemeralStore) -> None:
+    """Whichever runs first, the key ends deleted: a replace after the delete does nothing."""
+    actions: list[Callable[[], object]] = [
+        lambda: store.replace("k", b"again", LONG),
+        lambda: store.delete("k"),
+    ]
+    for _round in range(20):
+        store.put("k", b"v", LONG)
+        barrier = threading.Barrier(len(actions))
+        with ThreadPoolExecutor(max_workers=len(actions)) as pool:
+            futures = [pool.submit(released_by, barrier, action) for action in actions]
+            for future in futures:
+                future.result(timeout=60)
+
+        assert store.get("k") is None
+
+
+def released_by(barrier: threading.Barrier, action: Callable[[], object]) -> object:
+    barrier.wait(timeout=10)
+    return action()
+
+
 # --- consume ---------------------------------------------------------------------------------
 
 
@@ -230,6 +278,7 @@ def test_entries_expire_after_their_ttl(store: EphemeralStore) -> None:
 CALLS: dict[str, Callable[[EphemeralStore], object]] = {
     "put": lambda s: s.put("k", b"v", LONG),
     "add": lambda s: s.add("k", b"v", LONG),
+    "replace": lambda s: s.replace("k", b"v", LONG),
     "get": lambda s: s.get("k"),
     "consume": lambda s: s.consume("k"),
     "incr": lambda s: s.incr("k", LONG),

@@ -9,11 +9,15 @@ client dropping an expired cookie.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from idp.auth import session as login_session
+from tests.conftest import both_databases
 from tests.flows import PASSWORD, login
 from tests.integration.auth.helpers import allow_resend, login_token, session_cookie
+from tests.integration.oidc.helpers import WAIT_SECONDS, PausePoint
 
 PHONE = "13800138000"
 
@@ -137,3 +141,39 @@ def test_logging_in_again_replaces_the_session_id(client, app, outbox, operator)
 def test_portal_without_a_session_goes_to_login(client):
     assert_logged_out(client.get("/portal"))
     assert_logged_out(portal_with(client, "no-such-session"))
+
+
+@both_databases
+def test_a_request_in_flight_during_logout_cannot_bring_the_session_back(
+    client, app, outbox, operator, monkeypatch
+):
+    """The request read the session before the logout and writes it back (its idle lifetime
+    starts again) after: the session stays ended, on the server, for any holder of the id."""
+    login(client, outbox, phone=PHONE, password=PASSWORD)
+    session_id = session_cookie(client)
+    csrf_cookie = client.get_cookie("idp_csrf").value
+    token = login_token(client)
+    pause = PausePoint()
+    monkeypatch.setattr(login_session, "save", pause.wrap(login_session.save))
+
+    def in_flight():
+        return portal_with(app.test_client(), session_id)
+
+    def log_out():
+        other_tab = app.test_client()
+        other_tab.set_cookie("idp_session", session_id)
+        other_tab.set_cookie("idp_csrf", csrf_cookie)
+        return other_tab.post("/logout", data={"csrf_token": token})
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        held = pool.submit(in_flight)
+        pause.wait_until_reached()
+        try:
+            logged_out = log_out()
+        finally:
+            pause.release()
+        held.result(timeout=WAIT_SECONDS)
+
+    assert logged_out.status_code == 200
+    assert "您已安全退出" in logged_out.text
+    assert_logged_out(portal_with(app.test_client(), session_id))

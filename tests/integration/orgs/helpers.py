@@ -78,7 +78,7 @@ def cert_login(
         if certificate
         else None,
     )
-    session.save(login)
+    session.create(login)
     client.set_cookie("idp_session", login.id)
     return login
 
