@@ -17,6 +17,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         db,
         extensions,
         oidc,
+        ops,
         orgs,
         portal,
         realname,
@@ -56,4 +57,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     console.init_app(app)
     oidc.init_app(app, settings)
     portal.init_app(app)
+    ops.init_app(app)
     return app

@@ -115,3 +115,10 @@ def test_idp_keys_list_and_a_wrong_pin(hsm_token: Any, settings: Any) -> None:
     assert "IDP_PKCS11_PIN: the token refused the PIN (CKR_PIN_INCORRECT)" in wrong.stderr
     assert "999999" not in wrong.stderr + wrong.stdout
     assert "Traceback" not in wrong.stderr
+
+
+def test_ready_when_the_token_signs(client: Any) -> None:
+    response = client.get("/readyz")
+
+    assert response.status_code == 200, response.text
+    assert response.json["checks"]["signing_keys"] == "ok"
