@@ -20,6 +20,9 @@ REALNAME_VERIFIERS = {
     "tencent": "idp.realname.tencent:TencentRealNameVerifier",
     "aliyun": "idp.realname.aliyun:AliyunRealNameVerifier",
 }
+# Refused outside development mode (IDP_DEV_MODE=0): they deliver nothing and check nothing.
+DEVELOPMENT_ONLY = frozenset({"outbox", "sandbox"})
+
 KEY_STORES = {
     "files": "idp.signing.files:FileKeyStore",
     "pkcs11": "idp.signing.pkcs11:Pkcs11KeyStore",

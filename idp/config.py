@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import current_app
 
-from idp.backends import KEY_STORES, REALNAME_VERIFIERS, SMS_GATEWAYS, STORES
+from idp.backends import DEVELOPMENT_ONLY, KEY_STORES, REALNAME_VERIFIERS, SMS_GATEWAYS, STORES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -336,35 +336,40 @@ class Settings:
             choice_problem("IDP_STORE_BACKEND", self.store_backend, STORES),
             choice_problem("IDP_SMS_BACKEND", self.sms_backend, SMS_GATEWAYS),
             choice_problem("IDP_REALNAME_BACKEND", self.realname_backend, REALNAME_VERIFIERS),
-            choice_problem("IDP_KEY_STORE", self.key_store, KEY_STORES),
         ]
         return [
             *filter(None, choices),
+            *self.key_store_problems(),
             *self._development_only_problems(),
-            *self._pkcs11_problems(),
         ]
 
     def _development_only_problems(self) -> list[str]:
         if self.dev_mode:
             return []
-        found = []
-        if not self.secret_key:
-            found.append("IDP_SECRET_KEY must be set outside development mode")
-        if not self.data_key:
-            found.append("IDP_DATA_KEY must be set outside development mode")
-        if self.realname_backend == "sandbox":
-            found.append("IDP_REALNAME_BACKEND=sandbox is for development only (IDP_DEV_MODE=1)")
-        if self.sms_backend == "outbox":
-            found.append("IDP_SMS_BACKEND=outbox is for development only (IDP_DEV_MODE=1)")
+        found = [
+            f"IDP_{name.upper()} must be set outside development mode"
+            for name in ("secret_key", "data_key")
+            if not getattr(self, name)
+        ]
+        for variable, name, registry in (
+            ("IDP_REALNAME_BACKEND", self.realname_backend, REALNAME_VERIFIERS),
+            ("IDP_SMS_BACKEND", self.sms_backend, SMS_GATEWAYS),
+        ):
+            if name in DEVELOPMENT_ONLY:
+                real = " or ".join(sorted(set(registry) - DEVELOPMENT_ONLY))
+                found.append(
+                    f"{variable}={name} is for development only (IDP_DEV_MODE=1); set {real}"
+                )
         if not self.issuer.startswith("https://"):
             found.append("IDP_ISSUER must be an https URL outside development mode")
         return found
 
-    def _pkcs11_problems(self) -> list[str]:
-        """The PKCS#11 store needs its module, exactly one way to find the token and exactly
-        one source of the PIN."""
-        if self.key_store != "pkcs11":
-            return []
+    def key_store_problems(self) -> list[str]:
+        """A known key store; the PKCS#11 one needs its module, exactly one way to find the
+        token and exactly one source of the PIN."""
+        problem = choice_problem("IDP_KEY_STORE", self.key_store, KEY_STORES)
+        if problem or self.key_store != "pkcs11":
+            return [problem] if problem else []
         found = []
         if not self.pkcs11_module:
             found.append(

@@ -104,7 +104,10 @@ class FileKeyStore(LifecycleKeyStore):
         """Serialise changes across threads and processes (``flock`` on the directory) and hand
         out the state read under the lock, so two concurrent rotations cannot interleave."""
         with self._lock:
-            _ensure_directory(self.directory)
+            try:
+                _ensure_directory(self.directory)
+            except OSError as error:
+                raise _unreadable(self.directory, error) from error
             fd = os.open(self.directory, os.O_RDONLY)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
@@ -135,9 +138,7 @@ class FileKeyStore(LifecycleKeyStore):
             try:
                 signature = _directory_signature(self.directory)
             except OSError as error:
-                raise KeyFileError(
-                    f"IDP_KEYS_DIR: cannot read {self.directory}: {error.strerror}"
-                ) from error
+                raise _unreadable(self.directory, error) from error
             if signature != self._cache_signature:
                 self._cache = _load_all(self.directory)
                 self._cache_signature = signature
@@ -146,6 +147,10 @@ class FileKeyStore(LifecycleKeyStore):
     def _write(self, entry: _Entry) -> KeyRef:
         _write_atomic(self.directory / f"{entry.ref.kid}.json", _to_json(entry))
         return entry.ref
+
+
+def _unreadable(directory: Path, error: OSError) -> KeyFileError:
+    return KeyFileError(f"IDP_KEYS_DIR: cannot use {directory}: {error.strerror}")
 
 
 # --- key material ------------------------------------------------------------------------------
@@ -177,8 +182,9 @@ _SIGNERS: dict[str, Callable[[Jwk, bytes], bytes]] = {"ES256": _sign_es256, "RS2
 
 
 def _key_files(directory: Path) -> list[os.DirEntry[str]]:
-    """``*.json`` files; dot files are our temporaries and are never keys."""
-    if not directory.is_dir():
+    """``*.json`` files; dot files are our temporaries and are never keys. A missing directory
+    holds no keys yet; anything else that is not a readable directory is an OSError."""
+    if not directory.exists():
         return []
     with os.scandir(directory) as scan:
         return [f for f in scan if f.name.endswith(".json") and not f.name.startswith(".")]

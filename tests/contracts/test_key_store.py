@@ -597,6 +597,18 @@ def test_foreign_file_in_directory_is_reported(
     assert str(bogus) in str(caught.value)
 
 
+def test_a_key_directory_that_is_not_a_directory_is_reported(tmp_path: Path) -> None:
+    not_a_directory = tmp_path / "keys"
+    not_a_directory.write_text("")
+    store = FileKeyStore(not_a_directory)
+
+    with pytest.raises(KeyFileError, match=r"IDP_KEYS_DIR: cannot use .*: Not a directory"):
+        store.keys()
+    with pytest.raises(KeyFileError, match="IDP_KEYS_DIR: cannot use"):
+        store.generate("ES256")
+    assert not_a_directory.read_text() == ""
+
+
 def test_file_renamed_away_from_its_kid_is_reported(
     file_store: FileKeyStore, keys_path: Path
 ) -> None:
