@@ -9,7 +9,8 @@ from idp.config import Settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Build the provider; reads ``IDP_*`` from the environment unless ``settings`` is given."""
+    """Build the provider; reads ``IDP_*`` from the environment unless ``settings`` is given.
+    In production mode it refuses to start (ConfigError) on any problem ``idp check`` reports."""
     from idp import (
         audit,
         auth,
@@ -17,6 +18,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         db,
         extensions,
         oidc,
+        ops,
         orgs,
         portal,
         realname,
@@ -28,6 +30,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
 
     settings = settings or Settings.from_env()
+    if not settings.dev_mode:
+        from idp.ops.doctor import refuse_to_start
+
+        refuse_to_start(settings)  # what `idp check` reports, as one ConfigError
     app = Flask(__name__, instance_path=str(settings.instance_dir), instance_relative_config=False)
     app.extensions["idp"] = settings
     app.config.update(
@@ -56,4 +62,5 @@ def create_app(settings: Settings | None = None) -> Flask:
     console.init_app(app)
     oidc.init_app(app, settings)
     portal.init_app(app)
+    ops.init_app(app)
     return app

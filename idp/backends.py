@@ -7,7 +7,8 @@ from importlib import import_module
 from typing import Any
 
 # Every implementation by the name its setting selects (IDP_STORE_BACKEND, IDP_SMS_BACKEND,
-# IDP_REALNAME_BACKEND); the settings check names against these, the packages load from them.
+# IDP_REALNAME_BACKEND, IDP_KEY_STORE); the settings check names against these, the packages
+# load from them.
 STORES = {"sql": "idp.store.sql:SqlStore", "redis": "idp.store.redis:RedisStore"}
 SMS_GATEWAYS = {
     "outbox": "idp.sms.outbox:OutboxSmsGateway",
@@ -18,6 +19,13 @@ REALNAME_VERIFIERS = {
     "sandbox": "idp.realname.sandbox:SandboxRealNameVerifier",
     "tencent": "idp.realname.tencent:TencentRealNameVerifier",
     "aliyun": "idp.realname.aliyun:AliyunRealNameVerifier",
+}
+# Refused outside development mode (IDP_DEV_MODE=0): they deliver nothing and check nothing.
+DEVELOPMENT_ONLY = frozenset({"outbox", "sandbox"})
+
+KEY_STORES = {
+    "files": "idp.signing.files:FileKeyStore",
+    "pkcs11": "idp.signing.pkcs11:Pkcs11KeyStore",
 }
 
 

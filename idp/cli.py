@@ -230,6 +230,49 @@ def operators_add(uscc: str, name: str, phone: str, password: str | None) -> Non
     )
 
 
+# --- configuration check -----------------------------------------------------------------------
+
+
+@main.command("check", with_appcontext=False)
+def check() -> None:
+    """Check the configuration from IDP_* as the provider does at start. In production mode
+    (IDP_DEV_MODE=0) also refuse development secrets, SQLite, the SQL store and unreadable key
+    material. Prints each problem with the variable to set; exit status 1 when there is any."""
+    try:
+        checked = Settings.read_env()
+    except ConfigError as error:  # a value that does not even parse
+        report_problems(str(error).splitlines())
+    report_problems(configuration_problems(checked))
+    mode = "development mode" if checked.dev_mode else "production mode"
+    click.echo(f"configuration ok ({mode})")
+
+
+def configuration_problems(checked: Settings) -> list[str]:
+    """The doctor's problems, else whatever else stops the provider from being built."""
+    from idp import create_app
+    from idp.ops.doctor import problems
+
+    found = problems(checked)
+    if found:
+        return found
+    try:
+        app = create_app(checked)
+    except ConfigError as error:
+        return str(error).splitlines()
+    app.extensions["idp.keys"].close()
+    app.extensions["idp.engine"].dispose()
+    return []
+
+
+def report_problems(found: list[str]) -> None:
+    """One problem per line on stdout, then exit status 1; nothing when there is none."""
+    for problem in found:
+        click.echo(problem)
+    if found:
+        count = f"{len(found)} problem" + ("s" if len(found) > 1 else "")
+        raise click.ClickException(f"{count}: fix them before running the provider")
+
+
 # --- serving ------------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import current_app
 
-from idp.backends import REALNAME_VERIFIERS, SMS_GATEWAYS, STORES
+from idp.backends import DEVELOPMENT_ONLY, KEY_STORES, REALNAME_VERIFIERS, SMS_GATEWAYS, STORES
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,9 +29,14 @@ def _bool(value: str) -> bool:
     raise ValueError(f"not a boolean: {value!r}")
 
 
+def _optional_int(value: str) -> int | None:
+    return int(value) if value.strip() else None
+
+
 COERCERS: dict[type | str, Callable[[str], Any]] = {
     "str": str,
     "int": int,
+    "int | None": _optional_int,
     "bool": _bool,
     "Path": Path,
     "str | None": str,
@@ -43,10 +48,18 @@ class ConfigError(RuntimeError):
     """The configuration is unusable; the message names the variable."""
 
 
+def choice_problem(variable: str, value: str, choices: Mapping[str, object]) -> str | None:
+    """The problem with ``value`` when it is not one of ``choices``, naming the variable."""
+    if value in choices:
+        return None
+    names = sorted(choices)
+    return f"{variable} must be {', '.join(names[:-1])} or {names[-1]}"
+
+
 def check_choice(variable: str, value: str, choices: Mapping[str, object]) -> None:
-    if value not in choices:
-        names = sorted(choices)
-        raise ConfigError(f"{variable} must be {', '.join(names[:-1])} or {names[-1]}")
+    problem = choice_problem(variable, value, choices)
+    if problem:
+        raise ConfigError(problem)
 
 
 @dataclass(frozen=True)
@@ -123,9 +136,48 @@ class Settings:
             "other logins ended."
         },
     )
+    key_store: str = field(
+        default="files",
+        metadata={
+            "doc": "Signing-key store: files (JWK files in keys_dir) or pkcs11 (keys generated and used inside an HSM or token)."
+        },
+    )
     keys_dir: Path = field(
         default=ROOT / "keys" / "signing",
-        metadata={"doc": "Directory of signing keys (JWK files, mode 0600)."},
+        metadata={"doc": "Directory of signing keys (JWK files, mode 0600) for key_store=files."},
+    )
+    pkcs11_module: str = field(
+        default="",
+        metadata={"doc": "Path of the HSM's PKCS#11 module (.so) for key_store=pkcs11."},
+    )
+    pkcs11_token_label: str = field(
+        default="",
+        metadata={
+            "doc": "Label of the token (HSM partition) holding the signing keys; set this or pkcs11_slot."
+        },
+    )
+    pkcs11_slot: int | None = field(
+        default=None,
+        metadata={
+            "doc": "Slot id of that token, for an HSM whose slot ids are stable; set this or pkcs11_token_label."
+        },
+    )
+    pkcs11_pin: str = field(
+        default="",
+        repr=False,
+        metadata={"doc": "User PIN of the token; set this or pkcs11_pin_file (preferred)."},
+    )
+    pkcs11_pin_file: str = field(
+        default="",
+        metadata={
+            "doc": "File whose first line is the token's user PIN, readable by the provider only."
+        },
+    )
+    jwks_max_age: int = field(
+        default=300,
+        metadata={
+            "doc": "Seconds relying parties may cache the JWKS (its max-age); a new signing key is published this long before it may sign."
+        },
     )
     access_token_ttl: int = field(
         default=600, metadata={"doc": "Access token lifetime in seconds."}
@@ -236,21 +288,33 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Build settings from ``IDP_*`` variables; explicit overrides win."""
+        """Build settings from ``IDP_*`` variables; explicit overrides win. Unusable settings
+        are a ConfigError listing every problem."""
+        settings = cls.read_env(environ, **overrides)
+        settings.validate()
+        return settings
+
+    @classmethod
+    def read_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Like ``from_env`` without the validation, so ``idp check`` can list every problem
+        instead of stopping at the first; only unparsable values are a ConfigError here."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
+        unparsable = []
         for item in fields(cls):
             name = f"IDP_{item.name.upper()}"
             if name in environ:
                 try:
                     values[item.name] = COERCERS[str(item.type)](environ[name])
                 except ValueError as error:
-                    raise ConfigError(f"{name}: {error}") from None
+                    unparsable.append(f"{name}: {error}")
+        if unparsable:
+            raise ConfigError("\n".join(unparsable))
         values.update(overrides)
         return cls(**values).resolved()
 
     def resolved(self) -> Settings:
-        """Fill derived defaults (paths under instance/, dev secret) and validate."""
+        """Fill derived defaults (paths under instance/, dev secrets); ``validate`` judges them."""
         instance = Path(self.instance_dir)
         changes: dict[str, Any] = {"issuer": self.issuer.rstrip("/")}
         if not self.database_url:
@@ -260,31 +324,73 @@ class Settings:
             changes["sms_outbox"] = instance / "sms-outbox.jsonl"
         if not str(self.realname_sandbox_file) or str(self.realname_sandbox_file) == ".":
             changes["realname_sandbox_file"] = instance / "realname-sandbox.csv"
-        if not self.secret_key:
-            if not self.dev_mode:
-                raise ConfigError("IDP_SECRET_KEY must be set outside development mode")
+        if not self.secret_key and self.dev_mode:
             changes["secret_key"] = _dev_secret(instance, "dev-secret-key")
-        if not self.data_key:
-            if not self.dev_mode:
-                raise ConfigError("IDP_DATA_KEY must be set outside development mode")
+        if not self.data_key and self.dev_mode:
             changes["data_key"] = _dev_secret(instance, "dev-data-key", fernet=True)
-        settings = _replace(self, changes)
-        settings.validate()
-        return settings
+        return _replace(self, changes)
 
     def validate(self) -> None:
-        """Refuse combinations that are unsafe or unusable."""
-        check_choice("IDP_STORE_BACKEND", self.store_backend, STORES)
-        check_choice("IDP_SMS_BACKEND", self.sms_backend, SMS_GATEWAYS)
-        check_choice("IDP_REALNAME_BACKEND", self.realname_backend, REALNAME_VERIFIERS)
-        if not self.dev_mode and self.realname_backend == "sandbox":
-            raise ConfigError(
-                "IDP_REALNAME_BACKEND=sandbox is for development only (IDP_DEV_MODE=1)"
+        """Refuse combinations that are unsafe or unusable: a ConfigError naming each one."""
+        problems = self.problems()
+        if problems:
+            raise ConfigError("\n".join(problems))
+
+    def problems(self) -> list[str]:
+        """Every reason these settings are refused, each naming the variable to set; empty
+        when they are usable. ``idp check`` adds what only a deployment can tell."""
+        choices = [
+            choice_problem("IDP_STORE_BACKEND", self.store_backend, STORES),
+            choice_problem("IDP_SMS_BACKEND", self.sms_backend, SMS_GATEWAYS),
+            choice_problem("IDP_REALNAME_BACKEND", self.realname_backend, REALNAME_VERIFIERS),
+        ]
+        return [
+            *filter(None, choices),
+            *self.key_store_problems(),
+            *self._development_only_problems(),
+        ]
+
+    def _development_only_problems(self) -> list[str]:
+        if self.dev_mode:
+            return []
+        found = [
+            f"IDP_{name.upper()} must be set outside development mode"
+            for name in ("secret_key", "data_key")
+            if not getattr(self, name)
+        ]
+        for variable, name, registry in (
+            ("IDP_REALNAME_BACKEND", self.realname_backend, REALNAME_VERIFIERS),
+            ("IDP_SMS_BACKEND", self.sms_backend, SMS_GATEWAYS),
+        ):
+            if name in DEVELOPMENT_ONLY:
+                real = " or ".join(sorted(set(registry) - DEVELOPMENT_ONLY))
+                found.append(
+                    f"{variable}={name} is for development only (IDP_DEV_MODE=1); set {real}"
+                )
+        if not self.issuer.startswith("https://"):
+            found.append("IDP_ISSUER must be an https URL outside development mode")
+        return found
+
+    def key_store_problems(self) -> list[str]:
+        """A known key store; the PKCS#11 one needs its module, exactly one way to find the
+        token and exactly one source of the PIN."""
+        problem = choice_problem("IDP_KEY_STORE", self.key_store, KEY_STORES)
+        if problem or self.key_store != "pkcs11":
+            return [problem] if problem else []
+        found = []
+        if not self.pkcs11_module:
+            found.append(
+                "IDP_PKCS11_MODULE must name the HSM's PKCS#11 module for IDP_KEY_STORE=pkcs11"
             )
-        if not self.dev_mode and self.sms_backend == "outbox":
-            raise ConfigError("IDP_SMS_BACKEND=outbox is for development only (IDP_DEV_MODE=1)")
-        if not self.dev_mode and not self.issuer.startswith("https://"):
-            raise ConfigError("IDP_ISSUER must be an https URL outside development mode")
+        if bool(self.pkcs11_token_label) == (self.pkcs11_slot is not None):
+            found.append(
+                "set one of IDP_PKCS11_TOKEN_LABEL and IDP_PKCS11_SLOT for IDP_KEY_STORE=pkcs11"
+            )
+        if bool(self.pkcs11_pin) == bool(self.pkcs11_pin_file):
+            found.append(
+                "set one of IDP_PKCS11_PIN_FILE and IDP_PKCS11_PIN for IDP_KEY_STORE=pkcs11"
+            )
+        return found
 
     @property
     def secure_cookies(self) -> bool:

@@ -109,6 +109,20 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+@pytest.fixture
+def hsm_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """An empty SoftHSM2 token of this test's own (``tests.hsm.HsmToken``), with
+    ``SOFTHSM2_CONF`` pointing at it."""
+    from tests.hsm import make_hsm_token, softhsm_missing
+
+    reason = softhsm_missing()
+    if reason:
+        missing(reason)
+    token = make_hsm_token(tmp_path / "softhsm")
+    monkeypatch.setenv("SOFTHSM2_CONF", str(token.conf))
+    return token
+
+
 # --- app --------------------------------------------------------------------------------------
 
 
@@ -163,6 +177,7 @@ def app(settings: Settings) -> Iterator[Flask]:
     with app.app_context():
         yield app
     app.extensions["idp.engine"].dispose()
+    app.extensions["idp.keys"].close()  # a PKCS#11 store unloads its module
 
 
 @pytest.fixture

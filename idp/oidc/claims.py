@@ -11,7 +11,7 @@ from idp.config import settings
 from idp.db import utcnow
 from idp.identity.models import Identity
 from idp.oidc.models import Client
-from idp.signing import key_store
+from idp.signing import ALGORITHMS, key_store
 from idp.signing.jws import encode_jwt, hash_half
 
 OIDC_SCOPES = ["openid", "profile", "phone"]
@@ -39,7 +39,7 @@ CLAIMS_SUPPORTED = [
     "role",
     "legacy_account",
 ]
-SIGNING_ALGS = ["ES256", "RS256"]
+SIGNING_ALGS = list(ALGORITHMS)
 
 
 def identity_claims(user: Any, scope: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from idp import audit, db
 from idp.auth import session as login_session
+from idp.config import settings
 from idp.errors import IdpError, NotFoundError
 from idp.extensions import csrf
 from idp.identity.eligibility import eligible_identities, load_principal
@@ -42,7 +43,8 @@ def openid_configuration() -> Response:
 @bp.get("/.well-known/jwks.json")
 def jwks() -> Response:
     response = jsonify(key_store().public_jwks())
-    response.headers["Cache-Control"] = "public, max-age=300"
+    # A new key waits this long before it signs (IDP_JWKS_MAX_AGE), so no RP holds a stale copy.
+    response.headers["Cache-Control"] = f"public, max-age={settings().jwks_max_age}"
     return response
 
 

@@ -1,19 +1,44 @@
-"""Signing-key store selected by configuration (files now; PKCS#11 later)."""
+"""Signing-key store selected by ``IDP_KEY_STORE``: JWK files or a PKCS#11 token (HSM)."""
 
 from __future__ import annotations
 
 from flask import Flask, current_app
 from joserfc.jwk import KeySet
 
+from idp.backends import KEY_STORES, load_backend
 from idp.config import Settings
-from idp.signing.files import FileKeyStore
-from idp.signing.interface import KeyRef, KeyStore, NoSigningKeyError
+from idp.signing.interface import (
+    ALGORITHMS,
+    KeyMaterialError,
+    KeyRef,
+    KeyStore,
+    KeyStoreUnavailableError,
+    NoSigningKeyError,
+)
 
-__all__ = ["KeyRef", "KeyStore", "NoSigningKeyError", "init_app", "key_store", "published_keys"]
+__all__ = [
+    "ALGORITHMS",
+    "KeyMaterialError",
+    "KeyRef",
+    "KeyStore",
+    "KeyStoreUnavailableError",
+    "NoSigningKeyError",
+    "init_app",
+    "key_store",
+    "open_key_store",
+    "published_keys",
+]
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    app.extensions["idp.keys"] = FileKeyStore.from_settings(settings)
+    app.extensions["idp.keys"] = open_key_store(settings)
+
+
+def open_key_store(settings: Settings) -> KeyStore:
+    """The configured store; a PKCS#11 store logs in to its token here (KeyMaterialError
+    naming the setting when the module, token or PIN does not work)."""
+    store: KeyStore = load_backend(KEY_STORES, settings.key_store).from_settings(settings)
+    return store
 
 
 def published_keys() -> KeySet:

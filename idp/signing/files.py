@@ -17,8 +17,8 @@ import json
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -30,32 +30,31 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
 from idp.config import Settings
-from idp.signing.interface import KeyRef, KeyState, NoSigningKeyError
+from idp.signing.interface import KeyMaterialError, KeyRef, KeyState
+from idp.signing.lifecycle import (
+    DEFAULT_ACTIVATION_DELAY,
+    DEFAULT_RETIRED_RETENTION,
+    KTY,
+    PUBLIC_MEMBERS,
+    STATES,
+    Clock,
+    LifecycleKeyStore,
+    check_alg,
+    utcnow,
+)
 
-DEFAULT_RETIRED_RETENTION = timedelta(days=2)
-"""How long a retired key stays in the JWKS: longer than any token it signed can live, plus
-the time RPs may cache the JWKS."""
+__all__ = ["DEFAULT_RETIRED_RETENTION", "FileKeyStore", "KeyFileError"]
 
 DEFAULT_RSA_BITS = 2048
 RSA_BITS = frozenset({2048, 3072})
-ALGORITHMS = ("ES256", "RS256")
-STATES: tuple[KeyState, ...] = ("active", "next", "retired")  # also the JWKS order
-
-KTY = {"ES256": "EC", "RS256": "RSA"}
-PUBLIC_MEMBERS = {"EC": ("kty", "crv", "x", "y"), "RSA": ("kty", "n", "e")}
 PRIVATE_MEMBERS = {"EC": ("d",), "RSA": ("d", "p", "q", "dp", "dq", "qi")}
 
 Jwk = ECKey | RSAKey
-Clock = Callable[[], datetime]
 Signature = frozenset[tuple[str, int, int, int]]
 
 
-class KeyFileError(ValueError):
+class KeyFileError(KeyMaterialError):
     """A file in the key directory is not a key this store wrote; the message names the file."""
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ class _Entry:
     jwk: Jwk
 
 
-class FileKeyStore:
+class FileKeyStore(LifecycleKeyStore):
     """``KeyStore`` over a directory of JWK files (see the module docstring)."""
 
     def __init__(
@@ -74,148 +73,87 @@ class FileKeyStore:
         directory: Path,
         *,
         retired_retention: timedelta = DEFAULT_RETIRED_RETENTION,
+        activation_delay: timedelta = DEFAULT_ACTIVATION_DELAY,
         rsa_bits: int = DEFAULT_RSA_BITS,
         clock: Clock = utcnow,
     ) -> None:
         if rsa_bits not in RSA_BITS:
             raise ValueError(f"rsa_bits must be one of {sorted(RSA_BITS)}, not {rsa_bits}")
+        super().__init__(
+            retired_retention=retired_retention, activation_delay=activation_delay, clock=clock
+        )
         self.directory = Path(directory)
-        self.retired_retention = retired_retention
         self.rsa_bits = rsa_bits
-        self._clock = clock
         self._lock = threading.RLock()
         self._cache: dict[str, _Entry] = {}
         self._cache_signature: Signature | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FileKeyStore:
-        return cls(Path(settings.keys_dir))
+        return cls(
+            Path(settings.keys_dir), activation_delay=timedelta(seconds=settings.jwks_max_age)
+        )
 
-    # --- reading -------------------------------------------------------------------------------
+    # --- storage primitives --------------------------------------------------------------------
 
-    def keys(self) -> list[KeyRef]:
-        """Every key on disk, newest first."""
-        return [entry.ref for entry in _newest_first(self._entries().values())]
+    def _current(self) -> dict[str, KeyRef]:
+        return {kid: entry.ref for kid, entry in self._entries().items()}
 
-    def public_jwks(self) -> dict[str, Any]:
-        """Public halves of next, active and recently retired keys; the active key comes first
-        for clients that ignore ``kid`` and take the first key."""
-        entries = [entry for entry in self._entries().values() if self._published(entry.ref)]
-        entries = sorted(_newest_first(entries), key=lambda entry: STATES.index(entry.ref.state))
-        return {"keys": [_public_jwk(entry) for entry in entries]}
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[dict[str, KeyRef]]:
+        """Serialise changes across threads and processes (``flock`` on the directory) and hand
+        out the state read under the lock, so two concurrent rotations cannot interleave."""
+        with self._lock:
+            try:
+                _ensure_directory(self.directory)
+            except OSError as error:
+                raise _unreadable(self.directory, error) from error
+            fd = os.open(self.directory, os.O_RDONLY)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                yield self._current()
+            finally:
+                os.close(fd)  # closing releases the flock
 
-    def signing_key(self, alg: str) -> KeyRef:
-        """The active key for ``alg``; the newest one during the instant a rotation has two."""
-        _check_alg(alg)
-        entry = _pick(self._entries(), alg=alg, state="active")
-        if entry is None:
-            raise NoSigningKeyError(
-                f"no active {alg} signing key: run 'idp keys generate --alg {alg}'"
-            )
-        return entry.ref
+    def _create(self, alg: str, state: KeyState) -> KeyRef:
+        jwk = _new_jwk(alg, rsa_bits=self.rsa_bits)
+        ref = KeyRef(kid=jwk.thumbprint(), alg=alg, state=state, created_at=self._clock())
+        return self._write(_Entry(ref=ref, jwk=jwk))
 
-    def sign(self, key: KeyRef, data: bytes) -> bytes:
-        """Sign with the key as it is on disk now: a key retired since ``key`` was fetched no
-        longer signs (fail closed)."""
-        entry = self._entries().get(key.kid)
-        if entry is None or entry.ref.state != "active":
-            raise NoSigningKeyError(f"key {key.kid} is not an active signing key")
-        return _SIGNERS[entry.ref.alg](entry.jwk, data)
+    def _record(self, ref: KeyRef) -> KeyRef:
+        return self._write(_Entry(ref=ref, jwk=self._entries()[ref.kid].jwk))
 
-    # --- lifecycle -----------------------------------------------------------------------------
+    def _sign_with(self, ref: KeyRef, data: bytes) -> bytes:
+        return _SIGNERS[ref.alg](self._entries()[ref.kid].jwk, data)
 
-    def generate(self, alg: str, *, state: KeyState = "active") -> KeyRef:
-        """Create an active or next key; refuses a second one of either (rotate replaces keys)."""
-        _check_alg(alg)
-        if state not in ("active", "next"):
-            raise ValueError(f"a new key is active or next, not {state!r}")
-        with self._mutation() as entries:
-            existing = _pick(entries, alg=alg, state=state)
-            if existing is not None:
-                hint = "use rotate to replace it" if state == "active" else "rotate promotes it"
-                raise ValueError(f"a {state} {alg} key already exists ({existing.ref.kid}); {hint}")
-            return self._create(alg, state).ref
-
-    def rotate(self, alg: str) -> KeyRef:
-        """Promote the next key (or a new one) to active, retire the old active key and create a
-        fresh next key. Promotion is written first so a reader always finds an active key."""
-        _check_alg(alg)
-        with self._mutation() as entries:
-            old = [e for e in entries.values() if e.ref.alg == alg and e.ref.state == "active"]
-            upcoming = _pick(entries, alg=alg, state="next")
-            active = self._promote(upcoming) if upcoming else self._create(alg, "active")
-            for entry in old:
-                self._retire(entry)
-            self._create(alg, "next")
-            return active.ref
-
-    def retire(self, kid: str) -> KeyRef:
-        """Retire a key; the only active key of its alg is replaced by the next key, and refused
-        when there is none, so retiring never leaves the provider unable to sign."""
-        with self._mutation() as entries:
-            entry = entries.get(kid)
-            if entry is None:
-                raise KeyError(f"no signing key with kid {kid!r}")
-            if entry.ref.state == "retired":
-                raise ValueError(f"key {kid} is already retired")
-            if entry.ref.state == "active" and _is_only_active(entries, entry):
-                self._promote(_successor(entries, entry))
-            return self._retire(entry).ref
+    def _public_members(self, ref: KeyRef) -> dict[str, Any]:
+        members: dict[str, Any] = self._entries()[ref.kid].jwk.as_dict(private=False)
+        return members
 
     # --- internals -----------------------------------------------------------------------------
-
-    def _published(self, ref: KeyRef) -> bool:
-        if ref.retired_at is None:
-            return True
-        return self._clock() - ref.retired_at <= self.retired_retention
 
     def _entries(self) -> dict[str, _Entry]:
         """The keys on disk, parsed again only when the directory listing or a file changed."""
         with self._lock:
-            signature = _directory_signature(self.directory)
+            try:
+                signature = _directory_signature(self.directory)
+            except OSError as error:
+                raise _unreadable(self.directory, error) from error
             if signature != self._cache_signature:
                 self._cache = _load_all(self.directory)
                 self._cache_signature = signature
             return self._cache
 
-    @contextlib.contextmanager
-    def _mutation(self) -> Iterator[dict[str, _Entry]]:
-        """Serialise changes across threads and processes (``flock`` on the directory) and hand
-        out the state read under the lock, so two concurrent rotations cannot interleave."""
-        with self._lock:
-            _ensure_directory(self.directory)
-            fd = os.open(self.directory, os.O_RDONLY)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                yield dict(self._entries())
-            finally:
-                os.close(fd)  # closing releases the flock
-
-    def _create(self, alg: str, state: KeyState) -> _Entry:
-        jwk = _new_jwk(alg, rsa_bits=self.rsa_bits)
-        ref = KeyRef(kid=jwk.thumbprint(), alg=alg, state=state, created_at=self._clock())
-        return self._write(_Entry(ref=ref, jwk=jwk))
-
-    def _promote(self, entry: _Entry) -> _Entry:
-        return self._write(replace(entry, ref=replace(entry.ref, state="active")))
-
-    def _retire(self, entry: _Entry) -> _Entry:
-        ref = replace(entry.ref, state="retired", retired_at=self._clock())
-        return self._write(replace(entry, ref=ref))
-
-    def _write(self, entry: _Entry) -> _Entry:
+    def _write(self, entry: _Entry) -> KeyRef:
         _write_atomic(self.directory / f"{entry.ref.kid}.json", _to_json(entry))
-        return entry
+        return entry.ref
+
+
+def _unreadable(directory: Path, error: OSError) -> KeyFileError:
+    return KeyFileError(f"IDP_KEYS_DIR: cannot use {directory}: {error.strerror}")
 
 
 # --- key material ------------------------------------------------------------------------------
-
-
-def _check_alg(alg: str) -> None:
-    if alg not in ALGORITHMS:
-        raise ValueError(
-            f"unsupported signing algorithm {alg!r}; use one of {', '.join(ALGORITHMS)}"
-        )
 
 
 def _new_jwk(alg: str, *, rsa_bits: int) -> Jwk:
@@ -240,46 +178,13 @@ def _sign_rs256(jwk: Jwk, data: bytes) -> bytes:
 _SIGNERS: dict[str, Callable[[Jwk, bytes], bytes]] = {"ES256": _sign_es256, "RS256": _sign_rs256}
 
 
-def _public_jwk(entry: _Entry) -> dict[str, Any]:
-    """Only the public members, listed explicitly: nothing private or internal can slip out."""
-    members = entry.jwk.as_dict(private=False)
-    public = {name: members[name] for name in PUBLIC_MEMBERS[KTY[entry.ref.alg]]}
-    return public | {"kid": entry.ref.kid, "alg": entry.ref.alg, "use": "sig"}
-
-
-def _newest_first(entries: Iterable[_Entry]) -> list[_Entry]:
-    return sorted(entries, key=lambda entry: (entry.ref.created_at, entry.ref.kid), reverse=True)
-
-
-def _pick(entries: dict[str, _Entry], *, alg: str, state: KeyState) -> _Entry | None:
-    """The newest key of ``alg`` in ``state``, if any."""
-    found = [e for e in entries.values() if e.ref.alg == alg and e.ref.state == state]
-    return _newest_first(found)[0] if found else None
-
-
-def _is_only_active(entries: dict[str, _Entry], entry: _Entry) -> bool:
-    actives = [
-        e for e in entries.values() if e.ref.alg == entry.ref.alg and e.ref.state == "active"
-    ]
-    return actives == [entry]
-
-
-def _successor(entries: dict[str, _Entry], entry: _Entry) -> _Entry:
-    upcoming = _pick(entries, alg=entry.ref.alg, state="next")
-    if upcoming is None:
-        raise ValueError(
-            f"refusing to retire {entry.ref.kid}: it is the only active {entry.ref.alg} key and "
-            f"there is no next key; run 'idp keys rotate --alg {entry.ref.alg}' instead"
-        )
-    return upcoming
-
-
 # --- files -------------------------------------------------------------------------------------
 
 
 def _key_files(directory: Path) -> list[os.DirEntry[str]]:
-    """``*.json`` files; dot files are our temporaries and are never keys."""
-    if not directory.is_dir():
+    """``*.json`` files; dot files are our temporaries and are never keys. A missing directory
+    holds no keys yet; anything else that is not a readable directory is an OSError."""
+    if not directory.exists():
         return []
     with os.scandir(directory) as scan:
         return [f for f in scan if f.name.endswith(".json") and not f.name.startswith(".")]
@@ -307,15 +212,19 @@ def _read(path: Path) -> _Entry:
         data = json.loads(path.read_text(encoding="utf-8"))
         entry = _from_json(data)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, JoseError) as error:
-        raise KeyFileError(f"{path}: not a valid signing key file: {error}") from error
+        raise KeyFileError(
+            f"IDP_KEYS_DIR: {path}: not a valid signing key file: {error}"
+        ) from error
     if f"{entry.ref.kid}.json" != path.name:
-        raise KeyFileError(f"{path}: file name does not match its kid {entry.ref.kid}")
+        raise KeyFileError(
+            f"IDP_KEYS_DIR: {path}: file name does not match its kid {entry.ref.kid}"
+        )
     return entry
 
 
 def _from_json(data: dict[str, Any]) -> _Entry:
     alg = data["alg"]
-    _check_alg(alg)
+    check_alg(alg)
     kty = KTY[alg]
     members = PUBLIC_MEMBERS[kty] + PRIVATE_MEMBERS[kty]
     jwk = (ECKey if kty == "EC" else RSAKey).import_key({name: data[name] for name in members})

@@ -60,13 +60,19 @@ def test_jwks_publishes_public_keys_with_kid(client):
         assert not {"d", "p", "q", "dp", "dq", "qi"} & set(key)
 
 
+def test_jwks_is_cached_no_longer_than_a_new_key_waits(client, settings):
+    """A next key signs only after IDP_JWKS_MAX_AGE, the lifetime RPs may cache the JWKS for."""
+    response = client.get("/.well-known/jwks.json")
+    assert response.headers["Cache-Control"] == f"public, max-age={settings.jwks_max_age}"
+
+
 def test_id_token_survives_key_rotation(client, issue_tokens, app):
     from idp.signing import key_store
 
     before = issue_tokens()["id_token"]
     with app.test_request_context():
         old_kid = key_store().signing_key("ES256").kid
-        key_store().rotate("ES256")
+        key_store().rotate("ES256", immediately=True)
         after_rotation = published_keys()
     jwt.decode(before, after_rotation)  # the old token still verifies
     after = issue_tokens()["id_token"]
