@@ -144,7 +144,26 @@ class Settings:
         default=15 * 60, metadata={"doc": "How long a locked account stays locked."}
     )
     sms_ip_hourly_limit: int = field(
-        default=30, metadata={"doc": "SMS code requests per client IP per hour."}
+        default=30,
+        metadata={"doc": "SMS code requests per client network (IPv4 address, IPv6 /64) per hour."},
+    )
+    sms_phone_daily_limit: int = field(
+        default=30,
+        metadata={
+            "doc": "SMS codes per phone per day from all browsers together, except browsers that have logged in as that phone before (each browser and network also has 10 of its own)."
+        },
+    )
+    sms_global_hourly_limit: int = field(
+        default=1000,
+        metadata={
+            "doc": "SMS codes per hour in total (the SMS budget), except to browsers that have logged in as the phone before."
+        },
+    )
+    login_ip_limit: int = field(
+        default=50,
+        metadata={
+            "doc": "Login attempts per client network (IPv4 address, IPv6 /64) across phones per IDP_LOCKOUT_SECONDS; browsers that have logged in as the phone before are exempt."
+        },
     )
     data_key: str = field(
         default="",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from idp.auth import session
+from idp.auth import client, session
 
 
 def init_app(app: Flask) -> None:
@@ -13,3 +13,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.before_request(session.forget_request_state)
     app.after_request(session.write_cookie)
+    app.after_request(client.write_browser_cookie)

@@ -9,10 +9,12 @@ from sqlalchemy.orm import Session
 
 from idp import audit
 from idp.auth import sms_codes
+from idp.auth.client import Client
 from idp.auth.errors import (
     AccountLockedError,
     AccountUnusableError,
     LoginFailedError,
+    TooManyLoginAttemptsError,
     WrongCurrentPasswordError,
 )
 from idp.auth.passwords import hash_password, needs_rehash, policy_errors, verify_password
@@ -50,11 +52,11 @@ def active_memberships(session: Session, account: Account) -> list[Membership]:
     )
 
 
-def request_login_code(session: Session, *, phone: str, ip: str) -> None:
+def request_login_code(session: Session, *, phone: str, client: Client) -> None:
     """Send a login code if ``phone`` belongs to a usable account; answer alike otherwise."""
     account = find_account(session, phone)
     usable = account is not None and bool(active_memberships(session, account))
-    sms_codes.send_code(phone, purpose=LOGIN_PURPOSE, ip=ip, deliver=usable)
+    sms_codes.send_code(phone, purpose=LOGIN_PURPOSE, client=client, deliver=usable)
     audit.record(
         "auth.sms_code_requested", actor=mask_phone(phone), result="sent" if usable else "ignored"
     )
@@ -72,10 +74,24 @@ def _count_attempt(phone: str) -> None:
         raise AccountLockedError()
 
 
-def authenticate_operator(session: Session, *, phone: str, password: str, sms_code: str) -> Account:
+def _count_network_attempt(phone: str, client: Client) -> None:
+    """Count a login attempt of this network across phones, before anything is checked, so one
+    network cannot try codes and passwords on many phones. A browser that has logged in as
+    ``phone`` before is exempt: a busy shared address (carrier NAT) does not stop the owner."""
+    if sms_codes.is_known_browser(phone, client):
+        return
+    window = timedelta(seconds=settings().lockout_seconds)
+    if store().incr(f"login:ip:{client.network}", window) > settings().login_ip_limit:
+        raise TooManyLoginAttemptsError()
+
+
+def authenticate_operator(
+    session: Session, *, phone: str, password: str, sms_code: str, client: Client
+) -> Account:
     """Check phone, password and SMS code; raise a ``LoginFailedError`` subclass otherwise."""
     try:
-        sms_codes.check_code(phone, purpose=LOGIN_PURPOSE, code=sms_code)
+        _count_network_attempt(phone, client)
+        sms_codes.check_code(phone, purpose=LOGIN_PURPOSE, code=sms_code, client=client)
         _count_attempt(phone)
         account = find_account(session, phone)
         if (
@@ -85,11 +101,12 @@ def authenticate_operator(session: Session, *, phone: str, password: str, sms_co
             raise LoginFailedError()
         if not active_memberships(session, account):
             raise AccountUnusableError()
-        sms_codes.consume_code(phone, purpose=LOGIN_PURPOSE)
+        sms_codes.consume_code(phone, purpose=LOGIN_PURPOSE, client=client)
     except LoginFailedError as error:
         audit.record("auth.login_failed", actor=mask_phone(phone), result=error.code)
         raise
     store().delete(f"login:attempts:{phone}")
+    sms_codes.remember_browser(phone, client)
     if needs_rehash(account.password_hash):
         account.password_hash = hash_password(password)
     account.last_login_at = utcnow()

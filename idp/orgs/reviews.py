@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from idp import audit
 from idp.auth import sms_codes
+from idp.auth.client import Client
 from idp.config import settings
 from idp.db import utcnow
 from idp.errors import IdpError, NotFoundError
@@ -143,9 +144,10 @@ class JoinRequestView:
 # --- the applicant ------------------------------------------------------------------------------
 
 
-def request_join_code(*, phone: str, ip: str) -> None:
-    """Send the /join page's SMS code (limits shared with login codes: per phone and per IP)."""
-    sms_codes.send_code(phone, purpose=JOIN_PURPOSE, ip=ip, deliver=True)
+def request_join_code(*, phone: str, client: Client) -> None:
+    """Send the /join page's SMS code (the limits of login codes, counted together with them:
+    per phone and client, per network, per phone and in total)."""
+    sms_codes.send_code(phone, purpose=JOIN_PURPOSE, client=client, deliver=True)
     audit.record(CODE_REQUESTED, actor=mask_phone(phone), result="sent")
 
 

@@ -8,13 +8,13 @@ import socket
 
 import pytest
 
-from idp.store import store
 from tests.integration.auth.helpers import (
     SENT_ANSWER,
     allow_resend,
     ask_code,
     audit_events,
     login_token,
+    store_keys,
     stored_code,
 )
 
@@ -184,7 +184,7 @@ def test_bad_phone_is_refused_with_a_field_error(client, outbox, operator, phone
         "field": "phone",
     }
     assert outbox.messages() == []
-    assert store().get("sms:interval:13800138000") is None
+    assert store_keys("sms:interval:13800138000:") == []
     assert audit_events("auth.sms_code_requested") == []
 
 
@@ -206,7 +206,7 @@ def test_request_without_a_valid_csrf_token_sends_nothing(client, outbox, operat
     assert response.status_code == 400
     assert outbox.messages() == []
     assert stored_code(operator.phone) is None
-    assert store().get(f"sms:interval:{operator.phone}") is None
+    assert store_keys(f"sms:interval:{operator.phone}:") == []
     assert audit_events("auth.sms_code_requested") == []
 
 
@@ -230,7 +230,7 @@ def test_gateway_failure_answers_503_and_gives_the_interval_back(client, operato
         "error_description": "短信发送失败, 请稍后再试",
     }
     assert stored_code(operator.phone) is None
-    assert store().get(f"sms:interval:{operator.phone}") is None
+    assert store_keys(f"sms:interval:{operator.phone}:") == []
     assert audit_events("auth.sms_code_requested") == []
 
     again = ask_code(client, operator.phone, token)  # at once: not 429, the interval is free
