@@ -26,6 +26,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         store,
         web,
     )
+    from idp.sms import queue as sms_queue
 
     settings = settings or Settings.from_env()
     app = Flask(__name__, instance_path=str(settings.instance_dir), instance_relative_config=False)
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     security.init_app(app)
     store.init_app(app, settings)
     sms.init_app(app, settings)
+    sms_queue.init_app(app, settings)
     realname.init_app(app, settings)
     signing.init_app(app, settings)
     audit.init_app(app)

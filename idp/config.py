@@ -84,6 +84,27 @@ class Settings:
         default=Path(""),
         metadata={"doc": "Outbox JSON-lines file; empty means instance/sms-outbox.jsonl."},
     )
+    sms_queue_name: str = field(
+        default="idp_sms",
+        metadata={
+            "doc": "Name of the SMS delivery queue (letters, digits, _; keys huey.*.<name> on Redis)."
+        },
+    )
+    sms_queue_file: Path = field(
+        default=Path(""),
+        metadata={
+            "doc": "SQLite file of the SMS delivery queue with the SQL store; empty means instance/sms-queue.sqlite3."
+        },
+    )
+    sms_retries: int = field(
+        default=3, metadata={"doc": "Retries of a failed SMS delivery before the worker gives up."}
+    )
+    sms_retry_delay: float = field(
+        default=2.0,
+        metadata={
+            "doc": "Seconds before the first retry of a failed SMS delivery; each later wait is 3 times longer."
+        },
+    )
     sms_endpoint: str = field(
         default="", metadata={"doc": "SMS API base URL; empty means the vendor's public endpoint."}
     )
@@ -270,6 +291,8 @@ class Settings:
             changes["database_url"] = f"sqlite:///{instance / 'idp.sqlite3'}"
         if not str(self.sms_outbox) or str(self.sms_outbox) == ".":
             changes["sms_outbox"] = instance / "sms-outbox.jsonl"
+        if not str(self.sms_queue_file) or str(self.sms_queue_file) == ".":
+            changes["sms_queue_file"] = instance / "sms-queue.sqlite3"
         if not str(self.realname_sandbox_file) or str(self.realname_sandbox_file) == ".":
             changes["realname_sandbox_file"] = instance / "realname-sandbox.csv"
         if not self.secret_key:
@@ -289,6 +312,8 @@ class Settings:
         check_choice("IDP_STORE_BACKEND", self.store_backend, STORES)
         check_choice("IDP_SMS_BACKEND", self.sms_backend, SMS_GATEWAYS)
         check_choice("IDP_REALNAME_BACKEND", self.realname_backend, REALNAME_VERIFIERS)
+        if self.sms_retries < 0 or self.sms_retry_delay < 0:
+            raise ConfigError("IDP_SMS_RETRIES and IDP_SMS_RETRY_DELAY must not be negative")
         if not self.dev_mode and self.realname_backend == "sandbox":
             raise ConfigError(
                 "IDP_REALNAME_BACKEND=sandbox is for development only (IDP_DEV_MODE=1)"

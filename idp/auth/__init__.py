@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from flask import Flask
 
-from idp.auth import client, session
+from idp.auth import client, session, sms_delivery
 
 
 def init_app(app: Flask) -> None:
     from idp.auth.views import bp
 
     app.register_blueprint(bp)
+    sms_delivery.init_app(app)
     app.before_request(session.forget_request_state)
     app.after_request(session.write_cookie)
     app.after_request(client.write_browser_cookie)

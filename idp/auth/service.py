@@ -52,14 +52,11 @@ def active_memberships(session: Session, account: Account) -> list[Membership]:
     )
 
 
-def request_login_code(session: Session, *, phone: str, client: Client) -> None:
-    """Send a login code if ``phone`` belongs to a usable account; answer alike otherwise."""
-    account = find_account(session, phone)
-    usable = account is not None and bool(active_memberships(session, account))
-    sms_codes.send_code(phone, purpose=LOGIN_PURPOSE, client=client, deliver=usable)
-    audit.record(
-        "auth.sms_code_requested", actor=mask_phone(phone), result="sent" if usable else "ignored"
-    )
+def request_login_code(*, phone: str, client: Client) -> None:
+    """Queue a login code for ``phone``. Whether it goes out (only to a usable account) is the
+    worker's decision: this request does the same for every phone and answers alike."""
+    sms_codes.send_code(phone, purpose=LOGIN_PURPOSE, client=client, only_to_account=True)
+    audit.record("auth.sms_code_requested", actor=mask_phone(phone))
 
 
 def _count_attempt(phone: str) -> None:

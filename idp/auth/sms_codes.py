@@ -19,12 +19,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from idp.auth import sms_delivery
 from idp.auth.client import Client
 from idp.auth.errors import SmsCodeError, SmsCodeTriesExceededError, SmsRateLimitedError
+from idp.auth.sms_delivery import Delivery, Withdrawal
 from idp.config import settings
 from idp.db import utcnow
-from idp.sms import SmsError, gateway
-from idp.sms.messages import render_message
+from idp.sms import SmsError
 from idp.store import store
 
 CODE_TTL = timedelta(minutes=5)
@@ -146,22 +147,32 @@ def release(keys: list[str]) -> None:
         store().delete(key)
 
 
-def send_code(phone: str, *, purpose: str, client: Client, deliver: bool) -> None:
-    """Issue and send a code. ``deliver`` is False for phones without an account: the limits
-    and the answer are the same, so the request reveals nothing; only no SMS goes out."""
+def send_code(phone: str, *, purpose: str, client: Client, only_to_account: bool) -> None:
+    """Reserve the limits, issue a code and queue its SMS; the vendor is not waited for.
+
+    With ``only_to_account`` (login codes) the worker sends the SMS only if the phone has a
+    usable account, and withdraws the code otherwise: the request does the same work for every
+    phone, so neither its answer nor its time tells them apart. If the delivery fails, the
+    worker withdraws the code and gives the intervals back (the day's counts stay taken: they
+    also bound retries against a failing gateway)."""
     limits = check_send_limits(phone, client)
-    if not deliver:
-        return
     code = f"{secrets.randbelow(10**6):06d}"
-    record = {"digest": _code_digest(phone, purpose, code)}
-    store().put(code_key(phone, purpose, client), json.dumps(record).encode(), CODE_TTL)
+    digest = _code_digest(phone, purpose, code)
+    key = code_key(phone, purpose, client)
+    store().put(key, json.dumps({"digest": digest}).encode(), CODE_TTL)
     store().delete(tries_key(phone, purpose, client))
+    delivery = Delivery(
+        phone=phone,
+        purpose=purpose,
+        params={"code": code},
+        only_to_account=only_to_account,
+        withdrawal=Withdrawal(code_key=key, digest=digest, intervals=limits.intervals),
+        not_after=(utcnow() + CODE_TTL).timestamp(),
+    )
     try:
-        gateway().send(render_message(phone=phone, purpose=purpose, code=code))
+        sms_delivery.enqueue(delivery)
     except SmsError:
-        # Nothing was delivered: withdraw the code and give the intervals back (the day's
-        # counts stay taken: they also bound retries against a failing gateway).
-        store().delete(code_key(phone, purpose, client))
+        store().delete(key)
         release(limits.intervals)
         raise
 

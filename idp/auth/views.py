@@ -122,7 +122,7 @@ def ukey_agent() -> str:
 def send_sms_code() -> tuple[Response, int]:
     """Send a login code. The answer is the same whether or not the phone has an account."""
     return sms_requests.answer(
-        lambda phone: service.request_login_code(db.session(), phone=phone, client=current_client())
+        lambda phone: service.request_login_code(phone=phone, client=current_client())
     )
 
 

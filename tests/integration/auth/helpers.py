@@ -169,6 +169,22 @@ def audit_events(action: str) -> list[tuple[str, str]]:
         return [(actor, result) for actor, result in rows]
 
 
+def audit_targets(action: str) -> list[tuple[str, str]]:
+    """(target, result) of every ``action`` event (the SMS events name the masked phone)."""
+    from flask import current_app
+    from sqlalchemy import select
+
+    from idp.audit.models import AuditEvent
+
+    with current_app.extensions["idp.db"]() as session:
+        rows = session.execute(
+            select(AuditEvent.target, AuditEvent.result)
+            .where(AuditEvent.action == action)
+            .order_by(AuditEvent.id)
+        )
+        return [(target, result) for target, result in rows]
+
+
 def fresh(model: type, ident: int) -> Any:
     """The committed row, read in a session of its own (not the fixture's cached objects)."""
     from flask import current_app
