@@ -294,3 +294,42 @@ def test_a_message_queued_after_commit_is_not_sent_when_rolled_back(app, setting
     db.session().commit()
     drain_sms_queue(app)
     assert [m["purpose"] for m in delivered(settings)] == ["operator_added"]
+
+
+@pytest.mark.usefixtures("own_store_prefix")
+def test_a_queued_code_is_sealed(app, settings, client, operator):
+    from tests.conftest import drain_sms_queue
+
+    assert ask_code(client, PHONE).status_code == 200
+    (raw,) = app.extensions["idp.sms_queue"].storage.enqueued_items()
+    drain_sms_queue(app)
+
+    (message,) = delivered(settings)
+    assert message["code"].encode() not in bytes(raw)
+    assert PHONE.encode() not in bytes(raw)
+
+
+class PlantedPayload:
+    """What someone who can write into the queue's storage might plant: unpickling it would
+    create ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (Path.touch, (str(self.marker),))
+
+
+@pytest.mark.usefixtures("own_store_prefix")
+@pytest.mark.parametrize("signature", [b"", b":" + b"0" * 40], ids=["unsigned", "forged"])
+def test_a_message_not_signed_with_the_secret_key_is_never_unpickled(app, tmp_path, signature):
+    import pickle
+
+    marker = tmp_path / "unpickled"
+    queue = app.extensions["idp.sms_queue"]
+    queue.storage.enqueue(pickle.dumps(PlantedPayload(marker)) + signature, 0)
+
+    with pytest.raises(ValueError, match=r"Separator|Signature"):
+        queue.dequeue()
+
+    assert not marker.exists()
