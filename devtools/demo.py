@@ -179,7 +179,8 @@ def setup() -> None:
 @click.command("run")
 @with_appcontext
 def run() -> None:
-    """Start the provider and the demo relying party; Ctrl-C stops both."""
+    """Start the provider, its SMS worker, the UKey agent and the demo relying party; Ctrl-C
+    stops them all."""
     issuer = settings().issuer
     port = issuer.rsplit(":", 1)[1] if issuer.count(":") == 2 else "5000"
     # FLASK_RUN_FROM_CLI (set by the idp-dev command) would make the RP's app.run() a no-op.
@@ -208,6 +209,8 @@ def run() -> None:
             env=env,
             cwd=ROOT,
         ),
+        # Delivers the SMS the provider queues (codes, notices) into the outbox.
+        subprocess.Popen([python, "-m", "idp.cli", "worker", "--workers", "1"], env=env, cwd=ROOT),
         subprocess.Popen(
             [
                 python,

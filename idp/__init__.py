@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         store,
         web,
     )
+    from idp.sms import queue as sms_queue
 
     settings = settings or Settings.from_env()
     if not settings.dev_mode:
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     security.init_app(app)
     store.init_app(app, settings)
     sms.init_app(app, settings)
+    sms_queue.init_app(app, settings)
     realname.init_app(app, settings)
     signing.init_app(app, settings)
     audit.init_app(app)

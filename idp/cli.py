@@ -217,9 +217,7 @@ def operators_add(uscc: str, name: str, phone: str, password: str | None) -> Non
     org = find_org(db.session(), uscc)
     if org is None:
         raise NotFoundError(f"no organisation with USCC {uscc}")
-    added = add_operator_for_platform(
-        db.session(), org, name=name, phone=phone, password=password
-    )
+    added = add_operator_for_platform(db.session(), org, name=name, phone=phone, password=password)
     echo_json(
         {
             "account_id": added.account_id,
@@ -287,11 +285,57 @@ def serve(host: str, port: int) -> None:
     run_simple(host, port, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
 
 
+IDLE_POLL_SECONDS = 0.5
+
+sms_cli = AppGroup("sms", help="SMS delivery (the queue and the worker's outcomes).")
+
+
+@sms_cli.command("status")
+@click.option("--hours", default=24, show_default=True, type=click.IntRange(1, 24 * 90))
+def sms_status(hours: int) -> None:
+    """What waits in the queue, and the delivery outcomes of the last HOURS, as JSON."""
+    from datetime import timedelta
+
+    from idp.audit.queries import count_outcomes
+    from idp.auth.sms_delivery import OUTCOMES
+    from idp.db import utcnow
+    from idp.sms.queue import queue
+
+    since = utcnow() - timedelta(hours=hours)
+    echo_json(
+        {
+            "queued": queue().pending_count(),
+            "waiting_to_retry": queue().scheduled_count(),
+            "since": since.isoformat(timespec="seconds"),
+            "outcomes": count_outcomes(db.session(), OUTCOMES, since=since),
+        }
+    )
+
+
+@main.command("worker")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64))
+def worker(workers: int) -> None:
+    """Deliver queued SMS (login and join codes, notices, rejections), with retries.
+
+    Run one or more beside the web workers; each message is delivered by one of them. An idle
+    worker looks at the queue at least every half second (on Redis it is woken at once).
+    SIGINT stops after the running deliveries, SIGTERM at once."""
+    import logging
+
+    from idp.sms.queue import queue
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    consumer = queue().create_consumer(
+        workers=workers, periodic=False, worker_type="thread", max_delay=IDLE_POLL_SECONDS
+    )
+    consumer.run()
+
+
 def register() -> None:
     from idp.orgs.cli import legacy_cli
     from idp.signing.cli import keys_cli
 
-    for group in (db_cli, keys_cli, clients_cli, orgs_cli, operators_cli, legacy_cli):
+    for group in (db_cli, keys_cli, clients_cli, orgs_cli, operators_cli, legacy_cli, sms_cli):
         main.add_command(group)
 
 

@@ -56,12 +56,6 @@ def choice_problem(variable: str, value: str, choices: Mapping[str, object]) -> 
     return f"{variable} must be {', '.join(names[:-1])} or {names[-1]}"
 
 
-def check_choice(variable: str, value: str, choices: Mapping[str, object]) -> None:
-    problem = choice_problem(variable, value, choices)
-    if problem:
-        raise ConfigError(problem)
-
-
 @dataclass(frozen=True)
 class Settings:
     """Provider settings; each field is read from ``IDP_<FIELD NAME IN UPPER CASE>``."""
@@ -96,6 +90,27 @@ class Settings:
     sms_outbox: Path = field(
         default=Path(""),
         metadata={"doc": "Outbox JSON-lines file; empty means instance/sms-outbox.jsonl."},
+    )
+    sms_queue_name: str = field(
+        default="idp_sms",
+        metadata={
+            "doc": "Name of the SMS delivery queue (letters, digits, _; keys huey.*.<name> on Redis)."
+        },
+    )
+    sms_queue_file: Path = field(
+        default=Path(""),
+        metadata={
+            "doc": "SQLite file of the SMS delivery queue with the SQL store; empty means instance/sms-queue.sqlite3."
+        },
+    )
+    sms_retries: int = field(
+        default=3, metadata={"doc": "Retries of a failed SMS delivery before the worker gives up."}
+    )
+    sms_retry_delay: float = field(
+        default=2.0,
+        metadata={
+            "doc": "Seconds before the first retry of a failed SMS delivery; each later wait is 3 times longer."
+        },
     )
     sms_endpoint: str = field(
         default="", metadata={"doc": "SMS API base URL; empty means the vendor's public endpoint."}
@@ -203,7 +218,26 @@ class Settings:
         default=15 * 60, metadata={"doc": "How long a locked account stays locked."}
     )
     sms_ip_hourly_limit: int = field(
-        default=30, metadata={"doc": "SMS code requests per client IP per hour."}
+        default=30,
+        metadata={"doc": "SMS code requests per client network (IPv4 address, IPv6 /64) per hour."},
+    )
+    sms_phone_daily_limit: int = field(
+        default=30,
+        metadata={
+            "doc": "SMS codes per phone per day from all browsers together, except browsers that have logged in as that phone before (each browser and network also has 10 of its own)."
+        },
+    )
+    sms_global_hourly_limit: int = field(
+        default=1000,
+        metadata={
+            "doc": "SMS codes per hour in total (the SMS budget), except to browsers that have logged in as the phone before."
+        },
+    )
+    login_ip_limit: int = field(
+        default=50,
+        metadata={
+            "doc": "Login attempts per client network (IPv4 address, IPv6 /64) across phones per IDP_LOCKOUT_SECONDS; browsers that have logged in as the phone before are exempt."
+        },
     )
     data_key: str = field(
         default="",
@@ -322,6 +356,8 @@ class Settings:
             changes["database_url"] = f"sqlite:///{instance / 'idp.sqlite3'}"
         if not str(self.sms_outbox) or str(self.sms_outbox) == ".":
             changes["sms_outbox"] = instance / "sms-outbox.jsonl"
+        if not str(self.sms_queue_file) or str(self.sms_queue_file) == ".":
+            changes["sms_queue_file"] = instance / "sms-queue.sqlite3"
         if not str(self.realname_sandbox_file) or str(self.realname_sandbox_file) == ".":
             changes["realname_sandbox_file"] = instance / "realname-sandbox.csv"
         if not self.secret_key and self.dev_mode:
@@ -344,8 +380,10 @@ class Settings:
             choice_problem("IDP_SMS_BACKEND", self.sms_backend, SMS_GATEWAYS),
             choice_problem("IDP_REALNAME_BACKEND", self.realname_backend, REALNAME_VERIFIERS),
         ]
+        negative = self.sms_retries < 0 or self.sms_retry_delay < 0
         return [
             *filter(None, choices),
+            *(["IDP_SMS_RETRIES and IDP_SMS_RETRY_DELAY must not be negative"] if negative else []),
             *self.key_store_problems(),
             *self._development_only_problems(),
         ]

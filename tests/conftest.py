@@ -7,15 +7,18 @@ under IDP_TEST_REQUIRE_ALL=1.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import os
 import shutil
+import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -155,6 +158,9 @@ def settings(
         "database_url": db_url,
         "keys_dir": keys_dir,
         "secret_key": "test-secret-key-" + uuid.uuid4().hex,
+        # A queue of this test's own (on Redis, db 15 is shared), retried without waiting.
+        "sms_queue_name": "idp_test_" + uuid.uuid4().hex,
+        "sms_retry_delay": 0,
     }
     values.update(settings_overrides)
     return Settings.from_env({}, **values)
@@ -176,6 +182,8 @@ def app(settings: Settings) -> Iterator[Flask]:
     app.test_client_class = IsolatedClient
     with app.app_context():
         yield app
+    with contextlib.suppress(redis.RedisError, sqlite3.Error):
+        app.extensions["idp.sms_queue"].storage.flush_all()  # only this test's queue
     app.extensions["idp.engine"].dispose()
     app.extensions["idp.keys"].close()  # a PKCS#11 store unloads its module
 
@@ -186,19 +194,36 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def outbox(settings: Settings) -> Outbox:
-    return Outbox(settings.sms_outbox)
+def outbox(app: Flask, settings: Settings) -> Outbox:
+    return Outbox(settings.sms_outbox, deliver=lambda: drain_sms_queue(app))
+
+
+def drain_sms_queue(app: Flask) -> None:
+    """Deliver every queued SMS in this thread until the queue is empty, as ``idp worker`` does
+    (huey's own dequeue and execute; retries included, the tests' retry delay being 0): the
+    stand-in for waiting until the worker has caught up."""
+    queue = app.extensions["idp.sms_queue"]
+    try:
+        while queue.pending_count():
+            task = queue.dequeue()
+            if task is not None:
+                queue.execute(task)
+    except redis.ConnectionError:
+        return  # an unreachable Redis holds no queue (the tests of a store that is down)
 
 
 class Outbox:
-    """Reads the development SMS outbox (one JSON object per line)."""
+    """Reads the development SMS outbox (one JSON object per line), once the queued SMS have
+    been delivered: what the phones have received by now."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, deliver: Callable[[], None] = lambda: None) -> None:
         self.path = path
+        self.deliver = deliver
 
     def messages(self) -> list[dict[str, str]]:
         import json
 
+        self.deliver()
         if not self.path.exists():
             return []
         return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]

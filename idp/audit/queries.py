@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from idp.audit.models import AuditEvent
@@ -41,3 +41,18 @@ def list_org_events(
     rows, total = paginate(session, stmt, page=page, per_page=per_page)
     items = [AuditEventView.of(event) for (event,) in rows]
     return Page(items=items, page=page, per_page=per_page, total=total)
+
+
+def count_outcomes(
+    session: Session, actions: tuple[str, ...], *, since: datetime
+) -> dict[str, dict[str, int]]:
+    """How many events of each of ``actions`` since ``since``, by result (operators' metrics)."""
+    rows = session.execute(
+        select(AuditEvent.action, AuditEvent.result, func.count())
+        .where(AuditEvent.action.in_(actions), AuditEvent.time >= since)
+        .group_by(AuditEvent.action, AuditEvent.result)
+    )
+    counts: dict[str, dict[str, int]] = {action: {} for action in actions}
+    for action, result, count in rows:
+        counts[action][result] = int(count)
+    return counts

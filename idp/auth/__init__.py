@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from idp.auth import session
+from idp.auth import client, session, sms_delivery
 from idp.config import Settings
 
 
@@ -15,5 +15,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     check_configuration(settings)
 
     app.register_blueprint(bp)
+    sms_delivery.init_app(app)
     app.before_request(session.forget_request_state)
     app.after_request(session.write_cookie)
+    app.after_request(client.write_browser_cookie)

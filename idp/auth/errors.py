@@ -20,6 +20,14 @@ class AccountLockedError(LoginFailedError):
     message = _l("密码错误次数过多, 账户已锁定, 请稍后再试")
 
 
+class TooManyLoginAttemptsError(LoginFailedError):
+    """Too many login attempts from one network, across phones; says nothing about the phone."""
+
+    code = "too_many_attempts"
+    status = 429
+    message = _l("登录尝试过于频繁, 请稍后再试")
+
+
 class AccountUnusableError(LoginFailedError):
     code = "account_disabled"
     status = 403

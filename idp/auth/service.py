@@ -9,11 +9,13 @@ from sqlalchemy.orm import Session
 
 from idp import audit, db
 from idp.auth import sms_codes
+from idp.auth.client import Client
 from idp.auth.credentials import credentials_changed
 from idp.auth.errors import (
     AccountLockedError,
     AccountUnusableError,
     LoginFailedError,
+    TooManyLoginAttemptsError,
     WrongCurrentPasswordError,
 )
 from idp.auth.passwords import hash_password, needs_rehash, policy_errors, verify_password
@@ -42,14 +44,11 @@ class PasswordPolicyError(IdpError):
         self.errors = errors
 
 
-def request_login_code(session: Session, *, phone: str, ip: str) -> None:
-    """Send a login code if ``phone`` belongs to a usable account; answer alike otherwise."""
-    account = find_account_by_phone(session, phone)
-    usable = account is not None and has_active_membership(session, account.id)
-    sms_codes.send_code(phone, purpose=LOGIN_PURPOSE, ip=ip, deliver=usable)
-    audit.record(
-        "auth.sms_code_requested", actor=mask_phone(phone), result="sent" if usable else "ignored"
-    )
+def request_login_code(*, phone: str, client: Client) -> None:
+    """Queue a login code for ``phone``. Whether it goes out (only to a usable account) is the
+    worker's decision: this request does the same for every phone and answers alike."""
+    sms_codes.send_code(phone, purpose=LOGIN_PURPOSE, client=client, only_to_account=True)
+    audit.record("auth.sms_code_requested", actor=mask_phone(phone))
 
 
 def _attempts_key(phone: str) -> str:
@@ -70,10 +69,24 @@ def _count_attempt(phone: str, *, field: str = "password") -> None:
         raise AccountLockedError(field=field)
 
 
-def authenticate_operator(session: Session, *, phone: str, password: str, sms_code: str) -> Account:
+def _count_network_attempt(phone: str, client: Client) -> None:
+    """Count a login attempt of this network across phones, before anything is checked, so one
+    network cannot try codes and passwords on many phones. A browser that has logged in as
+    ``phone`` before is exempt: a busy shared address (carrier NAT) does not stop the owner."""
+    if sms_codes.is_known_browser(phone, client):
+        return
+    window = timedelta(seconds=settings().lockout_seconds)
+    if store().incr(f"login:ip:{client.network}", window) > settings().login_ip_limit:
+        raise TooManyLoginAttemptsError()
+
+
+def authenticate_operator(
+    session: Session, *, phone: str, password: str, sms_code: str, client: Client
+) -> Account:
     """Check phone, password and SMS code; raise a ``LoginFailedError`` subclass otherwise."""
     try:
-        sms_codes.check_code(phone, purpose=LOGIN_PURPOSE, code=sms_code)
+        _count_network_attempt(phone, client)
+        sms_codes.check_code(phone, purpose=LOGIN_PURPOSE, code=sms_code, client=client)
         _count_attempt(phone)
         account = find_account_by_phone(session, phone)
         if (
@@ -83,11 +96,12 @@ def authenticate_operator(session: Session, *, phone: str, password: str, sms_co
             raise LoginFailedError()
         if not has_active_membership(session, account.id):
             raise AccountUnusableError()
-        sms_codes.consume_code(phone, purpose=LOGIN_PURPOSE)
+        sms_codes.consume_code(phone, purpose=LOGIN_PURPOSE, client=client)
     except LoginFailedError as error:
         audit.record("auth.login_failed", actor=mask_phone(phone), result=error.code)
         raise
     store().delete(_attempts_key(phone))
+    sms_codes.remember_browser(phone, client)
     if needs_rehash(account.password_hash):
         rehash_unless_changed(account, password)
     account.last_login_at = utcnow()

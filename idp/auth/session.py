@@ -167,7 +167,7 @@ def end(login: LoginSession) -> None:
 
 def forget_request_state() -> None:
     """Drop what an earlier request cached in ``g`` (an app context may span requests)."""
-    for name in ("login_session", "set_session_cookie", "audit_events"):
+    for name in ("login_session", "set_session_cookie", "audit_events", "new_browser_id"):
         g.pop(name, None)
 
 

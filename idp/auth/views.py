@@ -8,12 +8,12 @@ from werkzeug.wrappers import Response as BaseResponse
 from idp import audit, db
 from idp.auth import cert_login, service, session, sms_requests
 from idp.auth.cert.errors import CertificateLoginError
+from idp.auth.client import current_client, ensure_browser_id
 from idp.auth.errors import LoginFailedError
 from idp.auth.forms import OperatorLoginForm, PasswordChangeForm
 from idp.config import settings
 from idp.identity.eligibility import has_registrations, load_principal
 from idp.identity.models import Account
-from idp.security import client_ip
 
 bp = Blueprint("auth", __name__, template_folder="templates")
 
@@ -56,6 +56,7 @@ def login() -> tuple[str, int] | BaseResponse:
     if request.method == "GET":
         form.phone.data = request.args.get("phone", "")[:11]
         form.interaction.data = interaction_id()
+        ensure_browser_id()
         method = "cert" if request.args.get("method") == "cert" else "operator"
         return render_login(form, method=method)
     if form.validate_on_submit():
@@ -65,6 +66,7 @@ def login() -> tuple[str, int] | BaseResponse:
                 phone=form.phone.data,
                 password=form.password.data,
                 sms_code=form.sms_code.data,
+                client=current_client(),
             )
         except LoginFailedError as error:
             getattr(form, error.field).errors.append(str(error.message))
@@ -121,7 +123,7 @@ def ukey_agent() -> str:
 def send_sms_code() -> tuple[Response, int]:
     """Send a login code. The answer is the same whether or not the phone has an account."""
     return sms_requests.answer(
-        lambda phone: service.request_login_code(db.session(), phone=phone, ip=client_ip())
+        lambda phone: service.request_login_code(phone=phone, client=current_client())
     )
 
 

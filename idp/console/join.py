@@ -10,11 +10,11 @@ from flask import Blueprint, Response, render_template, request
 
 from idp import db, web
 from idp.auth import sms_codes, sms_requests
+from idp.auth.client import Client, current_client, ensure_browser_id
 from idp.auth.errors import SmsCodeError
 from idp.console.forms import JoinForm
 from idp.errors import IdpError
 from idp.orgs import reviews
-from idp.security import client_ip
 
 bp = Blueprint("join", __name__, template_folder="templates")
 
@@ -23,10 +23,13 @@ bp = Blueprint("join", __name__, template_folder="templates")
 def apply() -> tuple[str, int]:
     form = JoinForm()
     error, status = "", 200
+    ensure_browser_id()
     if form.validate_on_submit():
-        phone = form.phone.data
+        phone, client = form.phone.data, current_client()
         try:
-            sms_codes.check_code(phone, purpose=reviews.JOIN_PURPOSE, code=form.sms_code.data)
+            sms_codes.check_code(
+                phone, purpose=reviews.JOIN_PURPOSE, code=form.sms_code.data, client=client
+            )
             reviews.submit_join_request(
                 db.session(), uscc=form.uscc.data, name=form.name.data, phone=phone
             )
@@ -36,21 +39,23 @@ def apply() -> tuple[str, int]:
             # Committed before the code is used up: on SQLite the request's pending write holds
             # the database lock that the SQL store's own connection would wait for.
             db.session().commit()
-            use_code(phone)
+            use_code(phone, client)
             return render_template("join/submitted.html"), 200
     elif request.method == "POST":
         status = 400
     return render_template("join/apply.html", form=form, error=error), status
 
 
-def use_code(phone: str) -> None:
+def use_code(phone: str, client: Client) -> None:
     """The code was right when checked; a parallel submission that used it first changes
     nothing (it proved the same phone, and the second request was refused as a duplicate)."""
     with contextlib.suppress(SmsCodeError):
-        sms_codes.consume_code(phone, purpose=reviews.JOIN_PURPOSE)
+        sms_codes.consume_code(phone, purpose=reviews.JOIN_PURPOSE, client=client)
 
 
 @bp.post("/join/sms-code")
 def send_sms_code() -> tuple[Response, int]:
     """发送验证码 of the join page (the same limits as login codes)."""
-    return sms_requests.answer(lambda phone: reviews.request_join_code(phone=phone, ip=client_ip()))
+    return sms_requests.answer(
+        lambda phone: reviews.request_join_code(phone=phone, client=current_client())
+    )

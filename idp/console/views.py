@@ -21,6 +21,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from idp import db, web
 from idp.audit.queries import list_org_events
 from idp.auth import session as login_session
+from idp.auth import sms_delivery
 from idp.console.forms import ConfirmForm, OperatorAddForm, OperatorEditForm, RejectForm
 from idp.errors import IdpError
 from idp.identity.eligibility import has_registrations, load_principal
@@ -45,6 +46,10 @@ ACTION_LABELS = {
     "auth.cert_login_succeeded": _l("UKey 登录"),
     "orgs.registered": _l("机构注册"),
     "orgs.legacy_bound": _l("绑定原系统账号"),
+    sms_delivery.DELIVERED: _l("短信已发送"),
+    sms_delivery.RETRYING: _l("短信发送失败, 将重试"),
+    sms_delivery.FAILED: _l("短信发送失败"),
+    sms_delivery.NOT_SENT: _l("短信未发送"),
 }
 
 

@@ -21,8 +21,10 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
 from idp import audit
+from idp.auth import sms_delivery
 from idp.auth.credentials import credentials_changed
 from idp.auth.passwords import generate_initial_password, hash_password, policy_errors
+from idp.auth.sms_delivery import Delivery
 from idp.db import utcnow
 from idp.errors import IdpError, NotFoundError
 from idp.identity.lookup import find_account_by_phone
@@ -32,8 +34,6 @@ from idp.oidc.tokens import revoke_for_account
 from idp.pagination import Page, paginate
 from idp.realname import Verdict, verifier
 from idp.security import mask_name, mask_phone
-from idp.sms import gateway
-from idp.sms.messages import render_message
 
 ADDED = "orgs.operator_added"
 UPDATED = "orgs.operator_updated"
@@ -317,8 +317,8 @@ def add_operator(
     and its membership, with a random initial password by SMS.
 
     Nothing is saved when any step fails: a mismatch (400), no verdict (503), a phone that
-    already is this org's operator (409), or a failed SMS (503; the SMS goes out before the
-    first write)."""
+    already is this org's operator (409), or a failed initial-password SMS (503; it goes out
+    before the first write)."""
     target = person_target(str(name), str(phone))
     with failures_audited(ADDED, actor=actor, target=target, org_id=org.id):
         person = candidate(session, org, name=clean_name(name), phone=clean_phone(phone))
@@ -358,9 +358,9 @@ def enrol(
 ) -> OperatorAdded:
     """Make ``phone`` an active operator of ``org`` once the checks have passed.
 
-    The SMS goes first (the initial password for a new account, a notice for an existing one):
-    if the gateway fails, nothing has been written. A generated password exists only in that
-    SMS and as its hash."""
+    The initial password of a new account goes out first: if the gateway fails, nothing has
+    been written. An existing account's notice is queued for after the commit. A generated
+    password exists only in that SMS and as its hash."""
     account, phone = person.account, person.phone
     initial = generate_initial_password() if account is None and password is None else None
     if initial is not None:
@@ -402,15 +402,26 @@ def activate_membership(
 
 
 def send_initial_password(org: Organisation, *, phone: str, password: str) -> None:
-    """初始密码以短信方式发送 (before the account is saved: a failed SMS leaves nothing)."""
-    gateway().send(render_message(phone=phone, purpose="initial_password", password=password))
+    """初始密码以短信方式发送, in this request and before the account is saved: a failed SMS
+    leaves nothing, and the admin sees the failure at once (the password exists only in this
+    SMS, so an account whose SMS was lost would be unusable). Not queued, unlike other SMS:
+    the admin is authenticated, so the wait reveals nothing, and it is bounded by the vendor
+    client's timeout like the real-name check of the same request."""
+    message = Delivery(phone=phone, purpose="initial_password", params={"password": password})
+    sms_delivery.send_now(message)
     audit.record(INITIAL_PASSWORD_SENT, actor="system", target=mask_phone(phone), org_id=org.id)
 
 
 def send_notice(org: Organisation, *, phone: str) -> None:
-    """Tell a person who already has an account that it now also works for ``org``."""
-    gateway().send(render_message(phone=phone, purpose="operator_added", org_name=org.name))
-    audit.record(NOTICE_SENT, actor="system", target=mask_phone(phone), org_id=org.id)
+    """Tell a person who already has an account that it now also works for ``org``: queued
+    once the change is committed (the membership does not depend on the notice; a failed
+    delivery is an ``sms.delivery_failed`` event in the org's audit log)."""
+    params = {"org_name": org.name}
+    notice = Delivery(phone=phone, purpose="operator_added", params=params, org_id=org.id)
+    sms_delivery.enqueue_after_commit(notice)
+    audit.record(
+        NOTICE_SENT, actor="system", target=mask_phone(phone), result="queued", org_id=org.id
+    )
 
 
 # --- 【修改】 -------------------------------------------------------------------------------------

@@ -19,7 +19,9 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from idp import audit
-from idp.auth import sms_codes
+from idp.auth import sms_codes, sms_delivery
+from idp.auth.client import Client
+from idp.auth.sms_delivery import Delivery
 from idp.config import settings
 from idp.db import utcnow
 from idp.errors import IdpError, NotFoundError
@@ -42,8 +44,6 @@ from idp.orgs.operators import (
 )
 from idp.pagination import Page, paginate
 from idp.security import mask_phone
-from idp.sms import gateway
-from idp.sms.messages import render_message
 
 JOIN_PURPOSE = "join"  # the SMS code purpose of the /join page
 CODE_REQUESTED = "orgs.join_code_requested"
@@ -143,10 +143,11 @@ class JoinRequestView:
 # --- the applicant ------------------------------------------------------------------------------
 
 
-def request_join_code(*, phone: str, ip: str) -> None:
-    """Send the /join page's SMS code (limits shared with login codes: per phone and per IP)."""
-    sms_codes.send_code(phone, purpose=JOIN_PURPOSE, ip=ip, deliver=True)
-    audit.record(CODE_REQUESTED, actor=mask_phone(phone), result="sent")
+def request_join_code(*, phone: str, client: Client) -> None:
+    """Send the /join page's SMS code (the limits of login codes, counted together with them:
+    per phone and client, per network, per phone and in total)."""
+    sms_codes.send_code(phone, purpose=JOIN_PURPOSE, client=client, only_to_account=False)
+    audit.record(CODE_REQUESTED, actor=mask_phone(phone))
 
 
 def submit_join_request(session: Session, *, uscc: str, name: str, phone: str) -> JoinRequestView:
@@ -257,7 +258,7 @@ def get_join_request(session: Session, org: Organisation, request_id: int) -> Jo
 def approve(session: Session, org: Organisation, request_id: int, *, actor: str) -> OperatorAdded:
     """通过: the applicant becomes an active operator, as by 【增加】 (initial password by SMS;
     the real-name check passed when they applied). 404 for another org's request, 409 for a
-    decided or expired one; nothing changes when the SMS fails."""
+    decided or expired one; nothing changes when the initial-password SMS fails."""
     row = find_request(session, org, request_id, action=APPROVED, actor=actor)
     target = f"join_request:{row.id} {person_target(row.name, row.phone)}"
     with failures_audited(APPROVED, actor=actor, target=target, org_id=org.id):
@@ -273,8 +274,8 @@ def reject(
     session: Session, org: Organisation, request_id: int, *, reason: str, actor: str
 ) -> JoinRequestView:
     """驳回: the request is closed with ``reason`` (required, at most 200 characters), which the
-    applicant receives by SMS. 404 for another org's request, 409 for a decided or expired one;
-    nothing changes when the SMS fails."""
+    applicant receives by SMS (queued once the decision is committed). 404 for another org's
+    request, 409 for a decided or expired one."""
     row = find_request(session, org, request_id, action=REJECTED, actor=actor)
     target = f"join_request:{row.id} {person_target(row.name, row.phone)}"
     with failures_audited(REJECTED, actor=actor, target=target, org_id=org.id):
@@ -333,9 +334,11 @@ def decide(row: JoinRequest, status: JoinRequestStatus, *, actor: str) -> None:
 
 
 def send_rejection(org: Organisation, *, phone: str, reason: str) -> None:
-    gateway().send(
-        render_message(phone=phone, purpose="join_rejected", org_name=org.name, reason=reason)
-    )
+    """Queued once the rejection is committed: the decision stands whether or not the SMS
+    arrives, and a failed delivery is an ``sms.delivery_failed`` event in the org's log."""
+    params = {"org_name": org.name, "reason": reason}
+    rejection = Delivery(phone=phone, purpose="join_rejected", params=params, org_id=org.id)
+    sms_delivery.enqueue_after_commit(rejection)
 
 
 def expire_stale(session: Session, org: Organisation, *, phone: str | None = None) -> int:

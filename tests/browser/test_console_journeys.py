@@ -25,6 +25,7 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
 from tests.browser.conftest import RP_CLIENT_ID, RP_CLIENT_NAME, STEP_TIMEOUT_MS
+from tests.conftest import drain_sms_queue
 from tests.flows import NEW_PASSWORD, PASSWORD
 from tests.pki import ORG_NAME, USCC, TestPki
 
@@ -133,9 +134,11 @@ def allow_resend(provider: Any, phone: str) -> None:
     contextvars.Context().run(run)
 
 
-def outbox(provider_url: str, phone: str, purpose: str) -> list[dict[str, str]]:
-    """The dev outbox's messages to ``phone`` for ``purpose``, newest first."""
-    response = requests.get(f"{provider_url}/dev/sms.json", timeout=5)
+def outbox(provider: Any, phone: str, purpose: str) -> list[dict[str, str]]:
+    """The dev outbox's messages to ``phone`` for ``purpose``, newest first, once the queued
+    SMS have been delivered (tests/conftest.py, ``drain_sms_queue``)."""
+    drain_sms_queue(provider.app)
+    response = requests.get(f"{provider.url}/dev/sms.json", timeout=5)
     response.raise_for_status()
     return [m for m in response.json() if m["phone"] == phone and m["purpose"] == purpose]
 
@@ -174,7 +177,7 @@ def operator_login(page: Any, provider: Any, live_rp: str, *, phone: str, passwo
     page.locator('input[name="phone"]').fill(phone)
     page.locator("#send-sms").click()
     expect(page.locator("#sms-status")).to_have_text("验证码已发送, 5 分钟内有效")
-    code = outbox(provider.url, phone, "login")[0]["code"]
+    code = outbox(provider, phone, "login")[0]["code"]
     page.locator('input[name="password"]').fill(password)
     page.locator('input[name="sms_code"]').fill(code)
     page.locator("#login-submit").click()
@@ -213,7 +216,7 @@ def test_admin_adds_an_operator_who_logs_in_changes_the_password_and_enters_the_
     page.screenshot(path=results_dir / "console-operator-added.png", full_page=True)
 
     # 初始密码以短信方式发送: the operator reads it from their phone (the dev outbox).
-    (sms,) = outbox(provider, PHONE, "initial_password")
+    (sms,) = outbox(live_provider, PHONE, "initial_password")
     initial_password = sms["code"]
     assert initial_password in sms["text"]
 
@@ -275,13 +278,13 @@ def test_deleting_a_logged_in_operator_ends_their_tokens_session_and_logins(
 
     # ... and a new login is refused: no code reaches the phone, a guessed one fails.
     allow_resend(live_provider, PHONE)
-    sent_before = len(outbox(provider, PHONE, "login"))
+    sent_before = len(outbox(live_provider, PHONE, "login"))
     operator_page.goto(f"{live_rp}/login")
     wait_for_url(operator_page, starts_with(f"{provider}/login?interaction="), csp_violations)
     operator_page.locator('input[name="phone"]').fill(PHONE)
     operator_page.locator("#send-sms").click()
     expect(operator_page.locator("#sms-status")).to_have_text("验证码已发送, 5 分钟内有效")
-    assert len(outbox(provider, PHONE, "login")) == sent_before
+    assert len(outbox(live_provider, PHONE, "login")) == sent_before
     operator_page.locator('input[name="password"]').fill(PASSWORD)
     operator_page.locator('input[name="sms_code"]').fill("000000")
     operator_page.locator("#login-submit").click()
@@ -322,7 +325,7 @@ def test_admin_manages_operators_from_the_relying_partys_menu(
     expect(page.locator(".flash")).to_have_text(["保存成功", "初始密码已通过短信发送"])
     expect(page.locator("#operator-phone")).to_have_text(PHONE)
     expect(page.locator("#operator-created-by")).to_have_text("企业管理员")
-    assert outbox(live_provider.url, PHONE, "initial_password")
+    assert outbox(live_provider, PHONE, "initial_password")
 
     page.locator("#delete-operator").click()
     expect(page.locator("#confirm-question")).to_contain_text(f"确定删除操作员 {NAME}")

@@ -15,6 +15,7 @@ import requests
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
+from tests.conftest import drain_sms_queue
 from tests.flows import NEW_PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -24,9 +25,11 @@ class CspViolationError(AssertionError):
     """A navigation did not happen because Chromium enforced the page's CSP."""
 
 
-def sms_code(provider_url: str, phone: str) -> str:
-    """The newest login code sent to ``phone``, as the dev outbox shows it."""
-    response = requests.get(f"{provider_url}/dev/sms.json", timeout=5)
+def sms_code(provider: Any, phone: str) -> str:
+    """The newest login code sent to ``phone``, as the dev outbox shows it once the queued SMS
+    have been delivered (tests/conftest.py, ``drain_sms_queue``)."""
+    drain_sms_queue(provider.app)
+    response = requests.get(f"{provider.url}/dev/sms.json", timeout=5)
     response.raise_for_status()
     for message in response.json():  # newest first
         if message["phone"] == phone and message["purpose"] == "login":
@@ -70,7 +73,7 @@ def request_code(page: Any, live_provider: Any) -> str:
     expect(send).to_contain_text("秒")
     expect(send).to_be_disabled()
     expect(page.locator("#sms-status")).to_have_text("验证码已发送, 5 分钟内有效")
-    return sms_code(live_provider.url, live_provider.operator_phone)
+    return sms_code(live_provider, live_provider.operator_phone)
 
 
 def test_first_login_password_change_refresh_and_logout(

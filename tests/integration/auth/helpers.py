@@ -2,8 +2,8 @@
 these tests reach into the ephemeral store or the database to stand in for the clock.
 
 Store shortcuts (each names the key the production code uses, so a rename breaks loudly):
-- ``allow_resend`` deletes ``sms:interval:<phone>``: stands in for waiting out the 60 s resend
-  interval;
+- ``allow_resend`` deletes ``sms:interval:<phone>:*`` (the intervals per browser and per
+  network): stands in for waiting out the 60 s resend interval;
 - ``expire_code`` moves the SQL store row of the live code into the past: stands in for
   waiting out the 5-minute code lifetime (the row is still there, so the store's own expiry
   check is what refuses it).
@@ -98,11 +98,35 @@ def post_login(
     )
 
 
+def store_keys(prefix: str) -> list[str]:
+    """The live keys of the ephemeral store that start with ``prefix`` (SQL table or Redis)."""
+    from sqlalchemy import select
+
+    from idp.db import engine, utcnow
+    from idp.store import store
+    from idp.store.redis import RedisStore
+    from idp.store.sql import TABLE
+
+    current = store()
+    if isinstance(current, RedisStore):
+        found = current.client.scan_iter(match=current.prefix + prefix + "*")
+        return sorted(key.decode()[len(current.prefix) :] for key in found)
+    with engine().begin() as conn:
+        rows = conn.execute(
+            select(TABLE.c.key).where(
+                TABLE.c.key.startswith(prefix, autoescape=True), TABLE.c.expires_at > utcnow()
+            )
+        )
+        return sorted(key for (key,) in rows)
+
+
 def allow_resend(phone: str) -> None:
-    """Stand-in for waiting 60 s: drop the resend interval of ``phone`` (needs an app context)."""
+    """Stand-in for waiting 60 s: drop every resend interval of ``phone`` (per browser and per
+    network; needs an app context)."""
     from idp.store import store
 
-    store().delete(f"sms:interval:{phone}")
+    for key in store_keys(f"sms:interval:{phone}:"):
+        store().delete(key)
 
 
 def expire_code(phone: str, purpose: str = "login") -> None:
@@ -110,19 +134,23 @@ def expire_code(phone: str, purpose: str = "login") -> None:
     from idp.db import engine, utcnow
     from idp.store.sql import TABLE
 
+    (key,) = store_keys(f"sms:code:{purpose}:{phone}:")
     with engine().begin() as conn:
         moved = conn.execute(
             update(TABLE)
-            .where(TABLE.c.key == f"sms:code:{purpose}:{phone}")
+            .where(TABLE.c.key == key)
             .values(expires_at=utcnow() - timedelta(seconds=1))
         )
     assert moved.rowcount == 1, "no live code to expire"
 
 
 def stored_code(phone: str, purpose: str = "login") -> bytes | None:
+    """The live code record for ``phone`` (whichever browser asked), or None."""
     from idp.store import store
 
-    return store().get(f"sms:code:{purpose}:{phone}")
+    keys = store_keys(f"sms:code:{purpose}:{phone}:")
+    assert len(keys) <= 1, f"several live codes for {phone}: {keys}"
+    return store().get(keys[0]) if keys else None
 
 
 def audit_events(action: str) -> list[tuple[str, str]]:
@@ -139,6 +167,22 @@ def audit_events(action: str) -> list[tuple[str, str]]:
             .order_by(AuditEvent.id)
         )
         return [(actor, result) for actor, result in rows]
+
+
+def audit_targets(action: str) -> list[tuple[str, str]]:
+    """(target, result) of every ``action`` event (the SMS events name the masked phone)."""
+    from flask import current_app
+    from sqlalchemy import select
+
+    from idp.audit.models import AuditEvent
+
+    with current_app.extensions["idp.db"]() as session:
+        rows = session.execute(
+            select(AuditEvent.target, AuditEvent.result)
+            .where(AuditEvent.action == action)
+            .order_by(AuditEvent.id)
+        )
+        return [(target, result) for target, result in rows]
 
 
 def fresh(model: type, ident: int) -> Any:

@@ -11,6 +11,7 @@ import pytest
 
 from idp import db
 from idp.auth import service
+from idp.auth.client import BROWSER_COOKIE
 from idp.identity.models import Account, MembershipStatus
 from tests.flows import PASSWORD, login
 from tests.integration.auth.helpers import (
@@ -40,6 +41,14 @@ MASKED = "138****8000"
 def code_for(client, outbox, phone: str = PHONE) -> str:
     assert ask_code(client, phone).status_code == 200
     return outbox.last(phone, "login")["code"]
+
+
+def same_browser(source, others) -> None:
+    """Give ``others`` the browser id of ``source`` (tabs of one browser: one cookie jar)."""
+    browser = source.get_cookie(BROWSER_COOKIE)
+    assert browser is not None
+    for other in others:
+        other.set_cookie(BROWSER_COOKIE, browser.value)
 
 
 def wrong(code: str) -> str:
@@ -125,6 +134,7 @@ def test_a_code_is_single_use(client, app, outbox, operator):
     assert post_login(client, phone=PHONE, password=PASSWORD, sms_code=code).status_code == 302
 
     replay = app.test_client()
+    same_browser(client, [replay])
     response = post_login(replay, phone=PHONE, password=PASSWORD, sms_code=code)
 
     assert_refused(response, status=400, field="sms_code", message=WRONG_CODE)
@@ -322,6 +332,7 @@ def test_parallel_wrong_passwords_make_at_most_threshold_checks(
     clients = [app.test_client() for _ in range(10)]
     tokens = [login_token(c) for c in clients]
     code = code_for(clients[0], outbox)
+    same_browser(clients[0], clients[1:])  # parallel tabs of the browser that got the code
     start = threading.Barrier(10)
 
     def guess(index: int):

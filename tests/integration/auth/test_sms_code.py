@@ -7,14 +7,17 @@ import re
 import socket
 
 import pytest
+from flask import current_app
 
-from idp.store import store
+from tests.conftest import drain_sms_queue
 from tests.integration.auth.helpers import (
     SENT_ANSWER,
     allow_resend,
     ask_code,
     audit_events,
+    audit_targets,
     login_token,
+    store_keys,
     stored_code,
 )
 
@@ -54,7 +57,8 @@ def test_known_phone_gets_a_six_digit_login_code(client, outbox, operator):
     assert message["text"] == (
         f"【统一认证登录平台】您的登录验证码为{message['code']}，5分钟内有效。如非本人操作，请忽略本短信。"
     )
-    assert audit_events("auth.sms_code_requested") == [("138****8000", "sent")]
+    assert audit_events("auth.sms_code_requested") == [("138****8000", "success")]
+    assert audit_events("sms.delivered") == [("system", "success")]
 
 
 def test_the_code_is_stored_hashed(client, outbox, operator):
@@ -74,11 +78,13 @@ def test_unknown_phone_gets_the_identical_answer_and_no_sms(client, outbox, oper
     assert unknown.get_data() == known.get_data()
     assert unknown.headers["Content-Type"] == known.headers["Content-Type"]
     assert [m["phone"] for m in outbox.messages()] == [operator.phone]
-    assert stored_code(UNKNOWN) is None
+    assert stored_code(UNKNOWN) is None  # the worker withdrew it
     assert audit_events("auth.sms_code_requested") == [
-        ("138****8000", "sent"),
-        ("137****7000", "ignored"),
+        ("138****8000", "success"),
+        ("137****7000", "success"),
     ]
+    assert audit_targets("sms.delivered") == [("138****8000", "success")]
+    assert audit_targets("sms.not_sent") == [("137****7000", "no_account")]
 
 
 def test_disabled_membership_gets_the_identical_answer_and_no_sms(client, outbox, operator):
@@ -184,7 +190,7 @@ def test_bad_phone_is_refused_with_a_field_error(client, outbox, operator, phone
         "field": "phone",
     }
     assert outbox.messages() == []
-    assert store().get("sms:interval:13800138000") is None
+    assert store_keys("sms:interval:13800138000:") == []
     assert audit_events("auth.sms_code_requested") == []
 
 
@@ -206,7 +212,7 @@ def test_request_without_a_valid_csrf_token_sends_nothing(client, outbox, operat
     assert response.status_code == 400
     assert outbox.messages() == []
     assert stored_code(operator.phone) is None
-    assert store().get(f"sms:interval:{operator.phone}") is None
+    assert store_keys(f"sms:interval:{operator.phone}:") == []
     assert audit_events("auth.sms_code_requested") == []
 
 
@@ -217,22 +223,22 @@ def test_get_is_not_allowed(client, outbox, operator):
     assert outbox.messages() == []
 
 
-@pytest.mark.parametrize("settings_overrides", [ALIYUN_DOWN])
-def test_gateway_failure_answers_503_and_gives_the_interval_back(client, operator):
+@pytest.mark.parametrize("settings_overrides", [ALIYUN_DOWN | {"sms_retries": 2}])
+def test_a_failing_gateway_is_retried_then_audited_and_leaves_no_live_code(
+    client, outbox, operator
+):
     token = login_token(client)
 
     first = ask_code(client, operator.phone, token)
 
-    assert first.status_code == 503
-    assert first.mimetype == "application/json"
-    assert first.json == {
-        "error": "sms_unavailable",
-        "error_description": "短信发送失败, 请稍后再试",
-    }
+    assert first.status_code == 200  # the request does not wait for the vendor
+    assert stored_code(operator.phone) is not None
+    drain_sms_queue(current_app)  # the worker tries three times, then gives up
+    assert audit_targets("sms.delivery_retrying") == [("138****8000", "sms_unavailable")] * 2
+    assert audit_targets("sms.delivery_failed") == [("138****8000", "sms_unavailable")]
+    assert audit_targets("sms.delivered") == []
     assert stored_code(operator.phone) is None
-    assert store().get(f"sms:interval:{operator.phone}") is None
-    assert audit_events("auth.sms_code_requested") == []
+    assert store_keys(f"sms:interval:{operator.phone}:") == []
 
     again = ask_code(client, operator.phone, token)  # at once: not 429, the interval is free
-    assert again.status_code == 503
-    assert again.json["error"] == "sms_unavailable"
+    assert again.status_code == 200

@@ -1,15 +1,17 @@
 """用户审核 from the org admin's side: the list and its filter, expiry after
 ``IDP_JOIN_REQUEST_TTL``, and the refusals of 通过 / 驳回 (decided or expired requests, a missing
-or oversized reason, a failed SMS), each changing nothing. The /join page is in test_join.py."""
+or oversized reason, a failed initial-password SMS), each changing nothing; a rejection's SMS is
+queued, and its failed delivery shows in the org's audit log. The /join page is in test_join.py."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
+from flask import current_app
 
 from idp.db import utcnow
-from tests.conftest import DEMO_USCC, make_operator
+from tests.conftest import DEMO_USCC, drain_sms_queue, make_operator
 from tests.integration.console.helpers import (
     SMS_FAILED,
     add_join_request,
@@ -128,17 +130,32 @@ def test_the_service_refuses_a_missing_or_oversized_reason(app, home_org, pendin
         assert refused.value.field == "reason"
 
 
-@pytest.mark.parametrize("action", ["approve", "reject"])
-def test_a_failed_sms_changes_nothing(admin, pending, settings, action):
+def test_a_failed_initial_password_sms_changes_nothing(admin, pending, settings):
     settings.sms_outbox.mkdir()  # the outbox cannot be written: the gateway fails
     before = people_counts()
 
-    refused = post_form(admin, f"/org/reviews/{pending}/{action}", {"reason": "不符合条件"})
+    refused = post_form(admin, f"/org/reviews/{pending}/approve", {})
 
     assert refused.status_code == 503
     assert form_error(refused.text) == SMS_FAILED
     assert request_row(pending).status.value == "pending"
     assert people_counts() == before
+
+
+def test_a_rejection_stands_and_its_failed_sms_shows_in_the_orgs_audit_log(
+    admin, home_org, pending, settings
+):
+    settings.sms_outbox.mkdir()  # the outbox cannot be written: the gateway fails
+
+    done = post_form(admin, f"/org/reviews/{pending}/reject", {"reason": "不符合条件"})
+    drain_sms_queue(current_app)  # the worker tries, retries, and gives up
+
+    assert done.status_code == 302
+    assert request_row(pending).status.value == "rejected"
+    masked = PHONE[:3] + "****" + PHONE[-4:]
+    assert audit_rows("sms.delivery_failed") == [("system", masked, "sms_unavailable", home_org.id)]
+    log = admin.get("/org/audit")
+    assert "短信发送失败" in log.text
 
 
 def test_approving_someone_who_already_became_an_operator_is_refused(admin, home_org, pending):
