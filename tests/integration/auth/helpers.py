@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import re
+import threading
 from datetime import timedelta
 from html.parser import HTMLParser
 from typing import Any
@@ -232,3 +233,20 @@ def core_login_journey(client: FlaskClient, outbox: Any, *, phone: str, password
         (masked, "sms_code_invalid"),
     ]
     assert audit_events("auth.login_succeeded") == [(masked, "success")]
+
+
+def count_password_checks(monkeypatch: Any) -> list[str]:
+    """Every password the login service compares from now on (thread-safe), in order."""
+    from idp.auth import service
+
+    checked: list[str] = []
+    lock = threading.Lock()
+    real_verify = service.verify_password
+
+    def counting_verify(password_hash: str | None, password: str) -> bool:
+        with lock:
+            checked.append(password)
+        return real_verify(password_hash, password)
+
+    monkeypatch.setattr(service, "verify_password", counting_verify)
+    return checked

@@ -7,8 +7,6 @@ other session is held at a chosen step while the password changes, then let go."
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 from sqlalchemy import func, select
 
@@ -29,7 +27,6 @@ from tests.integration.auth.helpers import (
     session_cookie,
 )
 from tests.integration.oidc.helpers import (
-    WAIT_SECONDS,
     PausePoint,
     live_tokens,
     mint_code,
@@ -86,18 +83,6 @@ def change(browser):
     response = change_password(browser, current=PASSWORD, new=NEW_PASSWORD)
     assert (response.status_code, response.headers.get("Location")) == (302, "/portal")
     return response
-
-
-def in_background(pause: PausePoint, request, other_side):
-    """Start ``request`` in a thread, run ``other_side`` while it is held, let it go."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        held = pool.submit(request)
-        pause.wait_until_reached()
-        try:
-            other = other_side()
-        finally:
-            pause.release()
-        return held.result(timeout=WAIT_SECONDS), other
 
 
 # --- the password change ----------------------------------------------------------------------
@@ -192,8 +177,7 @@ def test_a_login_with_the_old_password_in_flight_gets_no_lasting_session(
     pause = PausePoint()
     monkeypatch.setattr(login_session, "start", pause.wrap(login_session.start))
 
-    logged_in, _ = in_background(
-        pause,
+    logged_in, _ = pause.race(
         lambda: login(late, outbox, phone=PHONE, password=PASSWORD),
         lambda: change(this_browser),
     )
@@ -214,8 +198,7 @@ def test_a_login_in_flight_cannot_put_the_old_password_back_when_rehashing(
     pause = PausePoint()  # held where the login has verified the old password and will rehash it
     monkeypatch.setattr(service, "needs_rehash", pause.wrap(lambda _hash: True))
 
-    in_background(
-        pause,
+    pause.race(
         lambda: login(late, outbox, phone=PHONE, password=PASSWORD),
         lambda: change(this_browser),
     )
@@ -248,9 +231,7 @@ def test_a_request_of_the_other_session_in_flight_cannot_keep_it_alive(
     pause = PausePoint()
     monkeypatch.setattr(login_session, "save", pause.wrap(login_session.save))
 
-    portal, _ = in_background(
-        pause, lambda: other_browser.get("/portal"), lambda: change(this_browser)
-    )
+    portal, _ = pause.race(lambda: other_browser.get("/portal"), lambda: change(this_browser))
 
     assert portal.status_code == 200  # it was in flight before the change
     assert_logged_out(other_browser)
@@ -258,9 +239,7 @@ def test_a_request_of_the_other_session_in_flight_cannot_keep_it_alive(
 
 
 @both_databases
-def test_a_code_of_the_other_session_is_useless_after_the_change(
-    this_browser, other_browser, rp
-):
+def test_a_code_of_the_other_session_is_useless_after_the_change(this_browser, other_browser, rp):
     pkce = Pkce.new()
     code = mint_code(other_browser, rp, pkce)
 
@@ -281,8 +260,7 @@ def test_a_code_redeemed_while_the_password_changes_issues_no_live_token(
     grant = grants.AuthorizationCodeGrant
     monkeypatch.setattr(grant, "authenticate_user", pause.wrap(grant.authenticate_user))
 
-    redeemed, _ = in_background(
-        pause,
+    redeemed, _ = pause.race(
         lambda: redeem(app.test_client(), rp, code, pkce.verifier),
         lambda: change(this_browser),
     )
@@ -300,8 +278,7 @@ def test_a_refresh_while_the_password_changes_issues_no_live_token(
     grant = grants.RefreshTokenGrant
     monkeypatch.setattr(grant, "authenticate_user", pause.wrap(grant.authenticate_user))
 
-    refreshed, _ = in_background(
-        pause,
+    refreshed, _ = pause.race(
         lambda: refresh(app.test_client(), rp, theirs["refresh_token"]),
         lambda: change(this_browser),
     )

@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from idp import db
-from idp.auth import service
 from idp.auth.client import BROWSER_COOKIE
 from idp.identity.models import Account, MembershipStatus
 from tests.flows import PASSWORD, login
@@ -24,6 +23,7 @@ from tests.integration.auth.helpers import (
     allow_resend,
     ask_code,
     audit_events,
+    count_password_checks,
     expire_code,
     field_errors,
     fresh,
@@ -319,16 +319,7 @@ def test_parallel_wrong_passwords_make_at_most_threshold_checks(
     app, outbox, operator, monkeypatch, settings_overrides
 ):
     threshold = int(settings_overrides.get("lockout_threshold", 5))
-    checked: list[str] = []
-    lock = threading.Lock()
-    real_verify = service.verify_password
-
-    def counting_verify(password_hash: str | None, password: str) -> bool:
-        with lock:
-            checked.append(password)
-        return real_verify(password_hash, password)
-
-    monkeypatch.setattr(service, "verify_password", counting_verify)
+    checked = count_password_checks(monkeypatch)
     clients = [app.test_client() for _ in range(10)]
     tokens = [login_token(c) for c in clients]
     code = code_for(clients[0], outbox)

@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from idp.auth import service
 from idp.auth.passwords import verify_password
 from idp.identity.models import Account
 from tests.conftest import both_databases
@@ -21,6 +20,7 @@ from tests.integration.auth.helpers import (
     all_field_errors,
     allow_resend,
     audit_events,
+    count_password_checks,
     fresh,
     login_token,
     parse,
@@ -266,16 +266,7 @@ def test_parallel_wrong_current_passwords_make_at_most_threshold_checks(
 ):
     """Ten guesses from one session at once: the count comes before the check, so at most five
     passwords are ever compared, and the rest are told the account is locked."""
-    checked: list[str] = []
-    lock = threading.Lock()
-    real_verify = service.verify_password
-
-    def counting_verify(password_hash: str | None, password: str) -> bool:
-        with lock:
-            checked.append(password)
-        return real_verify(password_hash, password)
-
-    monkeypatch.setattr(service, "verify_password", counting_verify)
+    checked = count_password_checks(monkeypatch)
     token = csrf_token(client.get("/password/change").text)
     cookies = {name: client.get_cookie(name).value for name in ("idp_session", "idp_csrf")}
     start = threading.Barrier(10)

@@ -9,7 +9,6 @@ client dropping an expired cookie.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -17,7 +16,7 @@ from idp.auth import session as login_session
 from tests.conftest import both_databases
 from tests.flows import PASSWORD, login
 from tests.integration.auth.helpers import allow_resend, login_token, session_cookie
-from tests.integration.oidc.helpers import WAIT_SECONDS, PausePoint
+from tests.integration.oidc.helpers import PausePoint
 
 PHONE = "13800138000"
 
@@ -165,14 +164,7 @@ def test_a_request_in_flight_during_logout_cannot_bring_the_session_back(
         other_tab.set_cookie("idp_csrf", csrf_cookie)
         return other_tab.post("/logout", data={"csrf_token": token})
 
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        held = pool.submit(in_flight)
-        pause.wait_until_reached()
-        try:
-            logged_out = log_out()
-        finally:
-            pause.release()
-        held.result(timeout=WAIT_SECONDS)
+    _held, logged_out = pause.race(in_flight, log_out)
 
     assert logged_out.status_code == 200
     assert "您已安全退出" in logged_out.text

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from flask import Flask, current_app
@@ -109,3 +110,15 @@ class PausePoint:
 
     def release(self) -> None:
         self.released.set()
+
+    def race(self, request: Callable[[], Any], other_side: Callable[[], Any]) -> tuple[Any, Any]:
+        """Start ``request`` in a thread, run ``other_side`` once it is held here, let it go;
+        returns (the held request's result, what ``other_side`` returned)."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            held = pool.submit(request)
+            self.wait_until_reached()
+            try:
+                other = other_side()
+            finally:
+                self.release()
+            return held.result(timeout=WAIT_SECONDS), other

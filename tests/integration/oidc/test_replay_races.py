@@ -6,8 +6,6 @@ replayed refresh token or a revoked family stays usable."""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 from sqlalchemy import func, select
 
@@ -18,7 +16,6 @@ from idp.oidc.models import Token
 from tests.conftest import both_databases
 from tests.flows import Pkce
 from tests.integration.oidc.helpers import (
-    WAIT_SECONDS,
     PausePoint,
     audit_count,
     live_tokens,
@@ -56,19 +53,6 @@ def held_after_claim(monkeypatch, grant: type) -> PausePoint:
     return pause
 
 
-def in_background(pause: PausePoint, request, other_side):
-    """Start ``request`` in a thread, run ``other_side`` once it is held, let it go; returns
-    (the held request's response, what ``other_side`` returned)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        held = pool.submit(request)
-        pause.wait_until_reached()
-        try:
-            other = other_side()
-        finally:
-            pause.release()
-        return held.result(timeout=WAIT_SECONDS), other
-
-
 def assert_invalid_grant(response) -> None:
     assert response.status_code == 400
     assert response.json["error"] == "invalid_grant"
@@ -79,8 +63,7 @@ def test_a_code_replayed_while_its_first_redemption_issues_leaves_no_token(
 ):
     pause = held_after_claim(monkeypatch, grants.AuthorizationCodeGrant)
 
-    first, replay = in_background(
-        pause,
+    first, replay = pause.race(
         lambda: redeem(app.test_client(), rp, code, pkce.verifier),
         lambda: redeem(client, rp, code, pkce.verifier),
     )
@@ -98,8 +81,8 @@ def test_a_refresh_token_replayed_while_it_rotates_leaves_no_live_token(
     pause = held_after_claim(monkeypatch, grants.RefreshTokenGrant)
     old = first_tokens["refresh_token"]
 
-    rotation, replay = in_background(
-        pause, lambda: refresh(app.test_client(), rp, old), lambda: refresh(client, rp, old)
+    rotation, replay = pause.race(
+        lambda: refresh(app.test_client(), rp, old), lambda: refresh(client, rp, old)
     )
 
     assert_invalid_grant(replay)
@@ -116,8 +99,7 @@ def test_a_refresh_token_revoked_while_it_rotates_leaves_no_live_token(
     pause = held_after_claim(monkeypatch, grants.RefreshTokenGrant)
     old = first_tokens["refresh_token"]
 
-    rotation, revocation = in_background(
-        pause,
+    rotation, revocation = pause.race(
         lambda: refresh(app.test_client(), rp, old),
         lambda: client.post(
             "/oauth/revoke",
@@ -141,8 +123,8 @@ def test_a_client_removed_while_its_refresh_token_rotates_is_left_no_token(
         remove_client(db.session(), rp.client_id)
         db.session().commit()
 
-    rotation, _ = in_background(
-        pause, lambda: refresh(app.test_client(), rp, first_tokens["refresh_token"]), remove
+    rotation, _ = pause.race(
+        lambda: refresh(app.test_client(), rp, first_tokens["refresh_token"]), remove
     )
 
     assert_invalid_grant(rotation)
