@@ -53,9 +53,9 @@ endif
 
 # extract: collect messages into messages.pot and merge them into the existing catalogs.
 extract: venv
-	$(BIN)/pybabel extract -F babel.cfg -k _l -o $(TRANSLATIONS)/messages.pot .
+	$(BIN)/pybabel extract -w 100 -F babel.cfg -k _l -o $(TRANSLATIONS)/messages.pot .
 ifneq ($(PO_FILES),)
-	$(BIN)/pybabel update --ignore-obsolete -d $(TRANSLATIONS) -i $(TRANSLATIONS)/messages.pot
+	$(BIN)/pybabel update -w 100 --ignore-obsolete -d $(TRANSLATIONS) -i $(TRANSLATIONS)/messages.pot
 else
 	@echo "extract: no catalogs yet; start one with: $(BIN)/pybabel init -d $(TRANSLATIONS) -i $(TRANSLATIONS)/messages.pot -l <locale>"
 endif

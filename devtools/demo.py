@@ -157,6 +157,15 @@ def ensure_demo_legacy_account() -> None:
     legacy_secret_file().chmod(0o600)
 
 
+# The footer a government platform carries, filled with obviously made-up demo values.
+DEMO_BRAND = {
+    "IDP_FOOTER_SPONSOR": "上海市物业管理监管与服务平台（演示）",
+    "IDP_FOOTER_SUPPORT": "统一认证登录平台开发组",
+    "IDP_FOOTER_HOTLINE": "021-0000 0000（演示）",
+    "IDP_FOOTER_ICP": "沪ICP备00000000号（演示）",
+}
+
+
 @click.command("setup")
 @with_appcontext
 def setup() -> None:
@@ -185,6 +194,7 @@ def run() -> None:
     port = issuer.rsplit(":", 1)[1] if issuer.count(":") == 2 else "5000"
     # FLASK_RUN_FROM_CLI (set by the idp-dev command) would make the RP's app.run() a no-op.
     env = {
+        **DEMO_BRAND,
         **{k: v for k, v in os.environ.items() if k != "FLASK_RUN_FROM_CLI"},
         "RP_ISSUER": issuer,
         "RP_BASE_URL": rp_base_url(),

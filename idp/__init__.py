@@ -14,6 +14,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from idp import (
         audit,
         auth,
+        branding,
         console,
         db,
         extensions,
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     db.init_app(app, settings.database_url)
     extensions.init_app(app)
     web.init_app(app)
+    branding.init_app(app)
     security.init_app(app)
     store.init_app(app, settings)
     sms.init_app(app, settings)

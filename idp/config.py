@@ -19,6 +19,7 @@ from flask import current_app
 from idp.backends import DEVELOPMENT_ONLY, KEY_STORES, REALNAME_VERIFIERS, SMS_GATEWAYS, STORES
 
 ROOT = Path(__file__).resolve().parent.parent
+BRAND_IMAGE_TYPES = {".svg", ".png", ".ico", ".jpg", ".jpeg", ".webp"}
 
 
 def _bool(value: str) -> bool:
@@ -71,6 +72,28 @@ class Settings:
         default=ROOT / "instance",
         metadata={"doc": "Directory for the embedded database, outbox and generated dev secrets."},
     )
+    brand_name: str = field(
+        default="",
+        metadata={"doc": "Platform name in the page header and titles; empty means 统一认证登录平台."},
+    )
+    brand_name_en: str = field(
+        default="", metadata={"doc": "The platform name on English pages; empty means brand_name."}
+    )
+    brand_logo: Path = field(
+        default=Path(""),
+        metadata={"doc": "Logo image (SVG or PNG) beside the name; empty means the built-in emblem."},
+    )
+    brand_favicon: Path = field(
+        default=Path(""),
+        metadata={"doc": "Favicon (SVG, PNG or ICO); empty means the built-in one."},
+    )
+    footer_sponsor: str = field(default="", metadata={"doc": "Footer line 主办单位 (sponsor)."})
+    footer_support: str = field(default="", metadata={"doc": "Footer line 技术支持 (operator)."})
+    footer_hotline: str = field(default="", metadata={"doc": "Footer line 服务热线 (help desk)."})
+    footer_icp: str = field(
+        default="", metadata={"doc": "ICP filing number (ICP备案号), linked to beian.miit.gov.cn."}
+    )
+    help_url: str = field(default="", metadata={"doc": "Help page linked in the footer (帮助)."})
     database_url: str = field(
         default="", metadata={"doc": "SQLAlchemy URL; empty means SQLite at instance/idp.sqlite3."}
     )
@@ -385,6 +408,7 @@ class Settings:
             *filter(None, choices),
             *(["IDP_SMS_RETRIES and IDP_SMS_RETRY_DELAY must not be negative"] if negative else []),
             *self.key_store_problems(),
+            *self.brand_problems(),
             *self._development_only_problems(),
         ]
 
@@ -428,6 +452,22 @@ class Settings:
             found.append(
                 "set one of IDP_PKCS11_PIN_FILE and IDP_PKCS11_PIN for IDP_KEY_STORE=pkcs11"
             )
+        return found
+
+    def brand_problems(self) -> list[str]:
+        """A configured logo or favicon must be an image file that exists."""
+        found = []
+        for variable, path in (
+            ("IDP_BRAND_LOGO", self.brand_logo),
+            ("IDP_BRAND_FAVICON", self.brand_favicon),
+        ):
+            if str(path) in {"", "."}:
+                continue
+            if path.suffix.lower() not in BRAND_IMAGE_TYPES:
+                kinds = ", ".join(sorted(BRAND_IMAGE_TYPES))
+                found.append(f"{variable} must be an image file ({kinds}): {path}")
+            elif not path.is_file():
+                found.append(f"{variable} is not a readable file: {path}")
         return found
 
     @property

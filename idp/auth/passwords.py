@@ -54,9 +54,13 @@ def policy_errors(password: str, *, phone: str, old_hash: str | None) -> list[st
     return errors
 
 
+# Read off an SMS and typed in by hand: no characters that are easily confused.
+LOOK_ALIKE = frozenset("lI1O0o")
+
+
 def generate_initial_password() -> str:
     """A random password that satisfies the policy (sent by SMS; must be changed at first login)."""
-    alphabet = string.ascii_letters + string.digits
+    alphabet = "".join(c for c in string.ascii_letters + string.digits if c not in LOOK_ALIKE)
     while True:
         candidate = "".join(secrets.choice(alphabet) for _ in range(10))
         if character_classes(candidate) >= 3:

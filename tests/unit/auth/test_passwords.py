@@ -88,4 +88,5 @@ def test_generated_initial_passwords_always_satisfy_the_policy():
     for password in passwords:
         assert len(password) == 10
         assert password.isascii() and password.isalnum()  # easy to type from an SMS
+        assert not set(password) & set("lI1O0o")  # nothing to confuse when reading it
         assert policy_errors(password, phone=PHONE, old_hash=None) == []
