@@ -151,7 +151,7 @@ class AuthorizationCode(Base, AuthorizationCodeMixin):
     auth_time: Mapped[datetime] = mapped_column(UTCDateTime())
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
     acr: Mapped[str | None] = mapped_column(String(64))
-    sid: Mapped[str] = mapped_column(String(64))
+    sid: Mapped[str] = mapped_column(String(64), index=True)
     credential_version: Mapped[int] = mapped_column(default=0, server_default="0")
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
