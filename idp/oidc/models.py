@@ -75,6 +75,10 @@ class Client(Base, ClientMixin):
         return str(self.client_metadata.get("id_token_signed_response_alg", "ES256"))
 
     @property
+    def backchannel_logout_uri(self) -> str | None:
+        return self.client_metadata.get("backchannel_logout_uri")
+
+    @property
     def initiate_login_uri(self) -> str | None:
         return self.client_metadata.get("initiate_login_uri")
 

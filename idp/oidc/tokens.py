@@ -23,6 +23,7 @@ from idp import audit, db
 from idp.config import settings
 from idp.db import utcnow
 from idp.identity.models import Identity
+from idp.oidc import backchannel
 from idp.oidc.models import AuthorizationCode, Token, TokenFamily, digest
 
 OFFLINE_ACCESS = "offline_access"
@@ -172,8 +173,12 @@ def revoke_code(session: Session, code_id: int) -> str | None:
 
 def revoke_for_account(session: Session, account_id: int, *, org_id: int | None = None) -> int:
     """End every code and token family of an account (optionally only those acting for
-    ``org_id``); returns how many tokens were live. Codes not yet redeemed, or being redeemed,
-    are marked first, so a redemption in flight is refused (see ``take_code``)."""
+    ``org_id``) and tell the relying parties (back-channel logout); returns how many tokens
+    were live. Codes not yet redeemed, or being redeemed, are marked first, so a redemption in
+    flight is refused (see ``take_code``)."""
+    backchannel.announce(
+        session, backchannel.notices_for_account(session, account_id, org_id=org_id)
+    )
     families = {
         family_id
         for code_id in _unissued_codes(session, account_id, org_id)
@@ -229,7 +234,9 @@ def revoke_for_login_session(session: Session, sid: str) -> int:
 
 
 def revoke_on_logout(login: Any, *, session: Session) -> int:
-    """Receiver of ``idp.auth.session.logged_out``."""
+    """Receiver of ``idp.auth.session.logged_out``: the session's tokens end and its relying
+    parties are told (back-channel logout)."""
+    backchannel.announce(session, backchannel.notices_for_session(session, login.sid))
     revoked = revoke_for_login_session(session, login.sid)
     if revoked:
         audit.record(
@@ -243,4 +250,3 @@ def revoke_on_logout(login: Any, *, session: Session) -> int:
 
 def token_is_active(token: Token) -> bool:
     return not token.is_revoked() and not token.is_expired()
-
