@@ -89,7 +89,7 @@ def smoke(bundle: Path, workdir: Path) -> SmokeResult:
     log = workdir / "bundle.log"
     started = time.monotonic()
     with log.open("wb") as sink:
-        process = subprocess.Popen(  # noqa: S603 (our own build, no shell)
+        process = subprocess.Popen(
             [str(downloaded)], env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=home
         )
     try:
@@ -101,11 +101,15 @@ def smoke(bundle: Path, workdir: Path) -> SmokeResult:
         assert certificate["uscc"] == USCC, status
         nonce = challenge()
         signed = requests.post(
-            f"{url}/sign", json={"challenge": nonce, "pin": PIN}, headers={"Origin": ORIGIN}
+            f"{url}/sign",
+            json={"challenge": nonce, "pin": PIN},
+            headers={"Origin": ORIGIN},
+            timeout=10,
         )
         assert signed.status_code == 200, signed.text
         check_signed(signed.json(), issued=pki.rsa, alg="RS256", nonce=nonce)
-        foreign = requests.get(f"{url}/status", headers={"Origin": "https://phish.example.com"})
+        phish = {"Origin": "https://phish.example.com"}
+        foreign = requests.get(f"{url}/status", headers=phish, timeout=10)
         assert foreign.status_code == 403, foreign.text
     finally:
         process.terminate()
