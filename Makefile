@@ -65,7 +65,7 @@ endif
 
 # agent-dist: the UKey agent (客户端工具) as one self-contained file for this system, built with
 # PyInstaller from packaging/ukey-agent.spec into $(AGENT_DIST)/; the provider serves that
-# directory (IDP_AGENT_DIST_DIR). Windows: packaging/build-agent-windows.ps1 (docs/ukey.md §5).
+# directory (IDP_AGENT_DIST_DIR). Windows: packaging/build-agent-windows.ps1 (docs/ukey.md §6).
 agent-dist: venv
 	$(BIN)/pyinstaller --noconfirm --clean --distpath $(AGENT_DIST) --workpath build/agent \
 		packaging/ukey-agent.spec

@@ -10,7 +10,7 @@
 # `make agent-dist`, and checks that the result starts and prints its help. Copy the .exe to the
 # provider's IDP_AGENT_DIST_DIR. To sign it (signtool), sign before copying: the provider appends
 # its origin after the signature. Windows leaves such bytes out of the signature check unless the
-# EnableCertPaddingCheck hardening is on; docs/ukey.md §5 says what was and was not tried.
+# EnableCertPaddingCheck hardening is on; docs/ukey.md §6 says what was and was not tried.
 [CmdletBinding()]
 param(
     [string]$Python = "py -3.11",
