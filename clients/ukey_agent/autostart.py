@@ -62,10 +62,10 @@ def _run(command: Sequence[str]) -> subprocess.CompletedProcess[bytes]:
 
 
 def launch_command(options: Sequence[str], *, frozen: bool, executable: str) -> list[str]:
-    """How the session starts the agent: the bundle alone (its configuration is stamped into
-    it), or this Python with the module and the options given now."""
+    """How the session starts the agent: the bundle (its configuration is stamped into it), or
+    this Python with the module; either with the options given now (none after a double-click)."""
     if frozen:
-        return [executable]
+        return [executable, *options]
     return [executable, "-m", "clients.ukey_agent", *options]
 
 

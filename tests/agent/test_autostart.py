@@ -72,6 +72,15 @@ def test_the_bundle_copies_itself_out_of_downloads_and_starts_without_options(
     assert f"Exec={copy}\n" in place.desktop_entry.read_text()
 
 
+def test_options_given_to_the_bundle_are_kept_for_the_next_login(tmp_path: Path) -> None:
+    bundle = tmp_path / "ukey-agent-linux-x86_64"
+    bundle.write_bytes(b"program+stamp")
+    place = linux(tmp_path)
+    install(["--module", "/opt/k/libk.so"], place=place, frozen=True, executable=str(bundle))
+    copy = place.app_dir / bundle.name
+    assert f"Exec={copy} --module /opt/k/libk.so\n" in place.desktop_entry.read_text()
+
+
 def test_uninstall_removes_the_entry_and_says_when_there_was_none(tmp_path: Path) -> None:
     place = linux(tmp_path)
     install([], place=place, frozen=False, executable="/usr/bin/python3")
