@@ -4,7 +4,7 @@ PYTHON ?= $(or $(shell command -v python3.11 2>/dev/null),$(shell command -v pyt
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-LINT_PATHS := idp devtools clients tests benchmarks
+LINT_PATHS := idp devtools clients tests benchmarks packaging
 TRANSLATIONS := idp/translations
 PO_FILES := $(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po)
 
