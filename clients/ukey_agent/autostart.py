@@ -106,13 +106,19 @@ def schtasks_delete() -> list[str]:
 
 
 def installed_copy(executable: Path, place: Place) -> Path:
-    """The bundle copied to the per-user program directory (kept as is when already there)."""
+    """The bundle copied to the per-user program directory (kept as is when already there).
+
+    Copied beside the target and renamed over it: Linux refuses to overwrite a program that is
+    running (the previous version, started at login), but lets a new file take its name."""
     target = place.app_dir / executable.name
     if executable.resolve() != target.resolve():
         target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
         try:
-            shutil.copy2(executable, target)
+            shutil.copy2(executable, partial)
+            os.replace(partial, target)
         except OSError as error:
+            partial.unlink(missing_ok=True)
             raise AutostartError(
                 f"无法复制到 {target} (客户端工具是否已在运行?): {error}"
             ) from error

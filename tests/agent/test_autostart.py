@@ -3,6 +3,7 @@ HOME; the Windows task is checked through the schtasks command it runs)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -70,6 +71,26 @@ def test_the_bundle_copies_itself_out_of_downloads_and_starts_without_options(
     # Started from the copy at the next login, it rewrites the same entry and copies nothing.
     install([], place=place, frozen=True, executable=str(copy))
     assert f"Exec={copy}\n" in place.desktop_entry.read_text()
+
+
+def test_a_new_download_replaces_the_copy_that_is_running(tmp_path: Path) -> None:
+    """The copy started at login is running (Linux refuses to open it for writing, even for
+    root); the new version still takes its place."""
+    place = linux(tmp_path)
+    running = place.app_dir / "ukey-agent-linux-x86_64"
+    running.parent.mkdir(parents=True)
+    shutil.copy2("/bin/sleep", running)
+    update = tmp_path / "Downloads" / running.name
+    update.parent.mkdir()
+    update.write_bytes(b"version 2")
+    process = subprocess.Popen([str(running), "30"])
+    try:
+        install([], place=place, frozen=True, executable=str(update))
+    finally:
+        process.kill()
+        process.wait()
+    assert running.read_bytes() == b"version 2"
+    assert list(place.app_dir.iterdir()) == [running]
 
 
 def test_options_given_to_the_bundle_are_kept_for_the_next_login(tmp_path: Path) -> None:
