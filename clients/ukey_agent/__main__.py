@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
 from . import autostart
 from .config import AgentConfig, ConfigError, config_from, parser
@@ -79,7 +79,14 @@ def stamped_config() -> dict[str, Any] | None:
     try:
         return read_stamp(Path(sys.executable))
     except (OSError, StampError) as error:
-        raise SystemExit(f"配置错误: 下载的客户端工具已损坏, 请重新下载 ({error})") from error
+        _fail(f"配置错误: 下载的客户端工具已损坏, 请重新下载 ({error})")
+    return None  # unreachable: _fail exits
+
+
+def _fail(message: str) -> NoReturn:
+    """Stop with ``message``, also in the log: the windowed Windows bundle has no console."""
+    log.error("%s", message)
+    raise SystemExit(message)
 
 
 def _log_to(verbose: bool) -> None:
@@ -118,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     """Check the settings, open the token library and serve until interrupted."""
     options = sys.argv[1:] if argv is None else argv
     args = parser().parse_args(options)
+    _log_to(args.verbose)
     if args.uninstall:
         removed = autostart.uninstall(place=autostart.Place.here())
         print("已取消开机自动启动" if removed else "没有找到开机自动启动项")
@@ -125,13 +133,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         config = config_from(args, stamped=stamped_config())
     except ConfigError as error:
-        raise SystemExit(f"配置错误: {error}") from error
-    _log_to(args.verbose)
+        _fail(f"配置错误: {error}")
     _autostart(args.install, options)
     try:
         signer = open_signer(config)
     except AgentError as error:
-        raise SystemExit(f"无法打开 UKey 库: {error.detail or error.message}") from error
+        _fail(f"无法打开 UKey 库: {error.detail or error.message}")
     _serve(config, signer)
 
 
