@@ -73,10 +73,23 @@ def ensure_demo_client() -> None:
                 "org_types": ["audit", "cost_consulting", "bookkeeping"],
                 "scope": DEMO_SCOPE,
                 "require_pkce": True,
+                "backchannel_logout_uri": f"{base}/backchannel-logout",
+                "backchannel_logout_session_required": True,
             },
         )
-    elif set(DEMO_SCOPE.split()) - set(existing.scope.split()):
-        update_client(db.session(), RP_CLIENT_ID, {"scope": DEMO_SCOPE})  # an instance from before
+    elif (
+        set(DEMO_SCOPE.split()) - set(existing.scope.split()) or not existing.backchannel_logout_uri
+    ):
+        # an instance from before
+        update_client(
+            db.session(),
+            RP_CLIENT_ID,
+            {
+                "scope": DEMO_SCOPE,
+                "backchannel_logout_uri": f"{base}/backchannel-logout",
+                "backchannel_logout_session_required": True,
+            },
+        )
         return
     elif not client_file().exists():
         _client, secret = rotate_secret(db.session(), RP_CLIENT_ID)
@@ -201,6 +214,7 @@ def run() -> None:
         "RP_ISSUER": issuer,
         "RP_BASE_URL": rp_base_url(),
         "RP_CLIENT_FILE": str(client_file()),
+        "RP_STATE_FILE": str(Path(settings().instance_dir) / "maintenance-fund-sessions.sqlite3"),
     }
     python = sys.executable
     token = ensure_demo_ukey()

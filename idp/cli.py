@@ -112,9 +112,19 @@ def clients_add(metadata: str) -> None:
     """Register a client; prints it with its secret (shown only once) as JSON."""
     from idp.oidc.clients import client_info, register_client
 
-    client, secret = register_client(db.session(), parse_json(metadata))
+    raw = parse_json(metadata)
+    client, secret = register_client(db.session(), raw)
     db.session().commit()
+    warn_unknown_metadata(raw)
     echo_json(client_info(client, secret))
+
+
+def warn_unknown_metadata(raw: dict[str, Any]) -> None:
+    """RFC 7591 §2: fields no specification defines are ignored; say which, in case of a typo."""
+    from idp.oidc.clients import unknown_metadata
+
+    for name in unknown_metadata(raw):
+        click.echo(f"Warning: unknown client metadata {name!r} ignored", err=True)
 
 
 @clients_cli.command("list")
@@ -143,7 +153,10 @@ def clients_update(client_id: str, changes: str) -> None:
     """Change a client's metadata."""
     from idp.oidc.clients import client_info, update_client
 
-    echo_json(client_info(update_client(db.session(), client_id, parse_json(changes))))
+    raw = parse_json(changes)
+    client = update_client(db.session(), client_id, raw)
+    warn_unknown_metadata(raw)
+    echo_json(client_info(client))
 
 
 @clients_cli.command("rotate-secret")

@@ -201,7 +201,7 @@ def finish_password_change(login: session.LoginSession, account: Account, versio
 @bp.route("/logout", methods=["GET", "POST"])
 def logout() -> str | BaseResponse:
     if request.method == "POST":  # CSRF-checked like every form (CSRFProtect)
-        if (login := session.end_current()) is not None:
+        if (login := session.log_out()) is not None:
             audit.record("auth.logged_out", actor=f"account:{login.account_id}")
         return render_template("auth/logged_out.html")
     return render_template("auth/logout.html", logged_in=session.current() is not None)

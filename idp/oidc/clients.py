@@ -36,18 +36,82 @@ DEFAULTS: dict[str, Any] = {
     "redirect_uris": [],
     "post_logout_redirect_uris": [],
 }
-KNOWN_FIELDS = set(DEFAULTS) | {
+# This provider's own metadata.
+PROVIDER_FIELDS = {
     "client_id",
-    "client_name",
-    "client_uri",
-    "initiate_login_uri",
     "org_types",
     "require_pkce",
     "require_consent",
     "introspection_allowed",
-    "contacts",
-    "logo_uri",
+    "refresh_token_reuse_interval",
 }
+# Standard metadata (RFC 7591 §2, OpenID Connect Dynamic Client Registration 1.0 §2, and the
+# RP-Initiated, Front- and Back-Channel Logout registrations) that the provider keeps as given,
+# after checking its type: it describes the client or is used by later features.
+STORED_URIS = {
+    "client_uri",
+    "logo_uri",
+    "policy_uri",
+    "tos_uri",
+    "jwks_uri",
+    "sector_identifier_uri",
+    "backchannel_logout_uri",
+    "frontchannel_logout_uri",
+}
+STORED_STRINGS = {"software_id", "software_version", "token_endpoint_auth_signing_alg"}
+STORED_FLAGS = {
+    "require_auth_time",
+    "backchannel_logout_session_required",
+    "frontchannel_logout_session_required",
+}
+STORED_LISTS = {"contacts", "default_acr_values"}
+# Standard metadata asking for what the provider does not do: accepted only when absent or
+# null, refused with the reason otherwise (RFC 7591 §3.2.2 invalid_client_metadata).
+UNSUPPORTED = {
+    "id_token_encrypted_response_alg": "encrypted ID tokens are not supported",
+    "id_token_encrypted_response_enc": "encrypted ID tokens are not supported",
+    "userinfo_signed_response_alg": "userinfo is returned as plain JSON only",
+    "userinfo_encrypted_response_alg": "userinfo is returned as plain JSON only",
+    "userinfo_encrypted_response_enc": "userinfo is returned as plain JSON only",
+    "request_object_signing_alg": "request objects are not supported",
+    "request_object_encryption_alg": "request objects are not supported",
+    "request_object_encryption_enc": "request objects are not supported",
+    "request_uris": "request_uri is not supported",
+}
+# Standard metadata RFC 7591 lets a server ignore: dropped.
+IGNORED = {
+    "software_statement",
+    "client_secret",
+    "client_secret_expires_at",
+    "client_id_issued_at",
+    "registration_access_token",
+    "registration_client_uri",
+}
+KNOWN_FIELDS = (
+    set(DEFAULTS)
+    | PROVIDER_FIELDS
+    | STORED_URIS
+    | STORED_STRINGS
+    | STORED_FLAGS
+    | STORED_LISTS
+    | {
+        "client_name",
+        "initiate_login_uri",
+        "application_type",
+        "subject_type",
+        "jwks",
+        "default_max_age",
+    }
+)
+# The longest reuse interval a client may ask for: longer would keep a stolen, rotated
+# refresh token useful (docs/protocol.md, "Refresh-token reuse interval").
+MAX_REUSE_INTERVAL = 60
+
+
+def unknown_metadata(raw: dict[str, Any]) -> list[str]:
+    """Fields no specification or this provider defines: ignored (RFC 7591 §2), reported by
+    the command line as a warning."""
+    return sorted(set(raw) - KNOWN_FIELDS - set(UNSUPPORTED) - IGNORED)
 
 
 class InvalidClientMetadataError(IdpError):
@@ -88,10 +152,10 @@ def validate_metadata(raw: dict[str, Any]) -> dict[str, Any]:
     """Complete ``raw`` with RFC 7591 defaults and check every field; raise on the first problem."""
     if not isinstance(raw, dict):
         raise InvalidClientMetadataError("client metadata must be a JSON object")
-    unknown = set(raw) - KNOWN_FIELDS
-    if unknown:
-        raise InvalidClientMetadataError(f"unknown metadata: {', '.join(sorted(unknown))}")
-    metadata = {**DEFAULTS, **raw}
+    for field, reason in UNSUPPORTED.items():
+        if raw.get(field) not in (None, []):
+            raise InvalidClientMetadataError(f"{field}: {reason}")
+    metadata = {**DEFAULTS, **{k: v for k, v in raw.items() if k in KNOWN_FIELDS}}
     grant_types = _check_list(metadata, "grant_types", GRANT_TYPES)
     if metadata["response_types"] != (
         ["code"] if "authorization_code" in grant_types else []
@@ -115,12 +179,13 @@ def validate_metadata(raw: dict[str, Any]) -> dict[str, Any]:
     ]
     if "authorization_code" in grant_types and not metadata["redirect_uris"]:
         raise InvalidClientMetadataError("redirect_uris: required for the authorization_code grant")
-    for field in ("initiate_login_uri", "client_uri"):
+    for field in ("initiate_login_uri", *sorted(STORED_URIS)):
         if field in metadata:
             check_uri(metadata[field], field=field)
+    _check_descriptive(metadata)
     if "org_types" in metadata:
         _check_list(metadata, "org_types", ORG_TYPES)
-    for flag in ("require_pkce", "require_consent", "introspection_allowed"):
+    for flag in ("require_pkce", "require_consent", "introspection_allowed", *sorted(STORED_FLAGS)):
         if flag in metadata and not isinstance(metadata[flag], bool):
             raise InvalidClientMetadataError(f"{flag}: must be true or false")
     if "client_id" in metadata and not CLIENT_ID_RE.match(str(metadata["client_id"])):
@@ -128,6 +193,39 @@ def validate_metadata(raw: dict[str, Any]) -> dict[str, Any]:
             "client_id: 3-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
     return metadata
+
+
+def _check_descriptive(metadata: dict[str, Any]) -> None:
+    """The standard fields kept as given must have their specified types."""
+    for field in sorted(STORED_STRINGS & set(metadata)):
+        if not isinstance(metadata[field], str) or len(metadata[field]) > 255:
+            raise InvalidClientMetadataError(f"{field}: must be a string")
+    for field in sorted(STORED_LISTS & set(metadata)):
+        if not all(isinstance(v, str) and len(v) <= 255 for v in _list(metadata, field)):
+            raise InvalidClientMetadataError(f"{field}: must be a list of strings")
+    if metadata.get("application_type", "web") not in {"web", "native"}:
+        raise InvalidClientMetadataError('application_type: "web" or "native"')
+    if metadata.get("subject_type", "public") != "public":
+        raise InvalidClientMetadataError('subject_type: only "public" is supported')
+    if "jwks" in metadata and not (
+        isinstance(metadata["jwks"], dict) and isinstance(metadata["jwks"].get("keys"), list)
+    ):
+        raise InvalidClientMetadataError('jwks: must be a JWK Set ({"keys": [...]})')
+    if "jwks" in metadata and "jwks_uri" in metadata:
+        raise InvalidClientMetadataError("jwks and jwks_uri: give one, not both (RFC 7591 §2)")
+    for field, limit in (
+        ("default_max_age", None),
+        ("refresh_token_reuse_interval", MAX_REUSE_INTERVAL),
+    ):
+        value = metadata.get(field, 0)
+        if (
+            not isinstance(value, int)
+            or isinstance(value, bool)
+            or value < 0
+            or (limit is not None and value > limit)
+        ):
+            bound = f"0 to {limit}" if limit is not None else "0 or more"
+            raise InvalidClientMetadataError(f"{field}: must be a whole number of seconds, {bound}")
 
 
 def _list(metadata: dict[str, Any], field: str) -> list[Any]:

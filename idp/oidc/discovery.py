@@ -47,5 +47,6 @@ def metadata() -> dict[str, Any]:
         "acr_values_supported": ["urn:idp:acr:operator", "urn:idp:acr:ukey"],
         "ui_locales_supported": ["zh-CN", "en"],
         "frontchannel_logout_supported": False,
-        "backchannel_logout_supported": False,
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
     }

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from authlib.oauth2.rfc6749 import grants
@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 from idp import audit, db
 from idp.config import settings
 from idp.db import utcnow
-from idp.oidc import claims
+from idp.oidc import claims, refresh_grace
 from idp.oidc.models import AuthorizationCode, Client, Token, digest
-from idp.oidc.tokens import revoke_code, revoke_family
+from idp.oidc.tokens import find_refresh_token, revoke_code, revoke_family
 from idp.oidc.users import AuthorizedUser, user_for
 
 # Client authentication (RFC 6749 §2.3): "none" only for public clients, which use PKCE.
@@ -164,6 +164,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if claimed == 1 and (token.family_expires_at is None or now < token.family_expires_at):
             return token
         if token.rotated_at is not None and claimed == 0:
+            session.commit()  # no read transaction open while waiting for a parallel rotation
+            kept = self.kept_successor(token, refresh_token, now)
+            if kept is not None:
+                self.request.kept_response = kept
+                return token
             revoke_family(session, token.family_id)
             audit.record(
                 "oidc.refresh_token_reused",
@@ -174,6 +179,27 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             session.commit()
         return None
 
+    def kept_successor(self, token: Token, value: str, now: datetime) -> dict[str, Any] | None:
+        """Within the client's reuse interval, the response that rotated ``token``, while its
+        refresh token is still the family's live one (docs/protocol.md, reuse interval)."""
+        interval = self.request.client.refresh_token_reuse_interval
+        rotated_at = token.rotated_at
+        if not interval or rotated_at is None or (now - rotated_at).total_seconds() > interval:
+            return None
+        response = refresh_grace.recall(value, wait=True)
+        if response is None:
+            return None
+        successor = find_refresh_token(db.session(), response["refresh_token"])
+        if successor is None or successor.rotated_at or successor.revoked_at:
+            return None
+        audit.record(
+            "oidc.refresh_token_reused_within_interval",
+            actor=f"client:{token.client_id}",
+            target=f"family:{token.family_id[:8]}",
+            result="same_successor",
+        )
+        return response
+
     def authenticate_user(self, refresh_token: Token) -> AuthorizedUser | None:
         return user_for(db.session(), refresh_token)
 
@@ -182,10 +208,29 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         refresh_token.revoked_at = refresh_token.revoked_at or utcnow()
 
     def create_token_response(self) -> Any:
+        kept = getattr(self.request, "kept_response", None)
+        if kept is not None:
+            return 200, kept, self.TOKEN_RESPONSE_HEADER
         user = self.authenticate_user(self.request.refresh_token)
         if user is None:
             raise InvalidGrantError("The account can no longer use this token.")
-        return super().create_token_response()
+        status, body, headers = super().create_token_response()
+        if "openid" in body.get("scope", "").split():
+            # OIDC Core §12.2: a fresh ID token for the same person and session, no nonce.
+            body["id_token"] = claims.issue_id_token(
+                client=self.request.client,
+                user=user,
+                scope=body["scope"],
+                access_token=body["access_token"],
+                nonce=None,
+            )
+        interval = self.request.client.refresh_token_reuse_interval
+        if interval:
+            # Kept only once the successor is stored: a parallel refresh that finds the
+            # response must also find its refresh token live.
+            db.session().commit()
+            refresh_grace.remember(self.request.payload.data["refresh_token"], body, interval)
+        return status, body, headers
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
@@ -215,4 +260,3 @@ class IdTokenExtension(OpenIDCode):
             access_token=token.get("access_token"),
             nonce=request.authorization_code.get_nonce(),
         )
-

@@ -18,6 +18,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 from idp.db import Base, UTCDateTime, created_at, intpk, utcnow
 from idp.identity.models import ORG_TYPES, Identity, IdentityJSON
 
+DEFAULT_REUSE_INTERVAL = 5
+
 
 def digest(value: str) -> str:
     """SHA-256 hex digest: high-entropy generated secrets need no slow hash."""
@@ -73,14 +75,24 @@ class Client(Base, ClientMixin):
         return str(self.client_metadata.get("id_token_signed_response_alg", "ES256"))
 
     @property
+    def backchannel_logout_uri(self) -> str | None:
+        return self.client_metadata.get("backchannel_logout_uri")
+
+    @property
     def initiate_login_uri(self) -> str | None:
         return self.client_metadata.get("initiate_login_uri")
 
     @property
     def org_types(self) -> list[str]:
-        return list(
-            self.client_metadata.get("org_types", list(ORG_TYPES))
-        )
+        return list(self.client_metadata.get("org_types", list(ORG_TYPES)))
+
+    @property
+    def refresh_token_reuse_interval(self) -> int:
+        """Seconds within which this client may present a just-rotated refresh token again and
+        get the same successor (docs/protocol.md, "Refresh-token reuse interval"): a few for confidential clients, none
+        for public ones, whose tokens live in less trusted places."""
+        default = 0 if self.is_public else DEFAULT_REUSE_INTERVAL
+        return int(self.client_metadata.get("refresh_token_reuse_interval", default))
 
     @property
     def may_introspect(self) -> bool:
@@ -143,7 +155,7 @@ class AuthorizationCode(Base, AuthorizationCodeMixin):
     auth_time: Mapped[datetime] = mapped_column(UTCDateTime())
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
     acr: Mapped[str | None] = mapped_column(String(64))
-    sid: Mapped[str] = mapped_column(String(64))
+    sid: Mapped[str] = mapped_column(String(64), index=True)
     credential_version: Mapped[int] = mapped_column(default=0, server_default="0")
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -114,7 +114,7 @@ class EndSession(EndSessionEndpoint):
         return SIGNING_ALGS
 
     def end_session(self, end_session_request: EndSessionRequest) -> None:
-        login = login_session.end_current()
+        login = login_session.log_out()
         if login is not None:
             audit.record(
                 "auth.logged_out", actor=f"account:{login.account_id}", details={"via": "rp"}

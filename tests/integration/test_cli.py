@@ -24,6 +24,7 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 
 from idp.cli import clients_cli, operators_cli, orgs_cli
+from idp.oidc.models import Client
 from tests.conftest import DEMO_USCC, OTHER_USCC
 from tests.flows import PASSWORD, login
 from tests.integration.auth.helpers import all_field_errors
@@ -317,6 +318,56 @@ def test_clients_add_takes_a_chosen_client_id(runner):
     )
 
 
+STANDARD_METADATA = {
+    "application_type": "web",
+    "contacts": ["it@rp.example"],
+    "logo_uri": "https://rp.example/logo.png",
+    "policy_uri": "https://rp.example/privacy",
+    "tos_uri": "https://rp.example/terms",
+    "software_id": "4NRB1-0XZABZI9E6-5SM3R",
+    "software_version": "2.4.1",
+    "subject_type": "public",
+    "default_max_age": 3600,
+    "require_auth_time": True,
+    "backchannel_logout_uri": "https://rp.example/backchannel",
+    "backchannel_logout_session_required": True,
+}
+
+
+def test_clients_add_keeps_standard_metadata_and_ignores_unknown_with_a_warning(runner):
+    result = add_client(
+        runner, {**CONFIDENTIAL, **STANDARD_METADATA, "software_statement": "e30", "colour": "blue"}
+    )
+
+    printed = ok_json(result)
+    assert {k: printed[k] for k in STANDARD_METADATA} == STANDARD_METADATA
+    assert "colour" not in printed and "software_statement" not in printed
+    assert "Warning: unknown client metadata 'colour' ignored" in result.stderr
+    assert "software_statement" not in result.stderr  # standard, ignored silently
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("application_type", "desktop", 'application_type: "web" or "native"'),
+        ("subject_type", "pairwise", 'subject_type: only "public" is supported'),
+        ("logo_uri", "javascript:alert(1)", "logo_uri: 'javascript:alert(1)' must be an absolute"),
+        ("contacts", "it@rp.example", "contacts: must be a list"),
+        ("default_max_age", -1, "default_max_age: must be a whole number of seconds"),
+        ("refresh_token_reuse_interval", 61, "refresh_token_reuse_interval: must be a whole"),
+        ("userinfo_signed_response_alg", "ES256", "userinfo_signed_response_alg: userinfo is"),
+        ("request_uris", ["https://rp.example/r"], "request_uris: request_uri is not"),
+    ],
+)
+def test_clients_add_refuses_standard_fields_with_values_it_cannot_honour(
+    runner, field, value, message
+):
+    before = count(Client)
+
+    assert_error(add_client(runner, {**CONFIDENTIAL, field: value}), message)
+    assert count(Client) == before
+
+
 def test_clients_add_allows_http_on_loopback_in_development(runner):
     printed = ok_json(
         add_client(runner, {**CONFIDENTIAL, "redirect_uris": ["http://127.0.0.1:8000/cb"]})
@@ -330,7 +381,10 @@ def test_clients_add_allows_http_on_loopback_in_development(runner):
     [
         ('{"client_name": ', "--json is not valid JSON: "),
         ('["https://rp.example/callback"]', "--json must be a JSON object"),
-        ({**CONFIDENTIAL, "colour": "blue"}, "unknown metadata: colour"),
+        (
+            {**CONFIDENTIAL, "id_token_encrypted_response_alg": "RSA-OAEP"},
+            "id_token_encrypted_response_alg: encrypted ID tokens are not supported",
+        ),
         (
             {**CONFIDENTIAL, "redirect_uris": ["http://rp.example/callback"]},
             "redirect_uris: 'http://rp.example/callback' must use https",
@@ -349,7 +403,7 @@ def test_clients_add_allows_http_on_loopback_in_development(runner):
     ids=[
         "bad-json",
         "not-object",
-        "unknown-field",
+        "unsupported-value",
         "http",
         "fragment",
         "relative",
