@@ -208,6 +208,8 @@ def run() -> None:
     # FLASK_RUN_FROM_CLI (set by the idp-dev command) would make the RP's app.run() a no-op.
     env = {
         **DEMO_BRAND,
+        # The 客户端工具 page offers what `make agent-dist` built (and says so when nothing is).
+        "IDP_AGENT_DIST_DIR": str(ROOT / "dist" / "agent"),
         **{k: v for k, v in os.environ.items() if k != "FLASK_RUN_FROM_CLI"},
         "RP_ISSUER": issuer,
         "RP_BASE_URL": rp_base_url(),

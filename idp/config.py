@@ -319,6 +319,12 @@ class Settings:
         default="/ukey/agent",
         metadata={"doc": "Download / installation page of the UKey agent (客户端工具)."},
     )
+    agent_dist_dir: Path = field(
+        default=Path(""),
+        metadata={
+            "doc": "Directory of the UKey agent bundles (客户端工具) offered on /ukey/agent (make agent-dist builds them); empty: none offered."
+        },
+    )
     legacy_bind_lockout_seconds: int = field(
         default=15 * 60, metadata={"doc": "Lock time after 5 wrong legacy-binding tries."}
     )
