@@ -13,7 +13,7 @@ LOCK := requirements.lock
 AGENT_DIST := dist/agent
 AGENT_BUNDLE := $(AGENT_DIST)/ukey-agent-linux-$(shell uname -m)
 
-.PHONY: venv run test translations extract lock clean agent-dist agent-dist-check
+.PHONY: venv run test translations extract lock clean agent-dist agent-dist-check screenshots
 
 # venv: the virtualenv with the project and its dev tools, every package pinned and checked
 # against its hash in $(LOCK); reinstalls only when the lock or pyproject.toml changes.
@@ -75,6 +75,13 @@ agent-dist: venv
 agent-dist-check: venv
 	@test -f $(AGENT_BUNDLE) || { echo "$(AGENT_BUNDLE) not found: run make agent-dist" >&2; exit 1; }
 	$(BIN)/python -m tests.agent.bundle_smoke $(AGENT_BUNDLE)
+
+# screenshots: every page type in both languages, at desktop and phone width, as PNG files in
+# docs/screenshots/ (taken by the accessibility test in headless Chromium; needs chromium).
+screenshots: venv translations
+	mkdir -p docs/screenshots
+	IDP_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -p no:cacheprovider -q \
+		tests/browser/test_accessibility.py -k every_page
 
 # clean: remove caches and build output (keeps .venv and the dev instance).
 clean:
