@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.http import HTTP_STATUS_CODES
 
 from idp import audit, db
+from idp.config import is_loopback_host, settings
 from idp.errors import IdpError
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,18 @@ def handle_unexpected(error: Exception) -> Response:
     return render_error(code="server_error", status=500, message=message)
 
 
+def only_local_in_development() -> Response | None:
+    """Development mode (every SMS code at /dev/sms, generated secrets) answers this machine
+    only, whatever address the server was bound to."""
+    if settings().dev_mode and not is_loopback_host(request.remote_addr or ""):
+        return render_error(
+            code="dev_mode_local_only", status=403, message=_("开发模式仅允许本机访问")
+        )
+    return None
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(only_local_in_development)
     app.register_error_handler(IdpError, handle_idp_error)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(Exception, handle_unexpected)
