@@ -393,6 +393,23 @@ class Settings:
     realname_auth_code: str = field(
         default="", metadata={"doc": "Aliyun Dytnsapi AuthCode of the two-element check."}
     )
+    realname_admin_mismatch_limit: int = field(
+        default=10,
+        metadata={"doc": "Real-name checks without a match an org admin may make per hour."},
+    )
+    realname_org_daily_limit: int = field(
+        default=100, metadata={"doc": "Real-name checks per organisation per day."}
+    )
+    realname_ip_hourly_limit: int = field(
+        default=20, metadata={"doc": "Real-name checks per client network per hour."}
+    )
+    realname_phone_daily_limit: int = field(
+        default=5, metadata={"doc": "Real-name checks of one phone number per day."}
+    )
+    realname_alert_after: int = field(
+        default=3,
+        metadata={"doc": "Refused real-name checks of one actor in an hour before an alert event."},
+    )
     realname_timeout: float = field(
         default=5.0, metadata={"doc": "Seconds before a real-name check counts as unavailable."}
     )
@@ -486,6 +503,7 @@ class Settings:
                 else []
             ),
             *self.key_store_problems(),
+            *self.range_problems(),
             *self.brand_problems(),
             *self.proxy_problems(),
             *self._development_only_problems(),
@@ -539,6 +557,17 @@ class Settings:
                 "set one of IDP_PKCS11_PIN_FILE and IDP_PKCS11_PIN for IDP_KEY_STORE=pkcs11"
             )
         return found
+
+    def range_problems(self) -> list[str]:
+        """Limits, lifetimes and thresholds are whole numbers of at least 1: a 0 there would
+        lock everyone out or let everything through."""
+        return [
+            f"IDP_{item.name.upper()} must be at least 1 (got {getattr(self, item.name)})"
+            for item in fields(self)
+            if str(item.type) == "int"
+            and item.name.endswith(("_limit", "_ttl", "_after"))
+            and getattr(self, item.name) < 1
+        ]
 
     def proxy_problems(self) -> list[str]:
         try:

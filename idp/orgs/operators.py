@@ -31,8 +31,9 @@ from idp.identity.lookup import find_account_by_phone
 from idp.identity.models import ID_MAX, Account, Membership, MembershipStatus, Organisation
 from idp.identity.phone import is_phone
 from idp.oidc.tokens import revoke_for_account
+from idp.orgs.realname_limits import Asker, limited_verdict
 from idp.pagination import Page, paginate
-from idp.realname import Verdict, verifier
+from idp.realname import Verdict
 from idp.security import mask_name, mask_phone
 
 ADDED = "orgs.operator_added"
@@ -207,10 +208,11 @@ def failures_audited(action: str, *, actor: str, target: str, org_id: int | None
         raise
 
 
-def check_real_name(*, name: str, phone: str) -> None:
-    """手机二要素校验. MISMATCH → ``RealNameMismatchError``; no verdict → the verifier's
-    ``RealNameUnavailableError`` (503), never a mismatch."""
-    if verifier().verify(name=name, phone=phone) != Verdict.MATCH:
+def check_real_name(*, name: str, phone: str, asker: Asker) -> None:
+    """手机二要素校验, within the limits of ``realname_limits``. MISMATCH →
+    ``RealNameMismatchError``; no verdict → the verifier's ``RealNameUnavailableError`` (503),
+    never a mismatch; over a limit → ``RealNameLimitedError`` (429) without asking the vendor."""
+    if limited_verdict(asker, name=name, phone=phone) != Verdict.MATCH:
         raise RealNameMismatchError()
 
 
@@ -322,7 +324,7 @@ def add_operator(
     target = person_target(str(name), str(phone))
     with failures_audited(ADDED, actor=actor, target=target, org_id=org.id):
         person = candidate(session, org, name=clean_name(name), phone=clean_phone(phone))
-        check_real_name(name=person.name, phone=person.phone)
+        check_real_name(name=person.name, phone=person.phone, asker=Asker(actor, org.id))
         return enrol(session, org, person, actor=actor)
 
 
@@ -460,7 +462,7 @@ def update_operator(
         new_phone = clean_phone(phone) if phone is not None else account.phone
         if new_phone != account.phone:
             check_phone_change(session, org, account=account, phone=new_phone)
-            check_real_name(name=account.name, phone=new_phone)
+            check_real_name(name=account.name, phone=new_phone, asker=Asker(actor, org.id))
     changes = apply_changes(session, org, membership, phone=new_phone, status=new_status)
     audit.record(UPDATED, actor=actor, target=target, org_id=org.id, details=changes)
     return OperatorView.of(membership, account)
