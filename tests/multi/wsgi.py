@@ -5,6 +5,7 @@ When the file named by ``MULTI_TEST_KILL_FILE`` exists, the next ``POST /oauth/t
 its worker with SIGKILL, at the moment the file names:
 
 - ``before``: as the request arrives, before the provider has read it;
+- ``claimed``: right after the request's first commit, which claims the authorization code;
 - ``after``: once the provider has answered (its transaction committed), before one byte of
   the answer is sent: the client sees the connection drop.
 
@@ -18,6 +19,9 @@ import signal
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from idp import create_app
 
@@ -39,6 +43,15 @@ def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
+DIE_AT_NEXT_COMMIT = {"armed": False}
+
+
+@event.listens_for(Session, "after_commit")
+def _die_if_armed(_session: Session) -> None:
+    if DIE_AT_NEXT_COMMIT["armed"]:
+        die()
+
+
 class KillSwitch:
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -47,6 +60,8 @@ class KillSwitch:
         moment = kill_moment(environ)
         if moment == "before":
             die()
+        if moment == "claimed":
+            DIE_AT_NEXT_COMMIT["armed"] = True
         if moment == "after":
             body = self.app(environ, lambda *_args: None)
             b"".join(body)  # the whole answer is made (and committed), never sent
