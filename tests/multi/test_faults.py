@@ -278,3 +278,132 @@ def test_a_worker_killed_after_claiming_the_code_leaves_a_trace_and_a_clear_retr
         (redeemed[0][1], "tokens_revoked")
     ]
     assert count_rows(Token, Token.revoked_at.is_(None)) == 0
+
+
+# --- the same row created twice at the same instant ---------------------------------------------
+
+
+@contextlib.contextmanager
+def inserts_held(cluster: Cluster, table: str, *, waiting: int) -> Iterator[None]:
+    """Hold every INSERT into ``table`` (a SHARE lock lets reads through) until ``waiting``
+    requests have passed their checks and wait to insert, then let them all go at once: the
+    same instant, made certain."""
+    url = cluster.database_url.replace("+psycopg", "")
+    with psycopg.connect(url) as holder:
+        holder.execute(f'LOCK TABLE "{table}" IN SHARE MODE')
+        yield
+        with psycopg.connect(url, autocommit=True) as observer:  # pg_class is per database
+
+            def blocked() -> bool:
+                row = observer.execute(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                    "WHERE c.relname = %s AND NOT l.granted",
+                    (table,),
+                ).fetchone()
+                return bool(row and row[0] >= waiting)
+
+            wait_until(blocked, f"{waiting} requests waiting to insert into {table}")
+        holder.commit()
+
+
+def post_together(cluster: Cluster, table: str, posts: list) -> list:
+    """Send ``posts`` (callables) in parallel, their INSERTs into ``table`` released together."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(posts)) as pool:
+        with inserts_held(cluster, table, waiting=len(posts)):
+            futures = [pool.submit(post) for post in posts]
+        return [future.result(timeout=30) for future in futures]
+
+
+def registration_rp(control) -> None:
+    from tests.conftest import register
+
+    register(
+        control,
+        {
+            "client_name": "上海市房屋维修资金管理系统",
+            "redirect_uris": ["https://rp.example/callback"],
+            "org_types": ["audit", "cost_consulting", "bookkeeping"],
+        },
+    )
+
+
+def test_two_first_registrations_of_one_uscc_at_once_one_succeeds_one_is_told(
+    cluster, control, multi_pki
+):
+    registration_rp(control)
+    from tests.integration.orgs.helpers import form_error, register_details
+
+    admins, pages = [], []
+    for leaf, name in (("good_rsa", "A"), ("good_ec", "B")):
+        admin = Browser().at(cluster[name])
+        assert cert_login(admin, admin, multi_pki, leaf=leaf).headers["Location"] == "/register"
+        page = admin.get("/register/audit/new")
+        assert page.status_code == 200
+        admins.append(admin)
+        pages.append(page.text)
+    platforms = [c.client_id for c in control_clients()]
+
+    def submit(admin, page):
+        from tests.flows import csrf_token
+
+        data = {**register_details(), "platforms": platforms, "csrf_token": csrf_token(page)}
+        return lambda: admin.post("/register/audit/new", data=data)
+
+    answers = post_together(
+        cluster, "organisation", [submit(a, p) for a, p in zip(admins, pages, strict=True)]
+    )
+
+    assert sorted(a.status_code for a in answers) == [200, 400]
+    done = next(a for a in answers if a.status_code == 200)
+    refused = next(a for a in answers if a.status_code == 400)
+    assert '<h1 id="result">注册成功</h1>' in done.text
+    assert form_error(refused.text) == "该机构已存在, 请刷新页面后重试"
+    assert count_rows(Organisation) == 1
+    assert [r for _a, _t, r in audit_rows("orgs.registered")] == ["success"]
+
+
+def control_clients() -> list:
+    from flask import current_app
+    from sqlalchemy import select
+
+    from idp.oidc.models import Client
+
+    with current_app.extensions["idp.db"]() as session:
+        return list(session.scalars(select(Client)))
+
+
+def test_two_admins_adding_the_same_new_phone_at_once_one_succeeds_one_is_told(
+    cluster, control, multi_pki, outbox
+):
+    from idp.identity.models import Membership
+    from tests.integration.console.helpers import field_errors
+
+    seed_operator_and_rp(control)
+    control.extensions["idp.realname"].add(name="李四", phone="13900139000")
+    admins, tokens = [], []
+    for leaf, name in (("good_rsa", "A"), ("good_ec", "B")):
+        admin = Browser().at(cluster[name])
+        assert cert_login(admin, admin, multi_pki, leaf=leaf).headers["Location"] == "/portal"
+        admins.append(admin)
+        tokens.append(form_token(admin, "/org/operators/new"))
+    before = len(outbox.messages())
+
+    def submit(admin, token):
+        data = {"name": "李四", "phone": "13900139000", "csrf_token": token}
+        return lambda: admin.post("/org/operators/new", data=data)
+
+    answers = post_together(
+        cluster, "account", [submit(a, t) for a, t in zip(admins, tokens, strict=True)]
+    )
+
+    assert sorted(a.status_code for a in answers) == [302, 409], [a.text[:300] for a in answers]
+    refused = next(a for a in answers if a.status_code == 409)
+    assert field_errors(refused.text) == {"phone": ["该手机号已是本机构的操作员"]}
+    assert count_rows(Account, Account.phone == "13900139000") == 1
+    assert count_rows(Membership) == 2  # 张三 and 李四
+    sent = outbox.messages()[before:]
+    assert [(m["phone"], m["purpose"]) for m in sent] == [("13900139000", "initial_password")]
+    results = sorted(r for _a, _t, r in audit_rows("orgs.operator_added"))
+    assert results == ["operator_exists", "success", "success"]  # 张三 (the set-up) and 李四
