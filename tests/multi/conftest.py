@@ -21,8 +21,6 @@ from idp.migrate import upgrade
 from tests.conftest import POSTGRES_URL, Outbox, drain_sms_queue, missing, truncate_all
 from tests.multi.harness import Browser, Cluster, RedisServer, started
 
-pytestmark = [pytest.mark.postgres, pytest.mark.redis]
-
 
 @pytest.fixture(scope="module")
 def multi_database() -> Iterator[str]:

@@ -31,6 +31,9 @@ from tests.multi.helpers import (
     start_authorization,
 )
 
+# One cluster per module: its tests stay on one xdist worker (make test: --dist loadgroup).
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.xdist_group("multi-faults")]
+
 UNAVAILABLE = "服务暂不可用, 请稍后再试"
 
 

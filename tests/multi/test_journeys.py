@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from joserfc import jws, jwt
 from joserfc.jwk import KeySet
 
@@ -24,6 +25,9 @@ from tests.multi.helpers import (
     seed_operator_and_rp,
     start_authorization,
 )
+
+# One cluster per module: its tests stay on one xdist worker (make test: --dist loadgroup).
+pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.xdist_group("multi-journeys")]
 
 CERT_CLOCK_SKEW = 60  # IDP_CERT_CLOCK_SKEW's default
 
