@@ -130,3 +130,13 @@ def outbox(control: Flask, cluster: Cluster) -> Outbox:
 @pytest.fixture
 def browser() -> Browser:
     return Browser()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed test's report carries the end of every instance's log."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    cluster = getattr(item, "funcargs", {}).get("cluster")
+    if report.failed and isinstance(cluster, Cluster):
+        report.sections.append(("provider instances", cluster.logs()))
