@@ -161,9 +161,16 @@ class Instance:
         return [int(pid) for pid in children.read_text().split()]
 
     def stop(self) -> None:
+        self.terminate()
+        self.wait()
+
+    def terminate(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait(self) -> None:
         if self.process is None:
             return
-        self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
@@ -234,13 +241,40 @@ class Cluster:
             wait_until(instance.ready, f"instance {instance.name}", timeout=START_TIMEOUT)
         self.control = make_control_app(settings_env)
 
+    @contextmanager
+    def instances_with_clocks(self, offsets: Mapping[str, int]) -> Iterator[list[Instance]]:
+        """More instances, by name, whose clocks run the given seconds ahead (libfaketime,
+        preloaded into gunicorn's processes), for as long as the block runs."""
+        library = faketime_library()
+        assert library is not None, "libfaketime not installed"
+        extra = [
+            Instance(
+                name=name,
+                port=free_port(),
+                env=self.instances[0].env
+                | {"LD_PRELOAD": str(library), "FAKETIME": f"{offset:+d}s"},
+                log=self.directory / f"instance-{name}.log",
+            )
+            for name, offset in offsets.items()
+        ]
+        self.instances.extend(extra)
+        try:
+            for instance in extra:
+                instance.start()
+            for instance in extra:
+                wait_until(instance.ready, f"instance {instance.name}", timeout=START_TIMEOUT)
+            yield extra
+        finally:
+            stop_all(extra)
+            for instance in extra:
+                self.instances.remove(instance)
+
     @property
     def kill_file(self) -> Path:
         return self.directory / "kill-next-token-request"
 
     def stop(self) -> None:
-        for instance in self.instances:
-            instance.stop()
+        stop_all(self.instances)
         if self.control is not None:
             self.control.extensions["idp.engine"].dispose()
             self.control.extensions["idp.keys"].close()
@@ -263,6 +297,20 @@ class Cluster:
 
     def __getitem__(self, name: str) -> Instance:
         return next(i for i in self.instances if i.name == name)
+
+
+def stop_all(instances: list[Instance]) -> None:
+    """SIGTERM to every instance at once, then wait for each (graceful timeout 2 s)."""
+    for instance in instances:
+        instance.terminate()
+    for instance in instances:
+        instance.wait()
+
+
+def faketime_library() -> Path | None:
+    """Debian's libfaketime for multithreaded programs (package libfaketime), if installed."""
+    found = sorted(Path("/usr/lib").glob("*/faketime/libfaketimeMT.so.1"))
+    return found[0] if found else None
 
 
 def make_control_app(env: Mapping[str, str]) -> Flask:

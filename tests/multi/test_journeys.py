@@ -10,9 +10,10 @@ from joserfc import jws, jwt
 from joserfc.jwk import KeySet
 
 from idp.identity.models import Account, Membership
+from tests.conftest import missing
 from tests.flows import PASSWORD, Pkce
 from tests.integration.auth.helpers import LOCKED, WRONG_CREDENTIALS, allow_resend, field_errors
-from tests.multi.harness import ISSUER, Browser, Cluster, wait_until
+from tests.multi.harness import ISSUER, Browser, Cluster, faketime_library, wait_until
 from tests.multi.helpers import (
     PHONE,
     cert_login,
@@ -279,3 +280,38 @@ def test_ukey_clock_skew_within_the_tolerance_is_accepted_beyond_it_refused(
         CERT_CLOCK_SKEW + 30: (400, False),
     }
     assert count_rows(Account) == 0
+
+
+def test_an_instance_whose_clock_is_ahead_judges_lifetimes_by_it(
+    cluster, control, browser, outbox, multi_pki
+):
+    """Two more instances, their clocks 30 s and 700 s ahead: within a code's lifetime (60 s),
+    an access token's (600 s) and the UKey skew (60 s) what was issued on A is accepted; beyond
+    them it is refused, as it would be once that time had passed."""
+    if faketime_library() is None:
+        missing("libfaketime not installed (apt-get install libfaketime)")
+    _org, rp = seed_operator_and_rp(control)
+    a = browser.at(cluster["A"])
+    pkce = Pkce.new()
+    code = follow(a, log_in_or_resume(a, outbox, rp, pkce))["code"]
+    later_pkce = Pkce.new()
+    later_code = follow(a, log_in_or_resume(a, outbox, rp, later_pkce))["code"]
+
+    with cluster.instances_with_clocks({"N": 30, "F": 700}) as (near, far):
+        issued = redeem(browser.at(near), rp, code, pkce.verifier)
+        expired = redeem(browser.at(far), rp, later_code, later_pkce.verifier)
+        bearer = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+        userinfo = {
+            name: browser.at(instance).get("/oauth/userinfo", headers=bearer).status_code
+            for name, instance in (("near", near), ("far", far))
+        }
+        ukey = {}
+        for name, instance in (("near", near), ("far", far)):
+            admin = Browser()
+            answer = cert_login(admin.at(cluster["A"]), admin.at(instance), multi_pki)
+            ukey[name] = (answer.status_code, admin.cookie("idp_session") is not None)
+
+    assert issued.status_code == 200, issued.text
+    assert (expired.status_code, expired.json()["error"]) == (400, "invalid_grant")
+    assert userinfo == {"near": 200, "far": 401}
+    assert ukey == {"near": (302, True), "far": (400, False)}
