@@ -36,13 +36,12 @@ run: venv translations
 	$(BIN)/idp-dev setup
 	$(BIN)/idp-dev run
 
-# test: lint, type-check, then the whole suite in parallel. loadgroup keeps the tests of one
-# xdist_group (a multi-instance module and its cluster) on one worker; the rest spread as usual.
+# test: lint, type-check, then the whole suite in parallel.
 test: venv translations
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest -n auto --dist loadgroup -p no:cacheprovider
+	$(BIN)/pytest -n auto -p no:cacheprovider
 
 # translations: compile every catalog (.po) to .mo; nothing to do while there is none.
 translations: venv

@@ -31,8 +31,7 @@ from tests.multi.helpers import (
     start_authorization,
 )
 
-# One cluster per module: its tests stay on one xdist worker (make test: --dist loadgroup).
-pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.xdist_group("multi-faults")]
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 UNAVAILABLE = "服务暂不可用, 请稍后再试"
 

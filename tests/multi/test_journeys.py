@@ -27,8 +27,7 @@ from tests.multi.helpers import (
     start_authorization,
 )
 
-# One cluster per module: its tests stay on one xdist worker (make test: --dist loadgroup).
-pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.xdist_group("multi-journeys")]
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 CERT_CLOCK_SKEW = 60  # IDP_CERT_CLOCK_SKEW's default
 

@@ -25,12 +25,7 @@ from tests.multi.helpers import (
     seed_operator_and_rp,
 )
 
-# One cluster per module: its tests stay on one xdist worker (make test: --dist loadgroup).
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.redis,
-    pytest.mark.xdist_group("multi-vendor-faults"),
-]
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
 NEW_PHONE = "13900139000"
 NEW_NAME = "阿依古丽·买买提"  # known to the fake carrier (tests/contracts/test_realname.py)

@@ -10,6 +10,9 @@ its worker with SIGKILL, at the moment the file names:
   the answer is sent: the client sees the connection drop.
 
 The file is removed first, so the client's retry reaches the worker gunicorn starts anew.
+
+Argon2id keeps test-sized costs, as in ``tests/integration/conftest.py``: the production profile
+(64 MiB, 3 passes) would rehash every password the tests set at each login, on every instance.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from argon2 import PasswordHasher
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from idp import create_app
+from idp.auth import passwords
 
 KILL_FILE = Path(os.environ.get("MULTI_TEST_KILL_FILE", "/nonexistent"))
 
@@ -70,4 +75,5 @@ class KillSwitch:
         return result
 
 
+passwords.HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
 app = KillSwitch(create_app())
