@@ -11,11 +11,12 @@ import psycopg
 import pytest
 import requests
 
-from idp.identity.models import Account, Organisation
+from idp.identity.models import Account, Organisation, OrgIdentity
 from idp.oidc.models import AuthorizationCode, Token
 from tests.conftest import POSTGRES_URL
 from tests.flows import PASSWORD, Pkce
 from tests.integration.auth.helpers import allow_resend
+from tests.integration.orgs.helpers import register_details
 from tests.multi.harness import Browser, Cluster, RedisServer, wait_until
 from tests.multi.helpers import (
     PHONE,
@@ -39,7 +40,7 @@ UNAVAILABLE = "服务暂不可用, 请稍后再试"
 def rows() -> dict[str, int]:
     return {
         model.__name__: count_rows(model)
-        for model in (Account, Organisation, AuthorizationCode, Token)
+        for model in (Account, Organisation, OrgIdentity, AuthorizationCode, Token)
     }
 
 
@@ -73,6 +74,10 @@ def test_a_redis_outage_fails_closed_then_the_service_resumes_without_a_restart(
     token = form_token(a)
     newcomer = Browser()
     cert_token = form_token(newcomer.at(cluster["C"]), "/login?method=cert")
+    registration_rp(control)
+    admin = Browser().at(cluster["A"])
+    assert cert_login(admin, admin, multi_pki).headers["Location"] == "/portal"
+    register_token = form_token(admin, "/register/cost_consulting/new")
     before = rows()
     sent_before = outbox.messages()
 
@@ -88,6 +93,10 @@ def test_a_redis_outage_fails_closed_then_the_service_resumes_without_a_restart(
             "/login/cert/challenge", headers={"X-CSRFToken": cert_token}
         )
         ready = b.get("/readyz")
+        registration = admin.post(
+            "/register/cost_consulting/new",
+            data={**register_details(), "platforms": rp.client_id, "csrf_token": register_token},
+        )
         refreshed = refresh(c, rp, tokens["refresh_token"])
         after = rows()
         sent = outbox.messages()
@@ -96,7 +105,7 @@ def test_a_redis_outage_fails_closed_then_the_service_resumes_without_a_restart(
         503,
         {"error": "store_unavailable", "error_description": UNAVAILABLE},
     )
-    for page in (login, portal, authorize):
+    for page in (login, portal, authorize, registration):
         assert page.status_code == 503
         assert page.headers["Content-Type"].startswith("text/html")
         assert UNAVAILABLE in page.text
