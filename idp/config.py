@@ -74,18 +74,14 @@ class Settings:
     )
     brand_name: str = field(
         default="",
-        metadata={
-            "doc": "Platform name in the page header and titles; empty means 统一认证登录平台."
-        },
+        metadata={"doc": "Platform name in the page header and titles; empty means 统一认证登录平台."},
     )
     brand_name_en: str = field(
         default="", metadata={"doc": "The platform name on English pages; empty means brand_name."}
     )
     brand_logo: Path = field(
         default=Path(""),
-        metadata={
-            "doc": "Logo image (SVG or PNG) beside the name; empty means the built-in emblem."
-        },
+        metadata={"doc": "Logo image (SVG or PNG) beside the name; empty means the built-in emblem."},
     )
     brand_favicon: Path = field(
         default=Path(""),

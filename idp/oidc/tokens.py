@@ -208,3 +208,4 @@ def revoke_on_credentials_change(account: Any, *, session: Session) -> int:
 
 def token_is_active(token: Token) -> bool:
     return not token.is_revoked() and not token.is_expired()
+
