@@ -195,6 +195,7 @@ class Cluster:
     overrides: Mapping[str, str] = field(default_factory=dict)
     instances: list[Instance] = field(default_factory=list)
     control: Flask | None = None
+    env: dict[str, str] = field(default_factory=dict)  # the IDP_* settings, once started
 
     def settings_env(self) -> dict[str, str]:
         """The ``IDP_*`` variables every instance (and ``idp`` commands) run with."""
@@ -219,8 +220,7 @@ class Cluster:
         return values
 
     def start(self) -> None:
-        settings_env = self.settings_env()
-        self.env = settings_env
+        settings_env = self.env = self.settings_env()
         process_env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
         process_env |= settings_env | {
             "PYTHONPATH": str(ROOT),
