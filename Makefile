@@ -4,13 +4,16 @@ PYTHON ?= $(or $(shell command -v python3.11 2>/dev/null),$(shell command -v pyt
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-LINT_PATHS := idp devtools clients tests benchmarks
+LINT_PATHS := idp devtools clients tests benchmarks packaging
 TRANSLATIONS := idp/translations
 PO_FILES := $(wildcard $(TRANSLATIONS)/*/LC_MESSAGES/messages.po)
 
 LOCK := requirements.lock
 
-.PHONY: venv run test translations extract lock clean
+AGENT_DIST := dist/agent
+AGENT_BUNDLE := $(AGENT_DIST)/ukey-agent-linux-$(shell uname -m)
+
+.PHONY: venv run test translations extract lock clean agent-dist agent-dist-check screenshots
 
 # venv: the virtualenv with the project and its dev tools, every package pinned and checked
 # against its hash in $(LOCK); reinstalls only when the lock or pyproject.toml changes.
@@ -28,7 +31,7 @@ $(STAMP): $(LOCK) pyproject.toml
 lock:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --universal \
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra agent-dist --generate-hashes --universal \
 		--python-version 3.11 --output-file $(LOCK)
 
 # run: set up the embedded dev instance (database, keys, demo RP and data), then start it all.
@@ -59,6 +62,26 @@ ifneq ($(PO_FILES),)
 else
 	@echo "extract: no catalogs yet; start one with: $(BIN)/pybabel init -d $(TRANSLATIONS) -i $(TRANSLATIONS)/messages.pot -l <locale>"
 endif
+
+# agent-dist: the UKey agent (客户端工具) as one self-contained file for this system, built with
+# PyInstaller from packaging/ukey-agent.spec into $(AGENT_DIST)/; the provider serves that
+# directory (IDP_AGENT_DIST_DIR). Windows: packaging/build-agent-windows.ps1 (docs/ukey.md §6).
+agent-dist: venv
+	$(BIN)/pyinstaller --noconfirm --clean --distpath $(AGENT_DIST) --workpath build/agent \
+		packaging/ukey-agent.spec
+
+# agent-dist-check: start the built bundle as a download would (stamped, no options, temporary
+# HOME), read /status from a SoftHSM2 token and sign a challenge.
+agent-dist-check: venv
+	@test -f $(AGENT_BUNDLE) || { echo "$(AGENT_BUNDLE) not found: run make agent-dist" >&2; exit 1; }
+	$(BIN)/python -m tests.agent.bundle_smoke $(AGENT_BUNDLE)
+
+# screenshots: every page type in both languages, at desktop and phone width, as PNG files in
+# docs/screenshots/ (taken by the accessibility test in headless Chromium; needs chromium).
+screenshots: venv translations
+	mkdir -p docs/screenshots
+	IDP_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -p no:cacheprovider -q \
+		tests/browser/test_accessibility.py -k every_page
 
 # clean: remove caches and build output (keeps .venv and the dev instance).
 clean:

@@ -73,10 +73,23 @@ def ensure_demo_client() -> None:
                 "org_types": ["audit", "cost_consulting", "bookkeeping"],
                 "scope": DEMO_SCOPE,
                 "require_pkce": True,
+                "backchannel_logout_uri": f"{base}/backchannel-logout",
+                "backchannel_logout_session_required": True,
             },
         )
-    elif set(DEMO_SCOPE.split()) - set(existing.scope.split()):
-        update_client(db.session(), RP_CLIENT_ID, {"scope": DEMO_SCOPE})  # an instance from before
+    elif (
+        set(DEMO_SCOPE.split()) - set(existing.scope.split()) or not existing.backchannel_logout_uri
+    ):
+        # an instance from before
+        update_client(
+            db.session(),
+            RP_CLIENT_ID,
+            {
+                "scope": DEMO_SCOPE,
+                "backchannel_logout_uri": f"{base}/backchannel-logout",
+                "backchannel_logout_session_required": True,
+            },
+        )
         return
     elif not client_file().exists():
         _client, secret = rotate_secret(db.session(), RP_CLIENT_ID)
@@ -195,10 +208,13 @@ def run() -> None:
     # FLASK_RUN_FROM_CLI (set by the idp-dev command) would make the RP's app.run() a no-op.
     env = {
         **DEMO_BRAND,
+        # The 客户端工具 page offers what `make agent-dist` built (and says so when nothing is).
+        "IDP_AGENT_DIST_DIR": str(ROOT / "dist" / "agent"),
         **{k: v for k, v in os.environ.items() if k != "FLASK_RUN_FROM_CLI"},
         "RP_ISSUER": issuer,
         "RP_BASE_URL": rp_base_url(),
         "RP_CLIENT_FILE": str(client_file()),
+        "RP_STATE_FILE": str(Path(settings().instance_dir) / "maintenance-fund-sessions.sqlite3"),
     }
     python = sys.executable
     token = ensure_demo_ukey()

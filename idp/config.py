@@ -74,14 +74,18 @@ class Settings:
     )
     brand_name: str = field(
         default="",
-        metadata={"doc": "Platform name in the page header and titles; empty means 统一认证登录平台."},
+        metadata={
+            "doc": "Platform name in the page header and titles; empty means 统一认证登录平台."
+        },
     )
     brand_name_en: str = field(
         default="", metadata={"doc": "The platform name on English pages; empty means brand_name."}
     )
     brand_logo: Path = field(
         default=Path(""),
-        metadata={"doc": "Logo image (SVG or PNG) beside the name; empty means the built-in emblem."},
+        metadata={
+            "doc": "Logo image (SVG or PNG) beside the name; empty means the built-in emblem."
+        },
     )
     brand_favicon: Path = field(
         default=Path(""),
@@ -134,6 +138,20 @@ class Settings:
         metadata={
             "doc": "Seconds before the first retry of a failed SMS delivery; each later wait is 3 times longer."
         },
+    )
+    backchannel_logout_retries: int = field(
+        default=5,
+        metadata={"doc": "Retries of a back-channel logout notice a relying party did not accept."},
+    )
+    backchannel_logout_retry_delay: float = field(
+        default=5.0,
+        metadata={
+            "doc": "Seconds before the first retry of a back-channel logout notice; each later wait is 3 times longer."
+        },
+    )
+    backchannel_logout_timeout: float = field(
+        default=5.0,
+        metadata={"doc": "Seconds a relying party has to answer a back-channel logout notice."},
     )
     sms_endpoint: str = field(
         default="", metadata={"doc": "SMS API base URL; empty means the vendor's public endpoint."}
@@ -301,6 +319,12 @@ class Settings:
         default="/ukey/agent",
         metadata={"doc": "Download / installation page of the UKey agent (客户端工具)."},
     )
+    agent_dist_dir: Path = field(
+        default=Path(""),
+        metadata={
+            "doc": "Directory of the UKey agent bundles (客户端工具) offered on /ukey/agent (make agent-dist builds them); empty: none offered."
+        },
+    )
     legacy_bind_lockout_seconds: int = field(
         default=15 * 60, metadata={"doc": "Lock time after 5 wrong legacy-binding tries."}
     )
@@ -403,10 +427,22 @@ class Settings:
             choice_problem("IDP_SMS_BACKEND", self.sms_backend, SMS_GATEWAYS),
             choice_problem("IDP_REALNAME_BACKEND", self.realname_backend, REALNAME_VERIFIERS),
         ]
-        negative = self.sms_retries < 0 or self.sms_retry_delay < 0
+        negative = (
+            min(
+                self.sms_retries,
+                self.sms_retry_delay,
+                self.backchannel_logout_retries,
+                self.backchannel_logout_retry_delay,
+            )
+            < 0
+        )
         return [
             *filter(None, choices),
-            *(["IDP_SMS_RETRIES and IDP_SMS_RETRY_DELAY must not be negative"] if negative else []),
+            *(
+                ["retries and retry delays (IDP_*_RETRIES, IDP_*_RETRY_DELAY) must not be negative"]
+                if negative
+                else []
+            ),
             *self.key_store_problems(),
             *self.brand_problems(),
             *self._development_only_problems(),

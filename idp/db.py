@@ -3,6 +3,8 @@ one SQLAlchemy session per request (committed by the request boundary, never by 
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
@@ -13,6 +15,10 @@ from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from idp.errors import ServiceUnavailableError
+
+log = logging.getLogger(__name__)
+
+AFTER_COMMIT = "idp_after_commit"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -94,7 +100,10 @@ def init_app(app: Flask, database_url: str) -> None:
     # No autoflush: on SQLite a flushed write holds the database's single write lock until the
     # request commits, and the SQL ephemeral store (its own connection) would wait on it.
     # Writes therefore reach the database at commit, or at an explicit flush where an id is needed.
-    app.extensions["idp.db"] = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+    sessions = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
+    event.listen(sessions, "after_commit", _run_after_commit)
+    event.listen(sessions, "after_soft_rollback", _forget_after_commit)
+    app.extensions["idp.db"] = sessions
     app.extensions["idp.engine"] = engine
     # A session lives for one request (or one CLI command): opened on first use, committed by
     # after_request, closed at teardown. Closing at the start too matters where an outer app
@@ -147,3 +156,25 @@ def _close(_error: BaseException | None) -> None:
     if db_session is not None:
         db_session.rollback()
         db_session.close()
+
+
+def after_commit(action: Callable[[], None]) -> None:
+    """Run ``action`` once the current transaction has committed, and never if it rolls back:
+    a message about a decision (an SMS, a logout notice) must not leave before the decision is
+    saved. A failing action is logged; the commit stands."""
+    db_session = session()
+    if not db_session.in_transaction():
+        db_session.begin()  # so that a rollback, even before any statement, forgets it
+    db_session.info.setdefault(AFTER_COMMIT, []).append(action)
+
+
+def _run_after_commit(db_session: Session) -> None:
+    for action in db_session.info.pop(AFTER_COMMIT, []):
+        try:
+            action()
+        except Exception:  # committed already: it can only be told
+            log.exception("action after commit failed")
+
+
+def _forget_after_commit(db_session: Session, _transaction: Any = None) -> None:
+    db_session.info.pop(AFTER_COMMIT, None)

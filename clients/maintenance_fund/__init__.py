@@ -14,7 +14,7 @@ from flask import Flask
 from werkzeug.wrappers import Response
 
 from . import app as views
-from . import system
+from . import backchannel, system
 from .config import Config
 from .oidc import CONFIG_EXTENSION
 from .security import add_security_headers, csrf_token
@@ -34,6 +34,7 @@ def create_app(config: Config | None = None) -> Flask:
     configure_flask(app, config)
     register_client(app, config)
     views.init_app(app)
+    backchannel.init_app(app, config.state_file)
     app.register_blueprint(system.bp)
     app.jinja_env.globals["csrf_token"] = csrf_token
 

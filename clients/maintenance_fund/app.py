@@ -15,6 +15,7 @@ from flask import Blueprint, Flask, redirect, render_template, request, session,
 from flask.typing import ResponseReturnValue
 
 from . import oidc
+from .backchannel import ENDED_NOTICE
 from .errors import RpError
 from .security import check_csrf
 
@@ -38,7 +39,8 @@ def home() -> ResponseReturnValue:
     """Logged out: the 登录 button. Logged in: who the provider says the user is."""
     login = session.get(oidc.LOGIN_KEY)
     user = user_view(login) if login else None
-    return render_template("home.html", user=user)
+    ended = session.pop(ENDED_NOTICE, False)
+    return render_template("home.html", user=user, ended_by_provider=ended)
 
 
 @bp.get("/login")

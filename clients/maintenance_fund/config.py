@@ -48,6 +48,9 @@ class Config:
     secret_key: str = field(default_factory=_random_secret_key, repr=False)
     """Flask key that signs the session cookie holding the tokens."""
 
+    state_file: str = ""
+    """SQLite file of the sessions the provider ended (back-channel logout); empty: in memory."""
+
     def __post_init__(self) -> None:
         """Refuse settings that would send credentials in clear text or break exact URI matching."""
         _check_transport("RP_ISSUER", self.issuer)
@@ -98,8 +101,9 @@ class Config:
         for name, attr in (("RP_ISSUER", "issuer"), ("RP_BASE_URL", "base_url")):
             if env.get(name):
                 optional[attr] = env[name]
-        if env.get("RP_SECRET_KEY"):
-            optional["secret_key"] = env["RP_SECRET_KEY"]
+        for name, attr in (("RP_SECRET_KEY", "secret_key"), ("RP_STATE_FILE", "state_file")):
+            if env.get(name):
+                optional[attr] = env[name]
         return cls(client_id=client_id, client_secret=client_secret, **optional)
 
 

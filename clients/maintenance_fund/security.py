@@ -18,6 +18,8 @@ from .errors import RpError
 
 CSRF_SESSION_KEY = "csrf_token"
 CSRF_FIELD = "csrf_token"
+# Server-to-server: the provider's back-channel logout POST carries its own signed token.
+CSRF_EXEMPT = {"backchannel.receive"}
 
 
 def csrf_token() -> str:
@@ -31,7 +33,7 @@ def csrf_token() -> str:
 
 def check_csrf() -> None:
     """Before every POST: the form must echo the session's token (constant-time compare)."""
-    if request.method != "POST":
+    if request.method != "POST" or request.endpoint in CSRF_EXEMPT:
         return
     expected = session.get(CSRF_SESSION_KEY)
     given = request.form.get(CSRF_FIELD, "")

@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
+from typing import Any, NoReturn
 
+from . import autostart
 from .config import AgentConfig, ConfigError, config_from, parser
 from .errors import AgentError
 from .interface import TokenSigner
 from .server import make_agent_server
+from .stamp import StampError, read_stamp
 
 log = logging.getLogger("clients.ukey_agent")
 
@@ -68,21 +72,73 @@ def _serve(config: AgentConfig, signer: TokenSigner) -> None:
         signer.close()
 
 
+def stamped_config() -> dict[str, Any] | None:
+    """The provider's configuration stamped into the downloaded bundle (none from source)."""
+    if not autostart.is_frozen():
+        return None
+    try:
+        return read_stamp(Path(sys.executable))
+    except (OSError, StampError) as error:
+        _fail(f"配置错误: 下载的客户端工具已损坏, 请重新下载 ({error})")
+    return None  # unreachable: _fail exits
+
+
+def _fail(message: str) -> NoReturn:
+    """Stop with ``message``, also in the log: the windowed Windows bundle has no console."""
+    log.error("%s", message)
+    raise SystemExit(message)
+
+
+def _log_to(verbose: bool) -> None:
+    """Log to the console; the windowed Windows bundle has none, so it logs to a file in its
+    program directory instead."""
+    options: dict[str, Any] = {
+        "level": logging.DEBUG if verbose else logging.INFO,
+        "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+    }
+    if sys.stderr is None:
+        app_dir = autostart.Place.here().app_dir
+        app_dir.mkdir(parents=True, exist_ok=True)
+        options["filename"] = str(app_dir / "ukey-agent.log")
+    logging.basicConfig(**options)
+
+
+def _autostart(install: bool, options: list[str]) -> None:
+    """``--install``, and every start of the downloaded bundle without options (a double-click
+    is all the accountant does): keep the autostart entry in place."""
+    if not install and not (autostart.is_frozen() and not options):
+        return
+    try:
+        where = autostart.install(
+            autostart.forwarded_options(options),
+            place=autostart.Place.here(),
+            frozen=autostart.is_frozen(),
+            executable=sys.executable,
+        )
+    except (OSError, autostart.AutostartError) as error:
+        log.error("autostart entry not written: %s", error)
+    else:
+        log.info("starts with the desktop session: %s", where)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Check the settings, open the token library and serve until interrupted."""
-    args = parser().parse_args(argv)
+    options = sys.argv[1:] if argv is None else argv
+    args = parser().parse_args(options)
+    _log_to(args.verbose)
+    if args.uninstall:
+        removed = autostart.uninstall(place=autostart.Place.here())
+        print("已取消开机自动启动" if removed else "没有找到开机自动启动项")
+        return
     try:
-        config = config_from(args)
+        config = config_from(args, stamped=stamped_config())
     except ConfigError as error:
-        raise SystemExit(f"配置错误: {error}") from error
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+        _fail(f"配置错误: {error}")
+    _autostart(args.install, options)
     try:
         signer = open_signer(config)
     except AgentError as error:
-        raise SystemExit(f"无法打开 UKey 库: {error.detail or error.message}") from error
+        _fail(f"无法打开 UKey 库: {error.detail or error.message}")
     _serve(config, signer)
 
 

@@ -10,20 +10,17 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
+
+from .modules import find_module
 
 DEFAULT_PORT = 17443
 BIND_ADDRESS = "127.0.0.1"
 DEFAULT_PORTS = {"http": 80, "https": 443}
-# Debian/Ubuntu SoftHSM2 locations: the development default module.
-SOFTHSM_MODULES = (
-    "/usr/lib/softhsm/libsofthsm2.so",
-    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
-    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
-)
 
 
 class ConfigError(ValueError):
@@ -31,8 +28,8 @@ class ConfigError(ValueError):
 
 
 def default_module() -> str | None:
-    """The first SoftHSM2 module that exists on this machine."""
-    return next((path for path in SOFTHSM_MODULES if Path(path).is_file()), None)
+    """The first known UKey vendor module on this machine (SoftHSM2 last, for development)."""
+    return find_module(sys.platform)
 
 
 def _is_loopback(host: str) -> bool:
@@ -98,7 +95,8 @@ class AgentConfig:
         """Refuse an empty allowlist, non-normalised origins and any other bind address."""
         if not self.allowed_origins:
             raise ConfigError(
-                "no allowed origin: give --allow-origin https://<provider> or UKEY_ALLOWED_ORIGINS"
+                "no allowed origin: download the agent from the provider's 客户端工具 page, "
+                "or give --allow-origin https://<provider> or UKEY_ALLOWED_ORIGINS"
             )
         for origin in self.allowed_origins:
             if normalize_origin(origin) != origin:
@@ -110,7 +108,10 @@ class AgentConfig:
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"invalid port {self.port}")
         if not self.module and not self.skf_library and not self.dev_soft_token:
-            raise ConfigError("no PKCS#11 module found: give --module or UKEY_PKCS11_MODULE")
+            raise ConfigError(
+                "no UKey PKCS#11 module found (is the UKey driver installed?): "
+                "give --module or UKEY_PKCS11_MODULE"
+            )
 
     @property
     def allowed_hosts(self) -> frozenset[str]:
@@ -148,28 +149,52 @@ def parser() -> argparse.ArgumentParser:
         help="DEVELOPMENT ONLY: sign with a software token directory instead of a UKey",
     )
     p.add_argument("--verbose", action="store_true", help="debug logging (the PIN is never logged)")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument(
+        "--install",
+        action="store_true",
+        help="start the agent with the desktop session (Task Scheduler / XDG autostart), then run",
+    )
+    start.add_argument(
+        "--uninstall", action="store_true", help="remove the autostart entry and exit"
+    )
     return p
 
 
-def _port(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+def _port(args: argparse.Namespace, env: Mapping[str, str], stamped: Mapping[str, Any]) -> int:
     if args.port is not None:
         return int(args.port)
     try:
-        return int(env.get("UKEY_AGENT_PORT") or DEFAULT_PORT)
+        return int(env.get("UKEY_AGENT_PORT") or stamped.get("port") or DEFAULT_PORT)
     except ValueError as error:
         raise ConfigError(f"UKEY_AGENT_PORT is not a number: {env['UKEY_AGENT_PORT']!r}") from error
 
 
-def config_from(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> AgentConfig:
-    """Command-line values win over the environment; origins from either, normalised."""
+def _stamped_origins(stamped: Mapping[str, Any]) -> list[str]:
+    origins = stamped.get("allowed_origins", [])
+    if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
+        raise ConfigError("the stamped configuration's allowed_origins is not a list of origins")
+    return origins
+
+
+def config_from(
+    args: argparse.Namespace,
+    environ: Mapping[str, str] | None = None,
+    stamped: Mapping[str, Any] | None = None,
+) -> AgentConfig:
+    """Command-line values win over the environment, which wins over the configuration the
+    provider stamped into the downloaded bundle (``stamp.py``); origins normalised."""
     env = os.environ if environ is None else environ
-    raw_origins: Sequence[str] = args.allow_origin or [
-        o for o in env.get("UKEY_ALLOWED_ORIGINS", "").split(",") if o.strip()
-    ]
+    stamp = stamped or {}
+    raw_origins: Sequence[str] = (
+        args.allow_origin
+        or [o for o in env.get("UKEY_ALLOWED_ORIGINS", "").split(",") if o.strip()]
+        or _stamped_origins(stamp)
+    )
     origins = tuple(dict.fromkeys(normalize_origin(o) for o in raw_origins))
     return AgentConfig(
         allowed_origins=origins,
-        port=_port(args, env),
+        port=_port(args, env, stamp),
         bind=args.bind,
         module=args.module or env.get("UKEY_PKCS11_MODULE") or default_module(),
         skf_library=args.skf_library,

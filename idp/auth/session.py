@@ -13,6 +13,7 @@ import secrets
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
+from blinker import Namespace
 from flask import Response, g, request
 
 from idp import db
@@ -23,6 +24,11 @@ from idp.identity.models import Account
 from idp.store import store
 
 COOKIE = "idp_session"
+
+signals = Namespace()
+# Sent with the ended LoginSession and the request's ``session`` when a person logs out (not
+# when a new login replaces a session): the token layer ends what that session was issued.
+logged_out = signals.signal("logged-out")
 
 
 @dataclass
@@ -158,6 +164,14 @@ def end_current() -> LoginSession | None:
         end(login)
     g.login_session = None
     g.set_session_cookie = True
+    return login
+
+
+def log_out() -> LoginSession | None:
+    """End the current session because its person logged out, and say so (``logged_out``)."""
+    login = end_current()
+    if login is not None:
+        logged_out.send(login, session=db.session())
     return login
 
 

@@ -26,8 +26,6 @@ from typing import Any
 from flask import Flask, current_app
 from huey.api import Task, TaskWrapper
 from redis import RedisError
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
 from idp import audit, db
 from idp.identity.eligibility import has_active_membership
@@ -47,7 +45,6 @@ NOT_SENT = "sms.not_sent"
 OUTCOMES = (DELIVERED, RETRYING, FAILED, NOT_SENT)
 RETRY_BACKOFF = 3
 TASK_NAME = "deliver_sms"
-AFTER_COMMIT = "sms_after_commit"
 
 
 @dataclass(frozen=True)
@@ -99,27 +96,19 @@ def enqueue(delivery: Delivery) -> None:
 def enqueue_after_commit(delivery: Delivery) -> None:
     """Queue ``delivery`` once the request's transaction has committed, so that a decision which
     is rolled back sends nothing."""
-    session = db.session()
-    if not session.in_transaction():
-        session.begin()  # so that a rollback, even before any statement, forgets it
-    session.info.setdefault(AFTER_COMMIT, []).append(delivery)
+    db.after_commit(lambda: _enqueue_committed(delivery))
 
 
-def _enqueue_committed(session: Session) -> None:
-    for delivery in session.info.pop(AFTER_COMMIT, []):
-        try:
-            enqueue(delivery)
-        except SmsQueueError as error:  # committed already: it can only be told
-            log.error(
-                "SMS to %s (%s) not queued: %s",
-                mask_phone(delivery.phone),
-                delivery.purpose,
-                error.detail,
-            )
-
-
-def _forget_rolled_back(session: Session, _transaction: Any = None) -> None:
-    session.info.pop(AFTER_COMMIT, None)
+def _enqueue_committed(delivery: Delivery) -> None:
+    try:
+        enqueue(delivery)
+    except SmsQueueError as error:  # committed already: it can only be told
+        log.error(
+            "SMS to %s (%s) not queued: %s",
+            mask_phone(delivery.phone),
+            delivery.purpose,
+            error.detail,
+        )
 
 
 def send_now(delivery: Delivery) -> None:
@@ -220,6 +209,3 @@ def init_app(app: Flask) -> None:
         context=True,
         name=TASK_NAME,
     )(deliver_sms)
-    sessions = app.extensions["idp.db"]
-    event.listen(sessions, "after_commit", _enqueue_committed)
-    event.listen(sessions, "after_soft_rollback", _forget_rolled_back)

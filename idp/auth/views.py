@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp import audit, db
-from idp.auth import cert_login, service, session, sms_requests
+from idp.auth import agent_dist, agent_help, cert_login, service, session, sms_requests
 from idp.auth.cert.errors import CertificateLoginError
 from idp.auth.client import current_client, ensure_browser_id
 from idp.auth.errors import LoginFailedError
@@ -14,6 +15,7 @@ from idp.auth.forms import OperatorLoginForm, PasswordChangeForm
 from idp.config import settings
 from idp.identity.eligibility import has_registrations, load_principal
 from idp.identity.models import Account
+from idp.web import render_error
 
 bp = Blueprint("auth", __name__, template_folder="templates")
 
@@ -115,8 +117,32 @@ def cert_login_submit() -> tuple[str, int] | BaseResponse:
 
 @bp.get("/ukey/agent")
 def ukey_agent() -> str:
-    """客户端工具: what the UKey agent is and how to install and start it."""
-    return render_template("auth/ukey_agent.html", agent_url=settings().ukey_agent_url)
+    """客户端工具: download, three steps, whether it runs, troubleshooting (for end users)."""
+    config = settings()
+    trailer = agent_dist.stamp(config.issuer, config.ukey_agent_url)
+    return render_template(
+        "auth/ukey_agent.html",
+        agent_url=config.ukey_agent_url,
+        downloads=agent_dist.list_files(config.agent_dist_dir, trailer),
+        dist_configured=agent_dist.is_configured(config.agent_dist_dir),
+        troubles=agent_help.TROUBLES,
+    )
+
+
+@bp.get("/ukey/agent/download/<name>")
+def ukey_agent_download(name: str) -> Response:
+    """One agent bundle, stamped with this provider's origin (the configured issuer)."""
+    config = settings()
+    trailer = agent_dist.stamp(config.issuer, config.ukey_agent_url)
+    found = agent_dist.find_file(config.agent_dist_dir, name, trailer)
+    if found is None:
+        return render_error(code="not_found", status=404, message=_("没有这个下载文件"))
+    response = Response(agent_dist.stream(found, trailer), mimetype="application/octet-stream")
+    response.headers["Content-Length"] = str(found.size)
+    response.headers["Content-Disposition"] = f"attachment; filename={found.name}"
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 @bp.post("/login/sms-code")
@@ -175,7 +201,7 @@ def finish_password_change(login: session.LoginSession, account: Account, versio
 @bp.route("/logout", methods=["GET", "POST"])
 def logout() -> str | BaseResponse:
     if request.method == "POST":  # CSRF-checked like every form (CSRFProtect)
-        if (login := session.end_current()) is not None:
+        if (login := session.log_out()) is not None:
             audit.record("auth.logged_out", actor=f"account:{login.account_id}")
         return render_template("auth/logged_out.html")
     return render_template("auth/logout.html", logged_in=session.current() is not None)

@@ -19,13 +19,14 @@ from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp import db, web
+from idp.audit import wording
 from idp.audit.queries import list_org_events
 from idp.auth import session as login_session
-from idp.auth import sms_delivery
 from idp.console.forms import ConfirmForm, OperatorAddForm, OperatorEditForm, RejectForm
 from idp.errors import IdpError
 from idp.identity.eligibility import has_registrations, load_principal
 from idp.identity.models import Organisation
+from idp.oidc.clients import list_clients
 from idp.orgs import operators, reviews
 
 bp = Blueprint("console", __name__, url_prefix="/org", template_folder="templates")
@@ -33,24 +34,6 @@ bp = Blueprint("console", __name__, url_prefix="/org", template_folder="template
 PER_PAGE = 20
 CHINA_TIME = timezone(timedelta(hours=8))  # the console shows Beijing time; stored in UTC
 
-ACTION_LABELS = {
-    operators.ADDED: _l("增加操作员"),
-    operators.UPDATED: _l("修改操作员"),
-    operators.DELETED: _l("删除操作员"),
-    operators.NOTICE_SENT: _l("短信通知操作员"),
-    "orgs.initial_password_sent": _l("短信发送初始密码"),
-    reviews.REQUESTED: _l("提交加入申请"),
-    reviews.APPROVED: _l("通过加入申请"),
-    reviews.REJECTED: _l("驳回加入申请"),
-    reviews.EXPIRED: _l("申请过期"),
-    "auth.cert_login_succeeded": _l("UKey 登录"),
-    "orgs.registered": _l("机构注册"),
-    "orgs.legacy_bound": _l("绑定原系统账号"),
-    sms_delivery.DELIVERED: _l("短信已发送"),
-    sms_delivery.RETRYING: _l("短信发送失败, 将重试"),
-    sms_delivery.FAILED: _l("短信发送失败"),
-    sms_delivery.NOT_SENT: _l("短信未发送"),
-}
 
 
 class ConsoleForbiddenError(IdpError):
@@ -100,8 +83,16 @@ def console_helpers() -> dict[str, object]:
     return {
         "page_url": page_url,
         "created_by_label": created_by_label,
-        "action_label": lambda action: str(ACTION_LABELS.get(action, action)),
+        "describe_event": describe_event,
+        "event_result": wording.result_words,
     }
+
+
+def describe_event(action: str, target: str) -> str:
+    """An audit event in words, relying parties by their names."""
+    if "client_names" not in g:
+        g.client_names = {c.client_id: c.name for c in list_clients(db.session())}
+    return wording.describe(action, target, g.client_names)
 
 
 def page_url(number: int) -> str:

@@ -9,13 +9,17 @@ from idp.config import Settings
 
 def init_app(app: Flask, settings: Settings) -> None:
     from idp.auth import credentials
+    from idp.auth import session as login_session
+    from idp.oidc import backchannel
     from idp.oidc.interaction import allow_redirect_in_form_action
     from idp.oidc.server import build_protector, build_server
-    from idp.oidc.tokens import revoke_on_credentials_change
+    from idp.oidc.tokens import revoke_on_credentials_change, revoke_on_logout
     from idp.oidc.views import bp
 
     credentials.changed.connect(revoke_on_credentials_change)
+    login_session.logged_out.connect(revoke_on_logout)
     app.extensions["idp.oauth"] = build_server(app, settings)
     app.extensions["idp.protector"] = build_protector()
     app.register_blueprint(bp)
+    backchannel.init_app(app)
     app.after_request(allow_redirect_in_form_action)

@@ -39,6 +39,7 @@ from idp.oidc import interaction
 from idp.oidc.claims import SIGNING_ALGS
 from idp.oidc.models import Client
 from idp.oidc.server import authorization_server
+from idp.oidc.tokens import OFFLINE_ACCESS
 from idp.oidc.users import AuthorizedUser
 from idp.signing import published_keys
 
@@ -248,12 +249,12 @@ def needs_consent(pending: Pending, login: LoginSession) -> bool:
         return False
     if "consent" in pending.prompts:
         return True
+    scope = pending.grant.request.payload.data.get("scope", "")
+    # OIDC Core §11: tokens that outlive the login are granted only with the person's consent,
+    # also by a client that otherwise needs none.
     asked = bool(pending.client.client_metadata.get("require_consent"))
-    return (
-        asked
-        and consent_key(pending.client, pending.grant.request.payload.data.get("scope", ""))
-        not in login.consents
-    )
+    asked = asked or OFFLINE_ACCESS in scope.split()
+    return asked and consent_key(pending.client, scope) not in login.consents
 
 
 def consent_key(client: Client, scope: str) -> str:

@@ -14,7 +14,8 @@ from idp.oidc.models import Client
 from idp.signing import ALGORITHMS, key_store
 from idp.signing.jws import encode_jwt, hash_half
 
-OIDC_SCOPES = ["openid", "profile", "phone"]
+# offline_access (OIDC Core §11): refresh tokens that outlive the login, with consent.
+OIDC_SCOPES = ["openid", "profile", "phone", "offline_access"]
 # Management API scopes (org admin operations), grantable to registered clients.
 API_SCOPES = ["org.operators", "org.reviews"]
 SCOPES_SUPPORTED = OIDC_SCOPES + API_SCOPES

@@ -20,7 +20,7 @@ from idp.config import settings
 from idp.errors import IdpError, NotFoundError
 from idp.identity.models import ORG_TYPES
 from idp.oidc.claims import SCOPES_SUPPORTED, SIGNING_ALGS
-from idp.oidc.grants import AUTH_METHODS
+from idp.oidc.grants import AUTH_METHODS, SECRET_AUTH_METHODS
 from idp.oidc.models import Client, digest
 
 GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials"}
@@ -163,6 +163,10 @@ def validate_metadata(raw: dict[str, Any]) -> dict[str, Any]:
         raise InvalidClientMetadataError('response_types: only ["code"] is supported')
     if metadata["token_endpoint_auth_method"] not in AUTH_METHODS:
         raise InvalidClientMetadataError(f"token_endpoint_auth_method: one of {AUTH_METHODS}")
+    if metadata["token_endpoint_auth_method"] == "private_key_jwt" and not (
+        "jwks" in metadata or "jwks_uri" in metadata
+    ):
+        raise InvalidClientMetadataError("private_key_jwt needs the client's jwks or jwks_uri")
     if metadata["token_endpoint_auth_method"] == "none" and "client_credentials" in grant_types:
         raise InvalidClientMetadataError("a public client cannot use client_credentials")
     if metadata["id_token_signed_response_alg"] not in SIGNING_ALGS:
@@ -245,7 +249,7 @@ def register_client(session: Session, raw: dict[str, Any]) -> tuple[Client, str 
     client_id = metadata.pop("client_id", None) or secrets.token_hex(16)
     if session.scalar(select(Client.id).where(Client.client_id == client_id)) is not None:
         raise InvalidClientMetadataError(f"client_id {client_id!r} already exists")
-    secret = None if metadata["token_endpoint_auth_method"] == "none" else new_secret()
+    secret = new_secret() if metadata["token_endpoint_auth_method"] in SECRET_AUTH_METHODS else None
     client = Client(
         client_id=client_id,
         secret_hash=digest(secret) if secret else None,
@@ -294,8 +298,10 @@ def update_client(session: Session, client_id: str, changes: dict[str, Any]) -> 
 
 def rotate_secret(session: Session, client_id: str) -> tuple[Client, str]:
     client = get_client(session, client_id)
-    if client.is_public:
-        raise InvalidClientMetadataError("a public client has no secret")
+    if client.auth_method not in SECRET_AUTH_METHODS:
+        raise InvalidClientMetadataError(
+            f"a client using {client.auth_method} has no secret (public, or keys of its own)"
+        )
     secret = new_secret()
     client.secret_hash = digest(secret)
     audit.record("oidc.client_secret_rotated", actor="platform", target=f"client:{client_id}")

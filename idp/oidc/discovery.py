@@ -9,7 +9,8 @@ from flask import url_for
 
 from idp.config import settings
 from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, SIGNING_ALGS
-from idp.oidc.grants import AUTH_METHODS, SECRET_AUTH_METHODS
+from idp.oidc.client_assertion import ALGORITHMS as ASSERTION_ALGORITHMS
+from idp.oidc.grants import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 
 
 def _url(endpoint: str) -> str:
@@ -35,7 +36,10 @@ def metadata() -> dict[str, Any]:
         "userinfo_signing_alg_values_supported": ["none"],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
-        "introspection_endpoint_auth_methods_supported": SECRET_AUTH_METHODS,
+        "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
         "code_challenge_methods_supported": ["S256"],
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "claims_supported": CLAIMS_SUPPORTED,
@@ -47,5 +51,6 @@ def metadata() -> dict[str, Any]:
         "acr_values_supported": ["urn:idp:acr:operator", "urn:idp:acr:ukey"],
         "ui_locales_supported": ["zh-CN", "en"],
         "frontchannel_logout_supported": False,
-        "backchannel_logout_supported": False,
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
     }

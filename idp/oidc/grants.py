@@ -27,9 +27,11 @@ from idp.oidc.models import AuthorizationCode, Client, Token, digest
 from idp.oidc.tokens import find_refresh_token, revoke_code, revoke_family
 from idp.oidc.users import AuthorizedUser, user_for
 
-# Client authentication (RFC 6749 §2.3): "none" only for public clients, which use PKCE.
+# Client authentication (RFC 6749 §2.3): a secret or a private key (RFC 7523) for confidential
+# clients; "none" only for public clients, which use PKCE.
 SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
-AUTH_METHODS = [*SECRET_AUTH_METHODS, "none"]
+CONFIDENTIAL_AUTH_METHODS = [*SECRET_AUTH_METHODS, "private_key_jwt"]
+AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
 
 
 class StrictCodeChallenge(CodeChallenge):
@@ -242,7 +244,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     """For relying-party back-ends; scopes outside the client's registration are refused."""
 
-    TOKEN_ENDPOINT_AUTH_METHODS = SECRET_AUTH_METHODS
+    TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
 
     def validate_token_request(self) -> None:
         super().validate_token_request()

@@ -75,6 +75,10 @@ class Client(Base, ClientMixin):
         return str(self.client_metadata.get("id_token_signed_response_alg", "ES256"))
 
     @property
+    def backchannel_logout_uri(self) -> str | None:
+        return self.client_metadata.get("backchannel_logout_uri")
+
+    @property
     def initiate_login_uri(self) -> str | None:
         return self.client_metadata.get("initiate_login_uri")
 
@@ -151,7 +155,7 @@ class AuthorizationCode(Base, AuthorizationCodeMixin):
     auth_time: Mapped[datetime] = mapped_column(UTCDateTime())
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
     acr: Mapped[str | None] = mapped_column(String(64))
-    sid: Mapped[str] = mapped_column(String(64))
+    sid: Mapped[str] = mapped_column(String(64), index=True)
     credential_version: Mapped[int] = mapped_column(default=0, server_default="0")
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -16,8 +16,10 @@ from idp.auth import session as login_session
 from idp.config import Settings
 from idp.oidc import grants
 from idp.oidc.claims import SCOPES_SUPPORTED, SIGNING_ALGS
+from idp.oidc.client_assertion import METHOD as PRIVATE_KEY_JWT
+from idp.oidc.client_assertion import PrivateKeyJwt
 from idp.oidc.clients import find_client
-from idp.oidc.grants import AUTH_METHODS, SECRET_AUTH_METHODS
+from idp.oidc.grants import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 from idp.oidc.models import Client, Token
 from idp.oidc.tokens import (
     access_token_lifetime,
@@ -71,7 +73,7 @@ class Revocation(RevocationEndpoint):
 class Introspection(IntrospectionEndpoint):
     """RFC 7662: a client may introspect its own tokens; others only with ``introspection_allowed``."""
 
-    CLIENT_AUTH_METHODS = SECRET_AUTH_METHODS
+    CLIENT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
         return find_token(token_string, token_type_hint)
@@ -114,7 +116,7 @@ class EndSession(EndSessionEndpoint):
         return SIGNING_ALGS
 
     def end_session(self, end_session_request: EndSessionRequest) -> None:
-        login = login_session.end_current()
+        login = login_session.log_out()
         if login is not None:
             audit.record(
                 "auth.logged_out", actor=f"account:{login.account_id}", details={"via": "rp"}
@@ -131,6 +133,7 @@ class AccessTokenValidator(BearerTokenValidator):
 def build_server(app: Flask, settings: Settings) -> AuthorizationServer:
     server = AuthorizationServer()
     server.init_app(app, query_client=query_client, save_token=save_token)
+    server.register_client_auth_method(PRIVATE_KEY_JWT, PrivateKeyJwt())
     server.scopes_supported = SCOPES_SUPPORTED
     server.register_token_generator(
         "default",

@@ -23,7 +23,10 @@ from idp import audit, db
 from idp.config import settings
 from idp.db import utcnow
 from idp.identity.models import Identity
+from idp.oidc import backchannel
 from idp.oidc.models import AuthorizationCode, Token, TokenFamily, digest
+
+OFFLINE_ACCESS = "offline_access"
 
 
 def generate_token_value(*_args: Any, **_kwargs: Any) -> str:
@@ -170,8 +173,12 @@ def revoke_code(session: Session, code_id: int) -> str | None:
 
 def revoke_for_account(session: Session, account_id: int, *, org_id: int | None = None) -> int:
     """End every code and token family of an account (optionally only those acting for
-    ``org_id``); returns how many tokens were live. Codes not yet redeemed, or being redeemed,
-    are marked first, so a redemption in flight is refused (see ``take_code``)."""
+    ``org_id``) and tell the relying parties (back-channel logout); returns how many tokens
+    were live. Codes not yet redeemed, or being redeemed, are marked first, so a redemption in
+    flight is refused (see ``take_code``)."""
+    backchannel.announce(
+        session, backchannel.notices_for_account(session, account_id, org_id=org_id)
+    )
     families = {
         family_id
         for code_id in _unissued_codes(session, account_id, org_id)
@@ -206,6 +213,40 @@ def revoke_on_credentials_change(account: Any, *, session: Session) -> int:
     return revoke_for_account(session, account.id)
 
 
+def revoke_for_login_session(session: Session, sid: str) -> int:
+    """End what a login session was issued: its codes not yet redeemed and its token families,
+    except those granted ``offline_access``, which outlive the login by the person's consent
+    (OIDC Core §11). Returns how many tokens were live."""
+    families = {
+        family_id
+        for code_id in session.scalars(
+            select(AuthorizationCode.id).where(
+                AuthorizationCode.sid == sid,
+                AuthorizationCode.family_id.is_(None),
+                AuthorizationCode.revoked_at.is_(None),
+            )
+        )
+        if (family_id := revoke_code(session, code_id)) is not None
+    }
+    rows = session.scalars(select(Token).where(Token.sid == sid, Token.revoked_at.is_(None)))
+    families |= {row.family_id for row in rows if OFFLINE_ACCESS not in row.scope.split()}
+    return sum(revoke_family(session, family_id) for family_id in sorted(families))
+
+
+def revoke_on_logout(login: Any, *, session: Session) -> int:
+    """Receiver of ``idp.auth.session.logged_out``: the session's tokens end and its relying
+    parties are told (back-channel logout)."""
+    backchannel.announce(session, backchannel.notices_for_session(session, login.sid))
+    revoked = revoke_for_login_session(session, login.sid)
+    if revoked:
+        audit.record(
+            "oidc.tokens_ended_at_logout",
+            actor="system",
+            target=f"session:{login.sid[:8]}",
+            details={"revoked": str(revoked)},
+        )
+    return revoked
+
+
 def token_is_active(token: Token) -> bool:
     return not token.is_revoked() and not token.is_expired()
-

@@ -25,10 +25,11 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from idp import audit
+from idp import audit, db
 from idp.config import settings
 from idp.db import rowcount, utcnow
 from idp.errors import IdpError
+from idp.identity.lookup import find_org
 from idp.identity.models import LegacyAccount, Organisation, OrgType
 from idp.identity.uscc import is_valid_uscc
 from idp.oidc.clients import list_clients
@@ -187,11 +188,14 @@ def bind_locked(applicant: Applicant, request: BindRequest) -> LegacyBindLockedE
 
 
 def _record_failure(applicant: Applicant, request: BindRequest, reason: str) -> None:
+    """Audited where the organisation, if it is registered already, reads its 操作日志."""
+    existing = find_org(db.session(), applicant.uscc)
     audit.record(
         "orgs.legacy_bind_failed",
         actor=applicant.actor,
         target=f"legacy:{request.client_id}:{request.masked_ref}",
         result=reason,
+        org_id=existing.id if existing else None,
         details={"org_type": request.org_type.value},
     )
 

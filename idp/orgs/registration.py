@@ -34,6 +34,8 @@ from idp.oidc.clients import login_clients
 from idp.oidc.models import Client
 
 # The word of the duplicate-USCC refusal: the manual writes 审价单位 for cost consulting there.
+REGISTRATION_REFUSED = "orgs.registration_refused"
+
 DUPLICATE_WORDS = {
     OrgType.AUDIT: _l("审计单位"),
     OrgType.COST_CONSULTING: _l("审价单位"),
@@ -54,6 +56,7 @@ class LegacyAccountExistsError(RegistrationError):
 
     code = "legacy_account_exists"
     status = 409
+    message = _l("维修资金系统已经存在统一社会信用代码(含组织机构代码)相同的机构,申请失败!")
 
 
 @dataclass(frozen=True)
@@ -157,16 +160,31 @@ def register(
     client_ids: list[str],
 ) -> Organisation:
     """The 否 path: register ``org_type`` for ``client_ids`` (creating the organisation when
-    new, updating its details otherwise). Every check runs before the first write."""
-    check_platforms(session, org_type=org_type, client_ids=client_ids)
-    check_no_legacy_account(session, uscc=applicant.uscc, org_type=org_type, client_ids=client_ids)
-    org, _identity = add_identity(
-        session,
-        uscc=applicant.uscc,
-        name=details.name,
-        org_type=org_type,
-        client_ids=client_ids,
-    )
+    new, updating its details otherwise). Every check runs before the first write; a refusal
+    is audited where the organisation, if it exists, reads its 操作日志."""
+    try:
+        check_platforms(session, org_type=org_type, client_ids=client_ids)
+        check_no_legacy_account(
+            session, uscc=applicant.uscc, org_type=org_type, client_ids=client_ids
+        )
+        org, _identity = add_identity(
+            session,
+            uscc=applicant.uscc,
+            name=details.name,
+            org_type=org_type,
+            client_ids=client_ids,
+        )
+    except IdpError as error:
+        existing = find_org(session, applicant.uscc)
+        audit.record(
+            REGISTRATION_REFUSED,
+            actor=applicant.actor,
+            target=f"org:{existing.id}" if existing else "",
+            result=error.code,
+            org_id=existing.id if existing else None,
+            details={"org_type": org_type.value},
+        )
+        raise
     org.name = details.name
     org.contact_person = details.contact_person
     org.contact_phone = details.contact_phone

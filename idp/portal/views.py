@@ -30,12 +30,15 @@ class PortalEntry:
 
 
 def entry_url(client: Client, principal: Principal) -> str | None:
+    """Third-party initiated login (OIDC Core §4) with the RP's registered landing page as
+    ``target_link_uri``, so the RP needs no default of its own; else the landing page."""
+    landing = client.client_metadata.get("client_uri")
     if client.initiate_login_uri:
         hint = {"login_hint": principal.phone} if principal.phone else {}
-        query = urlencode({"iss": settings().issuer, **hint})
+        target = {"target_link_uri": landing} if landing else {}
+        query = urlencode({"iss": settings().issuer, **target, **hint})
         return f"{client.initiate_login_uri}?{query}"
-    uri = client.client_metadata.get("client_uri")
-    return str(uri) if uri else None
+    return str(landing) if landing else None
 
 
 @bp.get("/")

@@ -257,7 +257,7 @@ def test_deleting_a_logged_in_operator_ends_their_tokens_session_and_logins(
     ukey_login(page, live_provider, ukey_agent, csp_violations)
     page.goto(f"{provider}/org/operators")
     row = page.locator("#operators tbody tr", has_text=NAME)
-    row.get_by_role("link", name="【删除】").click()
+    row.get_by_role("link", name="删除", exact=True).click()
     expect(page.locator("#confirm-text")).to_contain_text(f"确定删除操作员 {NAME}")
     page.locator("#confirm-delete").click()
     wait_for_url(page, f"{provider}/org/operators", csp_violations)

@@ -111,7 +111,7 @@ def choose_type(page: Any, label: str) -> None:
     """选择注册类型: tick 【…注册】 and go on with 【下一步】."""
     expect(page.locator("h1")).to_have_text("选择注册类型")
     page.get_by_label(label).check()
-    page.get_by_role("button", name="【下一步】").click()
+    page.get_by_role("button", name="下一步").click()
 
 
 def fill_registration(page: Any) -> None:

@@ -967,3 +967,83 @@ def test_config_env_credentials_win_and_missing_ones_are_reported(tmp_path: Path
     assert Config.from_env(env).client_id == "env-id"
     with pytest.raises(ConfigError, match="RP_CLIENT_FILE"):
         Config.from_env({})
+
+
+# --- back-channel logout ------------------------------------------------------------------------
+
+LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+
+def logout_token(op: FakeProvider, **overrides: Any) -> str:
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": op.issuer,
+        "aud": CLIENT_ID,
+        "iat": now,
+        "exp": now + 120,
+        "jti": secrets.token_urlsafe(8),
+        "sub": CLAIMS["sub"],
+        "sid": CLAIMS["sid"],
+        "events": {LOGOUT_EVENT: {}},
+        **overrides,
+    }
+    claims = {name: value for name, value in claims.items() if value is not None}
+    header = {"alg": "ES256", "kid": KID, "typ": "logout+jwt"}
+    return jwt.encode(header, claims, op.key)
+
+
+def test_backchannel_logout_ends_the_local_session(rp: FlaskClient, op: FakeProvider) -> None:
+    log_in(rp, op)
+    assert stored_login(rp) is not None
+
+    told = rp.post("/backchannel-logout", data={"logout_token": logout_token(op)})
+
+    assert told.status_code == 200
+    assert told.headers["Cache-Control"] == "no-store"
+    page = rp.get("/").get_data(as_text=True)
+    assert 'id="login-button"' in page
+    assert "您在统一认证登录平台的登录已结束" in page
+    assert stored_login(rp) is None
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"aud": "another-client"}, "aud"),
+        ({"iss": "https://evil.example"}, "iss"),
+        ({"exp": int(time.time()) - 600}, "exp"),
+        ({"events": {"urn:other": {}}}, "event"),
+        ({"events": None}, "events"),
+        ({"sid": None}, "sid"),
+        ({"jti": None}, "jti"),
+        ({"nonce": "n-1"}, "nonce"),
+    ],
+    ids=["aud", "iss", "expired", "other-event", "no-events", "no-sid", "no-jti", "nonce"],
+)
+def test_backchannel_logout_refuses_bad_tokens_and_ends_nothing(
+    rp: FlaskClient, op: FakeProvider, overrides: dict[str, Any], reason: str
+) -> None:
+    log_in(rp, op)
+
+    told = rp.post("/backchannel-logout", data={"logout_token": logout_token(op, **overrides)})
+
+    assert told.status_code == 400
+    assert told.json is not None and told.json["error"] == "invalid_request"
+    assert stored_login(rp) is not None
+    assert 'id="logout-button"' in rp.get("/").get_data(as_text=True)
+
+
+def test_backchannel_logout_refuses_a_foreign_signature_and_a_replay(
+    rp: FlaskClient, op: FakeProvider
+) -> None:
+    log_in(rp, op)
+    op.key, genuine = es256_key(), op.key
+    forged = logout_token(op)
+    op.key = genuine
+    assert rp.post("/backchannel-logout", data={"logout_token": forged}).status_code == 400
+    assert stored_login(rp) is not None
+
+    token = logout_token(op, sid="sid-other")
+    assert rp.post("/backchannel-logout", data={"logout_token": token}).status_code == 200
+    assert rp.post("/backchannel-logout", data={"logout_token": token}).status_code == 400
+    assert stored_login(rp) is not None  # another session ended; ours goes on

@@ -37,9 +37,13 @@ def test_actions_appear_in_the_orgs_audit_log_with_masked_targets(admin, home_or
         "orgs.operator_added",
         "orgs.initial_password_sent",
     ]
-    assert "增加操作员" in page.text
-    assert "operator_exists" in page.text
-    assert "王** 137****7001" in page.text
+    # In words: the action with whom it concerned, and a refusal with its own message.
+    assert "新增操作员 王** 137****7001" in page.text
+    assert "该手机号已是本机构的操作员" in page.text
+    assert "短信发送初始密码" in page.text
+    visible = re.sub(r"<[^>]+>", " ", page.text)
+    assert not re.search(r"\b(orgs|auth|oidc|sms)\.[a-z_]+", visible)
+    assert "membership:" not in visible and "operator_exists" not in visible
     assert "13700137001" not in page.text
     assert "企业管理员" in page.text
     assert "127.0.0.1" in page.text
@@ -65,3 +69,18 @@ def test_the_log_is_paged_and_shows_no_other_orgs_events(admin, home_org, other_
     for page in (first, second):
         assert "orgs.operator_deleted" not in page.text
         assert "auth.login_failed" not in page.text
+
+
+def test_a_refused_registration_appears_in_the_orgs_log_in_words(admin, home_org, rp):
+    from tests.integration.orgs.helpers import add_legacy, register_details
+
+    add_legacy(rp.client_id, org_type="cost_consulting")
+    refused = post_form(
+        admin, "/register/cost_consulting/new", {**register_details(), "platforms": rp.client_id}
+    )
+    assert refused.status_code == 409
+
+    page = admin.get("/org/audit").text
+
+    assert "机构注册未成功" in page
+    assert "维修资金系统已经存在统一社会信用代码" in page

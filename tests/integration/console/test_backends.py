@@ -58,7 +58,7 @@ def console_journey(admin, browser, outbox, known, home_org) -> None:
     allow_resend("13500135000")
     operator = login(browser, outbox, phone="13500135000", password=password)
     assert operator.headers["Location"] == "/password/change"
-    assert "增加操作员" in admin.get("/org/audit").text
+    assert "新增操作员" in admin.get("/org/audit").text
 
 
 @both_databases

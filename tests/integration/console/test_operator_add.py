@@ -37,7 +37,7 @@ def test_add_page_asks_for_the_id_card_name_and_its_phone(admin):
     assert page.status_code == 200
     assert '<label for="name">姓名(身份证姓名)</label>' in page.text
     assert '<label for="phone">手机号码(身份证绑定的手机号码)</label>' in page.text
-    assert "【保存】</button>" in page.text
+    assert ">保存</button>" in page.text
     assert "初始密码以短信方式发送" in page.text
     assert 'name="csrf_token"' in page.text
 

@@ -171,6 +171,7 @@ def test_portal_lists_clients_with_an_entry_point(client, app, org, logged_in):
             "client_name": "上海市房屋维修资金管理系统",
             "redirect_uris": [REDIRECT_URI],
             "initiate_login_uri": "https://rp.example/login",
+            "client_uri": "https://rp.example/home",
         },
     )
     register(
@@ -194,7 +195,8 @@ def test_portal_lists_clients_with_an_entry_point(client, app, org, logged_in):
     assert page.status_code == 200
     assert "上海市房屋维修资金管理系统" in page.text
     assert (
-        "https://rp.example/login?iss=http%3A%2F%2Flocalhost&amp;login_hint=13800138000"
+        "https://rp.example/login?iss=http%3A%2F%2Flocalhost"
+        "&amp;target_link_uri=https%3A%2F%2Frp.example%2Fhome&amp;login_hint=13800138000"
         in page.text
     )
     assert "后台服务" not in page.text

@@ -49,7 +49,7 @@ def test_choose_type_offers_each_type_as_the_manual_names_it(client, admin):
     assert page.status_code == 200
     assert "选择注册类型" in page.text
     assert radio_labels(page.text) == ALL_TYPES
-    assert "【下一步】</button>" in page.text
+    assert ">下一步</button>" in page.text
 
 
 def test_next_goes_to_the_prompt_of_the_chosen_type(client, admin):
