@@ -228,6 +228,8 @@ def add_identity(
     try:
         session.flush()
     except IntegrityError as error:  # the same organisation registered at the same instant
+        # The failed INSERT leaves the transaction unusable; the refusal is recorded in a new one.
+        session.rollback()
         raise RegistrationError(_("该机构已存在, 请刷新页面后重试")) from error
     return org, identity
 

@@ -373,6 +373,7 @@ def test_two_first_registrations_of_one_uscc_at_once_one_succeeds_one_is_told(
     assert form_error(refused.text) == "该机构已存在, 请刷新页面后重试"
     assert count_rows(Organisation) == 1
     assert [r for _a, _t, r in audit_rows("orgs.registered")] == ["success"]
+    assert [r for _a, _t, r in audit_rows("orgs.registration_refused")] == ["registration_failed"]
 
 
 def control_clients() -> list:
