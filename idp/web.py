@@ -18,6 +18,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.http import HTTP_STATUS_CODES
 
@@ -131,6 +132,9 @@ def handle_idp_error(error: IdpError) -> Response:
 def handle_http_error(error: HTTPException) -> Response | HTTPException:
     if error.code is None or error.code < 400:
         return error
+    if isinstance(getattr(error, "original_exception", None), DBAPIError):
+        # Raised by the response's commit, after the view: Flask reports it as a 500.
+        return handle_database_error(error.original_exception)  # type: ignore[attr-defined]
     message = HTTP_MESSAGES.get(error.code, _l("请求无效"))
     if isinstance(error, CSRFError):
         message = _l("页面已过期, 请刷新后重试")
@@ -142,6 +146,21 @@ def handle_http_error(error: HTTPException) -> Response | HTTPException:
         status=error.code,
         message=str(message),
         headers=headers,
+    )
+
+
+def handle_database_error(error: DBAPIError) -> Response:
+    """An unreachable database (PostgreSQL down, refusing connections, a pooled connection
+    killed mid-request) is a 503 like an unreachable store, and the next request connects
+    anew (``pool_pre_ping``). Nothing of the request is kept; its audit events cannot be
+    written either, so the log names the refused path."""
+    if not isinstance(error, OperationalError) and not error.connection_invalidated:
+        return handle_unexpected(error)
+    db.discard()
+    log.warning("database unavailable on %s: %s", request.path, type(error.orig).__name__)
+    unavailable = db.DatabaseUnavailableError()
+    return render_error(
+        code=unavailable.code, status=unavailable.status, message=str(unavailable.message)
     )
 
 
@@ -168,4 +187,5 @@ def init_app(app: Flask) -> None:
     app.before_request(only_local_in_development)
     app.register_error_handler(IdpError, handle_idp_error)
     app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(DBAPIError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)

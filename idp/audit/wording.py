@@ -45,6 +45,7 @@ ACTIONS = {
     "orgs.legacy_bind_failed": _l("绑定原系统账号失败"),
     "orgs.legacy_imported": _l("导入原系统账号"),
     "oidc.code_issued": _l("登录应用"),
+    "oidc.code_redeemed": _l("应用使用授权码"),
     "oidc.consent": _l("授权确认"),
     "oidc.token_revoked": _l("应用撤销令牌"),
     "oidc.tokens_ended_at_logout": _l("退出登录结束应用令牌"),

@@ -18,6 +18,7 @@ from datetime import datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idp import audit
@@ -360,21 +361,26 @@ def enrol(
 ) -> OperatorAdded:
     """Make ``phone`` an active operator of ``org`` once the checks have passed.
 
-    The initial password of a new account goes out first: if the gateway fails, nothing has
-    been written. An existing account's notice is queued for after the commit. A generated
-    password exists only in that SMS and as its hash."""
+    The rows are written (flushed) first: of two admins adding the same new phone at once, the
+    second waits on the first's row and is refused as "already exists" before any SMS. The
+    initial password of a new account goes out next, in this transaction: if the gateway
+    fails, the request is rolled back and nothing is kept. An existing account's notice is
+    queued for after the commit. A generated password exists only in that SMS and as its hash."""
     account, phone = person.account, person.phone
     initial = generate_initial_password() if account is None and password is None else None
+    try:
+        if account is None:
+            secret = password or initial or ""
+            account = Account(phone=phone, name=person.name, password_hash=hash_password(secret))
+            session.add(account)
+            session.flush()
+        membership = activate_membership(session, org, account, person.membership, created_by=actor)
+    except IntegrityError as error:  # the same person added at the same instant
+        raise OperatorExistsError() from error
     if initial is not None:
         send_initial_password(org, phone=phone, password=initial)
-    elif account is not None:
+    elif person.account is not None:
         send_notice(org, phone=phone)
-    if account is None:
-        secret = password or initial or ""
-        account = Account(phone=phone, name=person.name, password_hash=hash_password(secret))
-        session.add(account)
-        session.flush()
-    membership = activate_membership(session, org, account, person.membership, created_by=actor)
     audit.record(ADDED, actor=actor, target=person_target(person.name, phone), org_id=org.id)
     return OperatorAdded(
         operator=OperatorView.of(membership, account),
