@@ -5,10 +5,7 @@ account's public one."""
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from joserfc import jwt
@@ -20,6 +17,7 @@ from idp.oidc.clients import InvalidClientMetadataError, register_client
 from tests.conftest import register
 from tests.flows import REDIRECT_URI, Pkce
 from tests.integration.oidc.helpers import mint_code, redeem, refresh
+from tests.loopback import JsonServer
 
 PAIRWISE = {
     "redirect_uris": [REDIRECT_URI],
@@ -90,34 +88,10 @@ def test_sectors_do_not_share_subs_but_a_sector_does(client, app, logged_in):
     assert sub_for(first) != sub_for(other)
 
 
-class SectorServer:
-    """A sector_identifier_uri on loopback answering ``listed``."""
-
-    def __init__(self, listed: object) -> None:
-        body = json.dumps(listed).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/sector.json"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
-def sector() -> Iterator[SectorServer]:
-    server = SectorServer([REDIRECT_URI, "https://app2.rp.example/cb"])
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+def sector() -> Iterator[JsonServer]:
+    with JsonServer([REDIRECT_URI, "https://app2.rp.example/cb"]) as server:
+        yield server
 
 
 def test_several_hosts_need_a_sector_identifier_listing_them(app, sector):
