@@ -18,6 +18,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         console,
         db,
         extensions,
+        logs,
         oidc,
         ops,
         orgs,
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     if settings.trust_proxy:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    logs.init_app(app, settings)
     db.init_app(app, settings.database_url)
     extensions.init_app(app)
     web.init_app(app)

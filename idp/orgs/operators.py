@@ -20,7 +20,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, or_, select
 from sqlalchemy.orm import Session
 
-from idp import audit
+from idp import audit, metrics
 from idp.auth import sms_delivery
 from idp.auth.credentials import credentials_changed
 from idp.auth.passwords import generate_initial_password, hash_password, policy_errors
@@ -32,7 +32,7 @@ from idp.identity.models import ID_MAX, Account, Membership, MembershipStatus, O
 from idp.identity.phone import is_phone
 from idp.oidc.tokens import revoke_for_account
 from idp.pagination import Page, paginate
-from idp.realname import Verdict, verifier
+from idp.realname import RealNameUnavailableError, Verdict, verifier
 from idp.security import mask_name, mask_phone
 
 ADDED = "orgs.operator_added"
@@ -210,7 +210,13 @@ def failures_audited(action: str, *, actor: str, target: str, org_id: int | None
 def check_real_name(*, name: str, phone: str) -> None:
     """手机二要素校验. MISMATCH → ``RealNameMismatchError``; no verdict → the verifier's
     ``RealNameUnavailableError`` (503), never a mismatch."""
-    if verifier().verify(name=name, phone=phone) != Verdict.MATCH:
+    try:
+        verdict = verifier().verify(name=name, phone=phone)
+    except RealNameUnavailableError:
+        metrics.count_realname("unavailable")
+        raise
+    metrics.count_realname("match" if verdict == Verdict.MATCH else "mismatch")
+    if verdict != Verdict.MATCH:
         raise RealNameMismatchError()
 
 
