@@ -33,6 +33,8 @@ lock:
 	$(BIN)/python -m pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra agent-dist --generate-hashes --universal \
 		--python-version 3.11 --output-file $(LOCK)
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --universal --python-version 3.11 \
+		--constraint $(LOCK) --output-file requirements-runtime.lock
 
 # run: set up the embedded dev instance (database, keys, demo RP and data), then start it all.
 run: venv translations

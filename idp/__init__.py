@@ -18,6 +18,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         console,
         db,
         extensions,
+        logs,
         oidc,
         ops,
         orgs,
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     trusted = parse_networks(settings.trusted_proxies)
     app.wsgi_app = TrustedProxies(app.wsgi_app, trusted)  # type: ignore[method-assign]
+    logs.init_app(app, settings)
     db.init_app(app, settings.database_url)
     extensions.init_app(app)
     web.init_app(app)

@@ -425,6 +425,19 @@ class Settings:
             "doc": "Addresses or networks of the TLS proxies in front (e.g. 10.0.0.5,10.1.0.0/16); X-Forwarded-For/Proto/Host are believed only from them. Empty: nobody."
         },
     )
+    metrics_networks: str = field(
+        default="127.0.0.1/32,::1/128",
+        metadata={
+            "doc": "Comma-separated networks allowed to read /metrics (the address after the proxy hop); empty allows none but the bearer token."
+        },
+    )
+    metrics_token: str = field(
+        default="",
+        metadata={"doc": "Bearer token that also allows reading /metrics from anywhere; empty: none."},
+    )
+    log_format: str = field(
+        default="json", metadata={"doc": "Log lines as json (one object per line) or text."}
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -506,8 +519,21 @@ class Settings:
             *self.range_problems(),
             *self.brand_problems(),
             *self.proxy_problems(),
+            *self.observability_problems(),
             *self._development_only_problems(),
         ]
+
+    def observability_problems(self) -> list[str]:
+        """An unknown log format or an unparsable /metrics network."""
+        found = []
+        if self.log_format not in ("json", "text"):
+            found.append(f"IDP_LOG_FORMAT must be json or text, not {self.log_format!r}")
+        for network in filter(None, (part.strip() for part in self.metrics_networks.split(","))):
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                found.append(f"IDP_METRICS_NETWORKS: {network!r} is not a network")
+        return found
 
     def _development_only_problems(self) -> list[str]:
         if self.dev_mode:

@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Headers only a trusted proxy may set; a request id is the proxy's to give too (idp/logs.py).
 FORWARDED = ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST")
+PROXY_ONLY = ("HTTP_X_REQUEST_ID",)
 
 
 def parse_networks(value: str) -> list[Network]:
@@ -65,6 +67,9 @@ class TrustedProxies:
             host = environ.get("HTTP_X_FORWARDED_HOST", "").split(",")[-1].strip()
             if host:
                 environ["HTTP_HOST"] = host
+        else:
+            for name in PROXY_ONLY:
+                environ.pop(name, None)
         for name in FORWARDED:  # never seen by the app: only this middleware reads them
             environ.pop(name, None)
         return self.app(environ, start_response)

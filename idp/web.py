@@ -9,7 +9,6 @@ back, and the audit events it recorded are written again (a refused action stays
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,7 +21,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.http import HTTP_STATUS_CODES
 
-from idp import audit, db
+from idp import audit, db, logs
 from idp.config import is_loopback_host, settings
 from idp.errors import IdpError
 
@@ -107,7 +106,13 @@ def render_error(
         response = jsonify(error=code, error_description=message)
     else:
         response = Response(
-            render_template("errors/error.html", code=code, status=status, message=message)
+            render_template(
+                "errors/error.html",
+                code=code,
+                status=status,
+                message=message,
+                request_id=logs.request_id(),
+            )
         )
     response.status_code = status
     response.headers.update(headers or {})
@@ -165,9 +170,10 @@ def handle_database_error(error: DBAPIError) -> Response:
 
 
 def handle_unexpected(error: Exception) -> Response:
-    """Never the exception's text: a fixed message with a request id for the log."""
+    """Never the exception's text: a fixed message with the request id, which the log line
+    and the request's audit events carry too."""
     db.session().rollback()
-    request_id = secrets.token_hex(6)
+    request_id = logs.request_id()
     log.exception("unhandled error, request id %s", request_id, exc_info=error)
     message = _("服务器内部错误 (编号 %(request_id)s)", request_id=request_id)
     return render_error(code="server_error", status=500, message=message)

@@ -10,14 +10,14 @@ from flask import Flask, has_request_context
 from sqlalchemy import event as orm_event
 from sqlalchemy.orm import Session
 
-from idp import db
+from idp import db, logs, metrics
 from idp.audit.models import AuditEvent
 from idp.security import client_ip
 
 __all__ = ["AuditEvent", "init_app", "record"]
 
 UNCOMMITTED = "audit_events"  # Session.info key: events recorded since the last commit
-REPLAYED = ("time", "action", "actor", "target", "result", "org_id", "ip", "details")
+REPLAYED = ("time", "action", "actor", "target", "result", "org_id", "ip", "request_id", "details")
 
 
 @orm_event.listens_for(Session, "after_commit")
@@ -44,11 +44,13 @@ def record(
         result=result,
         org_id=org_id,
         ip=client_ip() if has_request_context() else "cli",
+        request_id=logs.request_id(),
         details=details or {},
     )
     session = db.session()
     session.add(event)
     session.info.setdefault(UNCOMMITTED, []).append(event)
+    metrics.count_audit_event(action, result)
     return event
 
 

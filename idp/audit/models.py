@@ -20,5 +20,6 @@ class AuditEvent(Base):
     target: Mapped[str] = mapped_column(String(200), default="")
     result: Mapped[str] = mapped_column(String(40), default="success")
     ip: Mapped[str] = mapped_column(String(64), default="")
+    request_id: Mapped[str] = mapped_column(String(64), default="", index=True)
     org_id: Mapped[int | None] = mapped_column(index=True)
     details: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)

@@ -27,7 +27,7 @@ from flask import Flask, current_app
 from huey.api import Task, TaskWrapper
 from redis import RedisError
 
-from idp import audit, db
+from idp import audit, db, metrics
 from idp.identity.eligibility import has_active_membership
 from idp.identity.lookup import find_account_by_phone
 from idp.sealing import seal, unseal
@@ -91,6 +91,7 @@ def enqueue(delivery: Delivery) -> None:
         task(delivery.sealed())
     except (OSError, sqlite3.Error, RedisError) as error:
         raise SmsQueueError(detail=f"queue unavailable: {type(error).__name__}") from error
+    metrics.count_sms_queued()
 
 
 def enqueue_after_commit(delivery: Delivery) -> None:

@@ -19,7 +19,7 @@ from authlib.oauth2.rfc6749 import ClientMixin, InvalidGrantError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from idp import audit, db
+from idp import audit, db, metrics
 from idp.config import settings
 from idp.db import utcnow
 from idp.identity.models import Identity
@@ -73,6 +73,7 @@ def save_token(token: dict[str, Any], request: Any) -> None:
         family_expires_at=_family_expiry(previous, now) if refresh else None,
     )
     db.session().add(row)
+    metrics.count_token(request.payload.grant_type)
 
 
 def join_family(session: Session, request: Any) -> str:

@@ -11,6 +11,7 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
+    from idp.ops import metrics_view  # noqa: F401  (adds /metrics to the blueprint)
     from idp.ops.probes import bp
 
     app.register_blueprint(bp)

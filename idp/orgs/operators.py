@@ -21,7 +21,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from idp import audit
+from idp import audit, metrics
 from idp.auth import sms_delivery
 from idp.auth.credentials import credentials_changed
 from idp.auth.passwords import generate_initial_password, hash_password, policy_errors
@@ -34,7 +34,7 @@ from idp.identity.phone import is_phone
 from idp.oidc.tokens import revoke_for_account
 from idp.orgs.realname_limits import Asker, limited_verdict
 from idp.pagination import Page, paginate
-from idp.realname import Verdict
+from idp.realname import RealNameUnavailableError, Verdict
 from idp.security import mask_name, mask_phone
 
 ADDED = "orgs.operator_added"
@@ -213,7 +213,13 @@ def check_real_name(*, name: str, phone: str, asker: Asker) -> None:
     """手机二要素校验, within the limits of ``realname_limits``. MISMATCH →
     ``RealNameMismatchError``; no verdict → the verifier's ``RealNameUnavailableError`` (503),
     never a mismatch; over a limit → ``RealNameLimitedError`` (429) without asking the vendor."""
-    if limited_verdict(asker, name=name, phone=phone) != Verdict.MATCH:
+    try:
+        verdict = limited_verdict(asker, name=name, phone=phone)
+    except RealNameUnavailableError:
+        metrics.count_realname("unavailable")
+        raise
+    metrics.count_realname("match" if verdict == Verdict.MATCH else "mismatch")
+    if verdict != Verdict.MATCH:
         raise RealNameMismatchError()
 
 

@@ -1,0 +1,161 @@
+"""Logs: a request id for every request, one access line per request, JSON or text lines, and
+phones and names masked in every line.
+
+The request id is taken from ``X-Request-ID`` when the provider trusts its proxy and the value
+is sane (letters, digits, ``.``, ``_``, ``-``; 8 to 64 characters), else generated. It is sent
+back in ``X-Request-ID``, stored in every audit event of the request, and shown on error pages,
+so a person's "请求编号" leads to the log line and the audit trail.
+
+The access line names the Flask endpoint, never the path or query string (they can carry codes
+and tokens). Probes and ``/metrics`` are counted but not logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import secrets
+import sys
+import time
+from typing import Any
+
+from flask import Flask, Response, g, has_request_context, request
+
+from idp import metrics
+from idp.config import Settings
+from idp.security import client_ip
+
+log = logging.getLogger("idp.access")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+QUIET_ENDPOINTS = frozenset({"ops.healthz", "ops.readyz", "ops.metrics_page"})
+UNMATCHED = "unmatched"  # the endpoint label of a request that no route matched (404, 405)
+
+PHONE = re.compile(r"(?<!\d)((?:\+?86)?1[3-9]\d)\d{4}(\d{4})(?!\d)")  # with or without +86
+# A name after a label ("姓名: 张三丰", "name=张三丰"): the first character stays.
+NAME = re.compile(r"((?:姓名|name)\s*[:=：]\s*['\"]?)([\u4e00-\u9fff])([\u4e00-\u9fff·]+)")
+RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
+
+
+def request_id() -> str:
+    """The current request's id; empty outside a request (commands, the SMS worker)."""
+    if not has_request_context():
+        return ""
+    if "request_id" not in g:
+        g.request_id = _incoming_request_id() or secrets.token_hex(8)
+    return str(g.request_id)
+
+
+def _incoming_request_id() -> str:
+    # Only a trusted proxy's header gets this far (idp/proxies.py drops anyone else's).
+    value = request.headers.get(REQUEST_ID_HEADER, "")
+    return value if SANE_REQUEST_ID.fullmatch(value) else ""
+
+
+def mask(text: str) -> str:
+    """Phones to 138****5678 and labelled names to 张**."""
+    text = PHONE.sub(r"\1****\2", text)
+    return NAME.sub(lambda m: m.group(1) + m.group(2) + "*" * len(m.group(3)), text)
+
+
+class MaskingFilter(logging.Filter):
+    """Masks the formatted message (arguments included) and the traceback of every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = mask(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            record.exc_text = mask(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, the request id, any ``extra``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        line.update({k: v for k, v in vars(record).items() if k not in RECORD_FIELDS})
+        if record.exc_text or record.exc_info:
+            line["exception"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.__dict__.setdefault("request_id", "-")
+        return super().format(record)
+
+
+class RequestIdFilter(logging.Filter):
+    """Adds the request id to every record logged during a request."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "request_id" not in vars(record):
+            record.request_id = request_id() or "-"
+        return True
+
+
+JSON_FORMATTER = JsonFormatter()
+JSON_FORMATTER.converter = time.gmtime
+
+
+def configure(log_format: str, *, level: int = logging.INFO) -> None:
+    """One handler on the root logger (stderr), in ``log_format`` (json or text), masking and
+    carrying the request id. Replaces the handler it installed before, leaves others alone."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "idp_handler", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.idp_handler = True  # type: ignore[attr-defined]
+    handler.setFormatter(JSON_FORMATTER if log_format == "json" else TextFormatter())
+    handler.addFilter(RequestIdFilter())
+    handler.addFilter(MaskingFilter())
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+def _start() -> None:
+    g.request_started = time.perf_counter()
+    request_id()
+
+
+def _finish(response: Response) -> Response:
+    seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
+    endpoint = request.endpoint or UNMATCHED
+    response.headers[REQUEST_ID_HEADER] = request_id()
+    metrics.observe_request(endpoint, request.method, response.status_code, seconds)
+    if endpoint not in QUIET_ENDPOINTS:
+        log.info(
+            "%s %s %s",
+            request.method,
+            endpoint,
+            response.status_code,
+            extra={
+                "method": request.method,
+                "endpoint": endpoint,
+                "status": response.status_code,
+                "duration_ms": round(seconds * 1000, 1),
+                "client": client_ip(),
+            },
+        )
+    return response
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """Wire the request id, access line and request metrics (first, so that they run for
+    requests another hook refuses), and the log format."""
+    app.before_request(_start)
+    app.after_request(_finish)
+    configure(settings.log_format)

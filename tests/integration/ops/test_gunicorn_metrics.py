@@ -1,0 +1,137 @@
+"""Metrics under a real gunicorn with 2 workers, started as the container starts it (the entry
+point, then ``gunicorn -c gunicorn.conf.py``): whichever worker answers ``/metrics`` reports
+the requests of both, summed, and a worker that is replaced keeps its counts in the sum.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from idp.config import ROOT
+
+REQUESTS = 40
+START_SECONDS = 60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Server:
+    def __init__(self, process: subprocess.Popen[bytes], port: int, metrics_dir: Path) -> None:
+        self.process, self.url, self.metrics_dir = process, f"http://127.0.0.1:{port}", metrics_dir
+
+    def worker_pids(self) -> set[int]:
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        return {int(pid) for pid in children.read_text().split()}
+
+    def healthz_count(self) -> float:
+        """``idp_http_requests_total`` of /healthz, from a fresh connection each time."""
+        response = requests.get(f"{self.url}/metrics", timeout=10)
+        assert response.status_code == 200, response.text
+        return sum(
+            sample.value
+            for family in text_string_to_metric_families(response.text)
+            for sample in family.samples
+            if sample.name == "idp_http_requests_total"
+            and sample.labels["endpoint"] == "ops.healthz"
+        )
+
+    def wait_for_workers(self, count: int) -> None:
+        deadline = time.monotonic() + START_SECONDS
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, "gunicorn exited"
+            if len(self.worker_pids()) == count:
+                try:
+                    if requests.get(f"{self.url}/readyz", timeout=5).status_code == 200:
+                        return
+                except requests.RequestException:  # still loading the app
+                    pass
+            time.sleep(0.2)
+        raise AssertionError("gunicorn did not start its workers")
+
+
+@pytest.fixture
+def server(tmp_path: Path, keys_dir: Path) -> Iterator[Server]:
+    port, metrics_dir = free_port(), tmp_path / "metrics"
+    metrics_dir.mkdir()
+    (metrics_dir / "counter_1.db").write_bytes(b"a previous run's values")
+    environment = {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HOME": str(tmp_path),
+        "PYTHONPATH": str(ROOT),
+        "IDP_DEV_MODE": "1",
+        "IDP_INSTANCE_DIR": str(tmp_path / "instance"),
+        "IDP_KEYS_DIR": str(keys_dir),
+        "IDP_ISSUER": f"http://127.0.0.1:{port}",
+        "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir),
+        "WEB_CONCURRENCY": "2",
+    }
+    command = [
+        str(ROOT / "deploy" / "entrypoint.sh"),
+        "gunicorn",
+        "--config",
+        str(ROOT / "gunicorn.conf.py"),
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--threads",
+        "2",
+    ]
+    log = (tmp_path / "gunicorn.log").open("wb")
+    process = subprocess.Popen(command, env=environment, cwd=tmp_path, stdout=log, stderr=log)
+    try:
+        running = Server(process, port, metrics_dir)
+        running.wait_for_workers(2)
+        yield running
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def test_both_workers_counts_are_summed(server: Server) -> None:
+    assert not (server.metrics_dir / "counter_1.db").exists()  # emptied at start
+    before = server.healthz_count()
+
+    for _ in range(REQUESTS):  # a new connection each: gunicorn spreads them over the workers
+        assert requests.get(f"{server.url}/healthz", timeout=10).status_code == 200
+    after = [server.healthz_count() for _ in range(6)]
+
+    assert after == [before + REQUESTS] * 6  # whichever worker answered
+    writers = {path.stem.rsplit("_", 1)[1] for path in server.metrics_dir.glob("counter_*.db")}
+    assert {str(pid) for pid in server.worker_pids()} <= writers
+
+
+def test_a_replaced_workers_counts_stay_in_the_sum(server: Server) -> None:
+    for _ in range(REQUESTS):
+        assert requests.get(f"{server.url}/healthz", timeout=10).status_code == 200
+    counted = server.healthz_count()
+    old = server.worker_pids()
+
+    os.kill(min(old), signal.SIGTERM)  # gunicorn starts a new worker in its place
+    deadline = time.monotonic() + START_SECONDS
+    while (server.worker_pids() == old or len(server.worker_pids()) != 2) and (
+        time.monotonic() < deadline
+    ):
+        time.sleep(0.2)
+    server.wait_for_workers(2)
+
+    assert server.worker_pids() != old
+    assert server.healthz_count() == counted
