@@ -82,7 +82,7 @@ agent-dist-check: venv
 # docs/screenshots/ (taken by the accessibility test in headless Chromium; needs chromium).
 screenshots: venv translations
 	mkdir -p docs/screenshots
-	IDP_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -p no:cacheprovider -q \
+	IDP_TEST_SCREENSHOTS_DIR=$(CURDIR)/docs/screenshots $(BIN)/pytest -p no:cacheprovider -q \
 		tests/browser/test_accessibility.py -k every_page
 
 # clean: remove caches and build output (keeps .venv and the dev instance).

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from flask import Flask
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from idp.config import Settings
+from idp.proxies import TrustedProxies, parse_networks
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -49,8 +49,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         WTF_CSRF_TIME_LIMIT=None,
         WTF_CSRF_SSL_STRICT=False,
     )
-    if settings.trust_proxy:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    trusted = parse_networks(settings.trusted_proxies)
+    app.wsgi_app = TrustedProxies(app.wsgi_app, trusted)  # type: ignore[method-assign]
     logs.init_app(app, settings)
     db.init_app(app, settings.database_url)
     extensions.init_app(app)

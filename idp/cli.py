@@ -294,6 +294,14 @@ def serve(host: str, port: int) -> None:
     """Run the development server (production: gunicorn 'idp:create_app()')."""
     from werkzeug.serving import run_simple
 
+    from idp.config import is_loopback_host
+
+    if settings().dev_mode and not is_loopback_host(host):
+        raise click.ClickException(
+            f"--host {host}: development mode serves this machine only (a loopback address); "
+            "set IDP_DEV_MODE=0 and a production configuration to serve others"
+        )
+
     # Not app.run(): Flask ignores it inside its own CLI.
     run_simple(host, port, current_app._get_current_object(), threaded=True)  # type: ignore[attr-defined]
 

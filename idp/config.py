@@ -7,6 +7,7 @@ provider refuses to start with development-only parts (outbox SMS, generated sec
 from __future__ import annotations
 
 import base64
+import difflib
 import ipaddress
 import os
 import secrets
@@ -14,10 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import current_app
 
 from idp.backends import DEVELOPMENT_ONLY, KEY_STORES, REALNAME_VERIFIERS, SMS_GATEWAYS, STORES
+from idp.proxies import parse_networks
 
 ROOT = Path(__file__).resolve().parent.parent
 BRAND_IMAGE_TYPES = {".svg", ".png", ".ico", ".jpg", ".jpeg", ".webp"}
@@ -44,6 +47,42 @@ COERCERS: dict[type | str, Callable[[str], Any]] = {
     "str | None": str,
     "float": float,
 }
+
+
+# Settings that were replaced: naming the old one is refused with what to set instead.
+RETIRED = {
+    "IDP_TRUST_PROXY": "IDP_TRUST_PROXY was replaced by IDP_TRUSTED_PROXIES: list the addresses "
+    "or networks of the TLS proxies in front (X-Forwarded-* from anyone else is ignored)",
+}
+# The test suite's own variables; never settings.
+RESERVED_PREFIX = "IDP_TEST_"
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """An ``IDP_*`` variable that is no setting is a typo or a leftover: an ``IDP_DEVMODE=0``
+    that silently left development mode on. Each is named, with the closest setting."""
+    known = {f"IDP_{item.name.upper()}" for item in fields(Settings)}
+    found = []
+    for name in sorted(environ):
+        if not name.startswith("IDP_") or name.startswith(RESERVED_PREFIX) or name in known:
+            continue
+        if name in RETIRED:
+            found.append(RETIRED[name])
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        found.append(f"{name} is not a setting{hint}")
+    return found
 
 
 class ConfigError(RuntimeError):
@@ -354,6 +393,23 @@ class Settings:
     realname_auth_code: str = field(
         default="", metadata={"doc": "Aliyun Dytnsapi AuthCode of the two-element check."}
     )
+    realname_admin_mismatch_limit: int = field(
+        default=10,
+        metadata={"doc": "Real-name checks without a match an org admin may make per hour."},
+    )
+    realname_org_daily_limit: int = field(
+        default=100, metadata={"doc": "Real-name checks per organisation per day."}
+    )
+    realname_ip_hourly_limit: int = field(
+        default=20, metadata={"doc": "Real-name checks per client network per hour."}
+    )
+    realname_phone_daily_limit: int = field(
+        default=5, metadata={"doc": "Real-name checks of one phone number per day."}
+    )
+    realname_alert_after: int = field(
+        default=3,
+        metadata={"doc": "Refused real-name checks of one actor in an hour before an alert event."},
+    )
     realname_timeout: float = field(
         default=5.0, metadata={"doc": "Seconds before a real-name check counts as unavailable."}
     )
@@ -363,9 +419,11 @@ class Settings:
             "doc": "Seconds a staff request to join an org (用户审核) waits before it expires."
         },
     )
-    trust_proxy: bool = field(
-        default=False,
-        metadata={"doc": "Honour one X-Forwarded-For/Proto hop (behind a TLS proxy)."},
+    trusted_proxies: str = field(
+        default="",
+        metadata={
+            "doc": "Addresses or networks of the TLS proxies in front (e.g. 10.0.0.5,10.1.0.0/16); X-Forwarded-For/Proto/Host are believed only from them. Empty: nobody."
+        },
     )
     metrics_networks: str = field(
         default="127.0.0.1/32,::1/128",
@@ -395,7 +453,7 @@ class Settings:
         instead of stopping at the first; only unparsable values are a ConfigError here."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        unparsable = []
+        unparsable = unknown_variables(environ)
         for item in fields(cls):
             name = f"IDP_{item.name.upper()}"
             if name in environ:
@@ -458,7 +516,9 @@ class Settings:
                 else []
             ),
             *self.key_store_problems(),
+            *self.range_problems(),
             *self.brand_problems(),
+            *self.proxy_problems(),
             *self.observability_problems(),
             *self._development_only_problems(),
         ]
@@ -477,6 +537,13 @@ class Settings:
 
     def _development_only_problems(self) -> list[str]:
         if self.dev_mode:
+            # Development mode shows every SMS code at /dev/sms: it must stay on this machine.
+            host = urlsplit(self.issuer).hostname or ""
+            if not is_loopback_host(host):
+                return [
+                    "IDP_ISSUER must be a loopback URL (127.0.0.1, localhost, [::1]) in "
+                    "development mode; set IDP_DEV_MODE=0 to serve others"
+                ]
             return []
         found = [
             f"IDP_{name.upper()} must be set outside development mode"
@@ -516,6 +583,24 @@ class Settings:
                 "set one of IDP_PKCS11_PIN_FILE and IDP_PKCS11_PIN for IDP_KEY_STORE=pkcs11"
             )
         return found
+
+    def range_problems(self) -> list[str]:
+        """Limits, lifetimes and thresholds are whole numbers of at least 1: a 0 there would
+        lock everyone out or let everything through."""
+        return [
+            f"IDP_{item.name.upper()} must be at least 1 (got {getattr(self, item.name)})"
+            for item in fields(self)
+            if str(item.type) == "int"
+            and item.name.endswith(("_limit", "_ttl", "_after"))
+            and getattr(self, item.name) < 1
+        ]
+
+    def proxy_problems(self) -> list[str]:
+        try:
+            parse_networks(self.trusted_proxies)
+        except ValueError as error:
+            return [f"IDP_TRUSTED_PROXIES: {error}"]
+        return []
 
     def brand_problems(self) -> list[str]:
         """A configured logo or favicon must be an image file that exists."""

@@ -10,8 +10,11 @@ from typing import Annotated, Any, ClassVar
 
 from flask import Flask, Response, current_app, g
 from sqlalchemy import DateTime, Dialect, Engine, MetaData, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+from idp.errors import ServiceUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +27,13 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+class DatabaseUnavailableError(ServiceUnavailableError):
+    """The database cannot be reached: down, refusing connections, or a connection that broke
+    during the request."""
+
+    code = "database_unavailable"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -121,6 +131,24 @@ def _commit(response: Response) -> Response:
     if "db_session" in g:
         g.db_session.commit()
     return response
+
+
+def ensure_reachable() -> None:
+    """Open the request's connection now (``pool_pre_ping`` tests it): a request that makes
+    something elsewhere before it writes here (a code in the store, an SMS in the queue) fails
+    before making it, not at its commit."""
+    try:
+        session().connection()
+    except OperationalError as error:
+        raise DatabaseUnavailableError(detail=type(error.orig).__name__) from error
+
+
+def discard() -> None:
+    """Drop the request's session and whatever it had not committed, without writing (the
+    database is gone): the response's commit then has nothing to do."""
+    db_session = g.pop("db_session", None)
+    if db_session is not None:
+        db_session.invalidate()
 
 
 def _close(_error: BaseException | None) -> None:

@@ -17,10 +17,12 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.http import HTTP_STATUS_CODES
 
 from idp import audit, db, logs
+from idp.config import is_loopback_host, settings
 from idp.errors import IdpError
 
 log = logging.getLogger(__name__)
@@ -135,6 +137,9 @@ def handle_idp_error(error: IdpError) -> Response:
 def handle_http_error(error: HTTPException) -> Response | HTTPException:
     if error.code is None or error.code < 400:
         return error
+    if isinstance(getattr(error, "original_exception", None), DBAPIError):
+        # Raised by the response's commit, after the view: Flask reports it as a 500.
+        return handle_database_error(error.original_exception)  # type: ignore[attr-defined]
     message = HTTP_MESSAGES.get(error.code, _l("请求无效"))
     if isinstance(error, CSRFError):
         message = _l("页面已过期, 请刷新后重试")
@@ -149,6 +154,21 @@ def handle_http_error(error: HTTPException) -> Response | HTTPException:
     )
 
 
+def handle_database_error(error: DBAPIError) -> Response:
+    """An unreachable database (PostgreSQL down, refusing connections, a pooled connection
+    killed mid-request) is a 503 like an unreachable store, and the next request connects
+    anew (``pool_pre_ping``). Nothing of the request is kept; its audit events cannot be
+    written either, so the log names the refused path."""
+    if not isinstance(error, OperationalError) and not error.connection_invalidated:
+        return handle_unexpected(error)
+    db.discard()
+    log.warning("database unavailable on %s: %s", request.path, type(error.orig).__name__)
+    unavailable = db.DatabaseUnavailableError()
+    return render_error(
+        code=unavailable.code, status=unavailable.status, message=str(unavailable.message)
+    )
+
+
 def handle_unexpected(error: Exception) -> Response:
     """Never the exception's text: a fixed message with the request id, which the log line
     and the request's audit events carry too."""
@@ -159,7 +179,19 @@ def handle_unexpected(error: Exception) -> Response:
     return render_error(code="server_error", status=500, message=message)
 
 
+def only_local_in_development() -> Response | None:
+    """Development mode (every SMS code at /dev/sms, generated secrets) answers this machine
+    only, whatever address the server was bound to."""
+    if settings().dev_mode and not is_loopback_host(request.remote_addr or ""):
+        return render_error(
+            code="dev_mode_local_only", status=403, message=_("开发模式仅允许本机访问")
+        )
+    return None
+
+
 def init_app(app: Flask) -> None:
+    app.before_request(only_local_in_development)
     app.register_error_handler(IdpError, handle_idp_error)
     app.register_error_handler(HTTPException, handle_http_error)
+    app.register_error_handler(DBAPIError, handle_database_error)
     app.register_error_handler(Exception, handle_unexpected)

@@ -37,12 +37,15 @@ ACTIONS = {
     "orgs.join_rejected": _l("驳回加入申请"),
     "orgs.join_expired": _l("加入申请过期"),
     "orgs.registered": _l("机构注册"),
+    "orgs.realname_limited": _l("手机二要素校验次数过多, 已拒绝"),
+    "orgs.realname_abuse_alert": _l("警告: 手机二要素校验被频繁拒绝"),
     "orgs.registration_refused": _l("机构注册未成功"),
     "orgs.org_added": _l("平台添加机构"),
     "orgs.legacy_bound": _l("绑定原系统账号"),
     "orgs.legacy_bind_failed": _l("绑定原系统账号失败"),
     "orgs.legacy_imported": _l("导入原系统账号"),
     "oidc.code_issued": _l("登录应用"),
+    "oidc.code_redeemed": _l("应用使用授权码"),
     "oidc.consent": _l("授权确认"),
     "oidc.token_revoked": _l("应用撤销令牌"),
     "oidc.tokens_ended_at_logout": _l("退出登录结束应用令牌"),
@@ -82,6 +85,11 @@ OUTCOMES = {
     "wrong_secret": _l("OTP 或密钥错误"),
     "code_reused": _l("OTP 已使用过"),
     "locked": _l("错误次数过多, 已暂时锁定"),
+    "unconfirmed": _l("未通过的校验过多"),
+    "org": _l("本机构今日校验次数已满"),
+    "phone": _l("该手机号今日校验次数已满"),
+    "ip": _l("该网络校验次数过多"),
+    "alert": _l("需要关注"),
 }
 
 # "membership:3 李* 138****8000" → "李* 138****8000"; "org:5" → "".

@@ -19,6 +19,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
+from idp import db
 from idp.auth import sms_delivery
 from idp.auth.client import Client
 from idp.auth.errors import SmsCodeError, SmsCodeTriesExceededError, SmsRateLimitedError
@@ -155,6 +156,7 @@ def send_code(phone: str, *, purpose: str, client: Client, only_to_account: bool
     phone, so neither its answer nor its time tells them apart. If the delivery fails, the
     worker withdraws the code and gives the intervals back (the day's counts stay taken: they
     also bound retries against a failing gateway)."""
+    db.ensure_reachable()  # the request's audit event must be writable before a code exists
     limits = check_send_limits(phone, client)
     code = f"{secrets.randbelow(10**6):06d}"
     digest = _code_digest(phone, purpose, code)

@@ -39,6 +39,7 @@ from idp.oidc import interaction
 from idp.oidc.claims import SIGNING_ALGS
 from idp.oidc.models import Client
 from idp.oidc.server import authorization_server
+from idp.oidc.subjects import subject_for
 from idp.oidc.tokens import OFFLINE_ACCESS
 from idp.oidc.users import AuthorizedUser
 from idp.signing import published_keys
@@ -215,7 +216,7 @@ def needs_login(
     if login is None or principal is None:
         return True
     hinted = hinted_subject(pending)
-    if hinted is not None and hinted != principal.subject:
+    if hinted is not None and hinted != subject_for(pending.client, principal.subject):
         return True
     if "login" in pending.prompts and login.auth_time < pending.record.created_at:
         return True
@@ -267,6 +268,7 @@ def issue_code(
     user = AuthorizedUser.of(
         principal,
         identity,
+        client=pending.client,
         sid=login.sid,
         auth_time=login.auth_time,
         amr=tuple(login.amr),

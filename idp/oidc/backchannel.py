@@ -33,6 +33,7 @@ from idp.errors import IdpError
 from idp.identity.models import Account, Organisation
 from idp.oidc.claims import SIGNING_ALGS
 from idp.oidc.models import AuthorizationCode, Client
+from idp.oidc.subjects import subject_for
 from idp.signing import key_store
 from idp.signing.jws import encode_jwt
 
@@ -93,6 +94,8 @@ def _notices(session: Session, codes: Iterable[AuthorizationCode]) -> set[Notice
     found: set[Notice] = set()
     for code in codes:
         subject = _subject(session, code)
+        if subject is not None:
+            subject = subject_for(find_client(session, code.client_id), subject)
         if code.sid and subject:
             found.add(Notice(client_id=code.client_id, subject=subject, sid=code.sid))
     return found

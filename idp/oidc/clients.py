@@ -12,6 +12,7 @@ from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlsplit
 
+import requests
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
@@ -22,6 +23,7 @@ from idp.identity.models import ORG_TYPES
 from idp.oidc.claims import SCOPES_SUPPORTED, SIGNING_ALGS
 from idp.oidc.grants import AUTH_METHODS, SECRET_AUTH_METHODS
 from idp.oidc.models import Client, digest
+from idp.oidc.subjects import SUBJECT_TYPES
 
 GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials"}
 
@@ -106,6 +108,7 @@ KNOWN_FIELDS = (
 # The longest reuse interval a client may ask for: longer would keep a stolen, rotated
 # refresh token useful (docs/protocol.md, "Refresh-token reuse interval").
 MAX_REUSE_INTERVAL = 60
+SECTOR_TIMEOUT_SECONDS = 5
 
 
 def unknown_metadata(raw: dict[str, Any]) -> list[str]:
@@ -209,8 +212,10 @@ def _check_descriptive(metadata: dict[str, Any]) -> None:
             raise InvalidClientMetadataError(f"{field}: must be a list of strings")
     if metadata.get("application_type", "web") not in {"web", "native"}:
         raise InvalidClientMetadataError('application_type: "web" or "native"')
-    if metadata.get("subject_type", "public") != "public":
-        raise InvalidClientMetadataError('subject_type: only "public" is supported')
+    if metadata.get("subject_type", "public") not in SUBJECT_TYPES:
+        raise InvalidClientMetadataError(f"subject_type: one of {SUBJECT_TYPES}")
+    if metadata.get("subject_type") == "pairwise":
+        check_sector(metadata)
     if "jwks" in metadata and not (
         isinstance(metadata["jwks"], dict) and isinstance(metadata["jwks"].get("keys"), list)
     ):
@@ -230,6 +235,32 @@ def _check_descriptive(metadata: dict[str, Any]) -> None:
         ):
             bound = f"0 to {limit}" if limit is not None else "0 or more"
             raise InvalidClientMetadataError(f"{field}: must be a whole number of seconds, {bound}")
+
+
+def check_sector(metadata: dict[str, Any]) -> None:
+    """OIDC Core §8.1 and Registration §5: a pairwise client's redirect URIs share one host, or
+    its ``sector_identifier_uri`` lists every one of them (fetched and checked now)."""
+    redirect_uris = metadata["redirect_uris"]
+    uri = metadata.get("sector_identifier_uri")
+    if uri is None:
+        if len({urlsplit(u).hostname for u in redirect_uris}) > 1:
+            raise InvalidClientMetadataError(
+                "sector_identifier_uri: required for pairwise subjects when the redirect URIs "
+                "have more than one host"
+            )
+        return
+    try:
+        response = requests.get(uri, timeout=SECTOR_TIMEOUT_SECONDS, allow_redirects=False)
+        response.raise_for_status()
+        listed = response.json()
+    except (requests.RequestException, ValueError) as error:
+        raise InvalidClientMetadataError(
+            f"sector_identifier_uri: {uri!r} did not answer a JSON array"
+        ) from error
+    if not isinstance(listed, list) or not set(redirect_uris) <= set(listed):
+        raise InvalidClientMetadataError(
+            f"sector_identifier_uri: {uri!r} must list every redirect URI"
+        )
 
 
 def _list(metadata: dict[str, Any], field: str) -> list[Any]:
@@ -286,6 +317,11 @@ def update_client(session: Session, client_id: str, changes: dict[str, Any]) -> 
     client = get_client(session, client_id)
     if "client_id" in changes:
         raise InvalidClientMetadataError("client_id cannot be changed")
+    for field in ("subject_type", "sector_identifier_uri"):
+        if field in changes and changes[field] != client.client_metadata.get(field):
+            raise InvalidClientMetadataError(
+                f"{field} cannot be changed: every sub the client knows would change"
+            )
     metadata = validate_metadata({**client.client_metadata, **changes})
     if (metadata["token_endpoint_auth_method"] == "none") != client.is_public:
         raise InvalidClientMetadataError(

@@ -11,6 +11,7 @@ from idp.config import settings
 from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, SIGNING_ALGS
 from idp.oidc.client_assertion import ALGORITHMS as ASSERTION_ALGORITHMS
 from idp.oidc.grants import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
+from idp.oidc.subjects import SUBJECT_TYPES
 
 
 def _url(endpoint: str) -> str:
@@ -31,7 +32,7 @@ def metadata() -> dict[str, Any]:
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
-        "subject_types_supported": ["public"],
+        "subject_types_supported": SUBJECT_TYPES,
         "id_token_signing_alg_values_supported": SIGNING_ALGS,
         "userinfo_signing_alg_values_supported": ["none"],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,

@@ -88,7 +88,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
         """Claim the code: of concurrent redemptions exactly one UPDATE matches; the claim is
-        committed at once so a failed exchange cannot be retried with the same code."""
+        committed at once so a failed exchange cannot be retried with the same code. The claim
+        is audited in its own transaction: a code used up by an exchange that never answered
+        (a worker killed, a connection lost) is still on record, with the client that used it."""
         session = db.session()
         code_hash = digest(code)
         claimed = db.rowcount(
@@ -103,10 +105,14 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 .values(consumed_at=utcnow())
             )
         )
-        session.commit()
         item = session.scalar(
             select(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash)
         )
+        if claimed == 1 and item is not None:
+            audit.record(
+                "oidc.code_redeemed", actor=f"client:{client.client_id}", target=f"code:{item.id}"
+            )
+        session.commit()
         if claimed == 1:
             return item
         if item is not None and item.consumed_at is not None and item.client_id == client.client_id:
@@ -231,7 +237,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             # Kept only once the successor is stored: a parallel refresh that finds the
             # response must also find its refresh token live.
             db.session().commit()
-            refresh_grace.remember(self.request.payload.data["refresh_token"], body, interval)
+            refresh_grace.keep(self.request.payload.data["refresh_token"], body, interval)
         return status, body, headers
 
 

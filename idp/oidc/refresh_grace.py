@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import os
 import time
 from datetime import timedelta
@@ -24,7 +25,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from idp.store import store
+from idp.store import StoreUnavailableError, store
+
+logger = logging.getLogger(__name__)
 
 # How long a parallel refresh waits for the rotation it lost to be written.
 WAIT_SECONDS = 2.0
@@ -47,6 +50,17 @@ def remember(refresh_token: str, response: dict[str, Any], interval: int) -> Non
     nonce = os.urandom(12)
     sealed = _cipher(refresh_token).encrypt(nonce, json.dumps(response).encode(), None)
     store().put(_key(refresh_token), base64.b64encode(nonce + sealed), timedelta(seconds=interval))
+
+
+def keep(refresh_token: str, response: dict[str, Any], interval: int) -> None:
+    """``remember``, where the store can be reached. The successor is committed by now: an
+    unreachable store must not turn its response into an error (the client would lose the only
+    copy of a live token and, retrying, get its family revoked). Without the kept response a
+    parallel refresh of this token is treated as reuse, the rule outside the interval."""
+    try:
+        remember(refresh_token, response, interval)
+    except StoreUnavailableError as error:
+        logger.warning("refresh reuse interval not kept: store unavailable (%s)", error.detail)
 
 
 def recall(refresh_token: str, *, wait: bool) -> dict[str, Any] | None:

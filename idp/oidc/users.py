@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.identity.eligibility import still_eligible
 from idp.identity.models import Identity
 from idp.identity.principal import Principal
+from idp.oidc.models import Client
+from idp.oidc.subjects import subject_for
 
 
 @dataclass(frozen=True)
@@ -28,10 +31,13 @@ class AuthorizedUser:
     credential_version: int = 0  # of the login it comes from (idp.identity.models.Account)
 
     @classmethod
-    def of(cls, principal: Principal, identity: Identity, **login: Any) -> AuthorizedUser:
+    def of(
+        cls, principal: Principal, identity: Identity, *, client: Client | None, **login: Any
+    ) -> AuthorizedUser:
+        """The principal as ``client`` sees it (its ``sub`` is pairwise where registered so)."""
         account_id = principal.account.id if principal.account is not None else None
         return cls(
-            subject=principal.subject,
+            subject=subject_for(client, principal.subject),
             name=principal.name,
             phone=principal.phone,
             account_id=account_id,
@@ -62,6 +68,7 @@ def user_for(session: Session, row: Any) -> AuthorizedUser | None:
     return AuthorizedUser.of(
         principal,
         identity,
+        client=session.scalar(select(Client).where(Client.client_id == row.client_id)),
         sid=row.sid,
         auth_time=row.auth_time.timestamp() if row.auth_time else None,
         amr=tuple(row.amr),

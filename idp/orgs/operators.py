@@ -18,6 +18,7 @@ from datetime import datetime
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idp import audit, metrics
@@ -31,8 +32,9 @@ from idp.identity.lookup import find_account_by_phone
 from idp.identity.models import ID_MAX, Account, Membership, MembershipStatus, Organisation
 from idp.identity.phone import is_phone
 from idp.oidc.tokens import revoke_for_account
+from idp.orgs.realname_limits import Asker, limited_verdict
 from idp.pagination import Page, paginate
-from idp.realname import RealNameUnavailableError, Verdict, verifier
+from idp.realname import RealNameUnavailableError, Verdict
 from idp.security import mask_name, mask_phone
 
 ADDED = "orgs.operator_added"
@@ -207,11 +209,12 @@ def failures_audited(action: str, *, actor: str, target: str, org_id: int | None
         raise
 
 
-def check_real_name(*, name: str, phone: str) -> None:
-    """手机二要素校验. MISMATCH → ``RealNameMismatchError``; no verdict → the verifier's
-    ``RealNameUnavailableError`` (503), never a mismatch."""
+def check_real_name(*, name: str, phone: str, asker: Asker) -> None:
+    """手机二要素校验, within the limits of ``realname_limits``. MISMATCH →
+    ``RealNameMismatchError``; no verdict → the verifier's ``RealNameUnavailableError`` (503),
+    never a mismatch; over a limit → ``RealNameLimitedError`` (429) without asking the vendor."""
     try:
-        verdict = verifier().verify(name=name, phone=phone)
+        verdict = limited_verdict(asker, name=name, phone=phone)
     except RealNameUnavailableError:
         metrics.count_realname("unavailable")
         raise
@@ -328,7 +331,7 @@ def add_operator(
     target = person_target(str(name), str(phone))
     with failures_audited(ADDED, actor=actor, target=target, org_id=org.id):
         person = candidate(session, org, name=clean_name(name), phone=clean_phone(phone))
-        check_real_name(name=person.name, phone=person.phone)
+        check_real_name(name=person.name, phone=person.phone, asker=Asker(actor, org.id))
         return enrol(session, org, person, actor=actor)
 
 
@@ -364,21 +367,26 @@ def enrol(
 ) -> OperatorAdded:
     """Make ``phone`` an active operator of ``org`` once the checks have passed.
 
-    The initial password of a new account goes out first: if the gateway fails, nothing has
-    been written. An existing account's notice is queued for after the commit. A generated
-    password exists only in that SMS and as its hash."""
+    The rows are written (flushed) first: of two admins adding the same new phone at once, the
+    second waits on the first's row and is refused as "already exists" before any SMS. The
+    initial password of a new account goes out next, in this transaction: if the gateway
+    fails, the request is rolled back and nothing is kept. An existing account's notice is
+    queued for after the commit. A generated password exists only in that SMS and as its hash."""
     account, phone = person.account, person.phone
     initial = generate_initial_password() if account is None and password is None else None
+    try:
+        if account is None:
+            secret = password or initial or ""
+            account = Account(phone=phone, name=person.name, password_hash=hash_password(secret))
+            session.add(account)
+            session.flush()
+        membership = activate_membership(session, org, account, person.membership, created_by=actor)
+    except IntegrityError as error:  # the same person added at the same instant
+        raise OperatorExistsError() from error
     if initial is not None:
         send_initial_password(org, phone=phone, password=initial)
-    elif account is not None:
+    elif person.account is not None:
         send_notice(org, phone=phone)
-    if account is None:
-        secret = password or initial or ""
-        account = Account(phone=phone, name=person.name, password_hash=hash_password(secret))
-        session.add(account)
-        session.flush()
-    membership = activate_membership(session, org, account, person.membership, created_by=actor)
     audit.record(ADDED, actor=actor, target=person_target(person.name, phone), org_id=org.id)
     return OperatorAdded(
         operator=OperatorView.of(membership, account),
@@ -466,7 +474,7 @@ def update_operator(
         new_phone = clean_phone(phone) if phone is not None else account.phone
         if new_phone != account.phone:
             check_phone_change(session, org, account=account, phone=new_phone)
-            check_real_name(name=account.name, phone=new_phone)
+            check_real_name(name=account.name, phone=new_phone, asker=Asker(actor, org.id))
     changes = apply_changes(session, org, membership, phone=new_phone, status=new_status)
     audit.record(UPDATED, actor=actor, target=target, org_id=org.id, details=changes)
     return OperatorView.of(membership, account)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idp import audit
@@ -224,7 +225,12 @@ def add_identity(
         identity.registrations.append(
             IdentityRegistration(client_id=client_id, legacy_account=legacy_account)
         )
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError as error:  # the same organisation registered at the same instant
+        # The failed INSERT leaves the transaction unusable; the refusal is recorded in a new one.
+        session.rollback()
+        raise RegistrationError(_("该机构已存在, 请刷新页面后重试")) from error
     return org, identity
 
 

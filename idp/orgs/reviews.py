@@ -42,6 +42,7 @@ from idp.orgs.operators import (
     failures_audited,
     person_target,
 )
+from idp.orgs.realname_limits import Asker
 from idp.pagination import Page, paginate
 from idp.security import mask_phone
 
@@ -166,7 +167,7 @@ def submit_join_request(session: Session, *, uscc: str, name: str, phone: str) -
             raise OrgNotRegisteredError()
         expire_stale(session, org, phone=phone)
         check_applicant(session, org, name=name, phone=phone)
-        operators.check_real_name(name=name, phone=phone)
+        operators.check_real_name(name=name, phone=phone, asker=Asker(actor, org.id))
     except IdpError as error:
         org_id = org.id if org is not None else None
         audit.record(REQUESTED, actor=actor, target=target, result=error.code, org_id=org_id)

@@ -36,6 +36,9 @@ class EphemeralStore(Protocol):
         """Atomically add one and return the new count; the window ``ttl`` starts at the first
         increment and is not extended by later ones."""
 
+    def count(self, key: str) -> int:
+        """The live count ``incr`` has reached under ``key``; 0 when absent or expired."""
+
     def ttl(self, key: str) -> timedelta | None:
         """Remaining lifetime of a live key, or None."""
 

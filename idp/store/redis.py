@@ -53,6 +53,10 @@ class RedisStore:
     def incr(self, key: str, ttl: timedelta) -> int:
         return int(self._call(self._incr, keys=[self.prefix + key], args=[_ms(ttl)]))
 
+    def count(self, key: str) -> int:
+        value = self._call(self.client.get, self.prefix + key)
+        return int(value) if value is not None else 0
+
     def ttl(self, key: str) -> timedelta | None:
         remaining = self._call(self.client.pttl, self.prefix + key)
         return None if remaining is None or remaining < 0 else timedelta(milliseconds=remaining)

@@ -135,6 +135,13 @@ class SqlStore:
                 return 1
         raise StoreUnavailableError(detail=f"incr contention on {key}")
 
+    def count(self, key: str) -> int:
+        with self._transaction() as conn:
+            row = conn.execute(
+                select(TABLE.c.count).where(TABLE.c.key == key, TABLE.c.expires_at > utcnow())
+            ).first()
+        return 0 if row is None or row[0] is None else int(row[0])
+
     def ttl(self, key: str) -> timedelta | None:
         with self._transaction() as conn:
             row = conn.execute(

@@ -28,7 +28,7 @@ VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, 
 WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 # `make screenshots` sets this: every page checked is also saved there as a PNG.
 SCREENSHOTS = (
-    Path(os.environ["IDP_SCREENSHOTS_DIR"]) if os.environ.get("IDP_SCREENSHOTS_DIR") else None
+    Path(os.environ["IDP_TEST_SCREENSHOTS_DIR"]) if os.environ.get("IDP_TEST_SCREENSHOTS_DIR") else None
 )
 
 ANONYMOUS = [

@@ -227,6 +227,17 @@ def test_incr_counts_from_one_per_key(store: EphemeralStore) -> None:
     assert remaining is not None and remaining <= LONG
 
 
+def test_count_reads_what_incr_reached_without_changing_it(store: EphemeralStore) -> None:
+    assert store.count("never") == 0
+    store.incr("counted", timedelta(seconds=30))
+    store.incr("counted", timedelta(seconds=30))
+
+    assert store.count("counted") == 2
+    assert store.count("counted") == 2
+    store.delete("counted")
+    assert store.count("counted") == 0
+
+
 def test_incr_is_atomic_under_concurrency(store: EphemeralStore) -> None:
     per_thread = 25
 

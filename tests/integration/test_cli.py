@@ -350,7 +350,7 @@ def test_clients_add_keeps_standard_metadata_and_ignores_unknown_with_a_warning(
     ("field", "value", "message"),
     [
         ("application_type", "desktop", 'application_type: "web" or "native"'),
-        ("subject_type", "pairwise", 'subject_type: only "public" is supported'),
+        ("subject_type", "secret", "subject_type: one of ['public', 'pairwise']"),
         ("logo_uri", "javascript:alert(1)", "logo_uri: 'javascript:alert(1)' must be an absolute"),
         ("contacts", "it@rp.example", "contacts: must be a list"),
         ("default_max_age", -1, "default_max_age: must be a whole number of seconds"),

@@ -112,3 +112,52 @@ def test_the_pin_is_not_in_the_settings_repr(instance: dict[str, str]) -> None:
 
     assert settings.pkcs11_pin == "864202"
     assert "864202" not in repr(settings)
+
+
+# --- unknown and retired variables; development mode stays on this machine -------------------
+
+
+@pytest.mark.parametrize(
+    ("variable", "message"),
+    [
+        ("IDP_DEVMODE", "IDP_DEVMODE is not a setting (did you mean IDP_DEV_MODE?)"),
+        ("IDP_SMS_BAKEND", "IDP_SMS_BAKEND is not a setting (did you mean IDP_SMS_BACKEND?)"),
+        ("IDP_FROBNICATE", "IDP_FROBNICATE is not a setting"),
+        ("IDP_TRUST_PROXY", "IDP_TRUST_PROXY was replaced by IDP_TRUSTED_PROXIES"),
+    ],
+)
+def test_an_unknown_or_retired_variable_is_refused_with_the_closest_setting(
+    instance: dict[str, str], variable: str, message: str
+) -> None:
+    with pytest.raises(
+        ConfigError, match=message.replace("?", r"\?").replace("(", r"\(").replace(")", r"\)")
+    ):
+        Settings.from_env(instance | {variable: "0"})
+
+
+def test_the_test_suites_own_variables_are_not_settings(instance: dict[str, str]) -> None:
+    settings = Settings.from_env(instance | {"IDP_TEST_REQUIRE_ALL": "1"})
+
+    assert settings.dev_mode is True
+
+
+@pytest.mark.parametrize("issuer", ["http://192.168.1.20:5000", "https://login.example.gov.cn"])
+def test_development_mode_refuses_an_issuer_others_could_reach(
+    instance: dict[str, str], issuer: str
+) -> None:
+    with pytest.raises(ConfigError, match="IDP_ISSUER must be a loopback URL"):
+        Settings.from_env(instance | {"IDP_ISSUER": issuer})
+
+
+@pytest.mark.parametrize(
+    "issuer", ["http://127.0.0.1:5000", "http://localhost", "http://[::1]:8080"]
+)
+def test_development_mode_accepts_loopback_issuers(instance: dict[str, str], issuer: str) -> None:
+    assert Settings.from_env(instance | {"IDP_ISSUER": issuer}).issuer == issuer
+
+
+def test_trusted_proxies_must_be_addresses_or_networks(instance: dict[str, str]) -> None:
+    with pytest.raises(
+        ConfigError, match=r"IDP_TRUSTED_PROXIES: not an address or network: 'proxy\.lan'"
+    ):
+        Settings.from_env(instance | {"IDP_TRUSTED_PROXIES": "10.0.0.5, proxy.lan"})

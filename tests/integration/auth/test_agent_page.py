@@ -14,7 +14,7 @@ from clients.ukey_agent.stamp import read_stamp
 from idp.auth.cert import errors as cert_errors
 from tests.integration.auth import test_login_page
 
-ISSUER = "https://login.example.cn"
+ISSUER = "https://localhost:8443"
 english = test_login_page.english  # the English catalog fixture
 WINDOWS = "ukey-agent-windows-x64.exe"
 LINUX = "ukey-agent-linux-x86_64"
@@ -60,7 +60,7 @@ def test_the_download_is_the_file_stamped_with_the_issuers_origin(client, tmp_pa
     saved = tmp_path / "saved.exe"
     saved.write_bytes(body)
     assert read_stamp(saved) == {
-        "allowed_origins": ["https://login.example.cn"],
+        "allowed_origins": ["https://localhost:8443"],
         "port": 17443,
         "v": 1,
     }

@@ -162,7 +162,7 @@ def test_requests_per_ip_are_limited(app, outbox, operator):
         "retry_after": 3600,
     }
     other_ip = app.test_client()
-    other_ip.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+    other_ip.environ_base["REMOTE_ADDR"] = "127.0.2.7"
     assert ask_code(other_ip, "13700137003").status_code == 200
     assert [m["phone"] for m in outbox.messages()] == [operator.phone]
 

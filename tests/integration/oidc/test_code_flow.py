@@ -67,3 +67,39 @@ def test_full_code_flow_issues_role_scoped_id_token(client, outbox, operator, rp
     assert info.status_code == 200
     assert info.json["sub"] == operator.subject
     assert info.json["phone_number"] == "+8613800138000"
+
+
+def test_a_code_claimed_by_an_exchange_that_then_fails_is_on_record(client, rp, logged_in):
+    """The claim is committed before the tokens are issued; its audit event goes with it, so a
+    code used up by an exchange that failed afterwards (here: a wrong PKCE verifier; in
+    production also a worker killed mid-exchange) is still on record with its client."""
+    from sqlalchemy import select
+
+    from idp import db
+    from idp.audit.models import AuditEvent
+    from idp.oidc.models import AuthorizationCode
+
+    pkce = Pkce.new()
+    params = authorize_params(rp.client_id, pkce)
+    code = follow_to_code(client, params)["code"]
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": params["redirect_uri"],
+    }
+
+    failed = token_request(client, {**data, "code_verifier": Pkce.new().verifier}, auth=rp.auth)
+    retried = token_request(client, {**data, "code_verifier": pkce.verifier}, auth=rp.auth)
+
+    assert (failed.status_code, failed.json["error"]) == (400, "invalid_grant")
+    assert (retried.status_code, retried.json["error"]) == (400, "invalid_grant")
+    (claimed,) = db.session().scalars(select(AuthorizationCode)).all()
+    events = db.session().execute(
+        select(AuditEvent.action, AuditEvent.actor, AuditEvent.target)
+        .where(AuditEvent.action.in_(["oidc.code_redeemed", "oidc.code_reused"]))
+        .order_by(AuditEvent.id)
+    )
+    assert [tuple(e) for e in events] == [
+        ("oidc.code_redeemed", f"client:{rp.client_id}", f"code:{claimed.id}"),
+        ("oidc.code_reused", f"client:{rp.client_id}", f"code:{claimed.id}"),
+    ]

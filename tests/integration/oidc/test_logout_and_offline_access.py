@@ -15,9 +15,14 @@ from tests.flows import (
     follow_to_code,
     login,
     query_of,
-    token_request,
 )
-from tests.integration.oidc.helpers import audit_count, live_tokens, refresh, userinfo_status
+from tests.integration.oidc.helpers import (
+    audit_count,
+    live_tokens,
+    redeem,
+    refresh,
+    userinfo_status,
+)
 
 OFFLINE = {
     "client_name": "维修资金移动端",
@@ -33,17 +38,8 @@ def log_out(client) -> None:
     assert response.status_code == 200
 
 
-def redeem(client, rp, params, pkce, result):
-    response = token_request(
-        client,
-        {
-            "grant_type": "authorization_code",
-            "code": result["code"],
-            "redirect_uri": params["redirect_uri"],
-            "code_verifier": pkce.verifier,
-        },
-        auth=rp.auth,
-    )
+def redeemed(client, rp, pkce, result) -> dict:
+    response = redeem(client, rp, result["code"], pkce.verifier)
     assert response.status_code == 200, response.text
     return response.json
 
@@ -68,7 +64,7 @@ def test_logout_ends_the_sessions_tokens_at_every_relying_party(client, app, rp,
     mine = issue_tokens()
     pkce = Pkce.new()
     params = authorize_params(other.client_id, pkce)
-    theirs = redeem(client, other, params, pkce, follow_to_code(client, params))
+    theirs = redeemed(client, other, pkce, follow_to_code(client, params))
     assert live_tokens() == 2
 
     log_out(client)
@@ -87,16 +83,7 @@ def test_a_code_issued_before_logout_redeems_to_nothing(client, rp, logged_in):
 
     log_out(client)
 
-    response = token_request(
-        client,
-        {
-            "grant_type": "authorization_code",
-            "code": result["code"],
-            "redirect_uri": REDIRECT_URI,
-            "code_verifier": pkce.verifier,
-        },
-        auth=rp.auth,
-    )
+    response = redeem(client, rp, result["code"], pkce.verifier)
     assert response.status_code == 400 and response.json["error"] == "invalid_grant"
     assert live_tokens() == 0
 
@@ -120,7 +107,7 @@ def test_offline_access_asks_consent_and_outlives_the_logout(client, app, logged
     pkce = Pkce.new()
     params = authorize_params(rp.client_id, pkce, scope="openid offline_access")
 
-    tokens = redeem(client, rp, params, pkce, through_consent(client, params))
+    tokens = redeemed(client, rp, pkce, through_consent(client, params))
     assert "offline_access" in tokens["scope"].split()
 
     log_out(client)

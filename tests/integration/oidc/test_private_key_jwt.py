@@ -5,10 +5,8 @@ replayed ``jti`` are refused with ``invalid_client``."""
 from __future__ import annotations
 
 import secrets
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -19,6 +17,7 @@ from idp import db
 from idp.oidc.clients import InvalidClientMetadataError, register_client
 from tests.conftest import ISSUER
 from tests.flows import token_request
+from tests.loopback import JsonServer
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 TOKEN_URL = ISSUER + "/oauth/token"
@@ -145,36 +144,10 @@ def test_a_secret_is_no_way_in_for_a_key_client(client, client_id):
     assert response.status_code == 401 and response.json["error"] == "invalid_client"
 
 
-class JwksServer:
-    """A client's jwks_uri on loopback."""
-
-    def __init__(self, keys: dict[str, Any]) -> None:
-        import json
-
-        body = json.dumps(keys).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/jwks.json"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
-def jwks_server(key) -> Iterator[JwksServer]:
-    server = JwksServer({"keys": [key.as_dict(private=False)]})
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
+def jwks_server(key) -> Iterator[JsonServer]:
+    with JsonServer({"keys": [key.as_dict(private=False)]}) as server:
+        yield server
 
 
 def test_keys_can_come_from_the_clients_jwks_uri(client, app, key, jwks_server):

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, g
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -146,7 +146,7 @@ def test_phones_and_names_are_masked_in_any_line(app: Flask, lines: Lines) -> No
 class TestBehindATrustedProxy:
     @pytest.fixture
     def settings_overrides(self) -> dict[str, object]:
-        return {"trust_proxy": True}
+        return {"trusted_proxies": "127.0.0.1"}  # the test client's address
 
     def test_a_sane_incoming_request_id_is_kept(
         self, client: FlaskClient, outbox: Any, operator: Any, lines: Lines
@@ -172,6 +172,15 @@ def test_without_a_trusted_proxy_the_incoming_id_is_ignored(client: FlaskClient)
     assert response.headers["X-Request-ID"] != INCOMING_ID
 
 
+@pytest.mark.parametrize("settings_overrides", [{"trusted_proxies": "10.0.0.5"}])
+def test_from_a_peer_that_is_not_the_trusted_proxy_the_incoming_id_is_ignored(
+    client: FlaskClient,
+) -> None:
+    response = client.get("/login", headers={"X-Request-ID": INCOMING_ID})
+
+    assert response.headers["X-Request-ID"] != INCOMING_ID
+
+
 class TestTextFormat:
     @pytest.fixture
     def settings_overrides(self) -> dict[str, object]:
@@ -184,3 +193,15 @@ class TestTextFormat:
         assert line.endswith(
             f"INFO idp.access [{response.headers['X-Request-ID']}] GET auth.login 200"
         )
+
+
+def test_another_apps_requests_get_no_request_id(app: Flask, lines: Lines) -> None:
+    """A Flask app beside the provider in one process (a relying party in the tests) logs
+    through the same handler; its lines carry no id and get none made up."""
+    other = Flask("other")
+    with other.test_request_context("/"):
+        logging.getLogger("other").warning("callback refused")
+        assert "request_id" not in g
+
+    (line,) = lines.all()
+    assert line["request_id"] == "-"

@@ -24,7 +24,8 @@ from tests.flows import (
     token_request,
 )
 
-OUTSIDE = {"REMOTE_ADDR": "203.0.113.5"}
+# Not in the default 127.0.0.1/32, yet loopback: development mode answers loopback clients only.
+OUTSIDE = {"REMOTE_ADDR": "127.0.113.5"}
 TOKEN = "scrape-token-0123456789abcdef"
 
 
@@ -139,7 +140,7 @@ def test_the_bearer_token_is_let_in_from_anywhere(client: FlaskClient) -> None:
 class TestConfiguredNetworks:
     @pytest.fixture
     def settings_overrides(self) -> dict[str, object]:
-        return {"metrics_networks": "203.0.113.0/24"}
+        return {"metrics_networks": "127.0.113.0/24"}
 
     def test_a_configured_network_is_let_in_and_loopback_no_longer(
         self, client: FlaskClient
