@@ -98,11 +98,12 @@ class TextFormatter(logging.Formatter):
 
 
 class RequestIdFilter(logging.Filter):
-    """Adds the request id to every record logged during a request."""
+    """Adds the request id to every record logged during one of the provider's requests (never
+    makes one: another Flask app in the process, such as a test's relying party, has none)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if "request_id" not in vars(record):
-            record.request_id = request_id() or "-"
+            record.request_id = g.get("request_id", "-") if has_request_context() else "-"
         return True
 
 

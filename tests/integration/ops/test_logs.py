@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, g
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
@@ -193,3 +193,15 @@ class TestTextFormat:
         assert line.endswith(
             f"INFO idp.access [{response.headers['X-Request-ID']}] GET auth.login 200"
         )
+
+
+def test_another_apps_requests_get_no_request_id(app: Flask, lines: Lines) -> None:
+    """A Flask app beside the provider in one process (a relying party in the tests) logs
+    through the same handler; its lines carry no id and get none made up."""
+    other = Flask("other")
+    with other.test_request_context("/"):
+        logging.getLogger("other").warning("callback refused")
+        assert "request_id" not in g
+
+    (line,) = lines.all()
+    assert line["request_id"] == "-"
