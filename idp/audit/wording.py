@@ -74,7 +74,7 @@ OUTCOMES = {
     "same_successor": _l("返回同一新令牌"),
     "revoked": _l("授权已撤销"),
     "expired": _l("已过期"),
-    "no_account": _l("手机号无可用账户"),
+    "no_account": _l("手机号无账户"),
     "already_bound": _l("该账号已被绑定"),
     "unknown_account": _l("原系统账号不存在"),
     "mismatch": _l("原系统账号与本机构不符"),

@@ -12,6 +12,7 @@ from idp.auth import sms_codes
 from idp.auth.client import Client
 from idp.auth.credentials import credentials_changed
 from idp.auth.errors import (
+    AccountDeletedError,
     AccountLockedError,
     AccountUnusableError,
     LoginFailedError,
@@ -24,7 +25,7 @@ from idp.db import utcnow
 from idp.errors import IdpError
 from idp.identity.eligibility import has_active_membership
 from idp.identity.lookup import find_account_by_phone
-from idp.identity.models import Account
+from idp.identity.models import Account, MembershipStatus
 from idp.security import mask_phone
 from idp.sms import SmsError, gateway
 from idp.sms.messages import render_message
@@ -66,7 +67,8 @@ def _count_attempt(phone: str, *, field: str = "password") -> None:
     "验证码错误次数过多" unreachable behind the lockout."""
     window = timedelta(seconds=settings().lockout_seconds)
     if store().incr(_attempts_key(phone), window) > settings().lockout_threshold:
-        raise AccountLockedError(field=field)
+        remaining = store().ttl(_attempts_key(phone)) or window
+        raise AccountLockedError.until(utcnow() + remaining, field=field)
 
 
 def _count_network_attempt(phone: str, client: Client) -> None:
@@ -94,19 +96,30 @@ def authenticate_operator(
             or account is None
         ):
             raise LoginFailedError()
-        if not has_active_membership(session, account.id):
-            raise AccountUnusableError()
+        store().delete(_attempts_key(phone))
+        check_usable(session, account)
         sms_codes.consume_code(phone, purpose=LOGIN_PURPOSE, client=client)
     except LoginFailedError as error:
         audit.record("auth.login_failed", actor=mask_phone(phone), result=error.code)
         raise
-    store().delete(_attempts_key(phone))
     sms_codes.remember_browser(phone, client)
     if needs_rehash(account.password_hash):
         rehash_unless_changed(account, password)
     account.last_login_at = utcnow()
     audit.record("auth.login_succeeded", actor=mask_phone(phone), target=f"account:{account.id}")
     return account
+
+
+def check_usable(session: Session, account: Account) -> None:
+    """Say why an account cannot log in, to the person who proved its phone and password:
+    停用 while an organisation only disabled it (its admin can enable it again), 删除 when
+    every membership was deleted."""
+    if has_active_membership(session, account.id):
+        return
+    statuses = {membership.status for membership in account.memberships}
+    if MembershipStatus.DISABLED in statuses:
+        raise AccountUnusableError()
+    raise AccountDeletedError()
 
 
 def change_password(session: Session, account: Account, *, current: str, new: str) -> int:
