@@ -52,7 +52,7 @@ def request_login_code(*, phone: str, client: Client) -> None:
     audit.record("auth.sms_code_requested", actor=mask_phone(phone))
 
 
-def _attempts_key(phone: str) -> str:
+def attempts_key(phone: str) -> str:
     return f"login:attempts:{phone}"
 
 
@@ -66,12 +66,12 @@ def _count_attempt(phone: str, *, field: str = "password") -> None:
     would let anyone who knows a phone number lock its account, and would make
     "验证码错误次数过多" unreachable behind the lockout."""
     window = timedelta(seconds=settings().lockout_seconds)
-    if store().incr(_attempts_key(phone), window) > settings().lockout_threshold:
-        remaining = store().ttl(_attempts_key(phone)) or window
+    if store().incr(attempts_key(phone), window) > settings().lockout_threshold:
+        remaining = store().ttl(attempts_key(phone)) or window
         raise AccountLockedError.until(utcnow() + remaining, field=field)
 
 
-def _count_network_attempt(phone: str, client: Client) -> None:
+def count_network_attempt(phone: str, client: Client) -> None:
     """Count a login attempt of this network across phones, before anything is checked, so one
     network cannot try codes and passwords on many phones. A browser that has logged in as
     ``phone`` before is exempt: a busy shared address (carrier NAT) does not stop the owner."""
@@ -87,7 +87,7 @@ def authenticate_operator(
 ) -> Account:
     """Check phone, password and SMS code; raise a ``LoginFailedError`` subclass otherwise."""
     try:
-        _count_network_attempt(phone, client)
+        count_network_attempt(phone, client)
         sms_codes.check_code(phone, purpose=LOGIN_PURPOSE, code=sms_code, client=client)
         _count_attempt(phone)
         account = find_account_by_phone(session, phone)
@@ -96,7 +96,7 @@ def authenticate_operator(
             or account is None
         ):
             raise LoginFailedError()
-        store().delete(_attempts_key(phone))
+        store().delete(attempts_key(phone))
         check_usable(session, account)
         sms_codes.consume_code(phone, purpose=LOGIN_PURPOSE, client=client)
     except LoginFailedError as error:
@@ -173,7 +173,7 @@ def check_current_password(account: Account, password: str) -> None:
             "auth.password_change_failed", actor=mask_phone(account.phone), result=error.code
         )
         raise
-    store().delete(_attempts_key(account.phone))
+    store().delete(attempts_key(account.phone))
 
 
 def rehash_unless_changed(account: Account, password: str) -> None:
