@@ -11,6 +11,7 @@ from idp.auth import (
     agent_dist,
     agent_help,
     cert_login,
+    continuation,
     password_reset,
     service,
     session,
@@ -118,6 +119,7 @@ def cert_login_submit() -> tuple[str, int] | BaseResponse:
             cert_error=str(error.message),
         )
     if login.org_id is None or not has_registrations(db.session(), login.org_id):
+        continuation.wait_for_registration(interaction_id())
         return redirect(url_for("orgs.register"))
     if interaction_id():
         return redirect(url_for("oidc.resume", interaction=interaction_id()))

@@ -455,6 +455,21 @@ def test_login_sends_code_flow_with_pkce_s256_and_nonce(rp: FlaskClient, op: Fak
     assert params["nonce"] and params["state"]
 
 
+def test_home_offers_organisation_registration_as_prompt_create(
+    rp: FlaskClient, op: FakeProvider
+) -> None:
+    home = rp.get("/").get_data(as_text=True)
+    assert text_of(home, "register-button") == "维修资金业务办理组织机构注册"
+
+    response = rp.get("/register")
+
+    assert response.status_code == 302
+    params = query(response.headers["Location"])
+    assert params["prompt"] == "create"
+    assert params["code_challenge_method"] == "S256" and params["state"]
+    assert "prompt" not in query(rp.get("/login").headers["Location"])
+
+
 def test_login_shows_name_org_and_role(rp: FlaskClient, op: FakeProvider) -> None:
     callback = log_in(rp, op)
 
