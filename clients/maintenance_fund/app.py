@@ -51,6 +51,13 @@ def login() -> ResponseReturnValue:
     return oidc.start_login(config, login_request)
 
 
+@bp.get("/register")
+def register() -> ResponseReturnValue:
+    """维修资金业务办理组织机构注册: the provider's UKey login and registration wizard, which end
+    back here logged in (the authorization request waits while the organisation registers)."""
+    return oidc.start_login(oidc.current_config(), oidc.LoginRequest(register=True))
+
+
 @bp.get("/callback")
 def callback() -> ResponseReturnValue:
     """Finish the code flow; on any failure show why and keep nothing."""

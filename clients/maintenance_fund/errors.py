@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-# Messages for the error codes a provider sends back (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6),
-# plus the codes this app raises itself.
+# A sentence for every error code a provider sends back (RFC 6749 §4.1.2.1 and §5.2, OIDC Core
+# §3.1.2.6), plus the codes this app raises itself. The page shows the sentence and the code;
+# the provider's error_description is technical and goes to the log only.
 MESSAGES: dict[str, str] = {
-    "access_denied": "登录请求被拒绝:您取消了登录,或统一认证登录平台拒绝了本次请求。",
+    "access_denied": "您已取消登录，或您选择的身份不能使用本系统。如需继续，请重新登录。",
     "login_required": "统一认证登录平台要求您先登录。",
     "interaction_required": "统一认证登录平台需要您进行操作后才能继续。",
     "consent_required": "统一认证登录平台需要您的授权同意。",
@@ -13,6 +14,13 @@ MESSAGES: dict[str, str] = {
     "invalid_request": "登录请求无效。",
     "invalid_scope": "请求的权限范围无效。",
     "unauthorized_client": "本系统未获准使用该登录方式。",
+    "unsupported_response_type": "统一认证登录平台不支持本系统的登录方式，请联系本系统管理员。",
+    "invalid_request_uri": "登录请求无效，请重新登录。",
+    "invalid_request_object": "登录请求无效，请重新登录。",
+    "request_not_supported": "统一认证登录平台不支持本系统的登录请求，请联系本系统管理员。",
+    "request_uri_not_supported": "统一认证登录平台不支持本系统的登录请求，请联系本系统管理员。",
+    "registration_not_supported": "统一认证登录平台不支持本系统的登录请求，请联系本系统管理员。",
+    "unsupported_grant_type": "统一认证登录平台不支持本系统的令牌请求，请联系本系统管理员。",
     "invalid_client": "统一认证登录平台无法识别本系统(客户端认证失败)。",
     "invalid_grant": "登录已失效,需要重新登录。",
     "server_error": "统一认证登录平台内部错误,请稍后再试。",

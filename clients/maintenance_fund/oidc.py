@@ -38,6 +38,7 @@ class LoginRequest:
 
     login_hint: str | None = None
     next_url: str | None = None
+    register: bool = False  # 机构注册: prompt=create, the provider's UKey login and wizard
 
 
 def current_config() -> Config:
@@ -126,6 +127,10 @@ def start_login(config: Config, login_request: LoginRequest) -> Response:
     if login_request.next_url:
         session[NEXT_KEY] = login_request.next_url
     extra = {"login_hint": login_request.login_hint} if login_request.login_hint else {}
+    if login_request.register:
+        # Initiating User Registration via OpenID Connect 1.0: the provider shows the UKey login
+        # and, for an organisation not yet registered, the registration wizard, then returns here.
+        extra["prompt"] = "create"
     response: Response = idp_client().authorize_redirect(redirect_uri=config.redirect_uri, **extra)
     return response
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from idp.errors import IdpError
+
+LOCAL_TIME = ZoneInfo("Asia/Shanghai")  # the time the person's clock shows
 
 
 class LoginFailedError(IdpError):
@@ -19,6 +25,12 @@ class AccountLockedError(LoginFailedError):
     status = 429
     message = _l("密码错误次数过多, 账户已锁定, 请稍后再试")
 
+    @classmethod
+    def until(cls, end: datetime, *, field: str) -> AccountLockedError:
+        """The lock with its end time, as the person's clock shows it (Asia/Shanghai)."""
+        local = end.astimezone(LOCAL_TIME).strftime("%H:%M")
+        return cls(_("密码错误次数过多，账户已锁定，请于 %(time)s 后再试", time=local), field=field)
+
 
 class TooManyLoginAttemptsError(LoginFailedError):
     """Too many login attempts from one network, across phones; says nothing about the phone."""
@@ -29,9 +41,16 @@ class TooManyLoginAttemptsError(LoginFailedError):
 
 
 class AccountUnusableError(LoginFailedError):
+    """No active membership left: said only to someone who proved the phone and the password."""
+
     code = "account_disabled"
     status = 403
-    message = _l("账户已停用, 请联系企业管理员")
+    message = _l("账户已停用，请联系本单位管理员")
+
+
+class AccountDeletedError(AccountUnusableError):
+    code = "account_deleted"
+    message = _l("账户已删除，请联系本单位管理员")
 
 
 class SmsCodeError(LoginFailedError):

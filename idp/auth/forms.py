@@ -14,17 +14,37 @@ phone_validators = [
     Regexp(PHONE_PATTERN, message=_l("请输入 11 位手机号")),
 ]
 
+sms_code_validators = [
+    DataRequired(message=_l("请输入验证码")),
+    Regexp(r"^[0-9]{6}\Z", message=_l("验证码为 6 位数字")),
+]
+
 
 class OperatorLoginForm(FlaskForm):
     phone = StringField(_l("手机号"), validators=phone_validators)
     password = PasswordField(
         _l("密码"), validators=[DataRequired(message=_l("请输入密码")), Length(max=128)]
     )
-    sms_code = StringField(
-        _l("短信验证码"),
+    sms_code = StringField(_l("短信验证码"), validators=sms_code_validators)
+    interaction = HiddenField()
+
+
+class PasswordResetForm(FlaskForm):
+    """忘记密码: the phone and its code, the name on record, the new password twice."""
+
+    phone = StringField(_l("手机号"), validators=phone_validators)
+    sms_code = StringField(_l("短信验证码"), validators=sms_code_validators)
+    name = StringField(
+        _l("姓名"), validators=[DataRequired(message=_l("请输入姓名")), Length(max=100)]
+    )
+    new_password = PasswordField(
+        _l("新密码"), validators=[DataRequired(message=_l("请输入新密码")), Length(max=128)]
+    )
+    confirm_password = PasswordField(
+        _l("确认新密码"),
         validators=[
-            DataRequired(message=_l("请输入验证码")),
-            Regexp(r"^[0-9]{6}\Z", message=_l("验证码为 6 位数字")),
+            DataRequired(message=_l("请再次输入新密码")),
+            EqualTo("new_password", message=_l("两次输入的密码不一致")),
         ],
     )
     interaction = HiddenField()

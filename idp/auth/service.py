@@ -12,6 +12,7 @@ from idp.auth import sms_codes
 from idp.auth.client import Client
 from idp.auth.credentials import credentials_changed
 from idp.auth.errors import (
+    AccountDeletedError,
     AccountLockedError,
     AccountUnusableError,
     LoginFailedError,
@@ -24,7 +25,7 @@ from idp.db import utcnow
 from idp.errors import IdpError
 from idp.identity.eligibility import has_active_membership
 from idp.identity.lookup import find_account_by_phone
-from idp.identity.models import Account
+from idp.identity.models import Account, MembershipStatus
 from idp.security import mask_phone
 from idp.sms import SmsError, gateway
 from idp.sms.messages import render_message
@@ -51,7 +52,7 @@ def request_login_code(*, phone: str, client: Client) -> None:
     audit.record("auth.sms_code_requested", actor=mask_phone(phone))
 
 
-def _attempts_key(phone: str) -> str:
+def attempts_key(phone: str) -> str:
     return f"login:attempts:{phone}"
 
 
@@ -65,11 +66,12 @@ def _count_attempt(phone: str, *, field: str = "password") -> None:
     would let anyone who knows a phone number lock its account, and would make
     "验证码错误次数过多" unreachable behind the lockout."""
     window = timedelta(seconds=settings().lockout_seconds)
-    if store().incr(_attempts_key(phone), window) > settings().lockout_threshold:
-        raise AccountLockedError(field=field)
+    if store().incr(attempts_key(phone), window) > settings().lockout_threshold:
+        remaining = store().ttl(attempts_key(phone)) or window
+        raise AccountLockedError.until(utcnow() + remaining, field=field)
 
 
-def _count_network_attempt(phone: str, client: Client) -> None:
+def count_network_attempt(phone: str, client: Client) -> None:
     """Count a login attempt of this network across phones, before anything is checked, so one
     network cannot try codes and passwords on many phones. A browser that has logged in as
     ``phone`` before is exempt: a busy shared address (carrier NAT) does not stop the owner."""
@@ -85,7 +87,7 @@ def authenticate_operator(
 ) -> Account:
     """Check phone, password and SMS code; raise a ``LoginFailedError`` subclass otherwise."""
     try:
-        _count_network_attempt(phone, client)
+        count_network_attempt(phone, client)
         sms_codes.check_code(phone, purpose=LOGIN_PURPOSE, code=sms_code, client=client)
         _count_attempt(phone)
         account = find_account_by_phone(session, phone)
@@ -94,19 +96,30 @@ def authenticate_operator(
             or account is None
         ):
             raise LoginFailedError()
-        if not has_active_membership(session, account.id):
-            raise AccountUnusableError()
+        store().delete(attempts_key(phone))
+        check_usable(session, account)
         sms_codes.consume_code(phone, purpose=LOGIN_PURPOSE, client=client)
     except LoginFailedError as error:
         audit.record("auth.login_failed", actor=mask_phone(phone), result=error.code)
         raise
-    store().delete(_attempts_key(phone))
     sms_codes.remember_browser(phone, client)
     if needs_rehash(account.password_hash):
         rehash_unless_changed(account, password)
     account.last_login_at = utcnow()
     audit.record("auth.login_succeeded", actor=mask_phone(phone), target=f"account:{account.id}")
     return account
+
+
+def check_usable(session: Session, account: Account) -> None:
+    """Say why an account cannot log in, to the person who proved its phone and password:
+    停用 while an organisation only disabled it (its admin can enable it again), 删除 when
+    every membership was deleted."""
+    if has_active_membership(session, account.id):
+        return
+    statuses = {membership.status for membership in account.memberships}
+    if MembershipStatus.DISABLED in statuses:
+        raise AccountUnusableError()
+    raise AccountDeletedError()
 
 
 def change_password(session: Session, account: Account, *, current: str, new: str) -> int:
@@ -160,7 +173,7 @@ def check_current_password(account: Account, password: str) -> None:
             "auth.password_change_failed", actor=mask_phone(account.phone), result=error.code
         )
         raise
-    store().delete(_attempts_key(account.phone))
+    store().delete(attempts_key(account.phone))
 
 
 def rehash_unless_changed(account: Account, password: str) -> None:

@@ -192,6 +192,9 @@ def check_code(phone: str, *, purpose: str, code: str, client: Client) -> None:
     expected = json.loads(raw)["digest"]
     if not hmac.compare_digest(expected, _code_digest(phone, purpose, code)):
         raise SmsCodeError()
+    # The right code gives its tries back: a login that then stops at the lock or at the
+    # account's state must not turn into "验证码错误次数过多" when the person tries again.
+    store().delete(tries_key(phone, purpose, client))
 
 
 def consume_code(phone: str, *, purpose: str, client: Client) -> None:

@@ -28,7 +28,6 @@ from huey.api import Task, TaskWrapper
 from redis import RedisError
 
 from idp import audit, db, metrics
-from idp.identity.eligibility import has_active_membership
 from idp.identity.lookup import find_account_by_phone
 from idp.sealing import seal, unseal
 from idp.security import mask_phone
@@ -66,7 +65,7 @@ class Delivery:
     purpose: str
     params: dict[str, str]
     org_id: int | None = None
-    only_to_account: bool = False  # login codes: only a phone with a usable account gets one
+    only_to_account: bool = False  # login codes: only a phone with an account gets one
     withdrawal: Withdrawal | None = None
     not_after: float | None = None  # epoch seconds; later the message is pointless
 
@@ -167,13 +166,14 @@ def deliver(sealed: str, *, retries_left: int) -> None:
 
 def reason_not_to_send(delivery: Delivery) -> str:
     """Why ``delivery`` is pointless now ("" when it is not): a code that has expired, or a
-    login code for a phone without a usable account (decided here, not in the request)."""
+    login code for a phone without an account (decided here, not in the request).
+
+    A disabled or deleted account still gets its code: after the code and the password the
+    login tells its owner why it cannot go on, instead of a code that never arrives."""
     if delivery.not_after is not None and time.time() > delivery.not_after:
         return "expired"
-    if delivery.only_to_account:
-        account = find_account_by_phone(db.session(), delivery.phone)
-        if account is None or not has_active_membership(db.session(), account.id):
-            return "no_account"
+    if delivery.only_to_account and find_account_by_phone(db.session(), delivery.phone) is None:
+        return "no_account"
     return ""
 
 

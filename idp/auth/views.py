@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp import audit, db
-from idp.auth import agent_dist, agent_help, cert_login, service, session, sms_requests
+from idp import audit, db, web
+from idp.auth import (
+    agent_dist,
+    agent_help,
+    cert_login,
+    continuation,
+    password_reset,
+    service,
+    session,
+    sms_requests,
+)
 from idp.auth.cert.errors import CertificateLoginError
 from idp.auth.client import current_client, ensure_browser_id
 from idp.auth.errors import LoginFailedError
-from idp.auth.forms import OperatorLoginForm, PasswordChangeForm
+from idp.auth.forms import OperatorLoginForm, PasswordChangeForm, PasswordResetForm
 from idp.config import settings
+from idp.errors import IdpError
 from idp.identity.eligibility import has_registrations, load_principal
 from idp.identity.models import Account
 from idp.web import render_error
@@ -109,6 +119,7 @@ def cert_login_submit() -> tuple[str, int] | BaseResponse:
             cert_error=str(error.message),
         )
     if login.org_id is None or not has_registrations(db.session(), login.org_id):
+        continuation.wait_for_registration(interaction_id())
         return redirect(url_for("orgs.register"))
     if interaction_id():
         return redirect(url_for("oidc.resume", interaction=interaction_id()))
@@ -196,6 +207,53 @@ def finish_password_change(login: session.LoginSession, account: Account, versio
     db.session().commit()
     session.restamp(login, version)
     service.notify_password_changed(account)
+
+
+@bp.route("/password/forgot", methods=["GET", "POST"])
+def forgot_password() -> tuple[str, int] | BaseResponse:
+    """忘记密码: phone and SMS code, the name on record, a new password; then the login page."""
+    form = PasswordResetForm()
+    error, status = "", 200
+    if request.method == "GET":
+        form.phone.data = request.args.get("phone", "")[:11]
+        form.interaction.data = interaction_id()
+        ensure_browser_id()
+    elif form.validate_on_submit():
+        try:
+            account = password_reset.reset_password(
+                db.session(),
+                phone=form.phone.data,
+                sms_code=form.sms_code.data,
+                name=form.name.data,
+                new=form.new_password.data,
+                client=current_client(),
+            )
+        except service.PasswordPolicyError as failure:
+            web.rollback()
+            form.new_password.errors.extend(failure.errors)
+            status = 400
+        except IdpError as failure:  # the code, the name, the limits, the real-name service
+            error, status = web.refuse(failure, form)
+        else:
+            db.session().commit()
+            password_reset.lift_lock(account.phone)
+            flash(_("密码已重置，请使用新密码登录"), "success")
+            return redirect(
+                url_for("auth.login", phone=account.phone, interaction=interaction_id() or None)
+            )
+    else:
+        status = 400
+    return render_template(
+        "auth/forgot_password.html", form=form, error=error, interaction=interaction_id()
+    ), status
+
+
+@bp.post("/password/forgot/sms-code")
+def send_reset_code() -> tuple[Response, int]:
+    """Send a reset code. The answer is the same whether or not the phone has an account."""
+    return sms_requests.answer(
+        lambda phone: password_reset.request_reset_code(phone=phone, client=current_client())
+    )
 
 
 @bp.route("/logout", methods=["GET", "POST"])

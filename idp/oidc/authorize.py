@@ -149,11 +149,16 @@ def check_scope(client: Client, scope: str) -> None:
         raise InvalidScopeError("scope not allowed for this client")
 
 
+# "create": Initiating User Registration via OpenID Connect 1.0 — the relying party's 机构注册
+# asks for the UKey login, which leads an organisation without a registration into the wizard.
+PROMPTS = {"none", "login", "consent", "select_account", "create"}
+
+
 def check_prompt(prompts: set[str]) -> None:
     """OIDC Core §3.1.2.1: ``none`` must stand alone."""
     if "none" in prompts and len(prompts) > 1:
         raise InvalidRequestError("prompt=none cannot be combined with other values")
-    if not prompts <= {"none", "login", "consent", "select_account"}:
+    if not prompts <= PROMPTS:
         raise InvalidRequestError("unsupported prompt value")
 
 
@@ -194,7 +199,8 @@ def decide(
     if needs_login(pending, login, principal, max_age):
         if "none" in pending.prompts:
             raise LoginRequiredError()
-        return pending.hand_off("auth.login", phone=_login_hint_phone(pending))
+        method = "cert" if "create" in pending.prompts else None
+        return pending.hand_off("auth.login", phone=_login_hint_phone(pending), method=method)
     assert login is not None and principal is not None  # noqa: S101  (needs_login checked both)
     if principal.must_change_password:
         if "none" in pending.prompts:
@@ -218,7 +224,8 @@ def needs_login(
     hinted = hinted_subject(pending)
     if hinted is not None and hinted != subject_for(pending.client, principal.subject):
         return True
-    if "login" in pending.prompts and login.auth_time < pending.record.created_at:
+    fresh_login = {"login", "create"} & pending.prompts
+    if fresh_login and login.auth_time < pending.record.created_at:
         return True
     return max_age is not None and utcnow().timestamp() - login.auth_time > max_age
 

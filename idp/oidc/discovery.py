@@ -42,7 +42,7 @@ def metadata() -> dict[str, Any]:
         "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
         "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGORITHMS,
         "code_challenge_methods_supported": ["S256"],
-        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account", "create"],
         "claims_supported": CLAIMS_SUPPORTED,
         "claim_types_supported": ["normal"],
         "claims_parameter_supported": False,

@@ -13,10 +13,13 @@ from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp import db, web
+from idp.auth import continuation
 from idp.auth import session as login_session
 from idp.errors import IdpError
 from idp.identity.lookup import find_org
 from idp.identity.models import Organisation, OrgType
+from idp.oidc import interaction
+from idp.oidc.clients import find_client
 from idp.oidc.models import Client
 from idp.orgs import legacy, registration
 from idp.orgs.forms import BindForm, ChooseTypeForm, RegistrationForm
@@ -69,8 +72,23 @@ def finish(org: Organisation, *, title: str, org_type: OrgType, clients: list[Cl
         login.org_id = org.id
         login_session.save(login)
     return render_template(
-        "orgs/done.html", title=title, org=org, org_type=org_type, clients=clients
+        "orgs/done.html",
+        title=title,
+        org=org,
+        org_type=org_type,
+        clients=clients,
+        continue_to=pending_relying_party(),
     )
+
+
+def pending_relying_party() -> tuple[str, Client] | None:
+    """The relying party whose login started this registration, with the request to resume:
+    the wizard ends back there (continuing its authorization), not at the portal."""
+    record = interaction.load(continuation.registration_done())
+    client = find_client(db.session(), record.client_id) if record is not None else None
+    if record is None or client is None:
+        return None
+    return record.id, client
 
 
 @bp.route("/register", methods=["GET", "POST"])

@@ -28,6 +28,7 @@ VENDOR_TEMPLATE_SETTINGS = {
     "join_rejected": "sms_template_join_rejected",
     "operator_added": "sms_template_operator_added",
     "password_changed": "sms_template_password_changed",
+    "password_reset": "sms_template_password_reset",
 }
 
 

@@ -34,6 +34,7 @@ SCREENSHOTS = (
 ANONYMOUS = [
     "/login",
     "/login?method=cert",
+    "/password/forgot",
     "/ukey/agent",
     "/logout",
     "/join",

@@ -368,6 +368,70 @@ def test_org_admin_chooses_a_role_and_enters_the_demo_rp(
     assert not csp_violations, csp_violations
 
 
+def test_registration_started_at_the_relying_party_ends_back_there(
+    page: Any,
+    live_provider: Any,
+    live_rp: str,
+    ukey_agent: Any,
+    results_dir: Path,
+    csp_violations: list[str],
+) -> None:
+    """RP home → 维修资金业务办理组织机构注册 → UKey login → wizard → 注册成功 → 继续登录 → the
+    RP, logged in as the organisation's admin (the authorization request waited)."""
+    provider = live_provider.url
+    page.goto(f"{live_rp}/")
+    page.locator("#register-button").click()
+    wait_for_url(page, starts_with(f"{provider}/login?"), csp_violations)
+    assert "method=cert" in page.url and "interaction=" in page.url, page.url
+    expect(page.locator("#ukey-org")).to_have_text(ORG_NAME)
+    page.locator("#ukey-pin").fill(ukey_agent.pin)
+    page.locator("#ukey-submit").click()
+
+    wait_for_url(page, f"{provider}/register", csp_violations)
+    choose_type(page, "【审计单位注册】")
+    wait_for_url(page, f"{provider}/register/audit", csp_violations)
+    page.locator("#answer-no").click()
+    wait_for_url(page, f"{provider}/register/audit/new", csp_violations)
+    fill_registration(page)
+    page.get_by_role("button", name="注册", exact=True).click()
+
+    expect(page.locator("#result")).to_have_text("注册成功")
+    expect(page.get_by_role("link", name="进入门户")).to_have_count(0)
+    page.screenshot(path=results_dir / "provider-registration-done-for-rp.png", full_page=True)
+    page.locator("#continue-login").click()
+
+    wait_for_url(page, f"{live_rp}/", csp_violations)
+    expect(page.locator("#org-name")).to_have_text(ORG_NAME)
+    expect(page.locator("#org-type")).to_have_text("审计单位")
+    expect(page.locator("#role")).to_have_text("企业管理员")
+    assert not csp_violations, csp_violations
+
+
+def test_cancelling_the_role_choice_is_told_in_a_sentence_at_the_relying_party(
+    page: Any,
+    live_provider: Any,
+    live_rp: str,
+    ukey_agent: Any,
+    results_dir: Path,
+    csp_violations: list[str],
+) -> None:
+    register_two_identities(live_provider)
+    cert_login(page, live_provider, ukey_agent, "/portal", csp_violations)
+    page.goto(f"{live_rp}/login")
+    wait_for_url(page, starts_with(f"{live_provider.url}/authorize/choose"), csp_violations)
+
+    page.get_by_role("button", name="取消").click()
+
+    wait_for_url(page, starts_with(f"{live_rp}/callback"), csp_violations)
+    expect(page.locator("#error-code")).to_have_text("access_denied")
+    expect(page.locator("#error-message")).to_have_text(
+        "您已取消登录，或您选择的身份不能使用本系统。如需继续，请重新登录。"
+    )
+    expect(page.locator("#login-again")).to_be_visible()
+    page.screenshot(path=results_dir / "rp-access-denied.png", full_page=True)
+    assert not csp_violations, csp_violations
+
+
 def test_wrong_pin_shows_the_agents_error_and_logs_nobody_in(
     page: Any, live_provider: Any, ukey_agent: Any, results_dir: Path
 ) -> None:

@@ -36,6 +36,7 @@ from werkzeug.test import TestResponse
 
 from clients.maintenance_fund import create_app
 from clients.maintenance_fund.config import Config, ConfigError
+from clients.maintenance_fund.errors import MESSAGES
 
 CLIENT_ID = "maintenance-fund"
 CLIENT_SECRET = "s3cret-for-tests"
@@ -454,6 +455,21 @@ def test_login_sends_code_flow_with_pkce_s256_and_nonce(rp: FlaskClient, op: Fak
     assert params["nonce"] and params["state"]
 
 
+def test_home_offers_organisation_registration_as_prompt_create(
+    rp: FlaskClient, op: FakeProvider
+) -> None:
+    home = rp.get("/").get_data(as_text=True)
+    assert text_of(home, "register-button") == "维修资金业务办理组织机构注册"
+
+    response = rp.get("/register")
+
+    assert response.status_code == 302
+    params = query(response.headers["Location"])
+    assert params["prompt"] == "create"
+    assert params["code_challenge_method"] == "S256" and params["state"]
+    assert "prompt" not in query(rp.get("/login").headers["Location"])
+
+
 def test_login_shows_name_org_and_role(rp: FlaskClient, op: FakeProvider) -> None:
     callback = log_in(rp, op)
 
@@ -538,9 +554,45 @@ def test_callback_shows_provider_error(rp: FlaskClient, op: FakeProvider) -> Non
 
     html = assert_error_page(rp.get(f"/callback?{params}"), "access_denied")
 
-    assert "登录请求被拒绝" in html and "用户取消" in html
+    assert text_of(html, "error-message") == MESSAGES["access_denied"]
+    assert "用户取消" not in html  # the provider's description goes to the log only
     assert op.token_requests == []
     assert stored_login(rp) is None
+
+
+STANDARD_ERRORS = [  # RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6
+    "invalid_request",
+    "unauthorized_client",
+    "access_denied",
+    "unsupported_response_type",
+    "invalid_scope",
+    "server_error",
+    "temporarily_unavailable",
+    "interaction_required",
+    "login_required",
+    "account_selection_required",
+    "consent_required",
+    "invalid_request_uri",
+    "invalid_request_object",
+    "request_not_supported",
+    "request_uri_not_supported",
+    "registration_not_supported",
+]
+
+
+@pytest.mark.parametrize("code", STANDARD_ERRORS)
+def test_every_standard_error_is_told_in_a_sentence(
+    rp: FlaskClient, op: FakeProvider, code: str
+) -> None:
+    state = query(rp.get("/login").headers["Location"])["state"]
+    raw = "raw technical description <b>x</b>"
+    params = urlencode({"error": code, "error_description": raw, "state": state, "iss": op.issuer})
+
+    html = assert_error_page(rp.get(f"/callback?{params}"), code)
+
+    assert text_of(html, "error-message") == MESSAGES[code]
+    assert "raw technical description" not in html
+    assert 'id="login-again"' in html or code not in {"access_denied", "login_required"}
 
 
 def test_callback_rejects_unknown_state(rp: FlaskClient, op: FakeProvider) -> None:

@@ -583,17 +583,20 @@ def test_a_deleted_operators_tokens_session_and_logins_end(app, api, admin, staf
     assert refreshed.json["error"] == "invalid_grant"
     portal = browser.get("/portal")
     assert (portal.status_code, portal.headers["Location"]) == (302, "/login")
-    # A new login is refused: no code is sent, and the form says no.
+    # A new login is refused: the code arrives, and with it and the password the form says
+    # the account was deleted.
     sent_before = len(outbox.messages())
     token = any_csrf_token(browser)
     allow_resend(PHONE)
     browser.post("/login/sms-code", data={"phone": PHONE, "csrf_token": token})
-    assert len(outbox.messages()) == sent_before
+    assert len(outbox.messages()) == sent_before + 1
+    code = outbox.last(PHONE, "login")["code"]
     refused = browser.post(
         "/login",
-        data={"phone": PHONE, "password": PASSWORD, "sms_code": "123456", "csrf_token": token},
+        data={"phone": PHONE, "password": PASSWORD, "sms_code": code, "csrf_token": token},
     )
-    assert refused.status_code == 400
+    assert refused.status_code == 403
+    assert "账户已删除，请联系本单位管理员" in refused.text
 
 
 def test_deleting_twice_is_409(api, admin, staff):

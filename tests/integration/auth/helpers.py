@@ -23,11 +23,13 @@ from sqlalchemy import update
 
 from tests.flows import csrf_token
 
-LOCKED = "密码错误次数过多, 账户已锁定, 请稍后再试"
+LOCKED = "密码错误次数过多，账户已锁定，请于 HH:MM 后再试"  # the time read by ``lock_ends``
 WRONG_CREDENTIALS = "手机号或密码错误"
 WRONG_CODE = "验证码错误或已过期"
 TOO_MANY_CODE_TRIES = "验证码错误次数过多, 请重新获取"
-DISABLED = "账户已停用, 请联系企业管理员"
+DISABLED = "账户已停用，请联系本单位管理员"
+DELETED = "账户已删除，请联系本单位管理员"
+LOCK_TIME = re.compile(r"(?<=请于 )([0-9]{2}:[0-9]{2})(?= 后再试)")
 SENT_ANSWER = {"message": "验证码已发送, 5 分钟内有效", "retry_after": 60, "sent": True}
 
 
@@ -57,14 +59,26 @@ def parse(page: str) -> _Inputs:
 def field_errors(page: str, field: str) -> list[str]:
     """The error texts shown next to ``field`` (``<p class="field-error" id="<field>-error">``)."""
     found = re.findall(rf'<p class="field-error" id="{re.escape(field)}-error">([^<]*)</p>', page)
-    return [html.unescape(text) for text in found]
+    return [without_lock_time(html.unescape(text)) for text in found]
+
+
+def without_lock_time(text: str) -> str:
+    """The lock message with its end time as HH:MM, so tests compare it as one text."""
+    return LOCK_TIME.sub("HH:MM", text)
+
+
+def lock_ends(page: str) -> str:
+    """The lock's end time the page shows (HH:MM)."""
+    found = LOCK_TIME.search(html.unescape(page))
+    assert found is not None, "no lock end time on the page"
+    return found.group(1)
 
 
 def all_field_errors(page: str) -> dict[str, list[str]]:
     found = re.findall(r'<p class="field-error" id="([a-z_]+)-error">([^<]*)</p>', page)
     errors: dict[str, list[str]] = {}
     for field, text in found:
-        errors.setdefault(field, []).append(html.unescape(text))
+        errors.setdefault(field, []).append(without_lock_time(html.unescape(text)))
     return errors
 
 

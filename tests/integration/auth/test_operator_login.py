@@ -14,6 +14,7 @@ from idp.auth.client import BROWSER_COOKIE
 from idp.identity.models import Account, MembershipStatus
 from tests.flows import PASSWORD, login
 from tests.integration.auth.helpers import (
+    DELETED,
     DISABLED,
     LOCKED,
     TOO_MANY_CODE_TRIES,
@@ -27,6 +28,7 @@ from tests.integration.auth.helpers import (
     expire_code,
     field_errors,
     fresh,
+    lock_ends,
     login_token,
     parse,
     post_login,
@@ -362,16 +364,76 @@ def set_membership_status(account: Account, status: MembershipStatus) -> None:
     db.session().commit()
 
 
-@pytest.mark.parametrize("status", [MembershipStatus.DISABLED, MembershipStatus.DELETED])
-def test_unusable_membership_is_refused_with_its_own_message(client, outbox, operator, status):
+@pytest.mark.parametrize(
+    ("status", "message", "result"),
+    [
+        (MembershipStatus.DISABLED, DISABLED, "account_disabled"),
+        (MembershipStatus.DELETED, DELETED, "account_deleted"),
+    ],
+)
+def test_unusable_membership_is_refused_with_its_own_message(
+    client, outbox, operator, status, message, result
+):
     code = code_for(client, outbox)
     set_membership_status(operator, status)  # the admin acts while the code is on its way
 
     response = post_login(client, phone=PHONE, password=PASSWORD, sms_code=code)
 
-    assert_refused(response, status=403, field="password", message=DISABLED)
+    assert_refused(response, status=403, field="password", message=message)
     assert session_cookie(client) is None
-    assert audit_events("auth.login_failed") == [(MASKED, "account_disabled")]
+    assert audit_events("auth.login_failed") == [(MASKED, result)]
+
+
+@pytest.mark.parametrize("status", [MembershipStatus.DISABLED, MembershipStatus.DELETED])
+def test_a_disabled_operator_gets_a_code_that_works_and_learns_the_state(
+    client, outbox, operator, status
+):
+    set_membership_status(operator, status)  # disabled before asking for the code
+    code = code_for(client, outbox)  # the SMS arrives: no "验证码已发送" without a code
+
+    first = post_login(client, phone=PHONE, password=PASSWORD, sms_code=code)
+    again = post_login(client, phone=PHONE, password=PASSWORD, sms_code=code)
+
+    assert first.status_code == again.status_code == 403
+    assert all_field_errors(first.text) == all_field_errors(again.text)
+    assert list(all_field_errors(again.text)) == ["password"]  # never the code's field
+    assert session_cookie(client) is None
+
+
+def test_a_stranger_learns_nothing_of_a_disabled_account(client, outbox, operator):
+    """Wrong password: the same page as for an active account; unknown phone: same as a wrong
+    code on a known one."""
+    code = code_for(client, outbox)
+    active = post_login(client, phone=PHONE, password="Wrong-Pass-9", sms_code=code)
+    set_membership_status(operator, MembershipStatus.DISABLED)
+    disabled = post_login(client, phone=PHONE, password="Wrong-Pass-9", sms_code=code)
+
+    assert active.status_code == disabled.status_code == 400
+    assert all_field_errors(active.text) == all_field_errors(disabled.text)
+    assert all_field_errors(disabled.text) == {"password": [WRONG_CREDENTIALS]}
+
+
+def test_the_lock_shows_its_end_time_in_shanghai_time(client, outbox, operator, settings):
+    from datetime import UTC, datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    code = code_for(client, outbox)
+    for attempt in range(5):
+        post_login(client, phone=PHONE, password=f"Wrong-Pass-{attempt}", sms_code=code)
+    before = datetime.now(UTC)
+
+    locked = post_login(client, phone=PHONE, password=PASSWORD, sms_code=code)
+    again = post_login(client, phone=PHONE, password=PASSWORD, sms_code=code)
+
+    assert locked.status_code == again.status_code == 429
+    assert field_errors(again.text, "password") == [LOCKED]  # not "验证码错误次数过多"
+    shanghai = ZoneInfo("Asia/Shanghai")
+    window = timedelta(seconds=settings.lockout_seconds)
+    possible = {
+        (before + window - timedelta(minutes=minutes)).astimezone(shanghai).strftime("%H:%M")
+        for minutes in (0, 1)
+    }
+    assert lock_ends(locked.text) in possible
 
 
 def test_unusable_membership_with_a_wrong_password_says_only_wrong_password(

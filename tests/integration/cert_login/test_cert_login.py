@@ -335,3 +335,96 @@ def test_bound_legacy_account_is_a_claim(client, pki, rp):
         auth=rp.auth,
     ).json
     assert jwt.decode(body["id_token"], published_keys()).claims["legacy_account"] == "WX2024001"
+
+
+# --- 机构注册 started from a relying party ----------------------------------------------------
+
+
+def register_through_the_wizard(client, rp):
+    """选择注册类型 → 否 → the registration form, for the relying party; the 注册成功 page."""
+    from tests.integration.orgs.helpers import register_details
+
+    page = client.get("/register/audit/new")
+    assert page.status_code == 200, page.text
+    return client.post(
+        "/register/audit/new",
+        data={**register_details(), "platforms": rp.client_id, "csrf_token": csrf_token(page.text)},
+    )
+
+
+def continue_link(page: str) -> str:
+    import html
+    import re
+
+    found = re.search(r'<a class="button" id="continue-login" href="([^"]+)">([^<]*)</a>', page)
+    assert found, "no 继续登录 link on the page"
+    return html.unescape(found.group(1))
+
+
+def test_registration_started_at_a_relying_party_ends_back_there(client, pki, rp):
+    params = authorize_params(rp.client_id, Pkce.new(), prompt="create")
+    start = client.get("/authorize", query_string=params)
+    login_page = start.headers["Location"]
+    assert login_page.startswith("/login?") and "method=cert" in login_page
+    interaction = query_of(login_page)["interaction"]
+    assert 'id="ukey-login"' in client.get(login_page).text  # the UKey tab, not the phone one
+
+    nonce, token = challenge(client)
+    signed = signed_login(pki["good_rsa"], nonce=nonce, origin=ORIGIN)
+    logged_in = client.post(
+        "/login/cert", data={**signed.form(), "csrf_token": token, "interaction": interaction}
+    )
+    assert logged_in.headers["Location"] == "/register"
+    done = register_through_the_wizard(client, rp)
+
+    assert done.status_code == 200, done.text
+    assert '<h1 id="result">注册成功</h1>' in done.text
+    assert "进入门户" not in done.text
+    assert "继续登录" in done.text
+    resume = continue_link(done.text)
+    assert resume == f"/authorize/resume?interaction={interaction}"
+    result = follow_to_code_from(client, resume)
+    assert set(result) >= {"code", "state"}
+    assert result["state"] == params["state"]
+
+
+def follow_to_code_from(client, location: str) -> dict[str, str]:
+    for _hop in range(8):
+        response = client.get(location)
+        assert response.status_code in (302, 303), (response.status_code, response.text[:500])
+        location = response.headers["Location"]
+        if location.startswith(REDIRECT_URI):
+            return query_of(location)
+    raise AssertionError("too many redirects")
+
+
+def test_a_registration_not_started_at_a_relying_party_ends_at_the_portal(client, pki, rp):
+    cert_login(client, pki)
+
+    done = register_through_the_wizard(client, rp)
+
+    assert "进入门户" in done.text
+    assert 'id="continue-login"' not in done.text
+
+
+def test_a_registered_org_with_prompt_create_logs_in_and_returns(client, pki, rp):
+    register_org(rp, "audit")
+    params = authorize_params(rp.client_id, Pkce.new(), prompt="create")
+    login_page = client.get("/authorize", query_string=params).headers["Location"]
+    interaction = query_of(login_page)["interaction"]
+    nonce, token = challenge(client)
+    signed = signed_login(pki["good_rsa"], nonce=nonce, origin=ORIGIN)
+
+    logged_in = client.post(
+        "/login/cert", data={**signed.form(), "csrf_token": token, "interaction": interaction}
+    )
+
+    assert logged_in.headers["Location"] == f"/authorize/resume?interaction={interaction}"
+    assert "code" in follow_to_code_from(client, logged_in.headers["Location"])
+
+
+def test_the_login_page_offers_organisation_registration(client):
+    page = client.get("/login?interaction=abc123")
+
+    assert "维修资金业务办理组织机构注册" in page.text
+    assert 'href="/login?method=cert&amp;interaction=abc123"' in page.text

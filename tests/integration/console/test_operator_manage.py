@@ -420,7 +420,8 @@ def test_delete_revokes_tokens_ends_the_session_and_refuses_new_logins(
     assert dd(detail.text, "operator-status") == "已删除"
     assert "【修改】" not in detail.text
 
-    # Refresh token refused, provider session gone, a new login refused (no code is sent).
+    # Refresh token refused, provider session gone, a new login refused: the code arrives, and
+    # with it and the password the person learns the account was deleted.
     assert refresh(browser, rp, tokens).json["error"] == "invalid_grant"
     portal = browser.get("/portal")
     assert (portal.status_code, portal.headers["Location"]) == (302, "/login")
@@ -430,12 +431,18 @@ def test_delete_revokes_tokens_ends_the_session_and_refuses_new_logins(
         browser.post("/login/sms-code", data={"phone": PHONE, "csrf_token": token}).status_code
         == 200
     )
-    assert len(outbox.messages()) == sent_before
+    assert len(outbox.messages()) == sent_before + 1
     refused = browser.post(
         "/login",
-        data={"phone": PHONE, "password": PASSWORD, "sms_code": "123456", "csrf_token": token},
+        data={
+            "phone": PHONE,
+            "password": PASSWORD,
+            "sms_code": outbox.last(PHONE, "login")["code"],
+            "csrf_token": token,
+        },
     )
-    assert refused.status_code == 400
+    assert refused.status_code == 403
+    assert "账户已删除，请联系本单位管理员" in refused.text
     assert browser.get("/portal").status_code == 302
 
     (event,) = audit_rows("orgs.operator_deleted")
