@@ -128,6 +128,6 @@ def result_words(result: str) -> str:
 
 
 def describe(action: str, target: str, client_names: Mapping[str, str] | None = None) -> str:
-    """"新增操作员 李* 138****8000": the action and whom it concerned."""
+    """ "新增操作员 李* 138****8000": the action and whom it concerned."""
     words, whom = action_words(action), target_words(target, client_names)
     return f"{words} {whom}" if whom else words
