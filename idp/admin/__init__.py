@@ -14,8 +14,8 @@ def forget_request_state() -> None:
 
 
 def init_app(app: Flask) -> None:
-    from idp.admin import session, views
+    from idp.admin import clients, session
 
     app.before_request(forget_request_state)
     app.after_request(session.write_cookie)
-    app.register_blueprint(views.bp)
+    app.register_blueprint(clients.bp)  # the login pages' blueprint, with the relying parties

@@ -26,7 +26,7 @@ class AdminSession:
     admin_id: int
     username: str
     created_at: float
-    step_up_at: float  # when a TOTP code was last entered (the login counts)
+    step_up_at: float  # when a TOTP code was last re-entered for a destructive action
 
 
 def _key(session_id: str) -> str:
@@ -42,7 +42,8 @@ def _remaining(login: AdminSession) -> timedelta:
 def start(admin_id: int, username: str) -> AdminSession:
     end_current()
     now = utcnow().timestamp()
-    login = AdminSession(secrets.token_urlsafe(32), admin_id, username, now, now)
+    # step_up_at 0: a destructive action asks for a code again, even right after the login
+    login = AdminSession(secrets.token_urlsafe(32), admin_id, username, now, 0.0)
     store().put(_key(login.id), json.dumps(asdict(login)).encode(), _remaining(login))
     g.admin_session = login
     g.set_admin_cookie = True
