@@ -13,7 +13,7 @@ from idp.db import Base, created_at, intpk
 
 class PlatformAdmin(Base):
     """``totp_secret`` is set at the first login and only trusted once ``totp_confirmed``;
-    ``recovery_codes`` holds the argon2 hashes of the unused recovery codes."""
+    ``recovery_codes`` holds the SHA-256 digests of the unused recovery codes."""
 
     __tablename__ = "platform_admin"
 
