@@ -14,8 +14,9 @@ def forget_request_state() -> None:
 
 
 def init_app(app: Flask) -> None:
-    from idp.admin import clients, session
+    # audit and clients add their routes to views.bp when imported
+    from idp.admin import audit, clients, session, views  # noqa: F401
 
     app.before_request(forget_request_state)
     app.after_request(session.write_cookie)
-    app.register_blueprint(clients.bp)  # the login pages' blueprint, with the relying parties
+    app.register_blueprint(views.bp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
@@ -17,7 +18,7 @@ from wtforms import (
     widgets,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 from idp.forms import strip
 from idp.identity.models import ORG_TYPE_LABELS, ORG_TYPES
@@ -134,3 +135,40 @@ class SearchForm(FlaskForm):
         csrf = False
 
     q = StringField(_l("名称或标识"), filters=[strip], validators=[Length(max=100)])
+
+
+def _iso_date(_form: FlaskForm, field: Any) -> None:
+    try:
+        date.fromisoformat(field.data)
+    except (TypeError, ValueError):
+        raise ValidationError(_l("日期格式应为 YYYY-MM-DD")) from None
+
+
+class AuditFilterForm(FlaskForm):
+    """The audit view's filters, read from the query string."""
+
+    class Meta:
+        csrf = False
+
+    action = SelectField(_l("操作"), choices=[], default="")
+    actor = StringField(_l("操作人"), filters=[strip], validators=[Length(max=100)])
+    target = StringField(_l("对象"), filters=[strip], validators=[Length(max=100)])
+    result = SelectField(
+        _l("结果"),
+        choices=[
+            SelectChoice("", _l("全部")),
+            SelectChoice("success", _l("成功")),
+            SelectChoice("failed", _l("失败")),
+        ],
+        default="",
+    )
+    since = StringField(_l("开始日期"), filters=[strip], validators=[Optional(), _iso_date])
+    until = StringField(_l("结束日期"), filters=[strip], validators=[Optional(), _iso_date])
+
+    def dates(self) -> tuple[date | None, date | None]:
+        """The dates given (valid once ``validate`` passed)."""
+        since, until = self.since.data, self.until.data
+        return (
+            date.fromisoformat(since) if since else None,
+            date.fromisoformat(until) if until else None,
+        )

@@ -30,6 +30,7 @@ ADMIN_RULES = LOGIN_RULES | {
     "/admin/step-up",
     "/admin/recovery-codes",
     "/admin/clients",
+    "/admin/audit",
     "/admin/clients/new",
     "/admin/clients/<client_id>",
     "/admin/clients/<client_id>/disable",
