@@ -12,6 +12,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the provider; reads ``IDP_*`` from the environment unless ``settings`` is given.
     In production mode it refuses to start (ConfigError) on any problem ``idp check`` reports."""
     from idp import (
+        admin,
         audit,
         auth,
         branding,
@@ -68,5 +69,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     console.init_app(app)
     oidc.init_app(app, settings)
     portal.init_app(app)
+    admin.init_app(app)
     ops.init_app(app)
     return app

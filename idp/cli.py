@@ -241,6 +241,60 @@ def operators_add(uscc: str, name: str, phone: str, password: str | None) -> Non
     )
 
 
+# --- platform admins -----------------------------------------------------------------------------
+
+admins_cli = AppGroup("admins", help="Platform admins (the /admin/ console).")
+CLI_ACTOR = "cli"
+
+
+@admins_cli.command("add")
+@click.argument("username")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="Asked for when not given (not echoed); the password policy applies.",
+)
+@fail_on_idp_error
+def admins_add(username: str, password: str) -> None:
+    """Add a platform admin; the authenticator (TOTP) is bound at the first login."""
+    from idp.admin.accounts import add_admin
+
+    admin = add_admin(db.session(), username=username, password=password, actor=CLI_ACTOR)
+    click.echo(f"platform admin {admin.username} added; bind the authenticator at /admin/login")
+
+
+@admins_cli.command("remove")
+@click.argument("username")
+@fail_on_idp_error
+def admins_remove(username: str) -> None:
+    """Remove a platform admin; their console sessions end at their next request."""
+    from idp.admin.accounts import remove_admin
+
+    remove_admin(db.session(), username=username, actor=CLI_ACTOR)
+    click.echo(f"platform admin {username} removed")
+
+
+@admins_cli.command("list")
+def admins_list() -> None:
+    """The platform admins as JSON (username, authenticator bound, recovery codes left)."""
+    from idp.admin.accounts import list_admins
+
+    echo_json(
+        [
+            {
+                "username": admin.username,
+                "totp_bound": admin.totp_confirmed,
+                "recovery_codes_left": len(admin.recovery_codes),
+                "last_login_at": admin.last_login_at.isoformat() if admin.last_login_at else None,
+                "created_at": admin.created_at.isoformat(),
+            }
+            for admin in list_admins(db.session())
+        ]
+    )
+
+
 # --- configuration check -----------------------------------------------------------------------
 
 
@@ -356,7 +410,16 @@ def register() -> None:
     from idp.orgs.cli import legacy_cli
     from idp.signing.cli import keys_cli
 
-    for group in (db_cli, keys_cli, clients_cli, orgs_cli, operators_cli, legacy_cli, sms_cli):
+    for group in (
+        db_cli,
+        keys_cli,
+        clients_cli,
+        orgs_cli,
+        operators_cli,
+        legacy_cli,
+        sms_cli,
+        admins_cli,
+    ):
         main.add_command(group)
 
 

@@ -296,6 +296,16 @@ class Settings:
     session_absolute_ttl: int = field(
         default=12 * 3600, metadata={"doc": "Login session absolute lifetime in seconds."}
     )
+    admin_session_idle_ttl: int = field(
+        default=15 * 60, metadata={"doc": "Platform admin session idle lifetime in seconds."}
+    )
+    admin_session_absolute_ttl: int = field(
+        default=4 * 3600, metadata={"doc": "Platform admin session absolute lifetime in seconds."}
+    )
+    admin_step_up_seconds: int = field(
+        default=5 * 60,
+        metadata={"doc": "How long a re-entered TOTP code allows destructive admin actions."},
+    )
     lockout_threshold: int = field(
         default=5, metadata={"doc": "Wrong passwords before the account is locked."}
     )

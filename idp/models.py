@@ -1,5 +1,6 @@
 """Every mapped model, imported in one place for Alembic and the mapper registry."""
 
+from idp.admin.models import PlatformAdmin
 from idp.audit.models import AuditEvent
 from idp.identity.models import (
     Account,
@@ -26,6 +27,7 @@ __all__ = [
     "OrgCertificate",
     "OrgIdentity",
     "Organisation",
+    "PlatformAdmin",
     "StoreEntry",
     "Token",
     "TokenFamily",

@@ -56,3 +56,43 @@ def count_outcomes(
     for action, result, count in rows:
         counts[action][result] = int(count)
     return counts
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """What the platform console's audit view narrows the trail to (empty: no narrowing)."""
+
+    action: str = ""
+    actor: str = ""  # contained in the actor, any case
+    target: str = ""  # contained in the target, any case
+    result: str = ""  # "success", or "failed" for every other result
+    since: datetime | None = None
+    until: datetime | None = None  # exclusive
+
+
+def list_events(
+    session: Session, where: EventFilter, *, page: int = 1, per_page: int = 20
+) -> Page[AuditEventView]:
+    """Every organisation's and the platform's audit events matching ``where``, newest first."""
+    stmt = select(AuditEvent).order_by(AuditEvent.time.desc(), AuditEvent.id.desc())
+    if where.action:
+        stmt = stmt.where(AuditEvent.action == where.action)
+    if where.actor:
+        stmt = stmt.where(
+            func.lower(AuditEvent.actor).contains(where.actor.lower(), autoescape=True)
+        )
+    if where.target:
+        stmt = stmt.where(
+            func.lower(AuditEvent.target).contains(where.target.lower(), autoescape=True)
+        )
+    if where.result == "success":
+        stmt = stmt.where(AuditEvent.result == "success")
+    elif where.result == "failed":
+        stmt = stmt.where(AuditEvent.result != "success")
+    if where.since is not None:
+        stmt = stmt.where(AuditEvent.time >= where.since)
+    if where.until is not None:
+        stmt = stmt.where(AuditEvent.time < where.until)
+    rows, total = paginate(session, stmt, page=page, per_page=per_page)
+    items = [AuditEventView.of(event) for (event,) in rows]
+    return Page(items=items, page=page, per_page=per_page, total=total)

@@ -63,6 +63,16 @@ ACTIONS = {
     "oidc.client_updated": _l("修改应用"),
     "oidc.client_secret_rotated": _l("重置应用密钥"),
     "oidc.client_removed": _l("删除应用"),
+    "oidc.client_disabled": _l("停用应用"),
+    "oidc.client_enabled": _l("启用应用"),
+    "admin.account_added": _l("添加平台管理员"),
+    "admin.account_removed": _l("删除平台管理员"),
+    "admin.login_succeeded": _l("平台管理员登录"),
+    "admin.login_failed": _l("平台管理员登录失败"),
+    "admin.totp_failed": _l("平台管理员动态验证码错误"),
+    "admin.totp_enrolled": _l("平台管理员绑定身份验证器"),
+    "admin.recovery_codes_issued": _l("平台管理员生成恢复码"),
+    "admin.logout": _l("平台管理员退出登录"),
     "sms.delivered": _l("短信已发送"),
     "sms.delivery_retrying": _l("短信发送失败, 将重试"),
     "sms.delivery_failed": _l("短信发送失败"),
@@ -132,6 +142,6 @@ def result_words(result: str) -> str:
 
 
 def describe(action: str, target: str, client_names: Mapping[str, str] | None = None) -> str:
-    """"新增操作员 李* 138****8000": the action and whom it concerned."""
+    """ "新增操作员 李* 138****8000": the action and whom it concerned."""
     words, whom = action_words(action), target_words(target, client_names)
     return f"{words} {whom}" if whom else words

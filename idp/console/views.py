@@ -35,7 +35,6 @@ PER_PAGE = 20
 CHINA_TIME = timezone(timedelta(hours=8))  # the console shows Beijing time; stored in UTC
 
 
-
 class ConsoleForbiddenError(IdpError):
     code = "org_admin_required"
     status = 403

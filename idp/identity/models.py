@@ -38,7 +38,9 @@ def new_subject() -> str:
 
 def _enum_column(values: type[enum.StrEnum]) -> Enum:
     """A string column holding the enum's values (portable: no native database enum)."""
-    return Enum(values, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e])
+    return Enum(
+        values, native_enum=False, length=20, values_callable=lambda e: [m.value for m in e]
+    )
 
 
 class OrgType(enum.StrEnum):

@@ -54,7 +54,11 @@ def identity_claims(user: Any, scope: str) -> dict[str, Any]:
         claims["phone_number_verified"] = True
     identity: Identity | None = user.identity
     if identity is not None:
-        claims["org"] = {"id": str(identity.org_id), "uscc": identity.uscc, "name": identity.org_name}
+        claims["org"] = {
+            "id": str(identity.org_id),
+            "uscc": identity.uscc,
+            "name": identity.org_name,
+        }
         claims["org_type"] = identity.org_type.value
         claims["role"] = identity.role.value
         if identity.legacy_account:

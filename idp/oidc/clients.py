@@ -46,6 +46,7 @@ PROVIDER_FIELDS = {
     "require_consent",
     "introspection_allowed",
     "refresh_token_reuse_interval",
+    "disabled",
 }
 # Standard metadata (RFC 7591 §2, OpenID Connect Dynamic Client Registration 1.0 §2, and the
 # RP-Initiated, Front- and Back-Channel Logout registrations) that the provider keeps as given,
@@ -192,7 +193,8 @@ def validate_metadata(raw: dict[str, Any]) -> dict[str, Any]:
     _check_descriptive(metadata)
     if "org_types" in metadata:
         _check_list(metadata, "org_types", ORG_TYPES)
-    for flag in ("require_pkce", "require_consent", "introspection_allowed", *sorted(STORED_FLAGS)):
+    provider_flags = ("require_pkce", "require_consent", "introspection_allowed", "disabled")
+    for flag in (*provider_flags, *sorted(STORED_FLAGS)):
         if flag in metadata and not isinstance(metadata[flag], bool):
             raise InvalidClientMetadataError(f"{flag}: must be true or false")
     if "client_id" in metadata and not CLIENT_ID_RE.match(str(metadata["client_id"])):
@@ -274,7 +276,9 @@ def new_secret() -> str:
     return secrets.token_urlsafe(32)
 
 
-def register_client(session: Session, raw: dict[str, Any]) -> tuple[Client, str | None]:
+def register_client(
+    session: Session, raw: dict[str, Any], *, actor: str = "platform"
+) -> tuple[Client, str | None]:
     """Create a client; returns it with its secret (None for public clients), shown only now."""
     metadata = validate_metadata(raw)
     client_id = metadata.pop("client_id", None) or secrets.token_hex(16)
@@ -288,12 +292,28 @@ def register_client(session: Session, raw: dict[str, Any]) -> tuple[Client, str 
     )
     session.add(client)
     session.flush()
-    audit.record("oidc.client_registered", actor="platform", target=f"client:{client_id}")
+    audit.record("oidc.client_registered", actor=actor, target=f"client:{client_id}")
     return client, secret
 
 
 def find_client(session: Session, client_id: str) -> Client | None:
     return session.scalar(select(Client).where(Client.client_id == client_id))
+
+
+def find_enabled_client(session: Session, client_id: str) -> Client | None:
+    """The client as the protocol endpoints see it: a disabled one does not exist for them."""
+    client = find_client(session, client_id)
+    return None if client is None or client.disabled else client
+
+
+def search_clients(session: Session, text: str) -> list[Client]:
+    """Clients whose id or display name contains ``text`` (any case), oldest first."""
+    needle = text.strip().lower()
+    return [
+        c
+        for c in list_clients(session)
+        if needle in c.client_id.lower() or needle in c.name.lower()
+    ]
 
 
 def list_clients(session: Session) -> list[Client]:
@@ -303,7 +323,9 @@ def list_clients(session: Session) -> list[Client]:
 
 def login_clients(session: Session) -> list[Client]:
     """The relying parties people log in to (the code flow), oldest first."""
-    return [c for c in list_clients(session) if "authorization_code" in c.grant_types]
+    return [
+        c for c in list_clients(session) if "authorization_code" in c.grant_types and not c.disabled
+    ]
 
 
 def get_client(session: Session, client_id: str) -> Client:
@@ -313,7 +335,9 @@ def get_client(session: Session, client_id: str) -> Client:
     return client
 
 
-def update_client(session: Session, client_id: str, changes: dict[str, Any]) -> Client:
+def update_client(
+    session: Session, client_id: str, changes: dict[str, Any], *, actor: str = "platform"
+) -> Client:
     client = get_client(session, client_id)
     if "client_id" in changes:
         raise InvalidClientMetadataError("client_id cannot be changed")
@@ -328,11 +352,34 @@ def update_client(session: Session, client_id: str, changes: dict[str, Any]) -> 
             "changing between public and confidential needs a new client"
         )
     client.client_metadata = metadata
-    audit.record("oidc.client_updated", actor="platform", target=f"client:{client_id}")
+    audit.record("oidc.client_updated", actor=actor, target=f"client:{client_id}")
     return client
 
 
-def rotate_secret(session: Session, client_id: str) -> tuple[Client, str]:
+def set_client_disabled(session: Session, client_id: str, disabled: bool, *, actor: str) -> Client:
+    """Disable (the protocol endpoints no longer know it, its tokens end) or enable again."""
+    client = get_client(session, client_id)
+    client.client_metadata = {**client.client_metadata, "disabled": disabled}
+    if disabled:
+        _end_tokens(session, client_id)
+    action = "oidc.client_disabled" if disabled else "oidc.client_enabled"
+    audit.record(action, actor=actor, target=f"client:{client_id}")
+    return client
+
+
+def _end_tokens(session: Session, client_id: str) -> None:
+    """The families go first: a rotation in flight then finds no family and is refused, or
+    holds its family's row until it commits, and the tokens' DELETE that follows sees its
+    token."""
+    from idp.oidc.models import Token, TokenFamily
+
+    session.execute(delete(TokenFamily).where(TokenFamily.client_id == client_id))
+    session.execute(delete(Token).where(Token.client_id == client_id))
+
+
+def rotate_secret(
+    session: Session, client_id: str, *, actor: str = "platform"
+) -> tuple[Client, str]:
     client = get_client(session, client_id)
     if client.auth_method not in SECRET_AUTH_METHODS:
         raise InvalidClientMetadataError(
@@ -340,21 +387,16 @@ def rotate_secret(session: Session, client_id: str) -> tuple[Client, str]:
         )
     secret = new_secret()
     client.secret_hash = digest(secret)
-    audit.record("oidc.client_secret_rotated", actor="platform", target=f"client:{client_id}")
+    audit.record("oidc.client_secret_rotated", actor=actor, target=f"client:{client_id}")
     return client, secret
 
 
-def remove_client(session: Session, client_id: str) -> None:
-    """Delete the client with its tokens. The families go first: a rotation in flight then
-    finds no family and is refused, or holds its family's row until it commits, and the
-    tokens' DELETE that follows sees its token."""
-    from idp.oidc.models import Token, TokenFamily
-
+def remove_client(session: Session, client_id: str, *, actor: str = "platform") -> None:
+    """Delete the client with its tokens."""
     client = get_client(session, client_id)
-    session.execute(delete(TokenFamily).where(TokenFamily.client_id == client_id))
-    session.execute(delete(Token).where(Token.client_id == client_id))
+    _end_tokens(session, client_id)
     session.delete(client)
-    audit.record("oidc.client_removed", actor="platform", target=f"client:{client_id}")
+    audit.record("oidc.client_removed", actor=actor, target=f"client:{client_id}")
 
 
 def client_info(client: Client, secret: str | None = None) -> dict[str, Any]:

@@ -63,6 +63,10 @@ class Client(Base, ClientMixin):
         return str(self.client_metadata.get("token_endpoint_auth_method", "client_secret_basic"))
 
     @property
+    def disabled(self) -> bool:
+        return bool(self.client_metadata.get("disabled", False))
+
+    @property
     def is_public(self) -> bool:
         return self.auth_method == "none"
 

@@ -18,7 +18,7 @@ from idp.oidc import grants
 from idp.oidc.claims import SCOPES_SUPPORTED, SIGNING_ALGS
 from idp.oidc.client_assertion import METHOD as PRIVATE_KEY_JWT
 from idp.oidc.client_assertion import PrivateKeyJwt
-from idp.oidc.clients import find_client
+from idp.oidc.clients import find_enabled_client
 from idp.oidc.grants import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 from idp.oidc.models import Client, Token
 from idp.oidc.tokens import (
@@ -34,7 +34,7 @@ from idp.signing import key_store
 
 
 def query_client(client_id: str) -> Client | None:
-    return find_client(db.session(), client_id)
+    return find_enabled_client(db.session(), client_id)
 
 
 def find_token(token_string: str, token_type_hint: str | None) -> Token | None:

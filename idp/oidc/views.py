@@ -21,7 +21,7 @@ from idp.identity.principal import Principal
 from idp.oidc import authorize as authorization
 from idp.oidc import discovery, interaction
 from idp.oidc.claims import identity_claims
-from idp.oidc.clients import find_client
+from idp.oidc.clients import find_enabled_client
 from idp.oidc.models import Client
 from idp.oidc.server import authorization_server, resource_protector
 from idp.oidc.users import user_for
@@ -129,7 +129,7 @@ def _logged_in() -> tuple[login_session.LoginSession, Principal]:
 
 
 def _client(client_id: str) -> Client:
-    client = find_client(db.session(), client_id)
+    client = find_enabled_client(db.session(), client_id)
     if client is None:
         raise NotFoundError()
     return client

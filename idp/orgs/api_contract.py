@@ -39,5 +39,3 @@ ADD_FIELDS = {"name": Text(operators.MAX_NAME), "phone": Text(PHONE_LENGTH)}
 PATCH_FIELDS = {"phone": Text(PHONE_LENGTH), "status": Text(8)}
 REJECT_FIELDS = {"reason": Text(reviews.MAX_REASON, multiline=True)}
 QUERY_PARAMS = {"query": Text(operators.MAX_QUERY)}
-
-

@@ -36,7 +36,10 @@ def document() -> dict[str, Any]:
         },
         "servers": [{"url": settings().issuer}],
         "tags": [
-            {"name": "操作员管理", "description": "The org's operators (the operations manual §1.3)."},
+            {
+                "name": "操作员管理",
+                "description": "The org's operators (the operations manual §1.3).",
+            },
             {"name": "用户审核", "description": "Requests of staff to join the org."},
             {"name": "document", "description": "This description."},
         ],
@@ -345,7 +348,12 @@ def parameters() -> dict[str, Any]:
         "per_page": in_query(
             "per_page",
             "Items per page.",
-            {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE, "default": contract.PER_PAGE},
+            {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MAX_PER_PAGE,
+                "default": contract.PER_PAGE,
+            },
         ),
     }
 

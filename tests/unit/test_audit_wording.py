@@ -11,7 +11,7 @@ import pytest
 from idp.audit import wording
 
 IDP = Path(__file__).resolve().parents[2] / "idp"
-EVENT_NAME = re.compile(r"^(auth|orgs|oidc|sms)\.[a-z_]+$")
+EVENT_NAME = re.compile(r"^(auth|orgs|oidc|sms|admin)\.[a-z_]+$")
 
 
 def recorded_actions() -> set[str]:
