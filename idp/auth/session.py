@@ -52,6 +52,9 @@ class LoginSession:
     # ends at the latest: what the certificate proved is not trusted beyond it
     not_after: float | None = None
     credential_version: int = 0  # operators: the account's version at login (or at restamp)
+    # the pending authorization request whose login page began this session: that request
+    # (and no other) passes from the browser's earlier login to this one
+    started_for: str = ""
 
 
 def _key(session_id: str) -> str:
@@ -97,6 +100,7 @@ def start(
     certificate: dict[str, str] | None = None,
     not_after: datetime | None = None,
     credential_version: int = 0,
+    started_for: str = "",
 ) -> LoginSession:
     """Begin a new session (a fresh id, so a session id planted before login is useless);
     ``not_after`` ends it, at the latest, when the login's certificate expires."""
@@ -114,6 +118,7 @@ def start(
         certificate=certificate,
         not_after=not_after.timestamp() if not_after else None,
         credential_version=credential_version,
+        started_for=started_for,
     )
     create(login)
     g.login_session = login

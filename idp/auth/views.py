@@ -80,6 +80,7 @@ def login() -> tuple[str, int] | BaseResponse:
                 amr=service.OPERATOR_AMR,
                 acr=service.OPERATOR_ACR,
                 credential_version=account.credential_version,
+                started_for=interaction_id(),
             )
             return redirect(after_login_url(account, interaction_id()))
     else:
@@ -100,7 +101,9 @@ def cert_challenge() -> Response:
 def cert_login_submit() -> tuple[str, int] | BaseResponse:
     """The agent's signed answer, posted by the login page (docs/ukey-protocol.md §3)."""
     try:
-        login = cert_login.log_in(db.session(), request.form.to_dict())
+        login = cert_login.log_in(
+            db.session(), request.form.to_dict(), started_for=interaction_id()
+        )
     except CertificateLoginError as error:
         return render_login(
             OperatorLoginForm(formdata=None),

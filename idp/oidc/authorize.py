@@ -82,7 +82,7 @@ def authorize() -> BaseResponse | tuple[str, int]:
         grant = authorization_server().get_consent_grant(end_user=principal)
     except OAuth2Error as error:
         return _refuse(error)
-    pending = _pending(grant)
+    pending = _pending(grant, login)
     try:
         max_age = check_request(pending)
         return decide(pending, login, principal, max_age)
@@ -105,13 +105,15 @@ def _refuse(error: OAuth2Error) -> BaseResponse | tuple[str, int]:
     ), 400
 
 
-def _pending(grant: Any) -> Pending:
+def _pending(grant: Any, login: LoginSession | None) -> Pending:
     data = grant.request.payload.data
     client: Client = grant.request.client
-    record = interaction.load(request.args.get("interaction", ""))
+    record = interaction.load(request.args.get("interaction", "")[:64])
     stored = record is not None and record.client_id == client.client_id
-    if record is None or not stored:
-        record = interaction.new(client_id=client.client_id, params=dict(data))
+    if record is not None and stored:
+        interaction.claim(record, login, step="authorize")
+    else:
+        record = interaction.new(client_id=client.client_id, params=dict(data), login=login)
     return Pending(
         grant=grant,
         client=client,

@@ -61,6 +61,7 @@ def authorize() -> BaseResponse | tuple[str, int]:
 def resume() -> BaseResponse:
     """Where login, password change, role choice and consent hand back."""
     record = _interaction()
+    interaction.claim(record, login_session.current(), step="resume")
     return redirect(f"{url_for('oidc.authorize')}?{record.query}&interaction={record.id}")
 
 
@@ -68,7 +69,8 @@ def resume() -> BaseResponse:
 def choose_role() -> BaseResponse | str:
     """角色选择: the account holds several identities eligible for this relying party."""
     record = _interaction()
-    _login, principal = _logged_in()
+    login, principal = _logged_in()
+    interaction.check_owner(record, login, step="choose_role")
     client = _client(record.client_id)
     identities = eligible_identities(db.session(), principal, client=client)
     form = FlaskForm()
@@ -91,6 +93,7 @@ def choose_role() -> BaseResponse | str:
 def consent() -> BaseResponse | str:
     record = _interaction()
     login, principal = _logged_in()
+    interaction.check_owner(record, login, step="consent")
     client = _client(record.client_id)
     form = FlaskForm()
     scope = dict(_query_items(record.query)).get("scope", "")
