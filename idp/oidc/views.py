@@ -6,7 +6,16 @@ from typing import Any
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from authlib.oauth2.rfc6750 import InvalidTokenError
-from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
@@ -199,9 +208,11 @@ def _bearer_token() -> Any:
 
 
 @bp.route("/oauth/logout", methods=["GET", "POST"])
-@csrf.exempt
+@csrf.exempt  # relying parties may POST here; the confirmation form checks its own CSRF token
 def end_session() -> BaseResponse | tuple[str, int] | str:
-    """OpenID Connect RP-Initiated Logout 1.0."""
+    """OpenID Connect RP-Initiated Logout 1.0. The browser's session ends without a question
+    only when the ID token hint names it (``sub`` and ``sid``); otherwise the person confirms
+    on a page of ours (§6: a logout request is a means of denial of service), see P-logout."""
     server = authorization_server()
     try:
         validated = server.validate_endpoint_request("end_session")
@@ -209,9 +220,67 @@ def end_session() -> BaseResponse | tuple[str, int] | str:
         return render_template(
             "oidc/authorize_error.html", error=error.error, description=error.description or ""
         ), 400
-    if validated.needs_confirmation and request.method == "GET":
-        return render_template("auth/logout.html", logged_in=login_session.current() is not None)
+    login = login_session.current()
+    answer = _logout_answer()
+    if answer == "invalid":
+        return render_template(
+            "oidc/authorize_error.html",
+            error="invalid_request",
+            description=_("页面已过期, 请刷新后重试"),
+        ), 400
+    if answer == "decline":
+        audit.record("auth.logout_confirmation_declined", actor=_login_actor(login))
+        return redirect(url_for("portal.index"))
+    if answer != "confirm" and login is not None and not _hint_names_session(validated, login):
+        return _logout_confirmation(validated)
     response = server.create_endpoint_response("end_session", validated)
     if response is not None:
+        if validated.redirect_uri:
+            response.headers["X-Form-Action"] = interaction.origin_of(validated.redirect_uri)
         return response
     return render_template("auth/logged_out.html")
+
+
+def _logout_answer() -> str:
+    """The person's answer on the confirmation page: "confirm", "decline", "" (none given) or
+    "invalid" (without the page's CSRF token an answer does not count)."""
+    if request.method != "POST" or not ({"confirm", "decline"} & set(request.form)):
+        return ""
+    if not FlaskForm().validate_on_submit():
+        return "invalid"
+    return "decline" if "decline" in request.form else "confirm"
+
+
+def _hint_names_session(validated: Any, login: login_session.LoginSession) -> bool:
+    claims = validated.id_token_claims
+    principal = load_principal(db.session(), login)
+    return (
+        claims is not None
+        and principal is not None
+        and claims.get("sub") == principal.subject
+        and claims.get("sid") == login.sid
+    )
+
+
+def _logout_confirmation(validated: Any) -> Response:
+    """The confirmation page re-posts the request's own parameters (validated again). Its
+    form ends in a redirect to the relying party, so that origin joins its ``form-action``."""
+    carried = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state", "ui_locales")
+    params = {name: request.values[name] for name in carried if request.values.get(name)}
+    response = make_response(
+        render_template(
+            "oidc/end_session_confirm.html",
+            params=params,
+            client=validated.client,
+            form=FlaskForm(),
+        )
+    )
+    if validated.redirect_uri:
+        response.headers["X-Form-Action"] = interaction.origin_of(validated.redirect_uri)
+    return response
+
+
+def _login_actor(login: login_session.LoginSession | None) -> str:
+    if login is None:
+        return "anonymous"
+    return f"account:{login.account_id}" if login.account_id is not None else f"org:{login.org_id}"
