@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp import audit, db
+from idp import request_params as params
 from idp.auth import agent_dist, agent_help, cert_login, service, session, sms_requests
 from idp.auth.cert.errors import CertificateLoginError
 from idp.auth.client import current_client, ensure_browser_id
@@ -18,6 +19,26 @@ from idp.identity.models import Account
 from idp.web import render_error
 
 bp = Blueprint("auth", __name__, template_folder="templates")
+
+# The login forms and the UKey endpoints have single-valued fields only: a malformed or
+# repeated one is refused before any form reads it (docs/protocol.md P-raw).
+RAW_CHECKED = frozenset(
+    {"auth.login", "auth.send_sms_code", "auth.cert_challenge", "auth.cert_login_submit"}
+)
+
+
+@bp.before_request
+def refuse_malformed_parameters() -> Response | None:
+    if request.method != "POST" or request.endpoint not in RAW_CHECKED:
+        return None
+    try:
+        params.check_request_parameters(field_checks=True)
+    except params.MalformedParameterError:
+        return render_error(
+            code="invalid_request", status=400, message=_("请求无效, 请刷新页面后重试")
+        )
+    return None
+
 
 INTERACTION_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 

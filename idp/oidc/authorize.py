@@ -20,6 +20,9 @@ from authlib.oidc.core.errors import (
     ConsentRequiredError,
     InteractionRequiredError,
     LoginRequiredError,
+    RegistrationNotSupportedError,
+    RequestNotSupportedError,
+    RequestURINotSupportedError,
 )
 from flask import Response, make_response, redirect, render_template, request, url_for
 from joserfc import jwt
@@ -129,10 +132,22 @@ def _pending(grant: Any, login: LoginSession | None) -> Pending:
 def check_request(pending: Pending) -> int | None:
     """The request checks Authlib does not make; returns max_age."""
     data = pending.grant.request.payload.data
+    check_unsupported_parameters(data)
     check_response_mode(pending.response_mode)
     check_scope(pending.client, data.get("scope") or "")
     check_prompt(pending.prompts)
     return parse_max_age(data.get("max_age"))
+
+
+def check_unsupported_parameters(data: dict[str, str]) -> None:
+    """Request objects and dynamic registration are not offered (discovery says so); OIDC
+    Core §6.1, §6.2, §7.2.1 name the error each gets, sent to the client's redirect URI."""
+    if "request" in data:
+        raise RequestNotSupportedError()
+    if "request_uri" in data:
+        raise RequestURINotSupportedError()
+    if "registration" in data:
+        raise RegistrationNotSupportedError()
 
 
 def check_response_mode(mode: str) -> None:

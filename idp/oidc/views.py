@@ -21,6 +21,7 @@ from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp import audit, db
+from idp import request_params as params
 from idp.auth import session as login_session
 from idp.config import settings
 from idp.errors import IdpError, NotFoundError
@@ -63,7 +64,18 @@ def jwks() -> Response:
 @bp.route("/authorize", methods=["GET", "POST"])
 @csrf.exempt  # the request comes from the relying party; its integrity is the client's state
 def authorize() -> BaseResponse | tuple[str, int]:
+    try:
+        params.check_request_parameters()
+    except params.MalformedParameterError as error:
+        # Nothing is known to be a registered redirect URI yet: answer here (RFC 6749 §4.1.2.1).
+        return _malformed_page(str(error))
     return authorization.authorize()
+
+
+def _malformed_page(description: str) -> tuple[str, int]:
+    return render_template(
+        "oidc/authorize_error.html", error="invalid_request", description=description
+    ), 400
 
 
 @bp.get("/authorize/resume")
@@ -156,31 +168,64 @@ def _query_items(query: str) -> list[tuple[str, str]]:
 # --- token, userinfo, revocation, introspection, logout ------------------------------------
 
 
+def _invalid_request(description: str) -> tuple[Response, int]:
+    response = jsonify(error="invalid_request", error_description=description)
+    response.headers["Cache-Control"] = "no-store"
+    return response, 400
+
+
+def _client_request_problem() -> str:
+    """Why a client's request to the token, revocation or introspection endpoint is malformed
+    before any client is looked up: a malformed or repeated parameter (RFC 6749 §3.2), or more
+    than one client authentication method (RFC 6749 §2.3); "" when it is not."""
+    try:
+        params.check_request_parameters()
+        params.check_basic_credentials()
+    except params.MalformedParameterError as error:
+        return str(error)
+    if len(params.client_auth_methods()) > 1:
+        return "more than one client authentication method"
+    return ""
+
+
 @bp.post("/oauth/token")
 @csrf.exempt
-def token() -> Response:
+def token() -> Response | tuple[Response, int]:
+    if problem := _client_request_problem():
+        return _invalid_request(problem)
     response: Response = authorization_server().create_token_response()
     return response
 
 
 @bp.post("/oauth/revoke")
 @csrf.exempt
-def revoke() -> Response:
+def revoke() -> Response | tuple[Response, int]:
+    if problem := _client_request_problem():
+        return _invalid_request(problem)
     response: Response = authorization_server().create_endpoint_response("revocation")
     return response
 
 
 @bp.post("/oauth/introspect")
 @csrf.exempt
-def introspect() -> Response:
+def introspect() -> Response | tuple[Response, int]:
+    if problem := _client_request_problem():
+        return _invalid_request(problem)
     response: Response = authorization_server().create_endpoint_response("introspection")
     return response
 
 
 @bp.route("/oauth/userinfo", methods=["GET", "POST"])
 @csrf.exempt
-def userinfo() -> Response | tuple[Response, int, dict[str, str]]:
-    """OIDC Core §5.3, bearer token in the header or (POST) in the form (RFC 6750 §2.2)."""
+def userinfo() -> Response | tuple[Response, int] | tuple[Response, int, dict[str, str]]:
+    """OIDC Core §5.3, bearer token in the header or (POST) in the form (RFC 6750 §2.2), in
+    one of them only (RFC 6750 §2)."""
+    try:
+        params.check_request_parameters()
+    except params.MalformedParameterError as error:
+        return _invalid_request(str(error))
+    if len(params.bearer_token_places()) > 1:
+        return _invalid_request("the access token is sent in more than one place")
     try:
         token = _bearer_token()
     except OAuth2Error as error:
@@ -213,6 +258,10 @@ def end_session() -> BaseResponse | tuple[str, int] | str:
     """OpenID Connect RP-Initiated Logout 1.0. The browser's session ends without a question
     only when the ID token hint names it (``sub`` and ``sid``); otherwise the person confirms
     on a page of ours (§6: a logout request is a means of denial of service), see P-logout."""
+    try:
+        params.check_request_parameters()
+    except params.MalformedParameterError as error:
+        return _malformed_page(str(error))
     server = authorization_server()
     try:
         validated = server.validate_endpoint_request("end_session")
