@@ -168,3 +168,13 @@ def test_relogin_on_the_request_s_own_login_page_takes_it_over(
     result = follow_to_code(client, {**params, **query_of(approved.headers["Location"])})
     assert result["state"] == params["state"]
     assert db.session().query(AuthorizationCode).one().account_id == other_person.id
+
+
+def test_refusal_page_in_english(client, app, outbox, consent_rp, logged_in, other_person):
+    _params, location = start(client, consent_rp)
+    before = snapshot(location)
+    stranger = app.test_client()
+    assert login(stranger, outbox, phone=other_person.phone, password=PASSWORD).status_code == 302
+    page = stranger.get(f"/authorize/resume?interaction={before.id}&lang=en")
+    assert page.status_code == 403
+    assert "does not belong to this browser or to the logged-in account" in page.text
