@@ -1,4 +1,4 @@
-"""Raw protocol parameters, checked before Authlib parses them (docs/protocol.md P-raw).
+"""Raw protocol parameters, checked before Authlib parses them (docs/protocol.md P19).
 
 Werkzeug decodes percent-escapes leniently (an invalid UTF-8 sequence becomes U+FFFD) and keeps
 every value of a repeated parameter, and Authlib takes what it is handed: a redirect URI with a

@@ -21,7 +21,7 @@ from idp.web import render_error
 bp = Blueprint("auth", __name__, template_folder="templates")
 
 # The login forms and the UKey endpoints have single-valued fields only: a malformed or
-# repeated one is refused before any form reads it (docs/protocol.md P-raw).
+# repeated one is refused before any form reads it (docs/protocol.md P19).
 RAW_CHECKED = frozenset(
     {"auth.login", "auth.send_sms_code", "auth.cert_challenge", "auth.cert_login_submit"}
 )

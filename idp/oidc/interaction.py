@@ -6,7 +6,7 @@ The record lives in the ephemeral store, so any provider instance can resume it.
 A record belongs to the browser that started it (the digest of its ``idp_browser`` id) and,
 once someone is logged in, to that login session (its ``sid``): a decision taken on one
 person's pages never completes another person's login with the first one's ``state`` and PKCE
-challenge (docs/protocol.md P-binding). It passes to a newer login of the same browser only
+challenge (docs/protocol.md P17). It passes to a newer login of the same browser only
 when that login was made on this request's own login page (``LoginSession.started_for``).
 """
 

@@ -257,7 +257,7 @@ def _bearer_token() -> Any:
 def end_session() -> BaseResponse | tuple[str, int] | str:
     """OpenID Connect RP-Initiated Logout 1.0. The browser's session ends without a question
     only when the ID token hint names it (``sub`` and ``sid``); otherwise the person confirms
-    on a page of ours (§6: a logout request is a means of denial of service), see P-logout."""
+    on a page of ours (§6: a logout request is a means of denial of service), docs/protocol.md P18."""
     try:
         params.check_request_parameters()
     except params.MalformedParameterError as error:
