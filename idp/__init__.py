@@ -7,6 +7,10 @@ from flask import Flask
 from idp.config import Settings
 from idp.proxies import TrustedProxies, parse_networks
 
+# A form's CSRF token is good for an hour (then the page says it expired and is reloaded);
+# a new login renews the token's secret (idp.auth.session.renew_csrf_token).
+CSRF_TOKEN_LIFETIME = 3600
+
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the provider; reads ``IDP_*`` from the environment unless ``settings`` is given.
@@ -47,7 +51,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=settings.secure_cookies,
         MAX_CONTENT_LENGTH=64 * 1024,
-        WTF_CSRF_TIME_LIMIT=None,
+        WTF_CSRF_TIME_LIMIT=CSRF_TOKEN_LIFETIME,
         WTF_CSRF_SSL_STRICT=False,
     )
     trusted = parse_networks(settings.trusted_proxies)

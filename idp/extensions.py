@@ -8,6 +8,8 @@ from flask import Flask, has_request_context, request
 from flask_babel import Babel, get_locale, refresh
 from flask_wtf import CSRFProtect
 
+from idp.request_params import keep_form_body
+
 csrf = CSRFProtect()
 babel = Babel()
 
@@ -30,6 +32,7 @@ def lang_url(lang: str) -> str:
 
 
 def init_app(app: Flask) -> None:
+    app.before_request(keep_form_body)  # before CSRFProtect parses the form
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale, default_locale="zh_CN")
     app.jinja_env.globals["get_locale"] = get_locale

@@ -56,6 +56,8 @@ ACTIONS = {
     "oidc.refresh_token_reused": _l("刷新令牌被重复使用, 已撤销令牌"),
     "oidc.refresh_token_reused_within_interval": _l("应用重复刷新令牌"),
     "oidc.issuance_refused": _l("拒绝签发令牌"),
+    "oidc.interaction_refused": _l("拒绝他人的登录请求"),
+    "auth.logout_confirmation_declined": _l("未确认应用发起的退出登录"),
     "oidc.backchannel_logout_delivered": _l("已通知应用退出登录"),
     "oidc.backchannel_logout_retrying": _l("通知应用退出登录失败, 将重试"),
     "oidc.backchannel_logout_failed": _l("通知应用退出登录失败"),

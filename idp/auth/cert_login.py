@@ -47,7 +47,9 @@ def consume_challenge(challenge: str) -> bool:
     return owner is not None and hmac.compare_digest(owner.decode(), _preauth_id())
 
 
-def log_in(session: Session, form: dict[str, str]) -> login_session.LoginSession:
+def log_in(
+    session: Session, form: dict[str, str], *, started_for: str = ""
+) -> login_session.LoginSession:
     """Verify the signed challenge and start an org admin session; raise on any failure."""
     try:
         signed = decode_login_form(
@@ -82,6 +84,7 @@ def log_in(session: Session, form: dict[str, str]) -> login_session.LoginSession
         org_id=org.id if org else None,
         certificate=certificate_facts(verified),
         not_after=verified.not_after,
+        started_for=started_for,
     )
 
 

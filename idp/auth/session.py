@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from blinker import Namespace
 from flask import Response, g, request
+from flask import session as cookie_state
 
 from idp import db
 from idp.config import settings
@@ -52,6 +53,9 @@ class LoginSession:
     # ends at the latest: what the certificate proved is not trusted beyond it
     not_after: float | None = None
     credential_version: int = 0  # operators: the account's version at login (or at restamp)
+    # the pending authorization request whose login page began this session: that request
+    # (and no other) passes from the browser's earlier login to this one
+    started_for: str = ""
 
 
 def _key(session_id: str) -> str:
@@ -97,10 +101,12 @@ def start(
     certificate: dict[str, str] | None = None,
     not_after: datetime | None = None,
     credential_version: int = 0,
+    started_for: str = "",
 ) -> LoginSession:
     """Begin a new session (a fresh id, so a session id planted before login is useless);
     ``not_after`` ends it, at the latest, when the login's certificate expires."""
     end_current()
+    renew_csrf_token()
     now = utcnow().timestamp()
     login = LoginSession(
         id=secrets.token_urlsafe(32),
@@ -114,11 +120,35 @@ def start(
         certificate=certificate,
         not_after=not_after.timestamp() if not_after else None,
         credential_version=credential_version,
+        started_for=started_for,
     )
     create(login)
     g.login_session = login
     g.set_session_cookie = True
     return login
+
+
+def renew_csrf_token() -> None:
+    """A new CSRF secret at login: a token learnt before (e.g. planted with a cookie) is
+    useless afterwards. The next form asks Flask-WTF for a token of the new secret."""
+    cookie_state.pop("csrf_token", None)
+    g.pop("csrf_token", None)
+
+
+def renew(login: LoginSession) -> bool:
+    """Move a live session to a fresh id, keeping its state and ``sid`` (session fixation:
+    after registration or a credential change, an id known before is useless); False when
+    it ended meanwhile (it is not brought back)."""
+    if store().get(_key(login.id)) is None:
+        return False
+    old_id = login.id
+    login.id = secrets.token_urlsafe(32)
+    create(login)
+    store().delete(_key(old_id))
+    g.login_session = login
+    g.set_session_cookie = True
+    renew_csrf_token()
+    return True
 
 
 def current() -> LoginSession | None:
@@ -151,10 +181,11 @@ def opened_with_current_credentials(login: LoginSession) -> bool:
 
 
 def restamp(login: LoginSession, credential_version: int) -> None:
-    """Keep the session that changed the credentials: it carries their new version (unless it
-    ended meanwhile, e.g. logged out in another tab)."""
+    """Keep the session that changed the credentials: it carries their new version under a
+    new id (unless it ended meanwhile, e.g. logged out in another tab)."""
     login.credential_version = credential_version
-    save(login)
+    if save(login):
+        renew(login)
 
 
 def end_current() -> LoginSession | None:
@@ -201,7 +232,8 @@ def write_cookie(response: Response) -> Response:
             path="/",
             httponly=True,
             samesite="Lax",
+            # A browser-session cookie: closing the browser ends the login; the server ends
+            # it too, after the idle and absolute lifetimes.
             secure=settings().secure_cookies,
-            max_age=settings().session_absolute_ttl,
         )
     return response

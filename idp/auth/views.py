@@ -7,6 +7,7 @@ from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp import audit, db, web
+from idp import request_params as params
 from idp.auth import (
     agent_dist,
     agent_help,
@@ -28,6 +29,26 @@ from idp.identity.models import Account
 from idp.web import render_error
 
 bp = Blueprint("auth", __name__, template_folder="templates")
+
+# The login forms and the UKey endpoints have single-valued fields only: a malformed or
+# repeated one is refused before any form reads it (docs/protocol.md P19).
+RAW_CHECKED = frozenset(
+    {"auth.login", "auth.send_sms_code", "auth.cert_challenge", "auth.cert_login_submit"}
+)
+
+
+@bp.before_request
+def refuse_malformed_parameters() -> Response | None:
+    if request.method != "POST" or request.endpoint not in RAW_CHECKED:
+        return None
+    try:
+        params.check_request_parameters(field_checks=True)
+    except params.MalformedParameterError:
+        return render_error(
+            code="invalid_request", status=400, message=_("请求无效, 请刷新页面后重试")
+        )
+    return None
+
 
 INTERACTION_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
@@ -90,6 +111,7 @@ def login() -> tuple[str, int] | BaseResponse:
                 amr=service.OPERATOR_AMR,
                 acr=service.OPERATOR_ACR,
                 credential_version=account.credential_version,
+                started_for=interaction_id(),
             )
             return redirect(after_login_url(account, interaction_id()))
     else:
@@ -110,7 +132,9 @@ def cert_challenge() -> Response:
 def cert_login_submit() -> tuple[str, int] | BaseResponse:
     """The agent's signed answer, posted by the login page (docs/ukey-protocol.md §3)."""
     try:
-        login = cert_login.log_in(db.session(), request.form.to_dict())
+        login = cert_login.log_in(
+            db.session(), request.form.to_dict(), started_for=interaction_id()
+        )
     except CertificateLoginError as error:
         return render_login(
             OperatorLoginForm(formdata=None),

@@ -20,6 +20,9 @@ from authlib.oidc.core.errors import (
     ConsentRequiredError,
     InteractionRequiredError,
     LoginRequiredError,
+    RegistrationNotSupportedError,
+    RequestNotSupportedError,
+    RequestURINotSupportedError,
 )
 from flask import Response, make_response, redirect, render_template, request, url_for
 from joserfc import jwt
@@ -83,7 +86,7 @@ def authorize() -> BaseResponse | tuple[str, int]:
         grant = authorization_server().get_consent_grant(end_user=principal)
     except OAuth2Error as error:
         return _refuse(error)
-    pending = _pending(grant)
+    pending = _pending(grant, login)
     try:
         max_age = check_request(pending)
         return decide(pending, login, principal, max_age)
@@ -106,13 +109,15 @@ def _refuse(error: OAuth2Error) -> BaseResponse | tuple[str, int]:
     ), 400
 
 
-def _pending(grant: Any) -> Pending:
+def _pending(grant: Any, login: LoginSession | None) -> Pending:
     data = grant.request.payload.data
     client: Client = grant.request.client
-    record = interaction.load(request.args.get("interaction", ""))
+    record = interaction.load(request.args.get("interaction", "")[:64])
     stored = record is not None and record.client_id == client.client_id
-    if record is None or not stored:
-        record = interaction.new(client_id=client.client_id, params=dict(data))
+    if record is not None and stored:
+        interaction.claim(record, login, step="authorize")
+    else:
+        record = interaction.new(client_id=client.client_id, params=dict(data), login=login)
     return Pending(
         grant=grant,
         client=client,
@@ -128,10 +133,22 @@ def _pending(grant: Any) -> Pending:
 def check_request(pending: Pending) -> int | None:
     """The request checks Authlib does not make; returns max_age."""
     data = pending.grant.request.payload.data
+    check_unsupported_parameters(data)
     check_response_mode(pending.response_mode)
     check_scope(pending.client, data.get("scope") or "")
     check_prompt(pending.prompts)
     return parse_max_age(data.get("max_age"))
+
+
+def check_unsupported_parameters(data: dict[str, str]) -> None:
+    """Request objects and dynamic registration are not offered (discovery says so); OIDC
+    Core §6.1, §6.2, §7.2.1 name the error each gets, sent to the client's redirect URI."""
+    if "request" in data:
+        raise RequestNotSupportedError()
+    if "request_uri" in data:
+        raise RequestURINotSupportedError()
+    if "registration" in data:
+        raise RegistrationNotSupportedError()
 
 
 def check_response_mode(mode: str) -> None:

@@ -2,6 +2,12 @@
 they hand back by redirecting to /authorize/resume (node-oidc-provider's interactions).
 
 The record lives in the ephemeral store, so any provider instance can resume it.
+
+A record belongs to the browser that started it (the digest of its ``idp_browser`` id) and,
+once someone is logged in, to that login session (its ``sid``): a decision taken on one
+person's pages never completes another person's login with the first one's ``state`` and PKCE
+challenge (docs/protocol.md P17). It passes to a newer login of the same browser only
+when that login was made on this request's own login page (``LoginSession.started_for``).
 """
 
 from __future__ import annotations
@@ -13,9 +19,14 @@ from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from flask import Response, request
+from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException
 
+from idp import audit
+from idp.auth.client import current_client
+from idp.auth.session import LoginSession
 from idp.db import utcnow
+from idp.errors import IdpError
 from idp.identity.models import Identity
 from idp.store import store
 
@@ -31,21 +42,81 @@ class Interaction:
     identity: Identity | None = None  # chosen on the role choice page
     consented: bool = False
     denied: bool = False  # the user cancelled on the role choice or consent page
+    browser: str = ""  # digest of the idp_browser id of the browser that started the request
+    sid: str = ""  # the login session the request belongs to; empty until someone logs in
+
+
+class InteractionRefusedError(IdpError):
+    """The pending request is another browser's or another login's."""
+
+    code = "interaction_refused"
+    status = 403
+    message = _l("该登录请求不属于当前浏览器或当前登录账号，请从应用重新发起登录。")
 
 
 def _key(interaction_id: str) -> str:
     return f"interaction:{interaction_id}"
 
 
-def new(*, client_id: str, params: dict[str, str]) -> Interaction:
-    """A record for this request; stored (``save``) only when a page takes the request over."""
+def new(*, client_id: str, params: dict[str, str], login: LoginSession | None) -> Interaction:
+    """A record for this request, bound to this browser and its login; stored (``save``) only
+    when a page takes the request over."""
     query = urlencode([(k, v) for k, v in params.items() if k != "interaction"])
     return Interaction(
         id=secrets.token_urlsafe(18),
         client_id=client_id,
         query=query,
         created_at=utcnow().timestamp(),
+        browser=current_client().browser,
+        sid=login.sid if login is not None else "",
     )
+
+
+def check_owner(record: Interaction, login: LoginSession | None, *, step: str) -> None:
+    """Refuse (403, audited, the record untouched) a request of another browser or login."""
+    if record.browser == current_client().browser and (
+        not record.sid or (login is not None and login.sid == record.sid)
+    ):
+        return
+    audit.record(
+        "oidc.interaction_refused",
+        actor=_actor(login),
+        target=f"client:{record.client_id}",
+        result="other_browser" if record.browser != current_client().browser else "other_login",
+        details={"step": step},
+    )
+    raise InteractionRefusedError()
+
+
+def _actor(login: LoginSession | None) -> str:
+    if login is None:
+        return "anonymous"
+    if login.account_id is not None:
+        return f"account:{login.account_id}"
+    return f"org:{login.org_id}"
+
+
+def claim(record: Interaction, login: LoginSession | None, *, step: str) -> None:
+    """Where a request resumes: check the owner, then bind it to the login now holding it.
+
+    A login made on this request's own login page takes it over (re-authentication for
+    ``prompt=login``, ``max_age`` or another account); what the earlier login decided for it
+    (role, consent, refusal) was that person's and is dropped."""
+    if (
+        login is not None
+        and login.sid != record.sid
+        and login.started_for == record.id
+        and record.browser == current_client().browser
+    ):
+        if record.sid:
+            record.identity, record.consented, record.denied = None, False, False
+        record.sid = login.sid
+        save(record)
+        return
+    check_owner(record, login, step=step)
+    if login is not None and not record.sid:
+        record.sid = login.sid
+        save(record)
 
 
 def save(record: Interaction) -> None:

@@ -6,12 +6,22 @@ from typing import Any
 
 from authlib.oauth2.rfc6749.errors import OAuth2Error
 from authlib.oauth2.rfc6750 import InvalidTokenError
-from flask import Blueprint, Response, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
 
 from idp import audit, db
+from idp import request_params as params
 from idp.auth import session as login_session
 from idp.config import settings
 from idp.errors import IdpError, NotFoundError
@@ -24,6 +34,7 @@ from idp.oidc.claims import identity_claims
 from idp.oidc.clients import find_enabled_client
 from idp.oidc.models import Client
 from idp.oidc.server import authorization_server, resource_protector
+from idp.oidc.subjects import subject_for
 from idp.oidc.users import user_for
 from idp.signing import key_store
 
@@ -54,13 +65,25 @@ def jwks() -> Response:
 @bp.route("/authorize", methods=["GET", "POST"])
 @csrf.exempt  # the request comes from the relying party; its integrity is the client's state
 def authorize() -> BaseResponse | tuple[str, int]:
+    try:
+        params.check_request_parameters()
+    except params.MalformedParameterError as error:
+        # Nothing is known to be a registered redirect URI yet: answer here (RFC 6749 §4.1.2.1).
+        return _malformed_page(str(error))
     return authorization.authorize()
+
+
+def _malformed_page(description: str) -> tuple[str, int]:
+    return render_template(
+        "oidc/authorize_error.html", error="invalid_request", description=description
+    ), 400
 
 
 @bp.get("/authorize/resume")
 def resume() -> BaseResponse:
     """Where login, password change, role choice and consent hand back."""
     record = _interaction()
+    interaction.claim(record, login_session.current(), step="resume")
     return redirect(f"{url_for('oidc.authorize')}?{record.query}&interaction={record.id}")
 
 
@@ -68,7 +91,8 @@ def resume() -> BaseResponse:
 def choose_role() -> BaseResponse | str:
     """角色选择: the account holds several identities eligible for this relying party."""
     record = _interaction()
-    _login, principal = _logged_in()
+    login, principal = _logged_in()
+    interaction.check_owner(record, login, step="choose_role")
     client = _client(record.client_id)
     identities = eligible_identities(db.session(), principal, client=client)
     form = FlaskForm()
@@ -91,6 +115,7 @@ def choose_role() -> BaseResponse | str:
 def consent() -> BaseResponse | str:
     record = _interaction()
     login, principal = _logged_in()
+    interaction.check_owner(record, login, step="consent")
     client = _client(record.client_id)
     form = FlaskForm()
     scope = dict(_query_items(record.query)).get("scope", "")
@@ -144,31 +169,64 @@ def _query_items(query: str) -> list[tuple[str, str]]:
 # --- token, userinfo, revocation, introspection, logout ------------------------------------
 
 
+def _invalid_request(description: str) -> tuple[Response, int]:
+    response = jsonify(error="invalid_request", error_description=description)
+    response.headers["Cache-Control"] = "no-store"
+    return response, 400
+
+
+def _client_request_problem() -> str:
+    """Why a client's request to the token, revocation or introspection endpoint is malformed
+    before any client is looked up: a malformed or repeated parameter (RFC 6749 §3.2), or more
+    than one client authentication method (RFC 6749 §2.3); "" when it is not."""
+    try:
+        params.check_request_parameters()
+        params.check_basic_credentials()
+    except params.MalformedParameterError as error:
+        return str(error)
+    if len(params.client_auth_methods()) > 1:
+        return "more than one client authentication method"
+    return ""
+
+
 @bp.post("/oauth/token")
 @csrf.exempt
-def token() -> Response:
+def token() -> Response | tuple[Response, int]:
+    if problem := _client_request_problem():
+        return _invalid_request(problem)
     response: Response = authorization_server().create_token_response()
     return response
 
 
 @bp.post("/oauth/revoke")
 @csrf.exempt
-def revoke() -> Response:
+def revoke() -> Response | tuple[Response, int]:
+    if problem := _client_request_problem():
+        return _invalid_request(problem)
     response: Response = authorization_server().create_endpoint_response("revocation")
     return response
 
 
 @bp.post("/oauth/introspect")
 @csrf.exempt
-def introspect() -> Response:
+def introspect() -> Response | tuple[Response, int]:
+    if problem := _client_request_problem():
+        return _invalid_request(problem)
     response: Response = authorization_server().create_endpoint_response("introspection")
     return response
 
 
 @bp.route("/oauth/userinfo", methods=["GET", "POST"])
 @csrf.exempt
-def userinfo() -> Response | tuple[Response, int, dict[str, str]]:
-    """OIDC Core §5.3, bearer token in the header or (POST) in the form (RFC 6750 §2.2)."""
+def userinfo() -> Response | tuple[Response, int] | tuple[Response, int, dict[str, str]]:
+    """OIDC Core §5.3, bearer token in the header or (POST) in the form (RFC 6750 §2.2), in
+    one of them only (RFC 6750 §2)."""
+    try:
+        params.check_request_parameters()
+    except params.MalformedParameterError as error:
+        return _invalid_request(str(error))
+    if len(params.bearer_token_places()) > 1:
+        return _invalid_request("the access token is sent in more than one place")
     try:
         token = _bearer_token()
     except OAuth2Error as error:
@@ -196,9 +254,15 @@ def _bearer_token() -> Any:
 
 
 @bp.route("/oauth/logout", methods=["GET", "POST"])
-@csrf.exempt
+@csrf.exempt  # relying parties may POST here; the confirmation form checks its own CSRF token
 def end_session() -> BaseResponse | tuple[str, int] | str:
-    """OpenID Connect RP-Initiated Logout 1.0."""
+    """OpenID Connect RP-Initiated Logout 1.0. The browser's session ends without a question
+    only when the ID token hint names it (``sub`` and ``sid``); otherwise the person confirms
+    on a page of ours (§6: a logout request is a means of denial of service), docs/protocol.md P18."""
+    try:
+        params.check_request_parameters()
+    except params.MalformedParameterError as error:
+        return _malformed_page(str(error))
     server = authorization_server()
     try:
         validated = server.validate_endpoint_request("end_session")
@@ -206,9 +270,67 @@ def end_session() -> BaseResponse | tuple[str, int] | str:
         return render_template(
             "oidc/authorize_error.html", error=error.error, description=error.description or ""
         ), 400
-    if validated.needs_confirmation and request.method == "GET":
-        return render_template("auth/logout.html", logged_in=login_session.current() is not None)
+    login = login_session.current()
+    answer = _logout_answer()
+    if answer == "invalid":
+        return render_template(
+            "oidc/authorize_error.html",
+            error="invalid_request",
+            description=_("页面已过期, 请刷新后重试"),
+        ), 400
+    if answer == "decline":
+        audit.record("auth.logout_confirmation_declined", actor=_login_actor(login))
+        return redirect(url_for("portal.index"))
+    if answer != "confirm" and login is not None and not _hint_names_session(validated, login):
+        return _logout_confirmation(validated)
     response = server.create_endpoint_response("end_session", validated)
     if response is not None:
+        if validated.redirect_uri:
+            response.headers["X-Form-Action"] = interaction.origin_of(validated.redirect_uri)
         return response
     return render_template("auth/logged_out.html")
+
+
+def _logout_answer() -> str:
+    """The person's answer on the confirmation page: "confirm", "decline", "" (none given) or
+    "invalid" (without the page's CSRF token an answer does not count)."""
+    if request.method != "POST" or not ({"confirm", "decline"} & set(request.form)):
+        return ""
+    if not FlaskForm().validate_on_submit():
+        return "invalid"
+    return "decline" if "decline" in request.form else "confirm"
+
+
+def _hint_names_session(validated: Any, login: login_session.LoginSession) -> bool:
+    claims = validated.id_token_claims
+    principal = load_principal(db.session(), login)
+    return (
+        claims is not None
+        and principal is not None
+        and claims.get("sub") == subject_for(validated.client, principal.subject)  # pairwise too
+        and claims.get("sid") == login.sid
+    )
+
+
+def _logout_confirmation(validated: Any) -> Response:
+    """The confirmation page re-posts the request's own parameters (validated again). Its
+    form ends in a redirect to the relying party, so that origin joins its ``form-action``."""
+    carried = ("id_token_hint", "client_id", "post_logout_redirect_uri", "state", "ui_locales")
+    params = {name: request.values[name] for name in carried if request.values.get(name)}
+    response = make_response(
+        render_template(
+            "oidc/end_session_confirm.html",
+            params=params,
+            client=validated.client,
+            form=FlaskForm(),
+        )
+    )
+    if validated.redirect_uri:
+        response.headers["X-Form-Action"] = interaction.origin_of(validated.redirect_uri)
+    return response
+
+
+def _login_actor(login: login_session.LoginSession | None) -> str:
+    if login is None:
+        return "anonymous"
+    return f"account:{login.account_id}" if login.account_id is not None else f"org:{login.org_id}"

@@ -68,9 +68,11 @@ def finish(org: Organisation, *, title: str, org_type: OrgType, clients: list[Cl
     own connection (where the login session lives) would wait on."""
     db.session().commit()
     login = login_session.current()
-    if login is not None and login.org_id != org.id:
+    if login is not None:
         login.org_id = org.id
-        login_session.save(login)
+        # Registered: the session now acts for the organisation, under a new id.
+        if login_session.save(login):
+            login_session.renew(login)
     return render_template(
         "orgs/done.html",
         title=title,

@@ -235,6 +235,7 @@ def core_login_journey(client: FlaskClient, outbox: Any, *, phone: str, password
     assert session_cookie(client) is not None
     assert client.get("/portal").status_code == 200
 
+    token = login_token(client)  # the CSRF token is renewed at login
     replay = post_login(client, phone=phone, password=password, sms_code=code, token=token)
     assert all_field_errors(replay.text) == {"sms_code": [WRONG_CODE]}
 

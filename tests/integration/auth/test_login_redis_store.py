@@ -73,5 +73,7 @@ def test_a_password_change_ends_the_other_sessions_on_the_redis_store(
     portal = other.get("/portal")
     assert (portal.status_code, portal.headers.get("Location")) == (302, "/login")
     sessions = {k for k in keys(key_prefix) if k.startswith("session:")}
-    assert sessions == {f"session:{mine}"}
+    renewed = session_cookie(client)  # the session that changed it goes on under a new id
+    assert renewed != mine
+    assert sessions == {f"session:{renewed}"}
     assert f"session:{theirs}" not in sessions

@@ -8,8 +8,17 @@ from authlib.oidc.discovery import OpenIDProviderMetadata
 from joserfc import jwt
 
 from idp.signing import published_keys
-from tests.conftest import register
-from tests.flows import REDIRECT_URI, Pkce, authorize_params, query_of, token_request
+from tests.conftest import make_operator, register
+from tests.flows import (
+    PASSWORD,
+    REDIRECT_URI,
+    Pkce,
+    authorize_params,
+    csrf_token,
+    login,
+    query_of,
+    token_request,
+)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -252,3 +261,57 @@ def test_every_page_has_csp_and_anti_framing(client, rp):
         response = client.get(path)
         assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"], path
         assert response.headers["X-Frame-Options"] == "DENY", path
+
+
+def logout_params(id_token, **extra):
+    return {
+        "id_token_hint": id_token,
+        "post_logout_redirect_uri": "https://rp.example/logged-out",
+        "state": "s1",
+        **extra,
+    }
+
+
+def test_logout_with_a_hint_of_another_session_asks_first(client, org, outbox, issue_tokens):
+    """An ID token of this browser's earlier session (another sid) does not log out silently."""
+    id_token = issue_tokens()["id_token"]
+    client.post("/logout", data={"csrf_token": csrf_token(client.get("/logout").text)})
+    other = make_operator(org, name="李四", phone="13900139000", first_login=False)
+    assert login(client, outbox, phone=other.phone, password=PASSWORD).status_code == 302
+    for method in (client.get, client.post):
+        kwargs = {"query_string" if method == client.get else "data": logout_params(id_token)}
+        page = method("/oauth/logout", **kwargs)
+        assert page.status_code == 200
+        assert "确定要退出统一认证登录平台吗" in page.text
+        assert "Location" not in page.headers
+        assert "idp_session=;" not in page.headers.get("Set-Cookie", "")
+    assert client.get("/portal").status_code == 200
+    # Without the page's CSRF token an answer does not count.
+    forged = client.post("/oauth/logout", data={**logout_params(id_token), "confirm": "1"})
+    assert forged.status_code == 400
+    assert client.get("/portal").status_code == 200
+
+
+def test_logout_confirmation_confirm_and_decline(client, org, outbox, issue_tokens):
+    id_token = issue_tokens()["id_token"]
+    client.post("/logout", data={"csrf_token": csrf_token(client.get("/logout").text)})
+    other = make_operator(org, name="李四", phone="13900139000", first_login=False)
+    assert login(client, outbox, phone=other.phone, password=PASSWORD).status_code == 302
+    page = client.get("/oauth/logout", query_string=logout_params(id_token))
+    # The form ends in a redirect to the relying party: form-action allows its origin.
+    assert "form-action 'self' https://rp.example;" in page.headers["Content-Security-Policy"]
+    declined = client.post(
+        "/oauth/logout",
+        data={**logout_params(id_token), "decline": "1", "csrf_token": csrf_token(page.text)},
+    )
+    assert declined.status_code == 302
+    assert declined.headers["Location"] == "/portal"
+    assert client.get("/portal").status_code == 200
+    confirmed = client.post(
+        "/oauth/logout",
+        data={**logout_params(id_token), "confirm": "1", "csrf_token": csrf_token(page.text)},
+    )
+    assert confirmed.status_code == 302
+    assert confirmed.headers["Location"] == "https://rp.example/logged-out?state=s1"
+    assert "idp_session=;" in confirmed.headers.get("Set-Cookie", "")
+    assert client.get("/portal").status_code == 302

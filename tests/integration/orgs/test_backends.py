@@ -28,7 +28,7 @@ from tests.integration.orgs.helpers import (
 
 def wizard_journey(client, fund) -> None:
     """否 for one type, 是 (TOTP) for another, a reused code, and a lockout."""
-    login = cert_login(client)
+    cert_login(client)
     add_legacy(fund.client_id, org_type="audit", ref="AUDIT-1")
     add_legacy(fund.client_id, org_type="bookkeeping", ref="BOOK-1")
 
@@ -38,7 +38,7 @@ def wizard_journey(client, fund) -> None:
         {**register_details(), "platforms": fund.client_id},
     )
     assert "注册成功" in done.text
-    org_id = stored_login(login.id)["org_id"]
+    org_id = stored_login(client.get_cookie("idp_session").value)["org_id"]
     assert org_id is not None
 
     code = code_at(0)
@@ -60,7 +60,7 @@ def wizard_journey(client, fund) -> None:
         "IdentityRegistration": 2,
         "LegacyAccount": 2,
     }
-    assert stored_login(login.id)["org_id"] == org_id
+    assert stored_login(client.get_cookie("idp_session").value)["org_id"] == org_id
 
 
 @both_databases

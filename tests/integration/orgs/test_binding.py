@@ -68,7 +68,7 @@ def test_binding_with_the_current_otp_code(client, admin, fund):
     account = fetch(LegacyAccount)
     assert account.bound_identity_id == identity.id
     assert account.bound_at is not None
-    assert stored_login(admin)["org_id"] == org.id
+    assert stored_login(client.get_cookie("idp_session").value)["org_id"] == org.id
     assert audit_events("orgs.legacy_bound") == [
         (
             f"uscc:{DEMO_USCC}",

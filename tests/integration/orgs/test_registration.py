@@ -134,7 +134,7 @@ def test_registration_creates_the_org_its_identity_and_registration(client, admi
     assert identity.org_type == "cost_consulting"
     registration = fetch(IdentityRegistration, IdentityRegistration.identity_id == identity.id)
     assert (registration.client_id, registration.legacy_account_id) == (fund.client_id, None)
-    assert stored_login(admin)["org_id"] == org.id
+    assert stored_login(client.get_cookie("idp_session").value)["org_id"] == org.id
     assert audit_events("orgs.registered") == [
         (
             f"uscc:{DEMO_USCC}",
@@ -413,3 +413,15 @@ def test_an_expired_session_must_log_in_again(app, client, admin, fund):
     store().delete(f"session:{admin}")
 
     assert client.get("/register").headers["Location"] == "/login?method=cert"
+
+
+def test_registration_renews_the_session_id(client, app, admin, fund):
+    """Session fixation: the id of the certificate login is useless once the org is registered."""
+    done = register_cost_consulting(client, fund)
+    assert done.status_code == 200, done.text
+    renewed = client.get_cookie("idp_session").value
+    assert renewed != admin
+    assert client.get("/portal").status_code == 200
+    stale = app.test_client()
+    stale.set_cookie("idp_session", admin)
+    assert stale.get("/portal").status_code == 302
