@@ -608,3 +608,37 @@ def test_deleting_twice_is_409(api, admin, staff):
     refused = api.patch(f"{OPERATORS}/{staff}", json={"status": "active"}, headers=admin.headers)
     assert_problem(refused, 409, "operator_deleted")
     assert membership(staff).status.value == "deleted"
+
+
+@pytest.fixture
+def two_mismatches(settings_overrides: dict[str, object]) -> None:
+    settings_overrides["realname_admin_mismatch_limit"] = 2
+
+
+@pytest.mark.usefixtures("two_mismatches")
+def test_the_api_shares_the_admins_real_name_limit_with_the_console(
+    api, admin, admin_browser, home_org, staff, outbox
+):
+    """Adding and phone changes through the API count against the same per-admin limit as the
+    console pages; over it the vendor is not asked and nothing changes."""
+    mismatched = api.post(
+        OPERATORS, json={"name": "王小明", "phone": "13700137011"}, headers=admin.headers
+    )
+    assert_problem(mismatched, 400, "realname_mismatch", MISMATCH)
+    page = post_form(
+        admin_browser, "/org/operators/new", {"name": "王小明", "phone": "13700137012"}
+    )
+    assert MISMATCH in page.text
+    before = people_counts()
+
+    added = api.post(
+        OPERATORS, json={"name": "王小明", "phone": "13700137013"}, headers=admin.headers
+    )
+    changed = api.patch(
+        f"{OPERATORS}/{staff}", json={"phone": "13700137014"}, headers=admin.headers
+    )
+
+    for refused in (added, changed):
+        assert_problem(refused, 429, "realname_limited", "手机二要素校验次数过多, 请稍后再试")
+    assert people_counts() == before
+    assert len(audit_rows("orgs.realname_limited")) == 2

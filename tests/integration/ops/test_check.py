@@ -272,3 +272,31 @@ def test_an_unusable_token_is_named(
     assert len(lines) == 1
     assert lines[0].startswith(message)
     assert "246810" not in lines[0]
+
+
+def test_a_misspelt_variable_and_the_old_proxy_switch_are_reported_by_name(
+    instance: Path,
+) -> None:
+    lines = problem_lines(
+        idp_check({"IDP_DEVMODE": "0", "IDP_TRUST_PROXY": "1", "IDP_INSTANCE_DIR": str(instance)})
+    )
+
+    assert "IDP_DEVMODE is not a setting (did you mean IDP_DEV_MODE?)" in lines
+    assert any(
+        line.startswith("IDP_TRUST_PROXY") and "IDP_TRUSTED_PROXIES" in line for line in lines
+    )
+
+
+def test_development_mode_with_a_public_issuer_is_reported(instance: Path) -> None:
+    lines = problem_lines(
+        idp_check(
+            {
+                "IDP_DEV_MODE": "1",
+                "IDP_ISSUER": "http://login.example.gov.cn",
+                "IDP_INSTANCE_DIR": str(instance),
+            }
+        )
+    )
+
+    assert [line.split()[0] for line in lines] == ["IDP_ISSUER"]
+    assert "loopback" in lines[0]
