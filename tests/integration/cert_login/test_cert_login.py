@@ -242,8 +242,9 @@ def test_each_certificate_failure_has_its_message_and_changes_nothing(client, pk
 
 
 def test_replayed_challenge_is_refused(client, pki):
-    _first, signed, token = cert_login(client, pki)
-    client.post("/logout", data={"csrf_token": token})
+    _first, signed, _token = cert_login(client, pki)
+    client.post("/logout", data={"csrf_token": csrf_token(client.get("/logout").text)})
+    token = csrf_token(client.get("/login").text)  # the CSRF secret is renewed at login
     again = client.post("/login/cert", data={**signed.form(), "csrf_token": token})
     assert again.status_code == 400
     assert "登录请求已过期或已使用" in again.text
