@@ -306,6 +306,16 @@ class Settings:
         default=5 * 60,
         metadata={"doc": "How long a re-entered TOTP code allows destructive admin actions."},
     )
+    password_time_cost: int = field(
+        default=2, metadata={"doc": "Argon2id passes per password hash (OWASP minimum: 2)."}
+    )
+    password_memory_kib: int = field(
+        default=19 * 1024,
+        metadata={"doc": "Argon2id memory per password hash in KiB (OWASP minimum: 19456)."},
+    )
+    password_parallelism: int = field(
+        default=1, metadata={"doc": "Argon2id lanes per password hash (OWASP minimum: 1)."}
+    )
     lockout_threshold: int = field(
         default=5, metadata={"doc": "Wrong passwords before the account is locked."}
     )
@@ -447,7 +457,9 @@ class Settings:
     )
     metrics_token: str = field(
         default="",
-        metadata={"doc": "Bearer token that also allows reading /metrics from anywhere; empty: none."},
+        metadata={
+            "doc": "Bearer token that also allows reading /metrics from anywhere; empty: none."
+        },
     )
     log_format: str = field(
         default="json", metadata={"doc": "Log lines as json (one object per line) or text."}

@@ -4,31 +4,53 @@ from __future__ import annotations
 
 import secrets
 import string
+from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from flask import has_app_context
 from flask_babel import gettext as _
 
-HASHER = PasswordHasher()  # argon2id with the library's RFC 9106 "low memory" profile
-# Verified against when the account does not exist, so both paths cost the same time.
-DUMMY_HASH = HASHER.hash(secrets.token_urlsafe(16))
+from idp.config import settings
+
+DEFAULT_PARAMETERS = (2, 19 * 1024, 1)  # OWASP's argon2id minimum, as IDP_PASSWORD_*
 MIN_LENGTH = 8
 MAX_LENGTH = 128
 
 
+@lru_cache(maxsize=4)
+def _hasher(time_cost: int, memory_kib: int, parallelism: int) -> tuple[PasswordHasher, str]:
+    """The argon2id hasher at these parameters and a hash of a random secret made with it,
+    verified against when the account does not exist, so both paths cost the same time."""
+    hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+    return hasher, hasher.hash(secrets.token_urlsafe(16))
+
+
+def current_hasher() -> tuple[PasswordHasher, str]:
+    """The hasher at the app's IDP_PASSWORD_* parameters (the defaults outside an app)."""
+    if not has_app_context():
+        return _hasher(*DEFAULT_PARAMETERS)
+    config = settings()
+    return _hasher(
+        config.password_time_cost, config.password_memory_kib, config.password_parallelism
+    )
+
+
 def hash_password(password: str) -> str:
-    return HASHER.hash(password)
+    return current_hasher()[0].hash(password)
 
 
 def verify_password(password_hash: str | None, password: str) -> bool:
+    hasher, dummy_hash = current_hasher()
     try:
-        return HASHER.verify(password_hash or DUMMY_HASH, password) and password_hash is not None
+        return hasher.verify(password_hash or dummy_hash, password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 
 
 def needs_rehash(password_hash: str) -> bool:
-    return HASHER.check_needs_rehash(password_hash)
+    """True for a hash made at other parameters: the login stores a new one."""
+    return current_hasher()[0].check_needs_rehash(password_hash)
 
 
 def character_classes(password: str) -> int:

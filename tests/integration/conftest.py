@@ -8,13 +8,10 @@ times. tests/unit/auth/test_passwords.py checks the production parameters.
 from __future__ import annotations
 
 import pytest
-from argon2 import PasswordHasher
 
 
 @pytest.fixture(autouse=True)
 def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
     from idp.auth import passwords
 
-    monkeypatch.setattr(
-        passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    )
+    monkeypatch.setattr(passwords, "current_hasher", lambda: passwords._hasher(1, 1024, 1))

@@ -189,3 +189,11 @@ def test_0004_gives_existing_tokens_their_family_and_codes_what_they_issued(
         issued = conn.execute(text("SELECT family_id, revoked_at FROM authorization_code")).all()
     assert [tuple(row) for row in families] == [("fam-a", "rp", None), ("fam-b", "rp", None)]
     assert [tuple(row) for row in issued] == [("fam-a", None)]
+
+
+def test_sqlite_connections_use_wal_with_normal_sync(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'idp.db'}")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    engine.dispose()

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from flask import Flask
 
 from idp.migrate import upgrade
@@ -102,9 +101,7 @@ def cheap_argon2(monkeypatch: pytest.MonkeyPatch) -> None:
     the parameters stored in the hash; see tests/integration/conftest.py)."""
     from idp.auth import passwords
 
-    monkeypatch.setattr(
-        passwords, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    )
+    monkeypatch.setattr(passwords, "current_hasher", lambda: passwords._hasher(1, 1024, 1))
 
 
 @pytest.fixture

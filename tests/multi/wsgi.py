@@ -23,7 +23,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from argon2 import PasswordHasher
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -75,5 +74,5 @@ class KillSwitch:
         return result
 
 
-passwords.HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+passwords.current_hasher = lambda: passwords._hasher(1, 1024, 1)  # type: ignore[assignment]
 app = KillSwitch(create_app())

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
 from idp.auth.passwords import (
     generate_initial_password,
     hash_password,
+    needs_rehash,
     policy_errors,
     verify_password,
 )
@@ -67,10 +69,10 @@ def test_without_a_phone_the_phone_rule_does_not_apply():
     assert policy_errors("Ab-13800138000", phone="", old_hash=None) == []
 
 
-def test_hashes_are_argon2id_with_the_production_profile():
+def test_hashes_are_argon2id_with_owasps_minimum_by_default():
     stored = hash_password("Initial-Pass-1")
 
-    assert re.match(r"^\$argon2id\$v=19\$m=65536,t=3,p=4\$", stored)
+    assert re.match(r"^\$argon2id\$v=19\$m=19456,t=2,p=1\$", stored)
     assert verify_password(stored, "Initial-Pass-1")
     assert not verify_password(stored, "Initial-Pass-2")
     assert hash_password("Initial-Pass-1") != stored  # salted
@@ -90,3 +92,17 @@ def test_generated_initial_passwords_always_satisfy_the_policy():
         assert password.isascii() and password.isalnum()  # easy to type from an SMS
         assert not set(password) & set("lI1O0o")  # nothing to confuse when reading it
         assert policy_errors(password, phone=PHONE, old_hash=None) == []
+
+
+def test_the_settings_choose_the_parameters_and_older_hashes_need_rehashing(app):
+    before = hash_password("Initial-Pass-1")
+    app.extensions["idp"] = replace(
+        app.extensions["idp"], password_time_cost=3, password_memory_kib=8192
+    )
+
+    after = hash_password("Initial-Pass-1")
+
+    assert re.match(r"^\$argon2id\$v=19\$m=8192,t=3,p=1\$", after)
+    assert needs_rehash(before)
+    assert not needs_rehash(after)
+    assert verify_password(before, "Initial-Pass-1")  # still accepted until the login rehashes
