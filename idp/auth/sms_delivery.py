@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from flask import Flask, current_app
-from huey.api import Task, TaskWrapper
+from huey.api import TaskWrapper
 from redis import RedisError
 
 from idp import audit, db, metrics
@@ -33,6 +33,7 @@ from idp.sealing import seal, unseal
 from idp.security import mask_phone
 from idp.sms import SmsError, SmsMessage, gateway
 from idp.sms.messages import render_message
+from idp.sms.queue import worker_task
 from idp.store import store
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,6 @@ RETRYING = "sms.delivery_retrying"
 FAILED = "sms.delivery_failed"
 NOT_SENT = "sms.not_sent"
 OUTCOMES = (DELIVERED, RETRYING, FAILED, NOT_SENT)
-RETRY_BACKOFF = 3
 TASK_NAME = "deliver_sms"
 
 
@@ -192,21 +192,13 @@ def withdraw(delivery: Delivery, *, give_interval_back: bool) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Register the worker's task on this app's queue (the web process enqueues it, the worker
-    runs it, both under one name), and queue the deliveries of committed transactions."""
+    """Register the worker's task on this app's queue and queue the deliveries of committed
+    transactions."""
     config = app.extensions["idp"]
-
-    def deliver_sms(sealed: str, task: Task) -> None:
-        with app.app_context():
-            try:
-                deliver(sealed, retries_left=task.retries)
-            finally:
-                db.session().commit()  # the audit events, also of an attempt to be retried
-
-    app.extensions["idp.sms_task"] = app.extensions["idp.sms_queue"].task(
+    app.extensions["idp.sms_task"] = worker_task(
+        app,
+        lambda sealed, retries_left: deliver(sealed, retries_left=retries_left),
+        name=TASK_NAME,
         retries=config.sms_retries,
         retry_delay=config.sms_retry_delay,
-        retry_backoff=RETRY_BACKOFF,
-        context=True,
-        name=TASK_NAME,
-    )(deliver_sms)
+    )

@@ -22,7 +22,7 @@ from datetime import timedelta
 
 import requests
 from flask import Flask, current_app
-from huey.api import Task, TaskWrapper
+from huey.api import TaskWrapper
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -36,12 +36,12 @@ from idp.oidc.models import AuthorizationCode, Client
 from idp.oidc.subjects import subject_for
 from idp.signing import key_store
 from idp.signing.jws import encode_jwt
+from idp.sms.queue import worker_task
 
 log = logging.getLogger(__name__)
 
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
 TOKEN_LIFETIME = 120  # seconds: a notice is acted on at once or not at all
-RETRY_BACKOFF = 3
 TASK_NAME = "deliver_backchannel_logout"
 DELIVERED = "oidc.backchannel_logout_delivered"
 RETRYING = "oidc.backchannel_logout_retrying"
@@ -197,18 +197,12 @@ def record(action: str, notice: Notice, *, result: str = "success") -> None:
 def init_app(app: Flask) -> None:
     """Register the worker's task on the delivery queue (the web process enqueues it)."""
     config = app.extensions["idp"]
-
-    def deliver_notice(message: str, task: Task) -> None:
-        with app.app_context():
-            try:
-                deliver(Notice(**json.loads(message)), retries_left=task.retries)
-            finally:
-                db.session().commit()  # the audit events, also of an attempt to be retried
-
-    app.extensions["idp.backchannel_task"] = app.extensions["idp.sms_queue"].task(
+    app.extensions["idp.backchannel_task"] = worker_task(
+        app,
+        lambda message, retries_left: deliver(
+            Notice(**json.loads(message)), retries_left=retries_left
+        ),
+        name=TASK_NAME,
         retries=config.backchannel_logout_retries,
         retry_delay=config.backchannel_logout_retry_delay,
-        retry_backoff=RETRY_BACKOFF,
-        context=True,
-        name=TASK_NAME,
-    )(deliver_notice)
+    )

@@ -11,13 +11,19 @@ what the message says (codes, passwords) before it is queued.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from flask import Flask, current_app
 from huey import Huey, RedisHuey, SqliteHuey
+from huey.api import Task, TaskWrapper
 from huey.serializer import SignedSerializer
 
+from idp import db
 from idp.config import Settings
+
+# Each retry waits this many times longer than the one before.
+RETRY_BACKOFF = 3
 
 
 def make_queue(settings: Settings) -> Huey:
@@ -46,3 +52,32 @@ def init_app(app: Flask, settings: Settings) -> None:
 def queue() -> Huey:
     value: Huey = current_app.extensions["idp.sms_queue"]
     return value
+
+
+def worker_task(
+    app: Flask,
+    run: Callable[[str, int], None],
+    *,
+    name: str,
+    retries: int,
+    retry_delay: float,
+) -> TaskWrapper:
+    """Register ``run(message, retries_left)`` as a task of this app's queue (the web process
+    enqueues it, ``idp worker`` runs it, both under ``name``). It runs in an app context and
+    what it wrote is committed, also when it raises to be retried (its audit events)."""
+
+    def execute(message: str, task: Task) -> None:
+        with app.app_context():
+            try:
+                run(message, task.retries)
+            finally:
+                db.session().commit()
+
+    wrapper: TaskWrapper = app.extensions["idp.sms_queue"].task(
+        retries=retries,
+        retry_delay=retry_delay,
+        retry_backoff=RETRY_BACKOFF,
+        context=True,
+        name=name,
+    )(execute)
+    return wrapper
