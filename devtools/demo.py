@@ -274,7 +274,7 @@ def _print_banner(issuer: str, token: DemoToken) -> None:
     click.echo(
         "\n"
         f"  统一认证登录平台 (provider)     {issuer}/login\n"
-        f"  上海市房屋维修资金管理系统 (RP)  {rp_base_url()}/\n"
+        f"  上海市房屋维修资金管理系统（RP）{rp_base_url()}/\n"
         f"  UKey agent                      http://127.0.0.1:{AGENT_PORT}/status ({token.kind} token)\n"
         f"  SMS outbox (dev)                {issuer}{outbox}\n"
         f"  Discovery                       {issuer}/.well-known/openid-configuration\n\n"

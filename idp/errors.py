@@ -38,4 +38,4 @@ class NotFoundError(IdpError):
 class ServiceUnavailableError(IdpError):
     code = "temporarily_unavailable"
     status = 503
-    message = _l("服务暂不可用, 请稍后再试")
+    message = _l("服务暂不可用，请稍后再试")

@@ -32,11 +32,11 @@ JSON_PREFIXES = (API_PREFIX, "/oauth/", "/.well-known/")
 PROBLEM_JSON = "application/problem+json"
 
 HTTP_MESSAGES = {
-    400: _l("请求无效, 请刷新页面后重试"),
+    400: _l("请求无效，请刷新页面后重试"),
     404: _l("页面不存在"),
     405: _l("不支持该请求方法"),
     413: _l("提交的内容过大"),
-    429: _l("请求过于频繁, 请稍后再试"),
+    429: _l("请求过于频繁，请稍后再试"),
 }
 
 
@@ -142,7 +142,7 @@ def handle_http_error(error: HTTPException) -> Response | HTTPException:
         return handle_database_error(error.original_exception)  # type: ignore[attr-defined]
     message = HTTP_MESSAGES.get(error.code, _l("请求无效"))
     if isinstance(error, CSRFError):
-        message = _l("页面已过期, 请刷新后重试")
+        message = _l("页面已过期，请刷新后重试")
     headers = {}
     if isinstance(error, MethodNotAllowed) and error.valid_methods:
         headers["Allow"] = ", ".join(sorted(error.valid_methods))
@@ -175,7 +175,7 @@ def handle_unexpected(error: Exception) -> Response:
     db.session().rollback()
     request_id = logs.request_id()
     log.exception("unhandled error, request id %s", request_id, exc_info=error)
-    message = _("服务器内部错误 (编号 %(request_id)s)", request_id=request_id)
+    message = _("服务器内部错误（编号 %(request_id)s）", request_id=request_id)
     return render_error(code="server_error", status=500, message=message)
 
 

@@ -12,7 +12,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Host and port of the Werkzeug development server."""
     parser = argparse.ArgumentParser(
         prog="python -m clients.maintenance_fund",
-        description="上海市房屋维修资金管理系统(演示依赖方)",
+        description="上海市房屋维修资金管理系统（演示依赖方）",
     )
     parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=5001, help="listen port (default 5001)")
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         config = Config.from_env()
     except ConfigError as error:
-        raise SystemExit(f"配置错误: {error}") from error
+        raise SystemExit(f"配置错误：{error}") from error
     create_app(config).run(host=args.host, port=args.port, threaded=True)
 
 

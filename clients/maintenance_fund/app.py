@@ -119,7 +119,7 @@ def label(labels: Mapping[str, str], value: object) -> str:
     """Chinese label of a claim value; an unknown value is shown as-is rather than hidden."""
     if value is None:
         return "未提供"
-    return labels.get(str(value), f"未知({value})")
+    return labels.get(str(value), f"未知（{value}）")
 
 
 def format_expiry(expires_at: object) -> str:
@@ -128,7 +128,7 @@ def format_expiry(expires_at: object) -> str:
         return "未提供"
     moment = datetime.fromtimestamp(expires_at, tz=UTC)
     text = moment.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S 北京时间")
-    return text + "(已过期)" if moment <= datetime.now(tz=UTC) else text
+    return text + "（已过期）" if moment <= datetime.now(tz=UTC) else text
 
 
 def render_error(error: RpError) -> ResponseReturnValue:

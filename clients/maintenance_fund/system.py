@@ -124,7 +124,7 @@ def operator_add() -> ResponseReturnValue:
             if added["initial_password_sent"]:
                 flash("初始密码已通过短信发送")
             else:
-                flash("该手机号已有账户, 已短信通知其使用现有密码登录")
+                flash("该手机号已有账户，已短信通知其使用现有密码登录")
             return redirect(url_for(".operator_detail", ident=added["operator"]["id"]))
     return render_template("system/operator_new.html", form=form, error=error), status
 
@@ -216,8 +216,8 @@ def decide(ident: int, action: str, *, fields: tuple[str, ...]) -> ResponseRetur
 
 def flash_decision(action: str, answer: Mapping[str, Any]) -> None:
     if action == "reject":
-        flash("已驳回, 已短信通知申请人")
+        flash("已驳回，已短信通知申请人")
         return
-    flash("已通过, 操作员账号已开通")
+    flash("已通过，操作员账号已开通")
     if answer.get("initial_password_sent"):
         flash("初始密码已通过短信发送")

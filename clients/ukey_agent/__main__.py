@@ -79,7 +79,7 @@ def stamped_config() -> dict[str, Any] | None:
     try:
         return read_stamp(Path(sys.executable))
     except (OSError, StampError) as error:
-        _fail(f"配置错误: 下载的客户端工具已损坏, 请重新下载 ({error})")
+        _fail(f"配置错误：下载的客户端工具已损坏，请重新下载（{error}）")
     return None  # unreachable: _fail exits
 
 
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         config = config_from(args, stamped=stamped_config())
     except ConfigError as error:
-        _fail(f"配置错误: {error}")
+        _fail(f"配置错误：{error}")
     _autostart(args.install, options)
     try:
         signer = open_signer(config)

@@ -120,7 +120,7 @@ def installed_copy(executable: Path, place: Place) -> Path:
         except OSError as error:
             partial.unlink(missing_ok=True)
             raise AutostartError(
-                f"无法复制到 {target} (客户端工具是否已在运行?): {error}"
+                f"无法复制到 {target}（客户端工具是否已在运行？）：{error}"
             ) from error
     return target
 

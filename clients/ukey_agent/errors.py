@@ -8,13 +8,13 @@ from typing import Any
 ERRORS: dict[str, tuple[int, str]] = {
     "bad_request": (400, "请求格式不正确。"),
     "origin_not_allowed": (403, "该网站未被允许使用本机的 UKey 助手。"),
-    "bad_host": (403, "请求的主机名不被接受(只接受 127.0.0.1 或 localhost)。"),
+    "bad_host": (403, "请求的主机名不被接受（只接受 127.0.0.1 或 localhost）。"),
     "wrong_pin": (401, "PIN 码错误。"),
-    "pin_locked": (423, "UKey 的 PIN 码已锁定,请联系证书颁发机构解锁。"),
-    "no_token": (404, "未检测到 UKey,请插入 UKey 后重试。"),
-    "several_tokens": (409, "检测到多个 UKey,请只插入一个,或选择要使用的 UKey。"),
+    "pin_locked": (423, "UKey 的 PIN 码已锁定，请联系证书颁发机构解锁。"),
+    "no_token": (404, "未检测到 UKey，请插入 UKey 后重试。"),
+    "several_tokens": (409, "检测到多个 UKey，请只插入一个，或选择要使用的 UKey。"),
     "no_signing_certificate": (404, "UKey 中没有可用于签名的证书。"),
-    "token_error": (500, "UKey 操作失败,请重新插入 UKey 后重试。"),
+    "token_error": (500, "UKey 操作失败，请重新插入 UKey 后重试。"),
     "not_found": (404, "请求的地址不存在。"),
     "method_not_allowed": (405, "不支持该请求方法。"),
 }

@@ -64,11 +64,11 @@ def wrong_pin(flags: int) -> AgentError:
         return AgentError("pin_locked")
     if flags & PyKCS11.CKF_USER_PIN_FINAL_TRY:
         return AgentError(
-            "wrong_pin", retries_left=1, message="PIN 码错误。再输错一次,UKey 将被锁定。"
+            "wrong_pin", retries_left=1, message="PIN 码错误。再输错一次，UKey 将被锁定。"
         )
     if flags & PyKCS11.CKF_USER_PIN_COUNT_LOW:
         return AgentError(
-            "wrong_pin", message="PIN 码错误。剩余尝试次数不多,输错过多 UKey 将被锁定。"
+            "wrong_pin", message="PIN 码错误。剩余尝试次数不多，输错过多 UKey 将被锁定。"
         )
     return AgentError("wrong_pin")
 
@@ -95,7 +95,7 @@ def login(session: Any, pin: str, *, token_flags: Callable[[], int]) -> None:
         if error.value == PyKCS11.CKR_PIN_LOCKED:
             raise AgentError("pin_locked", detail=str(error)) from error
         if error.value == PyKCS11.CKR_PIN_EXPIRED:
-            message = "UKey 的 PIN 码已过期,请先用 UKey 管理工具修改 PIN 码。"
+            message = "UKey 的 PIN 码已过期，请先用 UKey 管理工具修改 PIN 码。"
             raise AgentError("token_error", message=message, detail=str(error)) from error
         raise
 

@@ -18,7 +18,13 @@ from sqlalchemy.orm import Session
 from idp import audit
 from idp.admin.models import PlatformAdmin
 from idp.auth.errors import AccountLockedError, LoginFailedError
-from idp.auth.passwords import hash_password, needs_rehash, policy_errors, verify_password
+from idp.auth.passwords import (
+    hash_password,
+    joined,
+    needs_rehash,
+    policy_errors,
+    verify_password,
+)
 from idp.config import settings
 from idp.db import utcnow
 from idp.errors import IdpError, NotFoundError
@@ -57,7 +63,7 @@ def add_admin(session: Session, *, username: str, password: str, actor: str) -> 
     username = normalise_username(username)
     if not USERNAME.fullmatch(username):
         raise AdminError(
-            _l("用户名须为 3-64 位小写字母、数字或 . _ -, 以字母开头"), field="username"
+            _l("用户名须为 3-64 位小写字母、数字或 . _ -，以字母开头"), field="username"
         )
     if find_admin(session, username) is not None:
         raise AdminError(_l("该用户名已存在"), field="username")
@@ -65,7 +71,7 @@ def add_admin(session: Session, *, username: str, password: str, actor: str) -> 
     if username in password.lower():
         errors.append(str(_l("密码不能包含用户名")))
     if errors:
-        raise AdminError("; ".join(errors), field="password")
+        raise AdminError(joined(errors), field="password")
     admin = PlatformAdmin(username=username, password_hash=hash_password(password))
     session.add(admin)
     session.flush()

@@ -94,7 +94,7 @@ def client_disable(client_id: str) -> BaseResponse:
     _client_or_404(client_id)
     clients.set_client_disabled(db.session(), client_id, True, actor=actor())
     db.session().commit()
-    flash(_("已停用, 该应用的令牌已全部失效"), "success")
+    flash(_("已停用，该应用的令牌已全部失效"), "success")
     return redirect(url_for("admin.client_edit", client_id=client_id))
 
 

@@ -63,7 +63,7 @@ class ClientForm(FlaskForm):
     service (``idp.oidc.clients``, also behind ``idp clients add --json``) validates."""
 
     client_id = StringField(
-        _l("客户端标识 (client_id, 留空则自动生成)"),
+        _l("客户端标识（client_id，留空则自动生成）"),
         filters=[strip],
         validators=[Optional(), Length(max=64)],
     )
@@ -93,9 +93,9 @@ class ClientForm(FlaskForm):
     token_endpoint_auth_method = SelectField(
         _l("令牌端点认证方式"), choices=[SelectChoice(m, m) for m in AUTH_METHODS]
     )
-    require_consent = BooleanField(_l("需要用户同意 (非平台自有应用)"))
+    require_consent = BooleanField(_l("需要用户同意（非平台自有应用）"))
     refresh_token_reuse_interval = IntegerField(
-        _l("刷新令牌重用宽限期 (秒, 0-60)"),
+        _l("刷新令牌重用宽限期（秒，0-60）"),
         default=0,
         validators=[NumberRange(min=0, max=60, message=_l("须为 0 到 60 之间的整数"))],
     )

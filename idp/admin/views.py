@@ -37,7 +37,7 @@ PENDING_SECONDS = 5 * 60
 class PendingLoginExpiredError(IdpError):
     code = "admin_login_expired"
     status = 400
-    message = _l("登录已超时, 请重新输入用户名和密码")
+    message = _l("登录已超时，请重新输入用户名和密码")
 
 
 @bp.before_request

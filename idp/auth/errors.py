@@ -23,7 +23,7 @@ class LoginFailedError(IdpError):
 class AccountLockedError(LoginFailedError):
     code = "account_locked"
     status = 429
-    message = _l("密码错误次数过多, 账户已锁定, 请稍后再试")
+    message = _l("密码错误次数过多，账户已锁定，请稍后再试")
 
     @classmethod
     def until(cls, end: datetime, *, field: str) -> AccountLockedError:
@@ -37,7 +37,7 @@ class TooManyLoginAttemptsError(LoginFailedError):
 
     code = "too_many_attempts"
     status = 429
-    message = _l("登录尝试过于频繁, 请稍后再试")
+    message = _l("登录尝试过于频繁，请稍后再试")
 
 
 class AccountUnusableError(LoginFailedError):
@@ -61,13 +61,13 @@ class SmsCodeError(LoginFailedError):
 
 class SmsCodeTriesExceededError(SmsCodeError):
     code = "sms_code_tries_exceeded"
-    message = _l("验证码错误次数过多, 请重新获取")
+    message = _l("验证码错误次数过多，请重新获取")
 
 
 class SmsRateLimitedError(IdpError):
     code = "sms_rate_limited"
     status = 429
-    message = _l("发送过于频繁, 请稍后再试")
+    message = _l("发送过于频繁，请稍后再试")
 
     def __init__(self, message: str | None = None, *, retry_after: int = 60) -> None:
         super().__init__(message)

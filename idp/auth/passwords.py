@@ -76,6 +76,11 @@ def policy_errors(password: str, *, phone: str, old_hash: str | None) -> list[st
     return errors
 
 
+def joined(errors: list[str]) -> str:
+    """Several policy errors as one sentence (the separator follows the language)."""
+    return _("；").join(errors)
+
+
 # Read off an SMS and typed in by hand: no characters that are easily confused.
 LOOK_ALIKE = frozenset("lI1O0o")
 

@@ -19,7 +19,13 @@ from idp.auth.errors import (
     TooManyLoginAttemptsError,
     WrongCurrentPasswordError,
 )
-from idp.auth.passwords import hash_password, needs_rehash, policy_errors, verify_password
+from idp.auth.passwords import (
+    hash_password,
+    joined,
+    needs_rehash,
+    policy_errors,
+    verify_password,
+)
 from idp.config import settings
 from idp.db import utcnow
 from idp.errors import IdpError
@@ -41,7 +47,7 @@ class PasswordPolicyError(IdpError):
     code = "password_policy"
 
     def __init__(self, errors: list[str]) -> None:
-        super().__init__("; ".join(errors))
+        super().__init__(joined(errors))
         self.errors = errors
 
 

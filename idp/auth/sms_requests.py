@@ -33,4 +33,4 @@ def answer(send: Callable[[str], None]) -> tuple[Response, int]:
         web.rollback()
         return jsonify(error=error.code, error_description=str(error.message)), error.status
     retry_after = int(RESEND_INTERVAL.total_seconds())
-    return jsonify(sent=True, retry_after=retry_after, message=_("验证码已发送, 5 分钟内有效")), 200
+    return jsonify(sent=True, retry_after=retry_after, message=_("验证码已发送，5 分钟内有效")), 200

@@ -45,7 +45,7 @@ def refuse_malformed_parameters() -> Response | None:
         params.check_request_parameters(field_checks=True)
     except params.MalformedParameterError:
         return render_error(
-            code="invalid_request", status=400, message=_("请求无效, 请刷新页面后重试")
+            code="invalid_request", status=400, message=_("请求无效，请刷新页面后重试")
         )
     return None
 

@@ -25,9 +25,9 @@ name_validators = [
 class OperatorAddForm(FlaskForm):
     """【增加】 (docs/design.md, manual §1.3 ②): the name as on the ID card and the phone registered to it."""
 
-    name = StringField(_l("姓名(身份证姓名)"), filters=[strip], validators=name_validators)
+    name = StringField(_l("姓名（身份证姓名）"), filters=[strip], validators=name_validators)
     phone = StringField(
-        _l("手机号码(身份证绑定的手机号码)"), filters=[strip], validators=phone_validators
+        _l("手机号码（身份证绑定的手机号码）"), filters=[strip], validators=phone_validators
     )
 
 
@@ -35,7 +35,7 @@ class OperatorEditForm(FlaskForm):
     """【修改】: only the phone and the status; the page shows everything else read-only."""
 
     phone = StringField(
-        _l("手机号码(身份证绑定的手机号码)"), filters=[strip], validators=phone_validators
+        _l("手机号码（身份证绑定的手机号码）"), filters=[strip], validators=phone_validators
     )
     status = RadioField(
         _l("操作员状态"),
@@ -77,9 +77,9 @@ class JoinForm(FlaskForm):
             Regexp(r"^[0-9A-Z]{18}\Z", message=_l("统一社会信用代码为 18 位数字或大写字母")),
         ],
     )
-    name = StringField(_l("姓名(身份证姓名)"), filters=[strip], validators=name_validators)
+    name = StringField(_l("姓名（身份证姓名）"), filters=[strip], validators=name_validators)
     phone = StringField(
-        _l("手机号码(身份证绑定的手机号码)"), filters=[strip], validators=phone_validators
+        _l("手机号码（身份证绑定的手机号码）"), filters=[strip], validators=phone_validators
     )
     sms_code = StringField(
         _l("短信验证码"),

@@ -38,7 +38,7 @@ CHINA_TIME = timezone(timedelta(hours=8))  # the console shows Beijing time; sto
 class ConsoleForbiddenError(IdpError):
     code = "org_admin_required"
     status = 403
-    message = _l("仅企业管理员可以使用此功能, 请使用企业 UKey 登录")
+    message = _l("仅企业管理员可以使用此功能，请使用企业 UKey 登录")
 
 
 @bp.before_request
@@ -162,7 +162,7 @@ def operator_add() -> tuple[str, int] | BaseResponse:
             if added.initial_password_sent:
                 flash(_("初始密码已通过短信发送"), "success")
             else:
-                flash(_("该手机号已有账户, 已短信通知其使用现有密码登录"), "success")
+                flash(_("该手机号已有账户，已短信通知其使用现有密码登录"), "success")
             return redirect(url_for("console.operator_detail", membership_id=added.operator.id))
     elif request.method == "POST":
         status = 400
@@ -252,7 +252,7 @@ def review_approve(request_id: int) -> tuple[str, int] | BaseResponse:
         except IdpError as failure:
             error, status = web.refuse(failure, form)
         else:
-            flash(_("已通过, 操作员账号已开通"), "success")
+            flash(_("已通过，操作员账号已开通"), "success")
             if added.initial_password_sent:
                 flash(_("初始密码已通过短信发送"), "success")
             return redirect(url_for("console.reviews_list"))
@@ -279,7 +279,7 @@ def review_reject(request_id: int) -> tuple[str, int] | BaseResponse:
         except IdpError as failure:
             error, status = web.refuse(failure, form)
         else:
-            flash(_("已驳回, 已短信通知申请人"), "success")
+            flash(_("已驳回，已短信通知申请人"), "success")
             return redirect(url_for("console.reviews_list"))
     elif request.method == "POST":
         status = 400

@@ -141,7 +141,7 @@ def consent() -> BaseResponse | str:
 def _interaction() -> interaction.Interaction:
     record = interaction.load(request.values.get("interaction", "")[:64])
     if record is None:
-        raise NotFoundError(_("登录请求已过期, 请回到原系统重新登录"))
+        raise NotFoundError(_("登录请求已过期，请回到原系统重新登录"))
     return record
 
 
@@ -276,7 +276,7 @@ def end_session() -> BaseResponse | tuple[str, int] | str:
         return render_template(
             "oidc/authorize_error.html",
             error="invalid_request",
-            description=_("页面已过期, 请刷新后重试"),
+            description=_("页面已过期，请刷新后重试"),
         ), 400
     if answer == "decline":
         audit.record("auth.logout_confirmation_declined", actor=_login_actor(login))

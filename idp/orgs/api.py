@@ -225,7 +225,7 @@ def checked_fields(
     unknown = sorted(set(body) - set(allowed))
     if unknown and not others:
         raise UnknownFieldError(
-            _("不支持的字段: %(field)s", field=unknown[0][:40]), field=unknown[0][:40]
+            _("不支持的字段：%(field)s", field=unknown[0][:40]), field=unknown[0][:40]
         )
     return {
         name: check_text(body[name], field=name, limits=limits)

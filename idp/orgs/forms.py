@@ -64,7 +64,7 @@ class RegistrationForm(FlaskForm):
             DataRequired(message=_l("请输入联系电话")),
             Regexp(
                 CONTACT_PHONE_PATTERN,
-                message=_l("请输入正确的手机号或固定电话 (如 021-62345678)"),
+                message=_l("请输入正确的手机号或固定电话（如 021-62345678）"),
             ),
         ],
     )
@@ -101,7 +101,7 @@ class BindForm(FlaskForm):
         ],
     )
     otp_code = StringField(
-        _l("动态码 (OTP)"),
+        _l("动态码（OTP）"),
         filters=[strip],
         validators=[Optional(), Regexp(r"^[0-9]{6}\Z", message=_l("动态码为 6 位数字"))],
     )
@@ -116,6 +116,6 @@ class BindForm(FlaskForm):
         # inline validators run.
         valid = super().validate(extra_validators)
         if bool(self.otp_code.data) == bool(self.legacy_key.data):
-            self.otp_code.errors = [*self.otp_code.errors, str(_l("请填写动态码或密钥 (二选一)"))]
+            self.otp_code.errors = [*self.otp_code.errors, str(_l("请填写动态码或密钥（二选一）"))]
             return False
         return valid

@@ -184,7 +184,7 @@ def bind_failed(applicant: Applicant, request: BindRequest, *, reason: str) -> L
 def bind_locked(applicant: Applicant, request: BindRequest) -> LegacyBindLockedError:
     _record_failure(applicant, request, "locked")
     minutes = math.ceil(settings().legacy_bind_lockout_seconds / 60)
-    return LegacyBindLockedError(_("错误次数过多, 请 %(minutes)d 分钟后再试", minutes=minutes))
+    return LegacyBindLockedError(_("错误次数过多，请 %(minutes)d 分钟后再试", minutes=minutes))
 
 
 def _record_failure(applicant: Applicant, request: BindRequest, reason: str) -> None:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from idp import audit, metrics
 from idp.auth import sms_delivery
 from idp.auth.credentials import credentials_changed
-from idp.auth.passwords import generate_initial_password, hash_password, policy_errors
+from idp.auth.passwords import generate_initial_password, hash_password, joined, policy_errors
 from idp.auth.sms_delivery import Delivery
 from idp.db import utcnow
 from idp.errors import IdpError, NotFoundError
@@ -66,7 +66,7 @@ class RealNameMismatchError(OperatorError):
     """手机二要素校验: the carrier says this phone does not belong to this name (docs/design.md, manual §1.3)."""
 
     code = "realname_mismatch"
-    message = _l("您填写的身份信息与手机号认证失败, 请确认信息是否填写正确。")
+    message = _l("您填写的身份信息与手机号认证失败，请确认信息是否填写正确。")
 
 
 class OperatorExistsError(OperatorError):
@@ -81,7 +81,7 @@ class NameConflictError(OperatorError):
 
     code = "name_conflict"
     status = 409
-    message = _l("该手机号已登记的姓名与填写的姓名不一致, 请确认信息是否填写正确。")
+    message = _l("该手机号已登记的姓名与填写的姓名不一致，请确认信息是否填写正确。")
     field = "name"
 
 
@@ -97,7 +97,7 @@ class SharedAccountError(OperatorError):
 
     code = "account_shared"
     status = 409
-    message = _l("该操作员同时是其他机构的操作员, 不能在此修改手机号码")
+    message = _l("该操作员同时是其他机构的操作员，不能在此修改手机号码")
     field = "phone"
 
 
@@ -242,7 +242,7 @@ def candidate(session: Session, org: Organisation, *, name: str, phone: str) -> 
     if membership is not None and membership.status == MembershipStatus.ACTIVE:
         raise OperatorExistsError()
     if membership is not None and membership.status == MembershipStatus.DISABLED:
-        raise OperatorExistsError(_("该手机号已是本机构的停用操作员, 请通过【修改】重新启用"))
+        raise OperatorExistsError(_("该手机号已是本机构的停用操作员，请通过“修改”重新启用"))
     if account is not None and account.name != name:
         raise NameConflictError()
     return Candidate(name=name, phone=phone, account=account, membership=membership)
@@ -353,7 +353,7 @@ def add_operator_for_platform(
         if password is not None and (
             errors := policy_errors(password, phone=person.phone, old_hash=None)
         ):
-            raise OperatorError("; ".join(errors), field="password")
+            raise OperatorError(joined(errors), field="password")
         return enrol(session, org, person, actor=actor, password=password)
 
 

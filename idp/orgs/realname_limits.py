@@ -35,7 +35,7 @@ ALERT = "orgs.realname_abuse_alert"
 class RealNameLimitedError(IdpError):
     code = "realname_limited"
     status = 429
-    message = _l("手机二要素校验次数过多, 请稍后再试")
+    message = _l("手机二要素校验次数过多，请稍后再试")
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ class LegacyAccountExistsError(RegistrationError):
 
     code = "legacy_account_exists"
     status = 409
-    message = _l("维修资金系统已经存在统一社会信用代码(含组织机构代码)相同的机构,申请失败!")
+    message = _l("维修资金系统已经存在统一社会信用代码（含组织机构代码）相同的机构，申请失败！")
 
 
 @dataclass(frozen=True)
@@ -138,7 +138,7 @@ def check_no_legacy_account(
     if found is not None:
         raise LegacyAccountExistsError(
             _(
-                "维修资金系统已经存在统一社会信用代码(含组织机构代码)相同的%(type)s,申请失败!",
+                "维修资金系统已经存在统一社会信用代码（含组织机构代码）相同的%(type)s，申请失败！",
                 type=DUPLICATE_WORDS[org_type],
             )
         )
@@ -230,7 +230,7 @@ def add_identity(
     except IntegrityError as error:  # the same organisation registered at the same instant
         # The failed INSERT leaves the transaction unusable; the refusal is recorded in a new one.
         session.rollback()
-        raise RegistrationError(_("该机构已存在, 请刷新页面后重试")) from error
+        raise RegistrationError(_("该机构已存在，请刷新页面后重试")) from error
     return org, identity
 
 
@@ -239,9 +239,9 @@ def add_org(session: Session, *, uscc: str, name: str, org_type: str) -> Organis
     organisation, registered for no relying party yet."""
     uscc = uscc.strip().upper()
     if not is_valid_uscc(uscc):
-        raise RegistrationError(_("统一社会信用代码无效: %(uscc)s", uscc=uscc))
+        raise RegistrationError(_("统一社会信用代码无效：%(uscc)s", uscc=uscc))
     if org_type not in ORG_TYPES:
-        raise RegistrationError(_("未知的机构类型: %(type)s", type=org_type))
+        raise RegistrationError(_("未知的机构类型：%(type)s", type=org_type))
     if not name.strip() or len(name) > 200:
         raise RegistrationError(_("机构名称不能为空且不超过 200 字"))
     org = find_org(session, uscc)

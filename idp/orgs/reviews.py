@@ -78,19 +78,19 @@ class OrgNotRegisteredError(JoinRequestError):
 class AlreadyOperatorError(JoinRequestError):
     code = "already_operator"
     status = 409
-    message = _l("您已是该机构的操作员, 请直接登录")
+    message = _l("您已是该机构的操作员，请直接登录")
 
 
 class DuplicateJoinRequestError(JoinRequestError):
     code = "join_request_pending"
     status = 409
-    message = _l("您已提交过申请, 请等待企业管理员审核")
+    message = _l("您已提交过申请，请等待企业管理员审核")
 
 
 class JoinRequestDecidedError(JoinRequestError):
     code = "join_request_decided"
     status = 409
-    message = _l("该申请已处理, 不能重复操作")
+    message = _l("该申请已处理，不能重复操作")
 
 
 class JoinRequestExpiredError(JoinRequestError):
@@ -201,7 +201,7 @@ def check_applicant(session: Session, org: Organisation, *, name: str, phone: st
         if status == MembershipStatus.ACTIVE:
             raise AlreadyOperatorError()
         if status == MembershipStatus.DISABLED:
-            raise AlreadyOperatorError(_("您在该机构的账户已停用, 请联系企业管理员"))
+            raise AlreadyOperatorError(_("您在该机构的账户已停用，请联系企业管理员"))
         if account.name != name:
             raise operators.NameConflictError()
     pending = session.scalar(

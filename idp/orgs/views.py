@@ -98,7 +98,7 @@ def register() -> tuple[str, int] | BaseResponse:
     """选择注册类型: one choice per org type the organisation may still register."""
     types = registration.registrable_types(db.session(), uscc=current_applicant().uscc)
     form = ChooseTypeForm()
-    form.org_type.choices = [(t.value, _("【%(type)s注册】", type=t.label)) for t in types]
+    form.org_type.choices = [(t.value, _("%(type)s注册", type=t.label)) for t in types]
     if form.validate_on_submit():
         return redirect(url_for("orgs.prompt", org_type=form.org_type.data))
     org = find_org(db.session(), current_applicant().uscc)
@@ -109,7 +109,7 @@ def register() -> tuple[str, int] | BaseResponse:
 
 @bp.get("/register/<org_type>")
 def prompt(org_type: str) -> str:
-    """您所在企业是否在维修资金系统已有…身份账号? 是 / 否."""
+    """您所在企业是否在维修资金系统已有…身份账号？是 / 否."""
     return render_template("orgs/prompt.html", org_type=offered_type(org_type))
 
 

@@ -19,7 +19,7 @@ class RealNameUnavailableError(ServiceUnavailableError):
     """No verdict: a timeout, an error, or the carrier has no record. Never a mismatch."""
 
     code = "realname_unavailable"
-    message = _l("校验服务暂不可用, 请稍后再试")
+    message = _l("校验服务暂不可用，请稍后再试")
 
 
 class RealNameVerifier(Protocol):

@@ -15,7 +15,7 @@ class SmsError(IdpError):
 
     code = "sms_unavailable"
     status = 503
-    message = _l("短信发送失败, 请稍后再试")
+    message = _l("短信发送失败，请稍后再试")
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,6 @@ class TestNoAgent:
         expect(status).to_have_text("客户端工具未运行")
         expect(status).to_have_class("agent-status stopped")
         expect(page.locator("#agent-no-download")).to_have_text(
-            "客户端工具暂未提供下载, 请联系平台管理员。"
+            "客户端工具暂未提供下载，请联系平台管理员。"
         )
         page.screenshot(path=results_dir / "provider-ukey-agent-stopped.png", full_page=True)

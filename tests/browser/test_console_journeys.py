@@ -33,7 +33,7 @@ pytestmark = pytest.mark.browser
 
 NAME = "王小明"
 PHONE = "13700137001"
-MISMATCH = "您填写的身份信息与手机号认证失败, 请确认信息是否填写正确。"
+MISMATCH = "您填写的身份信息与手机号认证失败，请确认信息是否填写正确。"
 
 
 # --- fixtures ---------------------------------------------------------------------------------
@@ -176,7 +176,7 @@ def operator_login(page: Any, provider: Any, live_rp: str, *, phone: str, passwo
     page.wait_for_url(starts_with(f"{provider.url}/login?interaction="))
     page.locator('input[name="phone"]').fill(phone)
     page.locator("#send-sms").click()
-    expect(page.locator("#sms-status")).to_have_text("验证码已发送, 5 分钟内有效")
+    expect(page.locator("#sms-status")).to_have_text("验证码已发送，5 分钟内有效")
     code = outbox(provider, phone, "login")[0]["code"]
     page.locator('input[name="password"]').fill(password)
     page.locator('input[name="sms_code"]').fill(code)
@@ -284,7 +284,7 @@ def test_deleting_a_logged_in_operator_ends_their_tokens_session_and_logins(
     wait_for_url(operator_page, starts_with(f"{provider}/login?interaction="), csp_violations)
     operator_page.locator('input[name="phone"]').fill(PHONE)
     operator_page.locator("#send-sms").click()
-    expect(operator_page.locator("#sms-status")).to_have_text("验证码已发送, 5 分钟内有效")
+    expect(operator_page.locator("#sms-status")).to_have_text("验证码已发送，5 分钟内有效")
     sent = outbox(live_provider, PHONE, "login")
     assert len(sent) == sent_before + 1
     operator_page.locator('input[name="password"]').fill(PASSWORD)

@@ -72,7 +72,7 @@ def request_code(page: Any, live_provider: Any) -> str:
     send.click()
     expect(send).to_contain_text("秒")
     expect(send).to_be_disabled()
-    expect(page.locator("#sms-status")).to_have_text("验证码已发送, 5 分钟内有效")
+    expect(page.locator("#sms-status")).to_have_text("验证码已发送，5 分钟内有效")
     return sms_code(live_provider, live_provider.operator_phone)
 
 

@@ -205,10 +205,10 @@ def test_registration_no_path(
     page.locator("#ukey-submit").click()
     wait_for_url(page, f"{provider}/register", csp_violations)
 
-    choose_type(page, "【审计单位注册】")
+    choose_type(page, "审计单位注册")
     wait_for_url(page, f"{provider}/register/audit", csp_violations)
     expect(page.locator("#prompt")).to_have_text(
-        "您所在企业是否在维修资金系统已有审计单位身份账号? (OTP 或密钥)"
+        "您所在企业是否在维修资金系统已有审计单位身份账号？（OTP 或密钥）"
     )
     expect(page.locator("#answer-yes")).to_have_text("是")
     page.locator("#answer-no").click()
@@ -249,10 +249,10 @@ def test_binding_yes_path_with_a_totp_code(
     import_legacy_account(live_provider, tmp_path, "cost_consulting")
     cert_login(page, live_provider, ukey_agent, "/register", csp_violations)
 
-    choose_type(page, "【工程造价咨询单位注册】")
+    choose_type(page, "工程造价咨询单位注册")
     wait_for_url(page, f"{provider}/register/cost_consulting", csp_violations)
     expect(page.locator("#prompt")).to_have_text(
-        "您所在企业是否在维修资金系统已有工程造价咨询单位身份账号? (OTP 或密钥)"
+        "您所在企业是否在维修资金系统已有工程造价咨询单位身份账号？（OTP 或密钥）"
     )
     page.locator("#answer-yes").click()
 
@@ -293,7 +293,7 @@ def test_duplicate_uscc_is_refused_and_nothing_is_created(
     provider = live_provider.url
     import_legacy_account(live_provider, tmp_path, org_type)
     cert_login(page, live_provider, ukey_agent, "/register", csp_violations)
-    choose_type(page, f"【{label}注册】")
+    choose_type(page, f"{label}注册")
     wait_for_url(page, f"{provider}/register/{org_type}", csp_violations)
     page.locator("#answer-no").click()
     wait_for_url(page, f"{provider}/register/{org_type}/new", csp_violations)
@@ -301,7 +301,7 @@ def test_duplicate_uscc_is_refused_and_nothing_is_created(
     page.get_by_role("button", name="注册", exact=True).click()
 
     expect(page.locator("#form-error")).to_have_text(
-        f"维修资金系统已经存在统一社会信用代码(含组织机构代码)相同的{word},申请失败!"
+        f"维修资金系统已经存在统一社会信用代码（含组织机构代码）相同的{word}，申请失败！"
     )
     expect(page.locator("#result")).to_have_count(0)
     assert page.url == f"{provider}/register/{org_type}/new", page.url
@@ -388,7 +388,7 @@ def test_registration_started_at_the_relying_party_ends_back_there(
     page.locator("#ukey-submit").click()
 
     wait_for_url(page, f"{provider}/register", csp_violations)
-    choose_type(page, "【审计单位注册】")
+    choose_type(page, "审计单位注册")
     wait_for_url(page, f"{provider}/register/audit", csp_violations)
     page.locator("#answer-no").click()
     wait_for_url(page, f"{provider}/register/audit/new", csp_violations)

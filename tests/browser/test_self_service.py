@@ -49,7 +49,7 @@ def in_provider(provider: Any, action: Any) -> Any:
 def send_code(page: Any) -> None:
     send = page.locator("#send-sms")
     send.click()
-    expect(page.locator("#sms-status")).to_have_text("验证码已发送, 5 分钟内有效")
+    expect(page.locator("#sms-status")).to_have_text("验证码已发送，5 分钟内有效")
 
 
 def test_forgotten_password_end_to_end(

@@ -55,7 +55,7 @@ MINORITY_NAME = "阿依古丽·买买提"  # middle dot: percent-encoding and JS
 UNKNOWN_PHONE = "13700137000"
 OTHER_NAME = "李四"
 KNOWN = {PHONE: NAME, MINORITY_PHONE: MINORITY_NAME}
-GENERIC_MESSAGE = "校验服务暂不可用, 请稍后再试"
+GENERIC_MESSAGE = "校验服务暂不可用，请稍后再试"
 
 
 # --- loopback fakes of the vendor APIs --------------------------------------------------------
@@ -172,7 +172,7 @@ class FakeTencent(FakeVendor):
         return {"Response": without_absent(answer)}
 
     def vendor_error(self, phone: str) -> dict[str, Any]:
-        return tencent_error("RequestLimitExceeded", f"请求的次数超过了频率限制 ({phone})")
+        return tencent_error("RequestLimitExceeded", f"请求的次数超过了频率限制（{phone}）")
 
 
 def aliyun_error(code: str, message: str) -> dict[str, Any]:
@@ -254,7 +254,7 @@ class FakeAliyun(FakeVendor):
         }
 
     def vendor_error(self, phone: str) -> dict[str, Any]:
-        return aliyun_error("RequestFrequencyLimit", f"号码 {phone} 查询过于频繁, 请稍后再试")
+        return aliyun_error("RequestFrequencyLimit", f"号码 {phone} 查询过于频繁，请稍后再试")
 
 
 FAKES: dict[str, type[FakeVendor]] = {"tencent": FakeTencent, "aliyun": FakeAliyun}
@@ -291,7 +291,7 @@ def vendor_verifier(fake: FakeVendor, tmp_path: Path, **overrides: Any) -> Any:
 
 
 def write_pairs(path: Path, pairs: dict[str, str]) -> None:
-    lines = ["# 沙箱实名数据: 姓名,手机号", ""] + [
+    lines = ["# 沙箱实名数据：姓名，手机号", ""] + [
         f"{name},{phone}" for phone, name in pairs.items()
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -593,7 +593,7 @@ def sandbox(tmp_path: Path, content: str | bytes) -> SandboxRealNameVerifier:
 def test_sandbox_skips_comments_and_blank_lines_and_trims_spaces(tmp_path: Path):
     verifier = sandbox(
         tmp_path,
-        "# 姓名,手机号\n\n   \n  张三 ,  13800138000  \n#李四,13900139000\n王五,13700137000\n",
+        "# 姓名，手机号\n\n   \n  张三，13800138000  \n#李四，13900139000\n王五，13700137000\n",
     )
     assert verifier.verify(name="张三", phone="13800138000") is Verdict.MATCH
     assert verifier.verify(name=" 张三 ", phone="13800138000") is Verdict.MATCH
@@ -603,13 +603,13 @@ def test_sandbox_skips_comments_and_blank_lines_and_trims_spaces(tmp_path: Path)
 
 
 def test_sandbox_reads_windows_line_endings(tmp_path: Path):
-    verifier = sandbox(tmp_path, "张三,13800138000\r\n李四,13900139000\r\n".encode())
+    verifier = sandbox(tmp_path, "张三，13800138000\r\n李四，13900139000\r\n".encode())
     assert verifier.verify(name="李四", phone="13900139000") is Verdict.MATCH
     assert verifier.verify(name="张三", phone="13900139000") is Verdict.MISMATCH
 
 
 def test_sandbox_ignores_lines_without_a_pair(tmp_path: Path):
-    verifier = sandbox(tmp_path, "张三\n,13900139000\n李四,\n王五,13700137000\n")
+    verifier = sandbox(tmp_path, "张三\n,13900139000\n李四，\n王五，13700137000\n")
     assert verifier.verify(name="张三", phone="13900139000") is Verdict.MISMATCH
     assert verifier.verify(name="王五", phone="13700137000") is Verdict.MATCH
 
@@ -650,7 +650,7 @@ def test_sandbox_says_it_is_development_only(tmp_path: Path, caplog: pytest.LogC
 
 
 def test_sandbox_skips_indented_comments(tmp_path: Path):
-    verifier = sandbox(tmp_path, "  # 示例,13800138000\n")
+    verifier = sandbox(tmp_path, "  # 示例，13800138000\n")
     assert verifier.verify(name="# 示例", phone="13800138000") is Verdict.MISMATCH
 
 

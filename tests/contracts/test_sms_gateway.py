@@ -49,7 +49,7 @@ SIGN_NAME = "统一认证登录平台"
 TENCENT_APP_ID = "1400000001"
 TENCENT_REGION = "ap-guangzhou"
 PHONE = "13800138000"
-GENERIC_MESSAGE = "短信发送失败, 请稍后再试"
+GENERIC_MESSAGE = "短信发送失败，请稍后再试"
 IDP_DIR = Path(__file__).resolve().parents[2] / "idp"
 
 VENDOR_SETTINGS: dict[str, dict[str, str]] = {

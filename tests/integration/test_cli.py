@@ -120,7 +120,7 @@ def test_orgs_add_refuses_an_invalid_uscc_and_stores_nothing(runner, uscc):
 
     result = add_org(runner, uscc=uscc)
 
-    assert_error(result, f"统一社会信用代码无效: {uscc.upper()}")
+    assert_error(result, f"统一社会信用代码无效：{uscc.upper()}")
     assert count(Organisation) == 0
     assert count(AuditEvent) == 0
 
@@ -232,7 +232,7 @@ def test_operators_add_refuses_a_weak_password(runner, outbox, org):
 
     result = add_operator(runner, "--password", "abc")
 
-    assert_error(result, "密码至少 8 位; 密码须包含大写字母、小写字母、数字、符号中的至少三类")
+    assert_error(result, "密码至少 8 位；密码须包含大写字母、小写字母、数字、符号中的至少三类")
     assert count(Account) == 0
 
 
@@ -258,7 +258,7 @@ ALIYUN_DOWN = {
 def test_operators_add_stores_nothing_when_the_password_sms_fails(runner, org):
     from idp.identity.models import Account, Membership
 
-    assert_error(add_operator(runner), "短信发送失败, 请稍后再试")
+    assert_error(add_operator(runner), "短信发送失败，请稍后再试")
     assert count(Account) == 0
     assert count(Membership) == 0
 

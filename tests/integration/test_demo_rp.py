@@ -43,7 +43,7 @@ CLIENT_SECRET = "s3cret-for-tests"
 RP_BASE = "http://127.0.0.1:5001"
 KID = "test-es256"
 API_SCOPE = "openid profile phone org.operators org.reviews"
-MISMATCH = "您填写的身份信息与手机号认证失败, 请确认信息是否填写正确。"
+MISMATCH = "您填写的身份信息与手机号认证失败，请确认信息是否填写正确。"
 CLAIMS = {
     "sub": "acct-42",
     "name": "张三",
@@ -798,7 +798,7 @@ def test_list_calls_the_api_with_the_users_token_and_filters(
     assert '<tr id="operator-1">' in html
     assert "137****7000" in html and "13700137000" not in html
     assert "2025-03-01 10:30" in html  # Beijing time
-    for label in ("【增加】", "【查询】", "【修改】", "【删除】"):
+    for label in (">增加<", ">查询<", ">修改<", ">删除<"):
         assert label in html
 
 
@@ -870,7 +870,7 @@ def test_delete_asks_for_confirmation_then_deletes(rp: FlaskClient, op: FakeProv
     op.operators[1] = fake_operator(1, "王五", "13700137000")
 
     page = html_of(rp.get("/system/operators/1/delete"))
-    assert "确定删除操作员 王五 (137****7000) 吗?" in page
+    assert "确定删除操作员 王五（137****7000）吗？" in page
     assert op.operators[1]["status"] == "active"
     deleted = rp.post("/system/operators/1/delete", data={"csrf_token": csrf_of(page)})
 
@@ -915,7 +915,7 @@ def test_reviews_list_approve_and_reject(rp: FlaskClient, op: FakeProvider) -> N
     approved = post_page(rp, "/system/reviews/1/approve", {})
     assert (approved.status_code, approved.headers["Location"]) == (302, "/system/reviews")
     assert flashes(html_of(rp.get("/system/reviews"))) == [
-        "已通过, 操作员账号已开通",
+        "已通过，操作员账号已开通",
         "初始密码已通过短信发送",
     ]
     refused = post_page(rp, "/system/reviews/2/reject", {"reason": " "})

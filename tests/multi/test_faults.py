@@ -34,7 +34,7 @@ from tests.multi.helpers import (
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
-UNAVAILABLE = "服务暂不可用, 请稍后再试"
+UNAVAILABLE = "服务暂不可用，请稍后再试"
 
 
 def rows() -> dict[str, int]:
@@ -370,7 +370,7 @@ def test_two_first_registrations_of_one_uscc_at_once_one_succeeds_one_is_told(
     done = next(a for a in answers if a.status_code == 200)
     refused = next(a for a in answers if a.status_code == 400)
     assert '<h1 id="result">注册成功</h1>' in done.text
-    assert form_error(refused.text) == "该机构已存在, 请刷新页面后重试"
+    assert form_error(refused.text) == "该机构已存在，请刷新页面后重试"
     assert count_rows(Organisation) == 1
     assert [r for _a, _t, r in audit_rows("orgs.registered")] == ["success"]
     assert [r for _a, _t, r in audit_rows("orgs.registration_refused")] == ["registration_failed"]

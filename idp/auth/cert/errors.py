@@ -24,21 +24,21 @@ class MalformedResponseError(CertificateLoginError):
     """The signed response is unusable: bad base64, JSON, DER, field set or algorithm name."""
 
     code = "cert_malformed_response"
-    message = _l("签名数据格式错误, 请重试")
+    message = _l("签名数据格式错误，请重试")
 
 
 class OriginMismatchError(CertificateLoginError):
     """The payload was signed for another site (phishing or relay)."""
 
     code = "cert_origin_mismatch"
-    message = _l("签名数据不是为本网站生成的, 请从本网站的登录页面重新登录")
+    message = _l("签名数据不是为本网站生成的，请从本网站的登录页面重新登录")
 
 
 class StaleTimestampError(CertificateLoginError):
     """The signed timestamp is outside ``IDP_CERT_CLOCK_SKEW``."""
 
     code = "cert_stale_timestamp"
-    message = _l("签名时间与服务器时间相差过大, 请检查电脑时间后重试")
+    message = _l("签名时间与服务器时间相差过大，请检查电脑时间后重试")
 
 
 class CertificateMismatchError(CertificateLoginError):
@@ -66,7 +66,7 @@ class ChallengeError(CertificateLoginError):
     """The challenge is unknown, expired, bound to another browser or already used."""
 
     code = "cert_challenge_invalid"
-    message = _l("登录请求已过期或已使用, 请重试")
+    message = _l("登录请求已过期或已使用，请重试")
 
 
 class UntrustedIssuerError(CertificateLoginError):
@@ -104,7 +104,7 @@ class RevocationUnknownError(CertificateLoginError):
 
     code = "cert_revocation_unknown"
     status = 503
-    message = _l("无法确认证书吊销状态, 请稍后再试")
+    message = _l("无法确认证书吊销状态，请稍后再试")
 
 
 class NotOrganisationCertificateError(CertificateLoginError):
@@ -122,7 +122,7 @@ class IssuerRulesUnusableError(CertificateLoginError):
 
     code = "cert_issuer_rules_unusable"
     status = 503
-    message = _l("证书登录暂不可用, 请联系平台管理员")
+    message = _l("证书登录暂不可用，请联系平台管理员")
 
 
 class NoUsccError(CertificateLoginError):

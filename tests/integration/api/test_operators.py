@@ -312,7 +312,7 @@ def test_add_of_an_existing_operator_is_409(api, admin, staff, known):
             {"name": "王小明", "phone": "13700137001", "status": "active"},
             "unknown_field",
             "status",
-            "不支持的字段: status",
+            "不支持的字段：status",
         ),
     ],
 )
@@ -639,6 +639,6 @@ def test_the_api_shares_the_admins_real_name_limit_with_the_console(
     )
 
     for refused in (added, changed):
-        assert_problem(refused, 429, "realname_limited", "手机二要素校验次数过多, 请稍后再试")
+        assert_problem(refused, 429, "realname_limited", "手机二要素校验次数过多，请稍后再试")
     assert people_counts() == before
     assert len(audit_rows("orgs.realname_limited")) == 2

@@ -160,7 +160,7 @@ def test_decided_and_expired_requests_cannot_be_decided_again(
     before = people_counts()
 
     for ident, code, detail in [
-        (pending, "join_request_decided", "该申请已处理, 不能重复操作"),
+        (pending, "join_request_decided", "该申请已处理，不能重复操作"),
         (aged, "join_request_expired", "该申请已过期"),
     ]:
         approved = api.post(f"{REVIEWS}/{ident}/approve", headers=admin.headers)
@@ -184,7 +184,7 @@ def test_decided_and_expired_requests_cannot_be_decided_again(
         ({"reason": "长" * 201}, "invalid_parameter", "reason 不能超过 200 个字符"),
         ({"reason": 5}, "invalid_parameter", "reason 须为字符串"),
         ({"reason": "a\x00b"}, "invalid_parameter", "reason 含有无效字符"),
-        ({"reason": "x", "status": "approved"}, "unknown_field", "不支持的字段: status"),
+        ({"reason": "x", "status": "approved"}, "unknown_field", "不支持的字段：status"),
     ],
 )
 def test_bad_rejections_are_refused_and_change_nothing(

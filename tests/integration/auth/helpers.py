@@ -26,11 +26,11 @@ from tests.flows import csrf_token
 LOCKED = "密码错误次数过多，账户已锁定，请于 HH:MM 后再试"  # the time read by ``lock_ends``
 WRONG_CREDENTIALS = "手机号或密码错误"
 WRONG_CODE = "验证码错误或已过期"
-TOO_MANY_CODE_TRIES = "验证码错误次数过多, 请重新获取"
+TOO_MANY_CODE_TRIES = "验证码错误次数过多，请重新获取"
 DISABLED = "账户已停用，请联系本单位管理员"
 DELETED = "账户已删除，请联系本单位管理员"
 LOCK_TIME = re.compile(r"(?<=请于 )([0-9]{2}:[0-9]{2})(?= 后再试)")
-SENT_ANSWER = {"message": "验证码已发送, 5 分钟内有效", "retry_after": 60, "sent": True}
+SENT_ANSWER = {"message": "验证码已发送，5 分钟内有效", "retry_after": 60, "sent": True}
 
 
 class _Inputs(HTMLParser):

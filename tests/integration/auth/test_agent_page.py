@@ -119,7 +119,7 @@ def test_a_file_changed_on_disk_gets_a_new_digest(client, dist_dir: Path) -> Non
 
 def test_the_page_walks_through_three_steps_and_probes_the_agent(client) -> None:
     text = client.get("/ukey/agent").text
-    assert "下载安装完成后, 登录页面将显示企业 Ukey 信息" in text
+    assert "下载安装完成后，登录页面将显示企业 Ukey 信息" in text
     assert len(re.findall(r"<svg ", text)) == 3
     assert 'data-agent-url="http://127.0.0.1:17443"' in text
     assert "客户端工具已运行" in text  # the text the probe shows, translated by the page
@@ -136,12 +136,12 @@ def test_troubleshooting_covers_every_certificate_login_error(client) -> None:
         errors.extend(error.__subclasses__())
     for shown_by_the_login_page in (
         "未检测到 UKey 客户端工具。",
-        "未检测到 UKey, 请插入企业 UKey 后刷新本页",
-        "检测到多个 UKey, 请只插入一个",
+        "未检测到 UKey，请插入企业 UKey 后刷新本页",
+        "检测到多个 UKey，请只插入一个",
         "该网站未被允许使用本机的 UKey 助手。",
         "PIN 码错误。",
-        "UKey 的 PIN 码已锁定,请联系证书颁发机构解锁。",
-        "UKey 操作失败,请重新插入 UKey 后重试。",
+        "UKey 的 PIN 码已锁定，请联系证书颁发机构解锁。",
+        "UKey 操作失败，请重新插入 UKey 后重试。",
     ):
         assert shown_by_the_login_page in text
 
@@ -153,7 +153,7 @@ class TestNothingConfigured:
 
     def test_the_user_is_told_plainly_and_the_operator_what_to_set(self, client) -> None:
         text = client.get("/ukey/agent").text
-        assert "客户端工具暂未提供下载, 请联系平台管理员。" in text
+        assert "客户端工具暂未提供下载，请联系平台管理员。" in text
         assert "用 IDP_AGENT_DIST_DIR 设置该目录" in text
         assert "/ukey/agent/download/" not in text
 

@@ -135,7 +135,7 @@ def test_lang_en_shows_the_login_page_and_its_errors_in_english(client, outbox, 
             "csrf_token": parse(page.text).inputs["csrf_token"]["value"],
         },
     )
-    assert sent.json["message"] == english["验证码已发送, 5 分钟内有效"]
+    assert sent.json["message"] == english["验证码已发送，5 分钟内有效"]
     assert outbox.last(operator.phone, "login")["text"].startswith(
         "【统一认证登录平台】"
     )  # SMS stay Chinese

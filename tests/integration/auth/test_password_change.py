@@ -29,7 +29,7 @@ from tests.integration.auth.helpers import (
 
 WRONG_CURRENT = "原密码错误"
 
-FORCED_NOTICE = "首次登录需更换密码, 修改后才能继续。"
+FORCED_NOTICE = "首次登录需更换密码，修改后才能继续。"
 
 
 @pytest.fixture

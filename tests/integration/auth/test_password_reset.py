@@ -212,7 +212,7 @@ def test_the_real_name_service_down_keeps_the_code(client, outbox, on_record, re
     response = post_reset(client, code=code)
 
     assert response.status_code == 503
-    assert form_error(response.text) == "校验服务暂不可用, 请稍后再试"
+    assert form_error(response.text) == "校验服务暂不可用，请稍后再试"
     assert all_field_errors(response.text) == {}
     assert stored_code(PHONE, "password_reset") is not None
     assert_unchanged(on_record, outbox)
@@ -284,7 +284,7 @@ def test_five_wrong_codes_use_the_code_up(client, outbox, on_record):
 
     response = post_reset(client, code=code)
 
-    assert all_field_errors(response.text) == {"sms_code": ["验证码错误次数过多, 请重新获取"]}
+    assert all_field_errors(response.text) == {"sms_code": ["验证码错误次数过多，请重新获取"]}
     assert_unchanged(on_record, outbox)
 
 
@@ -309,7 +309,7 @@ def test_the_network_limit_of_the_login_counts_resets(client, outbox, on_record)
     response = post_reset(client, code=code)
 
     assert response.status_code == 429
-    assert form_error(response.text) == "登录尝试过于频繁, 请稍后再试"
+    assert form_error(response.text) == "登录尝试过于频繁，请稍后再试"
     assert all_field_errors(response.text) == {}
     assert_unchanged(on_record, outbox)
 

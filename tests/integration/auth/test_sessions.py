@@ -37,7 +37,7 @@ def test_logout_page_asks_for_confirmation(client, outbox, operator):
     page = client.get("/logout")
 
     assert page.status_code == 200
-    assert "确定要退出统一认证登录平台吗?" in page.text
+    assert "确定要退出统一认证登录平台吗？" in page.text
     assert '<form method="post" action="/logout">' in page.text
     assert 'name="csrf_token"' in page.text
     assert client.get("/portal").status_code == 200  # GET alone logs nobody out

@@ -27,7 +27,7 @@ from tests.integration.auth.helpers import (
 PHONE = "13800138000"
 OWNER_IP = "127.51.100.20"  # development mode serves loopback clients only
 STRANGER_IP = "127.0.113.66"
-TOO_MANY_ATTEMPTS = "登录尝试过于频繁, 请稍后再试"
+TOO_MANY_ATTEMPTS = "登录尝试过于频繁，请稍后再试"
 
 
 def browser_at(app, ip: str):

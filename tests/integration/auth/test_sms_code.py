@@ -22,7 +22,7 @@ from tests.integration.auth.helpers import (
 )
 
 UNKNOWN = "13700137000"
-RATE_LIMITED = "发送过于频繁, 请稍后再试"
+RATE_LIMITED = "发送过于频繁，请稍后再试"
 
 
 def closed_port() -> int:

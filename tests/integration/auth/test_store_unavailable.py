@@ -16,7 +16,7 @@ from tests.integration.auth.helpers import (
     session_cookie,
 )
 
-UNAVAILABLE = "服务暂不可用, 请稍后再试"
+UNAVAILABLE = "服务暂不可用，请稍后再试"
 
 
 @pytest.fixture

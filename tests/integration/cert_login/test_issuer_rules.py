@@ -67,7 +67,7 @@ def test_a_broken_rules_file_refuses_logins_until_it_is_fixed(client, pki, trust
     (trust_dir / RULES_FILE).write_text('{"CN=A": {"policy": ["1.2.3"]}}')
     response, _signed, _token = cert_login(client, pki, "org_policy")
     assert response.status_code == 503
-    assert "证书登录暂不可用, 请联系平台管理员" in response.text
+    assert "证书登录暂不可用，请联系平台管理员" in response.text
     assert "idp_session=" not in response.headers.get("Set-Cookie", "")
     assert failures() == ["cert_issuer_rules_unusable"]
     issuer = pki.intermediate.cert.subject.rfc4514_string()

@@ -20,11 +20,11 @@ from sqlalchemy import func, select, update
 
 from tests.flows import csrf_token
 
-MISMATCH = "您填写的身份信息与手机号认证失败, 请确认信息是否填写正确。"
-UNAVAILABLE = "校验服务暂不可用, 请稍后再试"
+MISMATCH = "您填写的身份信息与手机号认证失败，请确认信息是否填写正确。"
+UNAVAILABLE = "校验服务暂不可用，请稍后再试"
 READ_ONLY = "只能修改手机号码和操作员状态"
-SMS_FAILED = "短信发送失败, 请稍后再试"
-SUBMITTED = "申请已提交, 请等待企业管理员审核"
+SMS_FAILED = "短信发送失败，请稍后再试"
+SUBMITTED = "申请已提交，请等待企业管理员审核"
 
 
 def flashes(page: str) -> list[str]:

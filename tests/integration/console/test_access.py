@@ -88,7 +88,7 @@ def test_every_console_route_refuses_an_operator(app, client, outbox, ids):
     for method, url, _rule in console_requests(app, ids):
         response = send(client, method, url)
         assert response.status_code == 403, (method, url)
-        assert error_page(response.text) == "仅企业管理员可以使用此功能, 请使用企业 UKey 登录"
+        assert error_page(response.text) == "仅企业管理员可以使用此功能，请使用企业 UKey 登录"
     assert_unchanged(ids)
 
 

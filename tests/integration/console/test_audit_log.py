@@ -63,7 +63,7 @@ def test_the_log_is_paged_and_shows_no_other_orgs_events(admin, home_org, other_
 
     assert len(row_ids(first.text, "audit-event")) == 20
     assert len(row_ids(second.text, "audit-event")) == 5
-    assert "第 1 / 2 页, 共 25 条" in first.text
+    assert "第 1 / 2 页，共 25 条" in first.text
     ids = row_ids(first.text, "audit-event") + row_ids(second.text, "audit-event")
     assert ids == sorted(ids, reverse=True)
     for page in (first, second):

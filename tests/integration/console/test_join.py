@@ -73,7 +73,7 @@ def test_join_request_end_to_end_approved(admin, home_org, browser, known, outbo
 
     known(NAME, PHONE)
     token, sent = ask_code(browser)
-    assert sent.json == {"message": "验证码已发送, 5 分钟内有效", "retry_after": 60, "sent": True}
+    assert sent.json == {"message": "验证码已发送，5 分钟内有效", "retry_after": 60, "sent": True}
     code = outbox.last(PHONE, "join")["code"]
     assert f"验证码为{code}" in outbox.last(PHONE, "join")["text"]
 
@@ -98,7 +98,7 @@ def test_join_request_end_to_end_approved(admin, home_org, browser, known, outbo
     approved = post_form(admin, f"/org/reviews/{row.id}/approve", {})
     assert (approved.status_code, approved.headers["Location"]) == (302, "/org/reviews")
     assert flashes(admin.get("/org/reviews").text) == [
-        "已通过, 操作员账号已开通",
+        "已通过，操作员账号已开通",
         "初始密码已通过短信发送",
     ]
     decided = fetch(JoinRequest, JoinRequest.id == row.id)
@@ -134,7 +134,7 @@ def test_join_request_rejected_with_a_reason_by_sms(admin, home_org, browser, kn
     rejected = post_form(admin, f"/org/reviews/{row.id}/reject", {"reason": "非本单位员工"})
 
     assert (rejected.status_code, rejected.headers["Location"]) == (302, "/org/reviews")
-    assert flashes(admin.get("/org/reviews").text) == ["已驳回, 已短信通知申请人"]
+    assert flashes(admin.get("/org/reviews").text) == ["已驳回，已短信通知申请人"]
     sms = outbox.last(PHONE)
     assert sms["purpose"] == "join_rejected"
     assert "原因：非本单位员工" in sms["text"]
@@ -234,7 +234,7 @@ def test_a_second_pending_request_is_refused(home_org, browser, known, outbox):
     again = apply(browser, outbox)
 
     assert again.status_code == 409
-    assert form_error(again.text) == "您已提交过申请, 请等待企业管理员审核"
+    assert form_error(again.text) == "您已提交过申请，请等待企业管理员审核"
     assert people_counts()["JoinRequest"] == 1
 
 
@@ -245,7 +245,7 @@ def test_an_operator_of_the_org_is_told_to_log_in(home_org, browser, known, outb
     refused = apply(browser, outbox)
 
     assert refused.status_code == 409
-    assert form_error(refused.text) == "您已是该机构的操作员, 请直接登录"
+    assert form_error(refused.text) == "您已是该机构的操作员，请直接登录"
 
 
 @pytest.mark.parametrize(
@@ -283,5 +283,5 @@ def test_join_without_csrf_token_is_refused(home_org, browser, known, outbox):
     )
 
     assert refused.status_code == 400
-    assert error_page(refused.text) == "页面已过期, 请刷新后重试"
+    assert error_page(refused.text) == "页面已过期，请刷新后重试"
     assert people_counts()["JoinRequest"] == 0

@@ -35,8 +35,8 @@ def test_add_page_asks_for_the_id_card_name_and_its_phone(admin):
     page = admin.get(NEW)
 
     assert page.status_code == 200
-    assert '<label for="name">姓名(身份证姓名)</label>' in page.text
-    assert '<label for="phone">手机号码(身份证绑定的手机号码)</label>' in page.text
+    assert '<label for="name">姓名（身份证姓名）</label>' in page.text
+    assert '<label for="phone">手机号码（身份证绑定的手机号码）</label>' in page.text
     assert ">保存</button>" in page.text
     assert "初始密码以短信方式发送" in page.text
     assert 'name="csrf_token"' in page.text
@@ -157,7 +157,7 @@ def test_a_disabled_operator_is_re_enabled_through_modify_not_added_again(admin,
 
     assert again.status_code == 409
     assert field_errors(again.text) == {
-        "phone": ["该手机号已是本机构的停用操作员, 请通过【修改】重新启用"]
+        "phone": ["该手机号已是本机构的停用操作员，请通过“修改”重新启用"]
     }
 
 
@@ -174,7 +174,7 @@ def test_a_person_with_an_account_elsewhere_keeps_it_and_is_told_by_sms(
     assert saved.status_code == 302
     assert flashes(admin.get(saved.headers["Location"]).text) == [
         "保存成功",
-        "该手机号已有账户, 已短信通知其使用现有密码登录",
+        "该手机号已有账户，已短信通知其使用现有密码登录",
     ]
     sms = outbox.last(PHONE)
     assert sms["purpose"] == "operator_added"
@@ -194,7 +194,7 @@ def test_an_account_opened_under_another_name_is_refused(admin, home_org, other_
 
     assert refused.status_code == 409
     assert field_errors(refused.text) == {
-        "name": ["该手机号已登记的姓名与填写的姓名不一致, 请确认信息是否填写正确。"]
+        "name": ["该手机号已登记的姓名与填写的姓名不一致，请确认信息是否填写正确。"]
     }
     assert people_counts() == before
 
@@ -255,5 +255,5 @@ def test_a_post_without_csrf_token_is_refused(admin, home_org, known):
     refused = admin.post(NEW, data={"name": NAME, "phone": PHONE})
 
     assert refused.status_code == 400
-    assert error_page(refused.text) == "页面已过期, 请刷新后重试"
+    assert error_page(refused.text) == "页面已过期，请刷新后重试"
     assert people_counts() == before

@@ -95,7 +95,7 @@ def test_list_searches_by_name_or_phone_filters_by_status_and_pages(admin, home_
 
     first = admin.get("/org/operators")
     assert len(row_ids(first.text, "operator")) == 20
-    assert "第 1 / 2 页, 共 22 条" in first.text  # the deleted one is not listed by default
+    assert "第 1 / 2 页，共 22 条" in first.text  # the deleted one is not listed by default
     assert row_ids(first.text, "operator")[0] == idents[22]  # newest first
     second = admin.get("/org/operators?page=2")
     assert len(row_ids(second.text, "operator")) == 2
@@ -235,7 +235,7 @@ def test_phone_of_an_operator_of_several_orgs_cannot_change_here(admin, staff, o
 
     assert refused.status_code == 409
     assert field_errors(refused.text) == {
-        "phone": ["该操作员同时是其他机构的操作员, 不能在此修改手机号码"]
+        "phone": ["该操作员同时是其他机构的操作员，不能在此修改手机号码"]
     }
     assert phone_of(staff) == PHONE
 
@@ -390,7 +390,7 @@ def test_delete_asks_for_confirmation_first(admin, staff):
     page = admin.get(f"/org/operators/{staff}/delete")
 
     assert page.status_code == 200
-    assert "确定删除操作员 张三 (138****8000) 吗?" in page.text
+    assert "确定删除操作员 张三（138****8000）吗？" in page.text
     assert '<button type="submit" id="confirm-delete">删除</button>' in page.text
     assert membership(staff).status.value == "active"
 

@@ -10,7 +10,7 @@ import pytest
 from tests.integration.console.helpers import audit_rows, people_counts, post_form
 
 NEW = "/org/operators/new"
-LIMITED = "手机二要素校验次数过多, 请稍后再试"
+LIMITED = "手机二要素校验次数过多，请稍后再试"
 MISMATCH = "您填写的身份信息与手机号认证失败"
 
 

@@ -98,7 +98,7 @@ def test_a_decided_request_cannot_be_decided_again(admin, pending, outbox):
 
     for refused in (again, reject):
         assert refused.status_code == 409
-        assert form_error(refused.text) == "该申请已处理, 不能重复操作"
+        assert form_error(refused.text) == "该申请已处理，不能重复操作"
     assert request_row(pending).status.value == "approved"
     assert len(outbox.messages()) == sent
 

@@ -120,7 +120,7 @@ def test_the_500_page_and_the_traceback_carry_the_request_id(
 
     request_id = response.headers["X-Request-ID"]
     assert response.status_code == 500
-    assert f"服务器内部错误 (编号 {request_id})" in response.text
+    assert f"服务器内部错误（编号 {request_id}）" in response.text
     assert f'<code class="request-id">{request_id}</code>' in response.text
     assert "13800138000" not in response.text
     (error,) = [line for line in lines.all() if line["level"] == "ERROR"]

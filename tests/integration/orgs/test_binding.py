@@ -206,7 +206,7 @@ def test_code_or_key_is_required_but_not_both(client, admin, fund):
     for values in ({}, {"code": code_at(0), "key": LEGACY_KEY}):
         refused = bind(client, fund, **values)
         assert refused.status_code == 400
-        assert field_errors(refused.text, "otp_code") == ["请填写动态码或密钥 (二选一)"]
+        assert field_errors(refused.text, "otp_code") == ["请填写动态码或密钥（二选一）"]
     refused = bind(client, fund, code="12345")
     assert field_errors(refused.text, "otp_code") == ["动态码为 6 位数字"]
     assert audit_events("orgs.legacy_bind_failed") == []
@@ -274,7 +274,7 @@ def test_the_lock_message_follows_the_setting(client, admin, fund, settings_over
     for _ in range(5):
         bind(client, fund, code=wrong_code())
 
-    assert_refused(bind(client, fund, code=code_at(0)), "错误次数过多, 请 30 分钟后再试", 429)
+    assert_refused(bind(client, fund, code=code_at(0)), "错误次数过多，请 30 分钟后再试", 429)
 
 
 # --- several relying parties --------------------------------------------------------------------

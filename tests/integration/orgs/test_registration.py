@@ -29,9 +29,9 @@ from tests.integration.orgs.helpers import (
 )
 
 ALL_TYPES = [
-    ("audit", "【审计单位注册】"),
-    ("cost_consulting", "【工程造价咨询单位注册】"),
-    ("bookkeeping", "【代理记账公司注册】"),
+    ("audit", "审计单位注册"),
+    ("cost_consulting", "工程造价咨询单位注册"),
+    ("bookkeeping", "代理记账公司注册"),
 ]
 NEW = "/register/cost_consulting/new"
 
@@ -206,22 +206,22 @@ BAD_INPUTS = [
     (
         {"contact_phone": "1380013800"},
         "contact_phone",
-        "请输入正确的手机号或固定电话 (如 021-62345678)",
+        "请输入正确的手机号或固定电话（如 021-62345678）",
     ),
     (
         {"contact_phone": "138001\n38000"},
         "contact_phone",
-        "请输入正确的手机号或固定电话 (如 021-62345678)",
+        "请输入正确的手机号或固定电话（如 021-62345678）",
     ),
     (
         {"contact_phone": "021-1234"},
         "contact_phone",
-        "请输入正确的手机号或固定电话 (如 021-62345678)",
+        "请输入正确的手机号或固定电话（如 021-62345678）",
     ),
     (
         {"contact_phone": "１３８００１３８０００"},
         "contact_phone",
-        "请输入正确的手机号或固定电话 (如 021-62345678)",
+        "请输入正确的手机号或固定电话（如 021-62345678）",
     ),
     ({"address": ""}, "address", "请输入单位地址"),
     ({"address": "路" * 300}, "address", "单位地址不能超过 200 字"),
@@ -292,7 +292,7 @@ def test_missing_csrf_token_is_refused_and_changes_nothing(client, admin, fund):
     refused = client.post(NEW, data={**register_details(), "platforms": fund.client_id})
 
     assert refused.status_code == 400
-    assert "页面已过期, 请刷新后重试" in refused.text
+    assert "页面已过期，请刷新后重试" in refused.text
     assert row_counts()["Organisation"] == 0
 
 

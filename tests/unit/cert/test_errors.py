@@ -37,11 +37,11 @@ def test_messages_of_the_brief():
     assert str(errors.CertificateRevokedError.message) == "证书已被吊销"
     assert str(errors.UntrustedIssuerError.message) == "证书颁发机构不受信任"
     assert str(errors.BadSignatureError.message) == "签名验证失败"
-    assert str(errors.ChallengeError.message) == "登录请求已过期或已使用, 请重试"
+    assert str(errors.ChallengeError.message) == "登录请求已过期或已使用，请重试"
     assert str(errors.NoUsccError.message) == "证书中未找到有效的统一社会信用代码"
     assert str(errors.KeyUsageError.message) == "该证书不能用于签名登录"
     assert str(errors.NotOrganisationCertificateError.message) == "该证书不是机构证书"
-    assert str(errors.RevocationUnknownError.message) == "无法确认证书吊销状态, 请稍后再试"
+    assert str(errors.RevocationUnknownError.message) == "无法确认证书吊销状态，请稍后再试"
 
 
 def test_detail_stays_out_of_the_message():

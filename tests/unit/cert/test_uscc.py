@@ -138,8 +138,8 @@ def test_an_invalid_value_falls_through_to_the_next_source(pki):
         f" {USCC}\x00".encode(),  # bare text with padding
         b"\x04\x14" + der_string(USCC),  # OCTET STRING around the string
         b"\x30\x1a\x06\x04\x2a\x03\x04\x05" + der_string(USCC),  # SEQUENCE { OID, UTF8String }
-        f"统一社会信用代码:{USCC}".encode("gb18030"),  # GBK text with a label
-        f"统一社会信用代码:{USCC}".encode(),
+        f"统一社会信用代码：{USCC}".encode("gb18030"),  # GBK text with a label
+        f"统一社会信用代码：{USCC}".encode(),
     ],
     ids=[
         "utf8",
@@ -184,7 +184,7 @@ def test_organization_identifier_prefixes_are_stripped(pki, prefix):
         f"{ORG_NAME}（{USCC}）",
         f"{ORG_NAME} {USCC}",
         f"{USCC}@{ORG_NAME}",
-        f"示例({USCC_WRONG_CHECK}) {USCC}",
+        f"示例（{USCC_WRONG_CHECK}）{USCC}",
     ],
 )
 def test_common_name_may_hold_the_code_among_other_text(pki, common_name):
