@@ -12,7 +12,14 @@ from idp.identity.models import (
     OrgCertificate,
     OrgIdentity,
 )
-from idp.oidc.models import AuthorizationCode, Client, Token, TokenFamily
+from idp.oidc.models import (
+    AuthorizationCode,
+    Client,
+    InitialAccessToken,
+    RegistrationAccessToken,
+    Token,
+    TokenFamily,
+)
 from idp.store.sql import StoreEntry
 
 __all__ = [
@@ -26,8 +33,10 @@ __all__ = [
     "Membership",
     "OrgCertificate",
     "OrgIdentity",
+    "InitialAccessToken",
     "Organisation",
     "PlatformAdmin",
+    "RegistrationAccessToken",
     "StoreEntry",
     "Token",
     "TokenFamily",
