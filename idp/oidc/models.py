@@ -296,11 +296,13 @@ class RegistrationAccessToken(Base):
     __tablename__ = "registration_access_token"
 
     id: Mapped[intpk]
-    client_pk: Mapped[int] = mapped_column(
-        ForeignKey("client.id", ondelete="CASCADE"), unique=True
-    )
+    client_pk: Mapped[int] = mapped_column(ForeignKey("client.id", ondelete="CASCADE"), unique=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     initial_token_id: Mapped[int | None] = mapped_column(
         ForeignKey("initial_access_token.id", ondelete="SET NULL"), index=True
     )
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def check_client(self, client: Client) -> bool:
+        """Authlib's RFC 7592 check: the token was issued to this client."""
+        return self.client_pk == client.id
