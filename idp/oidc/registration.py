@@ -35,6 +35,7 @@ from idp.db import utcnow
 from idp.errors import IdpError, NotFoundError
 from idp.oidc import clients
 from idp.oidc.models import Client, InitialAccessToken, RegistrationAccessToken, digest
+from idp.store import store
 
 # Provider metadata a registering client does not choose (docs/protocol.md): its id is made
 # here, only a platform admin disables a client or lets it introspect others' tokens, and a
@@ -163,8 +164,6 @@ def _spend(session: Session, token: InitialAccessToken) -> bool:
 
 def count_request(network: str) -> None:
     """Requests to the registration endpoints per client network and hour."""
-    from idp.store import store
-
     window = timedelta(hours=1)
     if store().incr(f"registration:ip:{network}", window) > settings().registration_ip_limit:
         raise RegistrationRateLimitedError()
@@ -323,6 +322,14 @@ class ClientConfiguration(ClientConfigurationEndpoint):
 
     def create_endpoint_request(self, request: Any) -> Any:
         return self.server.create_json_request(request)
+
+    def create_configuration_response(self, request: Any) -> Any:
+        answer = super().create_configuration_response(request)
+        if answer is None and request.method == "HEAD":
+            # Flask routes HEAD to the GET view, Authlib answers nothing for it (P13): the
+            # headers of a read, checked like one (Werkzeug drops the body).
+            return self.create_read_client_response(request.client, request)
+        return answer
 
     def authenticate_token(self, request: Any) -> RegistrationAccessToken:
         value = bearer_token()

@@ -14,7 +14,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 
 from idp.oidc.models import Client, InitialAccessToken, RegistrationAccessToken, Token, digest
+from tests.conftest import both_databases
 from tests.flows import REDIRECT_URI, Pkce, authorize_params, csrf_token, query_of, token_request
+from tests.integration.oidc.helpers import run_in_parallel
 
 METADATA: dict[str, Any] = {
     "client_name": "第三方审计系统",
@@ -245,6 +247,7 @@ def test_an_expired_revoked_or_used_up_token_is_invalid_token(
     assert audit_results("oidc.registration_refused") == ["invalid_token"]
 
 
+@both_databases
 def test_max_uses_is_counted_across_registrations(app: Flask, client: FlaskClient):
     token = issue(max_uses=2)
 
@@ -253,6 +256,17 @@ def test_max_uses_is_counted_across_registrations(app: Flask, client: FlaskClien
     assert answers == [201, 201, 401]
     assert len(clients_stored()) == 2
     assert stored_token(token).state == "used_up"
+
+
+@both_databases
+def test_parallel_registrations_do_not_exceed_max_uses(app: Flask):
+    token = issue(max_uses=1)
+
+    answers = run_in_parallel(app, 4, lambda browser: register(browser, token).status_code)
+
+    assert sorted(answers) == [201, 401, 401, 401]
+    assert len(clients_stored()) == 1
+    assert stored_token(token).uses == 1
 
 
 @pytest.mark.parametrize("settings_overrides", [{"registration_ip_limit": 3}])
@@ -401,15 +415,25 @@ def test_update_with_the_right_secret_is_accepted(client: FlaskClient, registere
     assert manage(client, registered, "PUT", json=body).status_code == 200
 
 
-def test_delete_removes_the_client_and_its_tokens(client: FlaskClient, registered):
+@both_databases
+def test_delete_removes_the_client_and_its_tokens(app: Flask, client: FlaskClient):
+    body = {**METADATA, "grant_types": ["authorization_code", "client_credentials"]}
+    registered = register(client, issue(), body).json
+    credentials = (registered["client_id"], registered["client_secret"])
+    grant = {"grant_type": "client_credentials", "scope": "profile"}
+    assert token_request(client, grant, auth=credentials).status_code == 200
+
     response = manage(client, registered, "DELETE")
 
-    assert response.status_code == 204
+    assert response.status_code == 204 and response.data == b""
     assert clients_stored() == []
     with current_app.extensions["idp.db"]() as session:
         assert session.scalars(select(RegistrationAccessToken)).all() == []
         assert session.scalars(select(Token)).all() == []
     assert manage(client, registered, "GET").status_code == 401
+    refused = token_request(client, grant, auth=credentials)
+    assert (refused.status_code, refused.json["error"]) == (401, "invalid_client")
+    assert audit_results("oidc.client_removed") == ["success"]
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE"])
