@@ -33,6 +33,8 @@ ORG_NAME = "上海示例审计事务所有限公司"
 PHONE = "13800138000"
 
 
+
+
 @pytest.fixture
 def runner(app: Flask) -> FlaskCliRunner:
     return app.test_cli_runner()
