@@ -175,7 +175,8 @@ def limit_body() -> None:
 
 
 class MissingTokenError(InvalidTokenError):
-    """No bearer token at all: RFC 6750 §3.1 asks for a bare challenge, without error codes."""
+    """No bearer token (none at all, or another authentication scheme): RFC 6750 §3.1 asks for
+    a bare challenge, without error codes."""
 
     description = "a bearer token is required"
 
@@ -186,10 +187,10 @@ class MissingTokenError(InvalidTokenError):
 def bearer_token() -> str:
     """The token of ``Authorization: Bearer`` (RFC 6750 §2.1, the scheme in any case)."""
     scheme, _sep, value = flask_request.headers.get("Authorization", "").partition(" ")
-    if not scheme:
+    if scheme.lower() != "bearer":
         raise MissingTokenError()
     value = value.strip()
-    if scheme.lower() != "bearer" or not value or len(value) > 512:
+    if not value or len(value) > 512:
         raise InvalidTokenError(description="the Authorization header is not a bearer token")
     return value
 

@@ -193,17 +193,22 @@ def test_a_body_that_is_not_json_is_invalid_client_metadata(app: Flask, client: 
     assert clients_stored() == []
 
 
-def test_without_a_token_the_answer_is_a_bare_bearer_challenge(app: Flask, client: FlaskClient):
-    response = register(client, None)
+@pytest.mark.parametrize("authorization", [None, "Basic dXNlcjpwYXNz"])
+def test_without_a_bearer_token_the_answer_is_a_bare_challenge(
+    app: Flask, client: FlaskClient, authorization: str | None
+):
+    headers = {"Authorization": authorization} if authorization else {}
+
+    response = client.post("/oauth/register", json=METADATA, headers=headers)
 
     assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.headers["WWW-Authenticate"] == "Bearer"  # RFC 6750 §3.1: no error code
     assert response.json["error"] == "invalid_token"
     assert clients_stored() == []
 
 
 @pytest.mark.parametrize(
-    "authorization", ["Bearer not-a-token", "Basic dXNlcjpwYXNz", "Bearer", "bearer  "]
+    "authorization", ["Bearer not-a-token", "Bearer", "bearer  ", "Bearer " + "x" * 600]
 )
 def test_a_wrong_token_is_invalid_token(app: Flask, client: FlaskClient, authorization: str):
     issue()
