@@ -181,6 +181,45 @@ def clients_remove(client_id: str) -> None:
     click.echo(f"removed {client_id}")
 
 
+@clients_cli.group("initial-token")
+def initial_token_cli() -> None:
+    """Initial access tokens for dynamic client registration (RFC 7591, POST /oauth/register)."""
+
+
+@initial_token_cli.command("issue")
+@click.option("--label", required=True, help="What the token is for (who registers with it).")
+@click.option("--days", type=int, default=7, show_default=True, help="Valid for this many days.")
+@click.option("--max-uses", type=int, default=None, help="Registrations allowed (default: any).")
+@fail_on_idp_error
+def initial_token_issue(label: str, days: int, max_uses: int | None) -> None:
+    """Issue a token; prints it with its value (shown only once) as JSON."""
+    from idp.oidc.registration import initial_token_info, issue_initial_token
+
+    token, value = issue_initial_token(
+        db.session(), label=label, days=days, max_uses=max_uses, actor="platform"
+    )
+    echo_json({**initial_token_info(token), "token": value})
+
+
+@initial_token_cli.command("list")
+def initial_token_list() -> None:
+    """List the tokens with their state (never their values) as JSON, newest first."""
+    from idp.oidc.registration import initial_token_info, list_initial_tokens
+
+    echo_json([initial_token_info(t) for t in list_initial_tokens(db.session())])
+
+
+@initial_token_cli.command("revoke")
+@click.argument("token_id", type=int)
+@fail_on_idp_error
+def initial_token_revoke(token_id: int) -> None:
+    """Revoke a token: no registration with it any more (its clients stay)."""
+    from idp.oidc.registration import revoke_initial_token
+
+    revoke_initial_token(db.session(), token_id, actor="platform")
+    click.echo(f"revoked initial access token {token_id}")
+
+
 # --- organisations and operators -----------------------------------------------------------------
 
 orgs_cli = AppGroup("orgs", help="Organisations.")

@@ -344,6 +344,12 @@ class Settings:
             "doc": "Login attempts per client network (IPv4 address, IPv6 /64) across phones per IDP_LOCKOUT_SECONDS; browsers that have logged in as the phone before are exempt."
         },
     )
+    registration_ip_limit: int = field(
+        default=30,
+        metadata={
+            "doc": "Requests to the dynamic client registration endpoints (/oauth/register and the RFC 7592 client URIs) per client network per hour."
+        },
+    )
     data_key: str = field(
         default="",
         metadata={

@@ -12,7 +12,14 @@ from idp.identity.models import (
     OrgCertificate,
     OrgIdentity,
 )
-from idp.oidc.models import AuthorizationCode, Client, Token, TokenFamily
+from idp.oidc.models import (
+    AuthorizationCode,
+    Client,
+    InitialAccessToken,
+    RegistrationAccessToken,
+    Token,
+    TokenFamily,
+)
 from idp.store.sql import StoreEntry
 
 __all__ = [
@@ -21,6 +28,7 @@ __all__ = [
     "AuthorizationCode",
     "Client",
     "IdentityRegistration",
+    "InitialAccessToken",
     "JoinRequest",
     "LegacyAccount",
     "Membership",
@@ -28,6 +36,7 @@ __all__ = [
     "OrgIdentity",
     "Organisation",
     "PlatformAdmin",
+    "RegistrationAccessToken",
     "StoreEntry",
     "Token",
     "TokenFamily",

@@ -172,3 +172,25 @@ class AuditFilterForm(FlaskForm):
             date.fromisoformat(since) if since else None,
             date.fromisoformat(until) if until else None,
         )
+
+
+class InitialTokenForm(FlaskForm):
+    """An initial access token for dynamic client registration (RFC 7591 §3)."""
+
+    label = StringField(
+        _l("名称（用途或接入方）"),
+        filters=[strip],
+        validators=[DataRequired(message=_l("请输入名称")), Length(max=100)],
+    )
+    days = IntegerField(
+        _l("有效期（天，1-365）"),
+        default=7,
+        validators=[NumberRange(min=1, max=365, message=_l("须为 1 到 365 之间的整数"))],
+    )
+    max_uses = IntegerField(
+        _l("可注册应用数（留空表示不限）"),
+        validators=[
+            Optional(),
+            NumberRange(min=1, max=10000, message=_l("须为 1 到 10000 之间的整数")),
+        ],
+    )

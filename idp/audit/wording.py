@@ -67,6 +67,9 @@ ACTIONS = {
     "oidc.client_removed": _l("删除应用"),
     "oidc.client_disabled": _l("停用应用"),
     "oidc.client_enabled": _l("启用应用"),
+    "oidc.initial_token_issued": _l("签发初始访问令牌"),
+    "oidc.initial_token_revoked": _l("撤销初始访问令牌"),
+    "oidc.registration_refused": _l("应用动态注册被拒绝"),
     "admin.account_added": _l("添加平台管理员"),
     "admin.account_removed": _l("删除平台管理员"),
     "admin.login_succeeded": _l("平台管理员登录"),
@@ -105,10 +108,15 @@ OUTCOMES = {
     "phone": _l("该手机号今日校验次数已满"),
     "ip": _l("该网络校验次数过多"),
     "alert": _l("需要关注"),
+    "invalid_token": _l("令牌无效、已过期、已撤销或已用完"),
+    "invalid_client_metadata": _l("应用信息不符合要求"),
+    "invalid_redirect_uri": _l("回调地址不符合要求"),
 }
 
 # "membership:3 李* 138****8000" → "李* 138****8000"; "org:5" → "".
-TECHNICAL_ID = re.compile(r"^(?:membership|account|org|code|family|session|legacy):\S*\s*")
+TECHNICAL_ID = re.compile(
+    r"^(?:membership|account|org|code|family|session|legacy|initial_token):\S*\s*"
+)
 
 
 def error_messages() -> dict[str, str]:

@@ -124,20 +124,26 @@ class InvalidClientMetadataError(IdpError):
     code = "invalid_client_metadata"
 
 
+class InvalidRedirectUriError(InvalidClientMetadataError):
+    """RFC 7591 §3.2.2 ``invalid_redirect_uri``: one of ``redirect_uris`` is not acceptable."""
+
+    code = "invalid_redirect_uri"
+
+
 def check_uri(uri: Any, *, field: str) -> str:
-    """Absolute https URI (http only on loopback in development), no fragment or userinfo."""
+    """Absolute https URI (http only on loopback in development), no fragment or userinfo.
+    A bad redirect URI is ``invalid_redirect_uri``, any other ``invalid_client_metadata``."""
+    error = InvalidRedirectUriError if field == "redirect_uris" else InvalidClientMetadataError
     if not isinstance(uri, str) or len(uri) > 2000:
-        raise InvalidClientMetadataError(f"{field}: not a URI")
+        raise error(f"{field}: not a URI")
     parts = urlsplit(uri)
     loopback = parts.hostname in {"127.0.0.1", "localhost", "::1"}
     if parts.scheme not in {"https", "http"} or not parts.hostname:
-        raise InvalidClientMetadataError(f"{field}: {uri!r} must be an absolute http(s) URI")
+        raise error(f"{field}: {uri!r} must be an absolute http(s) URI")
     if parts.scheme == "http" and not (loopback and settings().dev_mode):
-        raise InvalidClientMetadataError(f"{field}: {uri!r} must use https")
+        raise error(f"{field}: {uri!r} must use https")
     if parts.fragment or "#" in uri or parts.username or parts.password:
-        raise InvalidClientMetadataError(
-            f"{field}: {uri!r} must not contain a fragment or user info"
-        )
+        raise error(f"{field}: {uri!r} must not contain a fragment or user info")
     return uri
 
 
@@ -186,7 +192,7 @@ def validate_metadata(raw: dict[str, Any]) -> dict[str, Any]:
         for u in _list(metadata, "post_logout_redirect_uris")
     ]
     if "authorization_code" in grant_types and not metadata["redirect_uris"]:
-        raise InvalidClientMetadataError("redirect_uris: required for the authorization_code grant")
+        raise InvalidRedirectUriError("redirect_uris: required for the authorization_code grant")
     for field in ("initiate_login_uri", *sorted(STORED_URIS)):
         if field in metadata:
             check_uri(metadata[field], field=field)
@@ -336,17 +342,29 @@ def get_client(session: Session, client_id: str) -> Client:
 
 
 def update_client(
-    session: Session, client_id: str, changes: dict[str, Any], *, actor: str = "platform"
+    session: Session,
+    client_id: str,
+    changes: dict[str, Any],
+    *,
+    actor: str = "platform",
+    replace: bool = False,
 ) -> Client:
+    """Change a client's metadata: ``changes`` over the stored fields, or with ``replace`` (RFC
+    7592 §2.2) instead of them, where only the provider's own fields are kept."""
     client = get_client(session, client_id)
     if "client_id" in changes:
         raise InvalidClientMetadataError("client_id cannot be changed")
     for field in ("subject_type", "sector_identifier_uri"):
-        if field in changes and changes[field] != client.client_metadata.get(field):
+        if (replace or field in changes) and changes.get(field) != client.client_metadata.get(
+            field
+        ):
             raise InvalidClientMetadataError(
                 f"{field} cannot be changed: every sub the client knows would change"
             )
-    metadata = validate_metadata({**client.client_metadata, **changes})
+    kept = client.client_metadata
+    if replace:
+        kept = {k: v for k, v in kept.items() if k in PROVIDER_FIELDS}
+    metadata = validate_metadata({**kept, **changes})
     if (metadata["token_endpoint_auth_method"] == "none") != client.is_public:
         raise InvalidClientMetadataError(
             "changing between public and confidential needs a new client"

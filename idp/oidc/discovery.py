@@ -28,6 +28,7 @@ def metadata() -> dict[str, Any]:
         "revocation_endpoint": _url("oidc.revoke"),
         "introspection_endpoint": _url("oidc.introspect"),
         "end_session_endpoint": _url("oidc.end_session"),
+        "registration_endpoint": _url("oidc.register"),
         "scopes_supported": SCOPES_SUPPORTED,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],

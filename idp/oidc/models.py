@@ -257,3 +257,52 @@ class Token(Base, TokenMixin):
             and now < self.refresh_expires_at
             and (self.family_expires_at is None or now < self.family_expires_at)
         )
+
+
+class InitialAccessToken(Base):
+    """An RFC 7591 §3 initial access token: a platform admin's permission to register clients
+    at ``/oauth/register``. Only the SHA-256 digest is stored; the token is shown once.
+    ``max_uses`` empty means any number of registrations until it expires or is revoked."""
+
+    __tablename__ = "initial_access_token"
+
+    id: Mapped[intpk]
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(100))
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[created_at]
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    max_uses: Mapped[int | None]
+    uses: Mapped[int] = mapped_column(default=0)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    @property
+    def state(self) -> str:
+        """``revoked``, ``expired``, ``used_up`` or ``active`` (checked in this order)."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if utcnow() >= self.expires_at:
+            return "expired"
+        if self.max_uses is not None and self.uses >= self.max_uses:
+            return "used_up"
+        return "active"
+
+
+class RegistrationAccessToken(Base):
+    """The RFC 7592 registration access token of a dynamically registered client (digest only),
+    with the initial access token that registered it. Deleted with its client."""
+
+    __tablename__ = "registration_access_token"
+
+    id: Mapped[intpk]
+    client_pk: Mapped[int] = mapped_column(ForeignKey("client.id", ondelete="CASCADE"), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    initial_token_id: Mapped[int | None] = mapped_column(
+        ForeignKey("initial_access_token.id", ondelete="SET NULL"), index=True
+    )
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    def check_client(self, client: Client) -> bool:
+        """Authlib's RFC 7592 check: the token was issued to this client."""
+        return self.client_pk == client.id

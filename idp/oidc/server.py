@@ -21,6 +21,7 @@ from idp.oidc.client_assertion import PrivateKeyJwt
 from idp.oidc.clients import find_enabled_client
 from idp.oidc.grants import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 from idp.oidc.models import Client, Token
+from idp.oidc.registration import ClientConfiguration, ClientRegistration
 from idp.oidc.tokens import (
     access_token_lifetime,
     find_access_token,
@@ -152,6 +153,8 @@ def build_server(app: Flask, settings: Settings) -> AuthorizationServer:
     server.register_endpoint(Revocation)
     server.register_endpoint(Introspection)
     server.register_endpoint(EndSession)
+    server.register_endpoint(ClientRegistration)
+    server.register_endpoint(ClientConfiguration)
     return server
 
 

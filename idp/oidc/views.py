@@ -20,22 +20,24 @@ from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp import audit, db
+from idp import audit, db, web
 from idp import request_params as params
 from idp.auth import session as login_session
+from idp.auth.client import network_key
 from idp.config import settings
 from idp.errors import IdpError, NotFoundError
 from idp.extensions import csrf
 from idp.identity.eligibility import eligible_identities, load_principal
 from idp.identity.principal import Principal
 from idp.oidc import authorize as authorization
-from idp.oidc import discovery, interaction
+from idp.oidc import discovery, interaction, registration
 from idp.oidc.claims import identity_claims
 from idp.oidc.clients import find_enabled_client
 from idp.oidc.models import Client
 from idp.oidc.server import authorization_server, resource_protector
 from idp.oidc.subjects import subject_for
 from idp.oidc.users import user_for
+from idp.security import client_ip
 from idp.signing import key_store
 
 bp = Blueprint("oidc", __name__, template_folder="templates")
@@ -237,6 +239,29 @@ def userinfo() -> Response | tuple[Response, int] | tuple[Response, int, dict[st
         status, body, headers = InvalidTokenError()()
         return jsonify(body), status, dict(headers)
     return jsonify(identity_claims(user, token.scope))
+
+
+@bp.post("/oauth/register")
+@csrf.exempt
+def register() -> Response:
+    """RFC 7591 dynamic client registration, behind an initial access token."""
+    return _registration_answer("client_registration")
+
+
+@bp.route("/oauth/register/<client_id>", methods=["GET", "PUT", "DELETE"])
+@csrf.exempt
+def client_configuration(client_id: str) -> Response:
+    """RFC 7592 client configuration, with the client's registration access token."""
+    return _registration_answer("client_configuration")
+
+
+def _registration_answer(endpoint: str) -> Response:
+    registration.limit_body()
+    registration.count_request(network_key(client_ip()))
+    response: Response = authorization_server().create_endpoint_response(endpoint)
+    if response.status_code >= 400:
+        web.rollback()  # a spent use or a half-made client goes; the refusal's audit stays
+    return response
 
 
 def _bearer_token() -> Any:

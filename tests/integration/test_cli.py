@@ -508,3 +508,52 @@ def test_operator_created_by_the_cli_cannot_log_in_with_a_wrong_password(runner,
 
     assert response.status_code == 400
     assert all_field_errors(response.text) == {"password": ["手机号或密码错误"]}
+
+
+# --- clients initial-token ------------------------------------------------------------------------
+
+
+def test_initial_token_issue_prints_the_token_once_and_list_never(runner):
+    from idp.oidc.models import InitialAccessToken, digest
+
+    issued = invoke(
+        runner, clients_cli, "initial-token", "issue", "--label", "审计系统", "--max-uses", "3"
+    )
+
+    assert issued.exit_code == 0, issued.output
+    shown = json.loads(issued.output)
+    assert (shown["label"], shown["state"], shown["max_uses"], shown["uses"]) == (
+        "审计系统",
+        "active",
+        3,
+        0,
+    )
+    with current_app.extensions["idp.db"]() as session:
+        stored = session.scalars(select(InitialAccessToken)).one()
+        assert stored.token_hash == digest(shown["token"])
+    listed = invoke(runner, clients_cli, "initial-token", "list")
+    assert listed.exit_code == 0 and shown["token"] not in listed.output
+    assert [t["label"] for t in json.loads(listed.output)] == ["审计系统"]
+
+    revoked = invoke(runner, clients_cli, "initial-token", "revoke", str(shown["id"]))
+
+    assert revoked.exit_code == 0, revoked.output
+    assert json.loads(invoke(runner, clients_cli, "initial-token", "list").output)[0]["state"] == (
+        "revoked"
+    )
+
+
+def test_initial_token_issue_refuses_bad_input_and_stores_nothing(runner):
+    from idp.oidc.models import InitialAccessToken
+
+    for args, message in (
+        (["--label", " "], "名称须为"),
+        (["--label", "x", "--days", "0"], "有效期须为"),
+        (["--label", "x", "--max-uses", "0"], "可用次数须为"),
+    ):
+        result = invoke(runner, clients_cli, "initial-token", "issue", *args)
+        assert result.exit_code == 1 and message in result.output, (args, result.output)
+    with current_app.extensions["idp.db"]() as session:
+        assert session.scalars(select(InitialAccessToken)).all() == []
+    unknown = invoke(runner, clients_cli, "initial-token", "revoke", "42")
+    assert unknown.exit_code == 1

@@ -47,6 +47,7 @@ def test_every_recorded_action_has_words():
         ("org:5", ""),
         ("138****8000", "138****8000"),
         ("client:maintenance-fund", "maintenance-fund"),
+        ("initial_token:3 审计系统接入", "审计系统接入"),
     ],
 )
 def test_targets_lose_their_technical_ids(target, words):

@@ -9,7 +9,7 @@ from flask import Flask, current_app
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from idp.oidc.models import Client
+from idp.oidc.models import Client, InitialAccessToken
 from tests.conftest import DEMO_USCC
 from tests.flows import PASSWORD, csrf_token, login
 from tests.integration.admin.helpers import audit_actions, fetch_admin
@@ -18,7 +18,13 @@ from tests.integration.orgs.helpers import cert_login
 
 @pytest.fixture
 def client_id(rp) -> str:
-    """A registered relying party, for the routes that act on one."""
+    """A registered relying party and an initial access token (id 1), for the routes that act
+    on one."""
+    from idp import db
+    from idp.oidc.registration import issue_initial_token
+
+    issue_initial_token(db.session(), label="walked", days=1, max_uses=None, actor="test")
+    db.session().commit()
     return str(rp.client_id)
 
 
@@ -37,6 +43,9 @@ ADMIN_RULES = LOGIN_RULES | {
     "/admin/clients/<client_id>/enable",
     "/admin/clients/<client_id>/rotate-secret",
     "/admin/clients/<client_id>/remove",
+    "/admin/initial-access-tokens",
+    "/admin/initial-access-tokens/new",
+    "/admin/initial-access-tokens/<int:token_id>/revoke",
 }
 # what the walk posts: a complete, valid relying party, so only the guard can refuse it
 CLIENT_FORM = {
@@ -47,24 +56,34 @@ CLIENT_FORM = {
     "scopes": "openid",
     "token_endpoint_auth_method": "client_secret_basic",
     "refresh_token_reuse_interval": "0",
+    "label": "walked token",
+    "days": "7",
 }
 
 
-def admin_requests(app: Flask, client_id: str = "any") -> list[tuple[str, str, str]]:
+def admin_requests(
+    app: Flask, client_id: str = "any", token_id: int = 1
+) -> list[tuple[str, str, str]]:
     """(method, url, rule) of every /admin rule but the login pages, ids filled in."""
     found = []
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/admin") and rule.rule not in LOGIN_RULES:
-            url = rule.rule.replace("<client_id>", client_id)
+            url = rule.rule.replace("<client_id>", client_id).replace(
+                "<int:token_id>", str(token_id)
+            )
             for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
                 found.append((method, url, rule.rule))
     return found
 
 
-def client_state() -> list[tuple[str, object, str | None]]:
+def client_state() -> list[tuple[object, ...]]:
+    """The relying parties and the initial access tokens, as stored."""
     with current_app.extensions["idp.db"]() as session:
         rows = session.scalars(select(Client).order_by(Client.id))
-        return [(c.client_id, c.client_metadata, c.secret_hash) for c in rows]
+        tokens = session.scalars(select(InitialAccessToken).order_by(InitialAccessToken.id))
+        return [(c.client_id, c.client_metadata, c.secret_hash) for c in rows] + [
+            (t.id, t.label, t.revoked_at) for t in tokens
+        ]
 
 
 def assert_refused_everywhere(app: Flask, browser: FlaskClient, client_id: str) -> None:

@@ -32,6 +32,7 @@ def test_discovery_is_complete_and_valid(client, app):
     OpenIDProviderMetadata(metadata).validate()
     assert metadata["issuer"] == "http://localhost"
     assert metadata["token_endpoint"] == "http://localhost/oauth/token"
+    assert metadata["registration_endpoint"] == "http://localhost/oauth/register"
     assert metadata["code_challenge_methods_supported"] == ["S256"]
     assert metadata["response_types_supported"] == ["code"]
     assert metadata["authorization_response_iss_parameter_supported"] is True
@@ -45,6 +46,7 @@ def test_discovery_is_complete_and_valid(client, app):
         "revocation_endpoint",
         "introspection_endpoint",
         "end_session_endpoint",
+        "registration_endpoint",
     ):
         path = metadata[name].removeprefix("http://localhost")
         assert client.get(path).status_code != 404, name
