@@ -28,7 +28,9 @@ VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, 
 WCAG_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 # `make screenshots` sets this: every page checked is also saved there as a PNG.
 SCREENSHOTS = (
-    Path(os.environ["IDP_TEST_SCREENSHOTS_DIR"]) if os.environ.get("IDP_TEST_SCREENSHOTS_DIR") else None
+    Path(os.environ["IDP_TEST_SCREENSHOTS_DIR"])
+    if os.environ.get("IDP_TEST_SCREENSHOTS_DIR")
+    else None
 )
 
 ANONYMOUS = [
@@ -40,6 +42,7 @@ ANONYMOUS = [
     "/join",
     "/authorize?client_id=unknown&response_type=code",
     "/no-such-page",
+    "/admin/login",
 ]
 ORG_ADMIN = [
     "/org/operators",
@@ -56,6 +59,18 @@ ORG_ADMIN = [
     "/register/cost_consulting/bind",
 ]
 OPERATOR = ["/password/change"]
+PLATFORM_ADMIN = [
+    "/admin/",
+    "/admin/clients",
+    "/admin/clients/new",
+    "/admin/clients/{client}",
+    "/admin/clients/{client}/rotate-secret",
+    "/admin/initial-access-tokens",
+    "/admin/initial-access-tokens/new",
+    "/admin/audit",
+    "/admin/step-up",
+    "/admin/recovery-codes",
+]
 
 
 def login_cookie(
@@ -119,7 +134,26 @@ def people(live_provider: LiveProvider) -> dict[str, Any]:
             live_provider, kind="operator", org_id=None, account_id=account_id
         ),
         "operator_id": membership_id,
+        "platform_admin": platform_admin_cookie(live_provider),
+        "client_id": live_provider.client_id,
     }
+
+
+def platform_admin_cookie(live: LiveProvider) -> str:
+    """A platform admin with a bound authenticator, logged in and stepped up just now."""
+    from idp import db
+    from idp.admin import session as admin_session
+    from idp.admin.accounts import add_admin
+
+    with live.app.test_request_context():
+        admin = add_admin(
+            db.session(), username="ops.admin", password="Platform-Admin-9", actor="test"
+        )
+        admin.totp_secret, admin.totp_confirmed = "JBSWY3DPEHPK3PXP", True
+        db.session().commit()
+        login = admin_session.start(admin.id, admin.username)
+        admin_session.mark_stepped_up(login)
+    return login.id
 
 
 @pytest.fixture
@@ -134,9 +168,8 @@ def open_page(browser: Any, live_provider: LiveProvider) -> Iterator[Any]:
         )
         contexts.append(context)
         if session:
-            context.add_cookies(
-                [{"name": "idp_session", "value": session, "url": live_provider.url}]
-            )
+            cookie = "idp_admin" if path.startswith("/admin/") else "idp_session"
+            context.add_cookies([{"name": cookie, "value": session, "url": live_provider.url}])
         page = context.new_page()
         separator = "&" if "?" in path else "?"
         page.goto(f"{live_provider.url}{path}{separator}lang={lang}")
@@ -169,6 +202,10 @@ def test_every_page_type_has_no_serious_accessibility_violation(open_page, peopl
         (path.format(operator=people["operator_id"]), people["org_admin"]) for path in ORG_ADMIN
     ]
     pages += [(path, people["operator"]) for path in OPERATOR]
+    pages += [
+        (path.format(client=people["client_id"]), people["platform_admin"])
+        for path in PLATFORM_ADMIN
+    ]
     found = {}
     for path, session in pages:
         page = open_page(path, viewport=viewport, lang=lang, session=session)
