@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import timedelta
+from typing import Any
 
 import requests
 from flask import Flask, current_app
@@ -74,15 +75,25 @@ def notices_for_session(session: Session, sid: str) -> set[Notice]:
     return _notices(session, codes)
 
 
-def notices_for_account(session: Session, account_id: int, *, org_id: int | None) -> set[Notice]:
-    """The sessions of the account that may still be open at a relying party: those issued a
-    code within the longest a login or its refresh tokens can last."""
+def _recent() -> Any:
+    """Codes of sessions that may still be open at a relying party: issued within the longest
+    a login or its refresh tokens can last."""
     horizon = max(settings().session_absolute_ttl, settings().refresh_token_absolute_ttl)
+    return AuthorizationCode.issued_at > utcnow() - timedelta(seconds=horizon)
+
+
+def notices_for_client(session: Session, client_id: str) -> set[Notice]:
+    """Every session that may still be open at ``client_id`` (the client is being disabled)."""
     codes = session.scalars(
-        select(AuthorizationCode).where(
-            AuthorizationCode.account_id == account_id,
-            AuthorizationCode.issued_at > utcnow() - timedelta(seconds=horizon),
-        )
+        select(AuthorizationCode).where(AuthorizationCode.client_id == client_id, _recent())
+    )
+    return _notices(session, codes)
+
+
+def notices_for_account(session: Session, account_id: int, *, org_id: int | None) -> set[Notice]:
+    """The sessions of the account that may still be open at a relying party."""
+    codes = session.scalars(
+        select(AuthorizationCode).where(AuthorizationCode.account_id == account_id, _recent())
     )
     return _notices(
         session,

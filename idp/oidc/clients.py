@@ -20,6 +20,7 @@ from idp import audit
 from idp.config import settings
 from idp.errors import IdpError, NotFoundError
 from idp.identity.models import ORG_TYPES
+from idp.oidc import backchannel
 from idp.oidc.claims import SCOPES_SUPPORTED, SIGNING_ALGS
 from idp.oidc.grants import AUTH_METHODS, SECRET_AUTH_METHODS
 from idp.oidc.models import Client, digest
@@ -380,6 +381,8 @@ def set_client_disabled(session: Session, client_id: str, disabled: bool, *, act
     client.client_metadata = {**client.client_metadata, "disabled": disabled}
     if disabled:
         _end_tokens(session, client_id)
+        # its sessions end with its tokens: a relying party that asked is told each one
+        backchannel.announce(session, backchannel.notices_for_client(session, client_id))
     action = "oidc.client_disabled" if disabled else "oidc.client_enabled"
     audit.record(action, actor=actor, target=f"client:{client_id}")
     return client

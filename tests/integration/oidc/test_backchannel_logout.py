@@ -1,6 +1,6 @@
 """Back-Channel Logout 1.0: a relying party that registered a ``backchannel_logout_uri`` is
 sent a signed logout token when a session it was used in ends: logout, password change,
-operator deleted; delivered by the worker, retried until the receiver answers."""
+operator deleted, the client disabled; delivered by the worker, retried until the receiver answers."""
 
 from __future__ import annotations
 
@@ -163,6 +163,28 @@ def test_deleting_the_operator_tells_the_relying_party(app, client, receiver, si
     drain_sms_queue(app)
 
     assert [decode(client, t).claims["sub"] for t in receiver.tokens] == [signed_in.claims["sub"]]
+
+
+def test_disabling_the_client_tells_it_its_sessions_ended(
+    app, client, receiver, signed_in, listening_rp
+):
+    from idp.oidc.clients import set_client_disabled
+
+    set_client_disabled(db.session(), listening_rp.client_id, True, actor="test")
+    db.session().commit()
+    drain_sms_queue(app)
+
+    assert [decode(client, t).claims["sid"] for t in receiver.tokens] == [signed_in.claims["sid"]]
+
+
+def test_enabling_a_client_again_sends_nothing(app, client, receiver, signed_in, listening_rp):
+    from idp.oidc.clients import set_client_disabled
+
+    set_client_disabled(db.session(), listening_rp.client_id, False, actor="test")
+    db.session().commit()
+    drain_sms_queue(app)
+
+    assert receiver.tokens == []
 
 
 def test_nothing_is_sent_when_the_change_is_rolled_back(app, client, receiver, signed_in, org):
