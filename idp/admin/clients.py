@@ -66,10 +66,8 @@ def client_edit(client_id: str) -> Any:
     if request.method == "GET":
         form.fill_from(client.client_metadata)
     elif form.validate_on_submit():
-        changes = form.metadata()
-        changes.pop("client_id", None)  # shown read-only: a client's id never changes
         try:
-            clients.update_client(db.session(), client_id, changes, actor=actor())
+            clients.update_client(db.session(), client_id, form.changes(), actor=actor())
         except IdpError as refusal:
             error, status = web.refuse(refusal, form)
             db.session().commit()

@@ -77,7 +77,7 @@ def issue_id_token(
         "aud": client.client_id,
         "azp": client.client_id,
         "iat": now,
-        "exp": now + settings().id_token_ttl,
+        "exp": now + client.lifetime("id_token_lifetime"),
         **identity_claims(user, scope),
     }
     optional = {

@@ -23,7 +23,7 @@ from idp.identity.models import ORG_TYPES
 from idp.oidc import backchannel
 from idp.oidc.claims import SCOPES_SUPPORTED, SIGNING_ALGS
 from idp.oidc.grants import AUTH_METHODS, SECRET_AUTH_METHODS
-from idp.oidc.models import Client, digest
+from idp.oidc.models import LIFETIMES, Client, digest
 from idp.oidc.subjects import SUBJECT_TYPES
 
 GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials"}
@@ -48,6 +48,7 @@ PROVIDER_FIELDS = {
     "introspection_allowed",
     "refresh_token_reuse_interval",
     "disabled",
+    *LIFETIMES,
 }
 # Standard metadata (RFC 7591 §2, OpenID Connect Dynamic Client Registration 1.0 §2, and the
 # RP-Initiated, Front- and Back-Channel Logout registrations) that the provider keeps as given,
@@ -166,7 +167,9 @@ def validate_metadata(raw: dict[str, Any]) -> dict[str, Any]:
     for field, reason in UNSUPPORTED.items():
         if raw.get(field) not in (None, []):
             raise InvalidClientMetadataError(f"{field}: {reason}")
-    metadata = {**DEFAULTS, **{k: v for k, v in raw.items() if k in KNOWN_FIELDS}}
+    # null is no value (and removes a stored one on an update)
+    given = {k: v for k, v in raw.items() if k in KNOWN_FIELDS and v is not None}
+    metadata = {**DEFAULTS, **given}
     grant_types = _check_list(metadata, "grant_types", GRANT_TYPES)
     if metadata["response_types"] != (
         ["code"] if "authorization_code" in grant_types else []
@@ -244,6 +247,20 @@ def _check_descriptive(metadata: dict[str, Any]) -> None:
         ):
             bound = f"0 to {limit}" if limit is not None else "0 or more"
             raise InvalidClientMetadataError(f"{field}: must be a whole number of seconds, {bound}")
+    _check_lifetimes(metadata)
+
+
+def _check_lifetimes(metadata: dict[str, Any]) -> None:
+    """A client's token lifetimes may shorten the platform's, never lengthen them."""
+    for field, setting in LIFETIMES.items():
+        if field not in metadata:
+            continue
+        value, platform = metadata[field], getattr(settings(), setting)
+        if not isinstance(value, int) or isinstance(value, bool) or not 60 <= value <= platform:
+            raise InvalidClientMetadataError(
+                f"{field}: must be a whole number of seconds, 60 to {platform} "
+                f"(IDP_{setting.upper()})"
+            )
 
 
 def check_sector(metadata: dict[str, Any]) -> None:

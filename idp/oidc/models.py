@@ -15,10 +15,18 @@ from authlib.oidc.core import AuthorizationCodeMixin
 from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
+from idp.config import settings
 from idp.db import Base, UTCDateTime, created_at, intpk, utcnow
 from idp.identity.models import ORG_TYPES, Identity, IdentityJSON
 
 DEFAULT_REUSE_INTERVAL = 5
+# A client's own token lifetimes (seconds) and the platform setting each may only shorten.
+LIFETIMES = {
+    "access_token_lifetime": "access_token_ttl",
+    "id_token_lifetime": "id_token_ttl",
+    "refresh_token_idle_lifetime": "refresh_token_idle_ttl",
+    "refresh_token_absolute_lifetime": "refresh_token_absolute_ttl",
+}
 
 
 def digest(value: str) -> str:
@@ -97,6 +105,11 @@ class Client(Base, ClientMixin):
         for public ones, whose tokens live in less trusted places."""
         default = 0 if self.is_public else DEFAULT_REUSE_INTERVAL
         return int(self.client_metadata.get("refresh_token_reuse_interval", default))
+
+    def lifetime(self, field: str) -> int:
+        """The client's ``field`` of ``LIFETIMES`` if registered, else the platform's."""
+        platform: int = getattr(settings(), LIFETIMES[field])
+        return min(int(self.client_metadata.get(field, platform)), platform)
 
     @property
     def may_introspect(self) -> bool:

@@ -15,16 +15,15 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from authlib.oauth2.rfc6749 import ClientMixin, InvalidGrantError
+from authlib.oauth2.rfc6749 import InvalidGrantError
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from idp import audit, db, metrics
-from idp.config import settings
 from idp.db import utcnow
 from idp.identity.models import Identity
 from idp.oidc import backchannel
-from idp.oidc.models import AuthorizationCode, Token, TokenFamily, digest
+from idp.oidc.models import AuthorizationCode, Client, Token, TokenFamily, digest
 
 OFFLINE_ACCESS = "offline_access"
 
@@ -34,8 +33,8 @@ def generate_token_value(*_args: Any, **_kwargs: Any) -> str:
     return secrets.token_urlsafe(32)
 
 
-def access_token_lifetime(_client: ClientMixin, _grant_type: str) -> int:
-    return settings().access_token_ttl
+def access_token_lifetime(client: Client, _grant_type: str) -> int:
+    return client.lifetime("access_token_lifetime")
 
 
 class RevokedAnchorError(InvalidGrantError):
@@ -67,10 +66,11 @@ def save_token(token: dict[str, Any], request: Any) -> None:
         credential_version=user.credential_version if user else 0,
         issued_at=now,
         access_expires_at=now + timedelta(seconds=token["expires_in"]),
-        refresh_expires_at=now + timedelta(seconds=settings().refresh_token_idle_ttl)
+        refresh_expires_at=now
+        + timedelta(seconds=request.client.lifetime("refresh_token_idle_lifetime"))
         if refresh
         else None,
-        family_expires_at=_family_expiry(previous, now) if refresh else None,
+        family_expires_at=_family_expiry(request.client, previous, now) if refresh else None,
     )
     db.session().add(row)
     metrics.count_token(request.payload.grant_type)
@@ -124,11 +124,11 @@ def refuse_issuance(*, target: str) -> None:
     raise RevokedAnchorError("The grant has been revoked.")
 
 
-def _family_expiry(previous: Token | None, now: datetime) -> datetime:
+def _family_expiry(client: Client, previous: Token | None, now: datetime) -> datetime:
     """The absolute lifetime counts from the first token of the family, not from rotation."""
     if previous is not None and previous.family_expires_at is not None:
         return previous.family_expires_at
-    return now + timedelta(seconds=settings().refresh_token_absolute_ttl)
+    return now + timedelta(seconds=client.lifetime("refresh_token_absolute_lifetime"))
 
 
 def find_access_token(session: Session, value: str) -> Token | None:

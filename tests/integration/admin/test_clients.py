@@ -111,6 +111,90 @@ def test_registration_refuses_bad_metadata_and_registers_nothing(
     assert audit_actions("oidc.") == []
 
 
+EVERY_FIELD = {
+    **NEW_CLIENT,
+    "logo_uri": "https://funds.example/logo.png",
+    "initiate_login_uri": "https://funds.example/login",
+    "backchannel_logout_uri": "https://funds.example/bc-logout",
+    "backchannel_logout_session_required": "y",
+    "token_endpoint_auth_method": "private_key_jwt",
+    "jwks_uri": "https://funds.example/jwks.json",
+    "id_token_signed_response_alg": "RS256",
+    "access_token_lifetime": "300",
+    "id_token_lifetime": "120",
+    "refresh_token_idle_lifetime": "3600",
+    "refresh_token_absolute_lifetime": "86400",
+}
+
+
+def test_every_field_of_the_console_is_registered(client: FlaskClient, enrolled: str):
+    response = post_form(client, "/admin/clients/new", **EVERY_FIELD)
+
+    assert response.status_code == 200, response.text
+    metadata = stored("repair-funds").client_metadata
+    assert {k: metadata[k] for k in EVERY_FIELD if k in metadata and k != "client_id"} | {
+        "scopes": metadata["scope"].split()
+    } == {
+        **{k: v for k, v in EVERY_FIELD.items() if k not in ("client_id", "scopes")},
+        "redirect_uris": ["https://funds.example/cb", "https://funds.example/cb2"],
+        "post_logout_redirect_uris": ["https://funds.example/bye"],
+        "backchannel_logout_session_required": True,
+        "require_consent": True,
+        "refresh_token_reuse_interval": 30,
+        "access_token_lifetime": 300,
+        "id_token_lifetime": 120,
+        "refresh_token_idle_lifetime": 3600,
+        "refresh_token_absolute_lifetime": 86400,
+        "scopes": ["openid", "profile"],
+    }
+    assert metadata["subject_type"] == "public"
+
+
+def test_emptying_an_optional_field_removes_it(client: FlaskClient, enrolled: str):
+    post_form(client, "/admin/clients/new", **EVERY_FIELD)
+    url = "/admin/clients/repair-funds"
+    form = {**EVERY_FIELD, "logo_uri": "", "access_token_lifetime": ""}
+    form.pop("subject_type", None)  # shown disabled on an edit
+
+    assert post_form(client, url, **form).status_code == 302
+    metadata = stored("repair-funds").client_metadata
+    assert "logo_uri" not in metadata and "access_token_lifetime" not in metadata
+    assert metadata["id_token_lifetime"] == 120
+    assert (
+        'id="logo_uri" maxlength="2000" name="logo_uri" type="text" value=""'
+        in client.get(url).text
+        or "logo.png" not in client.get(url).text
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"logo_uri": "javascript:alert(1)"}, "logo_uri"),
+        ({"backchannel_logout_uri": "http://funds.example/bc"}, "must use https"),
+        ({"jwks_uri": "", "jwks": ""}, "private_key_jwt needs the client&#39;s jwks or jwks_uri"),
+        ({"jwks": "{not json"}, "不是有效的 JSON"),
+        ({"jwks": '{"keys": []}'}, "give one, not both"),
+        ({"access_token_lifetime": "59"}, "access_token_lifetime: must be a whole number"),
+        ({"refresh_token_absolute_lifetime": "99999999"}, "IDP_REFRESH_TOKEN_ABSOLUTE_TTL"),
+        (
+            {
+                "subject_type": "pairwise",
+                "redirect_uris": "https://a.example/cb\nhttps://b.example/cb",
+            },
+            "sector_identifier_uri",
+        ),
+    ],
+)
+def test_the_new_fields_refuse_bad_values_and_register_nothing(
+    client: FlaskClient, enrolled: str, change, message
+):
+    response = post_form(client, "/admin/clients/new", **{**EVERY_FIELD, **change})
+
+    assert response.status_code == 400 and message in response.text, response.text
+    assert all_clients() == []
+
+
 def test_loopback_http_is_allowed_in_development(client: FlaskClient, enrolled: str):
     change = {"redirect_uris": "http://127.0.0.1:8080/cb"}
     assert post_form(client, "/admin/clients/new", **{**NEW_CLIENT, **change}).status_code == 200
