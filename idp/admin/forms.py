@@ -7,6 +7,7 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     IntegerField,
@@ -172,3 +173,26 @@ class AuditFilterForm(FlaskForm):
             date.fromisoformat(since) if since else None,
             date.fromisoformat(until) if until else None,
         )
+
+
+class OrgSearchForm(FlaskForm):
+    """机构管理's search, read from the query string."""
+
+    class Meta:
+        csrf = False
+
+    q = StringField(_l("统一社会信用代码或名称"), filters=[strip], validators=[Length(max=100)])
+
+
+class SuspensionForm(FlaskForm):
+    """暂停使用 / 恢复使用: the reason (the service decides whether one is required)."""
+
+    reason = TextAreaField(_l("原因"), filters=[strip])
+
+
+class LegacyUploadForm(FlaskForm):
+    """原系统账号导入: the same CSV file as ``idp legacy import``."""
+
+    file = FileField(
+        _l("账号文件 (CSV, UTF-8)"), validators=[FileRequired(message=_l("请选择要导入的文件"))]
+    )
