@@ -181,7 +181,8 @@ class OrgSearchForm(FlaskForm):
     class Meta:
         csrf = False
 
-    q = StringField(_l("统一社会信用代码或名称"), filters=[strip], validators=[Length(max=100)])
+    # the length is the service's to check (``idp.orgs.directory``), as for ``idp orgs list``
+    q = StringField(_l("统一社会信用代码或名称"), filters=[strip])
 
 
 class SuspensionForm(FlaskForm):
