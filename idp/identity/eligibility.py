@@ -218,18 +218,17 @@ def ended_by_suspension(session: Session, login: LoginRef) -> bool:
         return org is not None and (org.suspended or _begun_before(login, org.sessions_ended_at))
     if login.account_id is None:
         return False
-    ends = session.scalars(
-        select(Organisation.sessions_ended_at)
+    orgs = session.execute(
+        select(Organisation.suspended_at, Organisation.sessions_ended_at)
         .join(Membership, Membership.org_id == Organisation.id)
         .where(
             Membership.account_id == login.account_id,
             Membership.status == MembershipStatus.ACTIVE,
-            Organisation.sessions_ended_at.is_not(None),
         )
-    )
-    if any(_begun_before(login, ended) for ended in ends):
+    ).all()
+    if any(_begun_before(login, ended_at) for _suspended_at, ended_at in orgs):
         return True
-    return only_suspended_orgs(session, login.account_id)
+    return bool(orgs) and all(suspended_at is not None for suspended_at, _ended_at in orgs)
 
 
 def _begun_before(login: LoginRef, ended_at: datetime | None) -> bool:
