@@ -25,7 +25,11 @@ FORM_OVERHEAD = 16 * 1024
 def allow_upload(endpoint: str | None, _values: dict[str, Any] | None) -> None:
     """The upload takes a body larger than the provider's usual 64 KiB, for a live platform
     admin session only. Set before any ``before_request`` (the CSRF check reads the form)."""
-    if endpoint == f"{bp.name}.legacy_upload" and request.method == "POST" and admin_session.current() is not None:
+    if (
+        endpoint == f"{bp.name}.legacy_upload"
+        and request.method == "POST"
+        and admin_session.current() is not None
+    ):
         request.max_content_length = MAX_FILE_BYTES + FORM_OVERHEAD
 
 

@@ -16,7 +16,15 @@ from idp.audit.models import AuditEvent
 from idp.identity.models import Organisation
 from idp.orgs.suspension import reactivate_org, suspend_org
 from idp.store import store
-from tests.conftest import DEMO_USCC, OTHER_USCC, add_other_org, drain_sms_queue, enrol, register
+from tests.conftest import (
+    DEMO_USCC,
+    OTHER_USCC,
+    add_other_org,
+    both_databases,
+    drain_sms_queue,
+    enrol,
+    register,
+)
 from tests.flows import PASSWORD, REDIRECT_URI, Pkce, authorize_params, follow_to_code, login
 from tests.integration.auth.helpers import allow_resend
 from tests.integration.oidc.helpers import live_tokens, redeem, refresh, userinfo_status
@@ -81,6 +89,7 @@ def audit_results(action: str) -> list[str]:
         return list(rows)
 
 
+@both_databases
 def test_suspension_ends_the_operators_session_codes_and_tokens_and_tells_the_rp(
     app, client, outbox, operator, listening_rp, receiver
 ):
@@ -140,6 +149,7 @@ def test_a_suspended_orgs_operator_cannot_log_in_until_it_is_reactivated(client,
     assert client.get("/portal").status_code == 200
 
 
+@both_databases
 def test_a_session_ended_by_a_suspension_stays_ended_after_the_reactivation(
     client, outbox, operator
 ):

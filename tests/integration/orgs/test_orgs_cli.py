@@ -69,7 +69,11 @@ def test_show_prints_the_organisation_with_masked_phones(runner, operator, rp):
 
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout)
-    assert (shown["uscc"], shown["state"], shown["suspension_reason"]) == (DEMO_USCC, "active", None)
+    assert (shown["uscc"], shown["state"], shown["suspension_reason"]) == (
+        DEMO_USCC,
+        "active",
+        None,
+    )
     assert shown["identities"] == [
         {"type": "audit", "registrations": [{"client_id": rp.client_id, "legacy_account": None}]}
     ]
