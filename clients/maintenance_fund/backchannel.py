@@ -1,5 +1,6 @@
 """Back-Channel Logout 1.0 receiver: the provider tells this relying party that a login
-session ended (logout elsewhere, password changed, operator deleted), and the local session of
+session ended (logout elsewhere, password changed, operator deleted, organisation suspended),
+and the local session of
 that ``sid`` ends at its next request.
 
 The logout token is checked as §2.6 says: signed by the provider (its JWKS, its ID token

@@ -14,8 +14,8 @@ def forget_request_state() -> None:
 
 
 def init_app(app: Flask) -> None:
-    # audit, clients and initial_tokens add their routes to views.bp when imported
-    from idp.admin import audit, clients, initial_tokens, session, views  # noqa: F401
+    # audit, clients, initial_tokens, orgs and legacy add their routes to views.bp when imported
+    from idp.admin import audit, clients, initial_tokens, legacy, orgs, session, views  # noqa: F401
 
     app.before_request(forget_request_state)
     app.after_request(session.write_cookie)

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     IntegerField,
@@ -272,4 +273,28 @@ class InitialTokenForm(FlaskForm):
             Optional(),
             NumberRange(min=1, max=10000, message=_l("须为 1 到 10000 之间的整数")),
         ],
+    )
+
+
+class OrgSearchForm(FlaskForm):
+    """机构管理's search, read from the query string."""
+
+    class Meta:
+        csrf = False
+
+    # the length is the service's to check (``idp.orgs.directory``), as for ``idp orgs list``
+    q = StringField(_l("统一社会信用代码或名称"), filters=[strip])
+
+
+class SuspensionForm(FlaskForm):
+    """暂停使用 / 恢复使用: the reason (the service decides whether one is required)."""
+
+    reason = TextAreaField(_l("原因"), filters=[strip])
+
+
+class LegacyUploadForm(FlaskForm):
+    """原系统账号导入: the same CSV file as ``idp legacy import``."""
+
+    file = FileField(
+        _l("账号文件 (CSV, UTF-8)"), validators=[FileRequired(message=_l("请选择要导入的文件"))]
     )

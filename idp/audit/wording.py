@@ -44,6 +44,8 @@ ACTIONS = {
     "orgs.realname_abuse_alert": _l("警告：手机二要素校验被频繁拒绝"),
     "orgs.registration_refused": _l("机构注册未成功"),
     "orgs.org_added": _l("平台添加机构"),
+    "orgs.org_suspended": _l("平台暂停机构使用"),
+    "orgs.org_reactivated": _l("平台恢复机构使用"),
     "orgs.legacy_bound": _l("绑定原系统账号"),
     "orgs.legacy_bind_failed": _l("绑定原系统账号失败"),
     "orgs.legacy_imported": _l("导入原系统账号"),

@@ -87,5 +87,9 @@ TROUBLES: tuple[Trouble, ...] = (
         cert.BadSignatureError.message, _l("请拔出 UKey 重新插入后重试；仍不行请联系证书颁发机构。")
     ),
     Trouble(cert.AlgorithmMismatchError.message, _l("请更新客户端工具：从本页重新下载并运行。")),
+    Trouble(
+        cert.OrgSuspendedCertificateError.message,
+        _l("平台已暂停本机构使用，证书和 UKey 本身没有问题：请联系平台管理员了解原因。"),
+    ),
     Trouble(cert.CertificateLoginError.message, _l("刷新页面后重试；仍不行请联系平台管理员。")),
 )

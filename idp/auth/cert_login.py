@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from idp import audit
 from idp.auth import session as login_session
-from idp.auth.cert.errors import CertificateLoginError
+from idp.auth.cert.errors import CertificateLoginError, OrgSuspendedCertificateError
 from idp.auth.cert.payload import origin_of
 from idp.auth.cert.verify import VerifiedCertificate, decode_login_form, verify_login
 from idp.config import settings
@@ -68,6 +68,15 @@ def log_in(
         audit.record("auth.cert_login_failed", actor="certificate", result=error.code)
         raise
     org = session.scalar(select(Organisation).where(Organisation.uscc == verified.uscc))
+    if org is not None and org.suspended:
+        audit.record(
+            "auth.cert_login_failed",
+            actor=f"uscc:{verified.uscc}",
+            target=verified.fingerprint_sha256_hex[:16],
+            result=OrgSuspendedCertificateError.code,
+            org_id=org.id,
+        )
+        raise OrgSuspendedCertificateError()
     if org is not None:
         remember_certificate(session, org, verified)
     audit.record(

@@ -53,6 +53,13 @@ class AccountDeletedError(AccountUnusableError):
     message = _l("账户已删除，请联系本单位管理员")
 
 
+class OrgSuspendedError(AccountUnusableError):
+    """Every organisation of the account is suspended by the platform (暂停使用)."""
+
+    code = "org_suspended"
+    message = _l("本机构已被平台暂停使用，请联系平台管理员")
+
+
 class SmsCodeError(LoginFailedError):
     code = "sms_code_invalid"
     message = _l("验证码错误或已过期")

@@ -16,6 +16,7 @@ from idp.auth.errors import (
     AccountLockedError,
     AccountUnusableError,
     LoginFailedError,
+    OrgSuspendedError,
     TooManyLoginAttemptsError,
     WrongCurrentPasswordError,
 )
@@ -29,7 +30,7 @@ from idp.auth.passwords import (
 from idp.config import settings
 from idp.db import utcnow
 from idp.errors import IdpError
-from idp.identity.eligibility import has_active_membership
+from idp.identity.eligibility import has_active_membership, only_suspended_orgs
 from idp.identity.lookup import find_account_by_phone
 from idp.identity.models import Account, MembershipStatus
 from idp.security import mask_phone
@@ -119,9 +120,12 @@ def authenticate_operator(
 def check_usable(session: Session, account: Account) -> None:
     """Say why an account cannot log in, to the person who proved its phone and password:
     停用 while an organisation only disabled it (its admin can enable it again), 删除 when
-    every membership was deleted."""
+    every membership was deleted, 暂停使用 when the platform suspended every organisation the
+    person is an active operator of."""
     if has_active_membership(session, account.id):
         return
+    if only_suspended_orgs(session, account.id):
+        raise OrgSuspendedError()
     statuses = {membership.status for membership in account.memberships}
     if MembershipStatus.DISABLED in statuses:
         raise AccountUnusableError()

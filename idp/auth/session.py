@@ -4,6 +4,8 @@ idle and absolute lifetimes. ``sid`` (OIDC) is a separate random value, never th
 An operator's session carries the account's ``credential_version`` of its login; once the
 password or the phone changes, every session with an older version is over, whichever backend
 holds it and whatever request is in flight, except the one that made the change (``restamp``).
+Likewise a session is over once a platform admin suspends its organisation (an org admin's, or
+an operator's whose every organisation is suspended): the database decides at each use.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from flask import session as cookie_state
 from idp import db
 from idp.config import settings
 from idp.db import utcnow
-from idp.identity.eligibility import credentials_current
+from idp.identity.eligibility import credentials_current, ended_by_suspension
 from idp.identity.models import Account
 from idp.store import store
 
@@ -162,7 +164,9 @@ def current() -> LoginSession | None:
         raw = store().get(_key(session_id))
         if raw is not None:
             login = LoginSession(**json.loads(raw))
-            if not opened_with_current_credentials(login):
+            if not opened_with_current_credentials(login) or ended_by_suspension(
+                db.session(), login
+            ):
                 end(login)
                 login = None
             elif not save(login):

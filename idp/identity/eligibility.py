@@ -5,10 +5,13 @@ pairs a person may enter a relying party as, and whether a grant made earlier st
   identities whose org type the relying party allows.
 - An org admin (a certificate login) acts as each of the organisation's identities registered
   for that relying party.
+- Nobody acts for an organisation a platform admin has suspended (暂停使用): its admin's
+  sessions, codes and tokens stop, and so do its operators' for it.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy import select
@@ -35,6 +38,7 @@ class LoginRef(Protocol):
     kind: str  # "operator" or "org_admin"
     account_id: int | None
     org_id: int | None
+    created_at: float  # Unix time of the login
 
 
 class RelyingParty(Protocol):
@@ -53,7 +57,7 @@ def load_principal(session: Session, login: LoginRef | None) -> Principal | None
         return None
     if login.kind == "org_admin":
         org = session.get(Organisation, login.org_id) if login.org_id is not None else None
-        return of_org_admin(org) if org is not None else None
+        return of_org_admin(org) if org is not None and not org.suspended else None
     account = session.get(Account, login.account_id) if login.account_id is not None else None
     if account is None or not has_active_membership(session, account.id):
         return None
@@ -79,7 +83,11 @@ def operator_identities(
         select(Organisation, OrgIdentity)
         .join(Membership, Membership.org_id == Organisation.id)
         .join(OrgIdentity, OrgIdentity.org_id == Organisation.id)
-        .where(Membership.account_id == account.id, Membership.status == MembershipStatus.ACTIVE)
+        .where(
+            Membership.account_id == account.id,
+            Membership.status == MembershipStatus.ACTIVE,
+            Organisation.suspended_at.is_(None),
+        )
         .order_by(Organisation.id, OrgIdentity.id)
     )
     return [
@@ -92,7 +100,10 @@ def operator_identities(
 def admin_identities(
     session: Session, org: Organisation, *, client: RelyingParty
 ) -> list[Identity]:
-    """The org's identities registered for ``client``, each as its org admin."""
+    """The org's identities registered for ``client``, each as its org admin (none while the
+    org is suspended)."""
+    if org.suspended:
+        return []
     rows = session.scalars(
         select(OrgIdentity)
         .join(IdentityRegistration, IdentityRegistration.identity_id == OrgIdentity.id)
@@ -138,10 +149,12 @@ def still_eligible(
     """Who a code or token granted earlier acts for, or None when it may no longer act as
     ``identity``: operator membership deleted or disabled, password change pending, password or
     phone changed since it was granted (``credential_version``), org identity no longer
-    registered for the client."""
+    registered for the client, organisation suspended."""
+    org = session.get(Organisation, identity.org_id)
+    if org is None or org.suspended:
+        return None
     if identity.role == Role.ORG_ADMIN:
-        org = session.get(Organisation, identity.org_id)
-        if org is None or not is_registered(session, org.id, identity.org_type, client_id):
+        if not is_registered(session, org.id, identity.org_type, client_id):
             return None
         return of_org_admin(org)
     account = session.get(Account, account_id) if account_id is not None else None
@@ -162,13 +175,64 @@ def credentials_current(account: Account, credential_version: int) -> bool:
 
 
 def has_active_membership(session: Session, account_id: int) -> bool:
-    """True while the person is an active operator of at least one organisation."""
+    """True while the person is an active operator of at least one organisation that is not
+    suspended."""
     found = session.scalar(
         select(Membership.id)
-        .where(Membership.account_id == account_id, Membership.status == MembershipStatus.ACTIVE)
+        .join(Organisation, Organisation.id == Membership.org_id)
+        .where(
+            Membership.account_id == account_id,
+            Membership.status == MembershipStatus.ACTIVE,
+            Organisation.suspended_at.is_(None),
+        )
         .limit(1)
     )
     return found is not None
+
+
+def only_suspended_orgs(session: Session, account_id: int) -> bool:
+    """True when the person is an active operator only of suspended organisations (at least
+    one): what refuses their login with the suspension's own message."""
+    if has_active_membership(session, account_id):
+        return False
+    found = session.scalar(
+        select(Membership.id)
+        .join(Organisation, Organisation.id == Membership.org_id)
+        .where(
+            Membership.account_id == account_id,
+            Membership.status == MembershipStatus.ACTIVE,
+            Organisation.suspended_at.is_not(None),
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+def ended_by_suspension(session: Session, login: LoginRef) -> bool:
+    """Whether a login session is over because of a suspension: an org admin's while the org
+    is suspended; an operator's whose every organisation is suspended; and any session of the
+    org's admin or of one of its operators begun before a suspension (it stays over after the
+    organisation is reactivated: the person logs in again)."""
+    if login.kind == "org_admin":
+        org = session.get(Organisation, login.org_id) if login.org_id is not None else None
+        return org is not None and (org.suspended or _begun_before(login, org.sessions_ended_at))
+    if login.account_id is None:
+        return False
+    orgs = session.execute(
+        select(Organisation.suspended_at, Organisation.sessions_ended_at)
+        .join(Membership, Membership.org_id == Organisation.id)
+        .where(
+            Membership.account_id == login.account_id,
+            Membership.status == MembershipStatus.ACTIVE,
+        )
+    ).all()
+    if any(_begun_before(login, ended_at) for _suspended_at, ended_at in orgs):
+        return True
+    return bool(orgs) and all(suspended_at is not None for suspended_at, _ended_at in orgs)
+
+
+def _begun_before(login: LoginRef, ended_at: datetime | None) -> bool:
+    return ended_at is not None and login.created_at < ended_at.timestamp()
 
 
 def membership_active(session: Session, account_id: int, org_id: int) -> bool:

@@ -111,10 +111,22 @@ class Organisation(Base):
     contact_phone: Mapped[str] = mapped_column(String(20), default="")
     address: Mapped[str] = mapped_column(String(300), default="")
     created_at: Mapped[created_at]
+    # 暂停使用 by a platform admin: none of its people may log in or act for it while set
+    # (idp.identity.eligibility); the reason and who decided, for the console and the audit.
+    suspended_at: Mapped[datetime | None]
+    # When the last suspension ended every login session of the org's admin and operators: a
+    # session begun before it is over, also after a reactivation (kept when that clears the rest).
+    sessions_ended_at: Mapped[datetime | None]
+    suspension_reason: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    suspended_by: Mapped[str] = mapped_column(String(120), default="", server_default="")
 
     identities: Mapped[list[OrgIdentity]] = relationship(
         back_populates="org", order_by="OrgIdentity.id", cascade="all, delete-orphan"
     )
+
+    @property
+    def suspended(self) -> bool:
+        return self.suspended_at is not None
 
 
 class OrgIdentity(Base):

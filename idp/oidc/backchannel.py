@@ -1,7 +1,8 @@
 """OpenID Connect Back-Channel Logout 1.0: relying parties learn at once when a session ends.
 
-When a login session ends (logout) or everything an account was issued ends (its password or
-phone changed, the operator deleted or disabled), every relying party that was issued a code in
+When a login session ends (logout), everything an account was issued ends (its password or
+phone changed, the operator deleted or disabled) or everything acting for an organisation ends
+(a platform admin suspended it), every relying party that was issued a code in
 those sessions and registered a ``backchannel_logout_uri`` is sent a logout token: a JWT signed
 like its ID tokens, with ``iss aud iat exp jti events sid sub`` and no ``nonce`` (§2.4), typed
 ``logout+jwt``. Notices are queued only once the decision is committed, and delivered by
@@ -18,8 +19,7 @@ import logging
 import secrets
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 import requests
 from flask import Flask, current_app
@@ -75,30 +75,43 @@ def notices_for_session(session: Session, sid: str) -> set[Notice]:
     return _notices(session, codes)
 
 
-def _recent() -> Any:
-    """Codes of sessions that may still be open at a relying party: issued within the longest
-    a login or its refresh tokens can last."""
-    horizon = max(settings().session_absolute_ttl, settings().refresh_token_absolute_ttl)
-    return AuthorizationCode.issued_at > utcnow() - timedelta(seconds=horizon)
-
-
 def notices_for_client(session: Session, client_id: str) -> set[Notice]:
     """Every session that may still be open at ``client_id`` (the client is being disabled)."""
     codes = session.scalars(
-        select(AuthorizationCode).where(AuthorizationCode.client_id == client_id, _recent())
+        select(AuthorizationCode).where(
+            AuthorizationCode.client_id == client_id, AuthorizationCode.issued_at > _horizon()
+        )
     )
     return _notices(session, codes)
 
 
 def notices_for_account(session: Session, account_id: int, *, org_id: int | None) -> set[Notice]:
-    """The sessions of the account that may still be open at a relying party."""
+    """The sessions of the account that may still be open at a relying party: those issued a
+    code within the longest a login or its refresh tokens can last."""
     codes = session.scalars(
-        select(AuthorizationCode).where(AuthorizationCode.account_id == account_id, _recent())
+        select(AuthorizationCode).where(
+            AuthorizationCode.account_id == account_id,
+            AuthorizationCode.issued_at > _horizon(),
+        )
     )
     return _notices(
         session,
         [c for c in codes if org_id is None or (c.identity and c.identity.org_id == org_id)],
     )
+
+
+def notices_for_org(session: Session, org_id: int) -> set[Notice]:
+    """The sessions that may still be open at a relying party acting for the organisation, as
+    its admin or as one of its operators (issued a code within the same horizon)."""
+    codes = session.scalars(
+        select(AuthorizationCode).where(AuthorizationCode.issued_at > _horizon())
+    )
+    return _notices(session, [c for c in codes if c.identity and c.identity.org_id == org_id])
+
+
+def _horizon() -> datetime:
+    seconds = max(settings().session_absolute_ttl, settings().refresh_token_absolute_ttl)
+    return utcnow() - timedelta(seconds=seconds)
 
 
 def _notices(session: Session, codes: Iterable[AuthorizationCode]) -> set[Notice]:

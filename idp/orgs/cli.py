@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from flask.cli import AppGroup
 
-from idp import audit, db, web
+from idp import db, web
 
 legacy_cli = AppGroup("legacy", help="Legacy accounts of relying parties (OTP tokens, keys).")
 
@@ -20,7 +20,7 @@ def legacy_import(file: str) -> None:
     per row). Re-importing is safe. Prints how many rows were imported, updated, unchanged and
     rejected (with each rejected row's line and reason); exit code 1 only when the file cannot
     be read, and then nothing is imported."""
-    from idp.orgs.legacy import LegacyFileError, import_file
+    from idp.orgs.legacy import LegacyFileError, import_file, refuse_file
 
     try:
         data = Path(file).read_bytes()
@@ -30,7 +30,7 @@ def legacy_import(file: str) -> None:
         report = import_file(db.session(), data)
     except LegacyFileError as error:
         web.rollback()
-        audit.record("orgs.legacy_imported", actor="cli", result=error.code)
+        refuse_file(error, actor="cli")
         db.session().commit()
         raise click.ClickException(f"{file}: {error.message}; nothing imported") from None
     db.session().commit()

@@ -44,6 +44,7 @@ USED_CODE_TTL = timedelta(seconds=90)
 TOTP_MIN_LENGTH = 16
 KEY_MAX_LENGTH = 200
 ACCOUNT_REF_MAX_LENGTH = 100
+IMPORTED = "orgs.legacy_imported"
 COLUMNS = ("client_id", "uscc", "org_type", "legacy_account", "totp_secret", "legacy_key")
 
 
@@ -208,6 +209,12 @@ class LegacyFileError(IdpError):
     imported."""
 
     code = "legacy_file_invalid"
+    message = _l("文件无法读取，未导入任何账号")
+
+
+def refuse_file(error: LegacyFileError, *, actor: str) -> None:
+    """Record a file that could not be read (after the caller rolled back: nothing imported)."""
+    audit.record(IMPORTED, actor=actor, result=error.code)
 
 
 class RowRejectedError(ValueError):
@@ -330,14 +337,15 @@ def normalise_totp_secret(value: str) -> str:
     return secret
 
 
-def import_file(session: Session, data: bytes) -> ImportReport:
+def import_file(session: Session, data: bytes, *, actor: str = "cli") -> ImportReport:
     """Import a legacy-account file: each valid row is imported, updated or left unchanged;
-    each invalid row is rejected with its reason. A malformed file imports nothing."""
+    each invalid row is rejected with its reason. A malformed file imports nothing.
+    ``idp legacy import`` and the console's upload (``actor``: the platform admin) share it."""
     rows = read_rows(data)
     report = import_rows(session, rows)
     audit.record(
-        "orgs.legacy_imported",
-        actor="cli",
+        IMPORTED,
+        actor=actor,
         details={
             "imported": str(report.imported),
             "updated": str(report.updated),

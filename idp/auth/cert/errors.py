@@ -130,3 +130,11 @@ class NoUsccError(CertificateLoginError):
 
     code = "cert_no_uscc"
     message = _l("证书中未找到有效的统一社会信用代码")
+
+
+class OrgSuspendedCertificateError(CertificateLoginError):
+    """The certificate's organisation is suspended by the platform (暂停使用)."""
+
+    code = "cert_org_suspended"
+    status = 403
+    message = _l("本机构已被平台暂停使用，请联系平台管理员")

@@ -4,11 +4,14 @@ sent to the admin login and nothing changes."""
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from flask import Flask, current_app
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
+from idp.identity.models import LegacyAccount, Organisation
 from idp.oidc.models import Client, InitialAccessToken
 from tests.conftest import DEMO_USCC
 from tests.flows import PASSWORD, csrf_token, login
@@ -17,9 +20,9 @@ from tests.integration.orgs.helpers import cert_login
 
 
 @pytest.fixture
-def client_id(rp) -> str:
+def client_id(rp, org) -> str:
     """A registered relying party and an initial access token (id 1), for the routes that act
-    on one."""
+    on one (and an organisation, for those that act on one)."""
     from idp import db
     from idp.oidc.registration import issue_initial_token
 
@@ -46,6 +49,11 @@ ADMIN_RULES = LOGIN_RULES | {
     "/admin/initial-access-tokens",
     "/admin/initial-access-tokens/new",
     "/admin/initial-access-tokens/<int:token_id>/revoke",
+    "/admin/orgs",
+    "/admin/orgs/<uscc>",
+    "/admin/orgs/<uscc>/suspend",
+    "/admin/orgs/<uscc>/reactivate",
+    "/admin/legacy",
 }
 # what the walk posts: a complete, valid relying party, so only the guard can refuse it
 CLIENT_FORM = {
@@ -58,7 +66,13 @@ CLIENT_FORM = {
     "refresh_token_reuse_interval": "0",
     "label": "walked token",
     "days": "7",
+    "reason": "walked",
 }
+# what the walk uploads to the legacy import: a valid file, so only the guard can refuse it
+LEGACY_CSV = (
+    "client_id,uscc,org_type,legacy_account,totp_secret,legacy_key\n"
+    f"{{client_id}},{DEMO_USCC},audit,WALKED-1,,walked-key\n"
+)
 
 
 def admin_requests(
@@ -68,8 +82,10 @@ def admin_requests(
     found = []
     for rule in app.url_map.iter_rules():
         if rule.rule.startswith("/admin") and rule.rule not in LOGIN_RULES:
-            url = rule.rule.replace("<client_id>", client_id).replace(
-                "<int:token_id>", str(token_id)
+            url = (
+                rule.rule.replace("<client_id>", client_id)
+                .replace("<int:token_id>", str(token_id))
+                .replace("<uscc>", DEMO_USCC)
             )
             for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
                 found.append((method, url, rule.rule))
@@ -86,17 +102,30 @@ def client_state() -> list[tuple[object, ...]]:
         ]
 
 
+def org_state() -> list[tuple[str, object, object]]:
+    """Each organisation's suspension state, and the legacy accounts imported."""
+    with current_app.extensions["idp.db"]() as session:
+        orgs = session.scalars(select(Organisation).order_by(Organisation.id))
+        legacy = session.scalars(select(LegacyAccount.account_ref)).all()
+        return [(o.uscc, o.suspended_at, o.sessions_ended_at) for o in orgs] + [
+            ("legacy", legacy, None)
+        ]
+
+
 def assert_refused_everywhere(app: Flask, browser: FlaskClient, client_id: str) -> None:
     token = csrf_token(browser.get("/admin/login").text)
-    before = (fetch_admin().recovery_codes, client_state())
+    before = (fetch_admin().recovery_codes, client_state(), org_state())
     for method, url, _rule in admin_requests(app, client_id):
-        data = {"csrf_token": token, "code": "1", **CLIENT_FORM}
+        data: dict[str, object] = {"csrf_token": token, "code": "1", **CLIENT_FORM}
+        if method == "POST":
+            upload = LEGACY_CSV.format(client_id=client_id).encode()
+            data["file"] = (io.BytesIO(upload), "accounts.csv")
         response = browser.open(url, method=method, data=data)
         assert (response.status_code, response.headers.get("Location")) == (
             302,
             "/admin/login",
         ), (method, url)
-    assert (fetch_admin().recovery_codes, client_state()) == before
+    assert (fetch_admin().recovery_codes, client_state(), org_state()) == before
     assert audit_actions() == ["admin.account_added"]
 
 

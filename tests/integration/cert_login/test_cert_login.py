@@ -429,3 +429,29 @@ def test_the_login_page_offers_organisation_registration(client):
 
     assert "维修资金业务办理组织机构注册" in page.text
     assert 'href="/login?method=cert&amp;interaction=abc123"' in page.text
+
+
+def test_a_suspended_orgs_ukey_login_is_refused_until_it_is_reactivated(client, pki, rp):
+    from idp.orgs.suspension import reactivate_org, suspend_org
+
+    register_org(rp, "audit")
+    suspend_org(db.session(), DEMO_USCC, reason="违反平台使用规定", actor="test")
+    db.session().commit()
+
+    response, _signed, _token = cert_login(client, pki)
+
+    assert response.status_code == 403
+    assert "本机构已被平台暂停使用，请联系平台管理员" in response.text
+    assert client.get_cookie("idp_session") is None
+    assert count(OrgCertificate) == 0  # a refused login leaves no trace but the audit event
+    failed = (
+        db.session()
+        .scalars(select(AuditEvent).where(AuditEvent.action == "auth.cert_login_failed"))
+        .one()
+    )
+    assert failed.result == "cert_org_suspended"
+
+    reactivate_org(db.session(), DEMO_USCC, actor="test")
+    db.session().commit()
+    response, _signed, _token = cert_login(client, pki)
+    assert response.headers["Location"] == "/portal"

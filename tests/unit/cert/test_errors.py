@@ -25,10 +25,15 @@ def test_every_failure_has_its_own_code_and_message():
 
 
 def test_statuses():
-    unavailable = {cls for cls in CLASSES if cls.status != 400}
-    assert unavailable == {errors.RevocationUnknownError, errors.IssuerRulesUnusableError}
+    not_bad_requests = {cls for cls in CLASSES if cls.status != 400}
+    assert not_bad_requests == {
+        errors.RevocationUnknownError,
+        errors.IssuerRulesUnusableError,
+        errors.OrgSuspendedCertificateError,
+    }
     assert errors.RevocationUnknownError.status == 503
     assert errors.IssuerRulesUnusableError.status == 503
+    assert errors.OrgSuspendedCertificateError.status == 403  # the certificate is fine
 
 
 def test_messages_of_the_brief():
