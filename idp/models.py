@@ -12,7 +12,7 @@ from idp.identity.models import (
     OrgCertificate,
     OrgIdentity,
 )
-from idp.oidc.models import AuthorizationCode, Client, Token, TokenFamily
+from idp.oidc.models import AuthorizationCode, Client, ConsentGrant, Token, TokenFamily
 from idp.store.sql import StoreEntry
 
 __all__ = [
@@ -20,6 +20,7 @@ __all__ = [
     "AuditEvent",
     "AuthorizationCode",
     "Client",
+    "ConsentGrant",
     "IdentityRegistration",
     "JoinRequest",
     "LegacyAccount",

@@ -90,6 +90,28 @@ def notices_for_account(session: Session, account_id: int, *, org_id: int | None
     )
 
 
+def notices_for_client(
+    session: Session, client_id: str, *, account_id: int | None, org_id: int | None
+) -> set[Notice]:
+    """The sessions one person (an operator's account, or with ``account_id`` None an
+    organisation's admin) may still have open at ``client_id``."""
+    horizon = max(settings().session_absolute_ttl, settings().refresh_token_absolute_ttl)
+    holder = AuthorizationCode.account_id == account_id if account_id is not None else (
+        AuthorizationCode.account_id.is_(None)
+    )
+    codes = session.scalars(
+        select(AuthorizationCode).where(
+            holder,
+            AuthorizationCode.client_id == client_id,
+            AuthorizationCode.issued_at > utcnow() - timedelta(seconds=horizon),
+        )
+    )
+    return _notices(
+        session,
+        [c for c in codes if account_id is not None or (c.identity and c.identity.org_id == org_id)],
+    )
+
+
 def _notices(session: Session, codes: Iterable[AuthorizationCode]) -> set[Notice]:
     found: set[Notice] = set()
     for code in codes:
