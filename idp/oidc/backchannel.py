@@ -96,8 +96,10 @@ def notices_for_client(
     """The sessions one person (an operator's account, or with ``account_id`` None an
     organisation's admin) may still have open at ``client_id``."""
     horizon = max(settings().session_absolute_ttl, settings().refresh_token_absolute_ttl)
-    holder = AuthorizationCode.account_id == account_id if account_id is not None else (
-        AuthorizationCode.account_id.is_(None)
+    holder = (
+        AuthorizationCode.account_id == account_id
+        if account_id is not None
+        else (AuthorizationCode.account_id.is_(None))
     )
     codes = session.scalars(
         select(AuthorizationCode).where(
@@ -108,7 +110,11 @@ def notices_for_client(
     )
     return _notices(
         session,
-        [c for c in codes if account_id is not None or (c.identity and c.identity.org_id == org_id)],
+        [
+            c
+            for c in codes
+            if account_id is not None or (c.identity and c.identity.org_id == org_id)
+        ],
     )
 
 

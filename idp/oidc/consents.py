@@ -24,7 +24,6 @@ from idp.oidc import backchannel
 from idp.oidc.models import Client, ConsentGrant
 from idp.oidc.tokens import revoke_for_client
 
-
 # What each scope gives the relying party, in the person's words (consent page, /account).
 SCOPE_WORDS = {
     "openid": _l("您的账户标识和所属机构、角色"),
@@ -85,7 +84,9 @@ def remember(session: Session, holder: Holder, client_id: str, scope: str) -> Co
     before, dated now."""
     grant = find(session, holder, client_id)
     if grant is None:
-        grant = ConsentGrant(account_id=holder.account_id, org_id=holder.org_id, client_id=client_id)
+        grant = ConsentGrant(
+            account_id=holder.account_id, org_id=holder.org_id, client_id=client_id
+        )
         session.add(grant)
         previous: set[str] = set()
     else:

@@ -198,8 +198,10 @@ def revoke_for_client(
     """End what ``client_id`` holds for one person, an operator's account or (``account_id``
     None) an organisation's admin: codes not yet redeemed and token families, offline ones
     included. Returns how many tokens were live."""
-    holder = AuthorizationCode.account_id == account_id if account_id is not None else (
-        AuthorizationCode.account_id.is_(None)
+    holder = (
+        AuthorizationCode.account_id == account_id
+        if account_id is not None
+        else (AuthorizationCode.account_id.is_(None))
     )
     codes = session.scalars(
         select(AuthorizationCode).where(
@@ -215,8 +217,8 @@ def revoke_for_client(
         if (account_id is not None or _acts_for(code.identity, org_id))
         and (family_id := revoke_code(session, code.id)) is not None
     }
-    token_holder = Token.account_id == account_id if account_id is not None else (
-        Token.account_id.is_(None)
+    token_holder = (
+        Token.account_id == account_id if account_id is not None else (Token.account_id.is_(None))
     )
     rows = session.scalars(
         select(Token).where(token_holder, Token.client_id == client_id, Token.revoked_at.is_(None))

@@ -79,9 +79,7 @@ class RedisStore:
 
     def index_add(self, key: str, member: str, ttl: timedelta) -> None:
         now = _now_ms()
-        self._call(
-            self._index_add, keys=[self._index(key)], args=[now, now + _ms(ttl), member]
-        )
+        self._call(self._index_add, keys=[self._index(key)], args=[now, now + _ms(ttl), member])
 
     def index_members(self, key: str) -> list[str]:
         found = self._call(self.client.zrangebyscore, self._index(key), f"({_now_ms()}", "+inf")
