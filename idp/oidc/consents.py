@@ -30,6 +30,8 @@ SCOPE_WORDS = {
     "profile": _l("姓名"),
     "phone": _l("手机号"),
     "offline_access": _l("在您退出登录后继续访问以上信息 (离线访问)"),
+    "org.operators": _l("管理本机构的操作员（操作员管理）"),
+    "org.reviews": _l("审核加入本机构的申请（用户审核）"),
 }
 
 
