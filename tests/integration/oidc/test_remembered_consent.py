@@ -274,3 +274,31 @@ def test_revoking_needs_the_csrf_token(client, consent_rp, logged_in):
 
     assert refused.status_code == 400
     assert grants(logged_in) == [(consent_rp.client_id, "openid phone profile")]
+
+
+def org_grants(org) -> list[tuple[str, str]]:
+    db.session().expire_all()
+    rows = db.session().scalars(select(ConsentGrant).where(ConsentGrant.org_id == org.id))
+    return [(row.client_id, row.scope) for row in rows]
+
+
+def test_an_org_admins_consent_is_the_organisations(app, client, org, consent_rp):
+    from tests.conftest import DEMO_USCC, register_for
+    from tests.integration.orgs.helpers import cert_login
+
+    register_for(org, consent_rp.client_id)
+    cert_login(client, uscc=DEMO_USCC, org_id=org.id)
+    _params, location = start(client, consent_rp, scope=SCOPES)
+    assert "code" in answer_consent(client, location)
+    assert org_grants(org) == [(consent_rp.client_id, "openid phone profile")]
+
+    # Another UKey login of the same organisation (another browser) needs no page.
+    other = app.test_client()
+    cert_login(other, uscc=DEMO_USCC, org_id=org.id)
+    _params, location = start(other, consent_rp, scope=SCOPES)
+    assert "code" in query_of(location)
+
+    assert revoke_on_account_page(other, consent_rp.client_id).status_code == 302
+    assert org_grants(org) == []
+    _params, location = start(client, consent_rp, scope=SCOPES)
+    assert location.startswith("/authorize/consent")
