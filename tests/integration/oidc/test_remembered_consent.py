@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from idp import db
 from idp.oidc.models import ConsentGrant
-from tests.conftest import drain_sms_queue, register
+from tests.conftest import both_databases, drain_sms_queue, register
 from tests.flows import (
     PASSWORD,
     REDIRECT_URI,
@@ -115,6 +115,7 @@ def test_first_request_asks_and_the_consent_is_remembered_across_logins(
     assert "code" in query_of(location)
 
 
+@both_databases
 def test_more_scopes_ask_again_for_the_whole_set(client, consent_rp, logged_in):
     _params, location = start(client, consent_rp, scope="openid profile")
     answer_consent(client, location)
@@ -204,6 +205,7 @@ def revoke_on_account_page(client, client_id: str):
     )
 
 
+@both_databases
 def test_revoked_consent_asks_again_and_ends_the_refresh_token(
     app, client, consent_rp, logged_in, receiver
 ):
@@ -282,6 +284,7 @@ def org_grants(org) -> list[tuple[str, str]]:
     return [(row.client_id, row.scope) for row in rows]
 
 
+@both_databases
 def test_an_org_admins_consent_is_the_organisations(app, client, org, consent_rp):
     from tests.conftest import DEMO_USCC, register_for
     from tests.integration.orgs.helpers import cert_login
