@@ -21,7 +21,6 @@ ACTIONS = {
     "auth.login_failed": _l("操作员登录失败"),
     "auth.logged_out": _l("退出登录"),
     "auth.session_ended": _l("在我的账户中退出登录会话"),
-    "auth.other_sessions_ended": _l("修改密码后退出其他登录会话"),
     "auth.sms_code_requested": _l("获取短信验证码"),
     "auth.password_changed": _l("修改密码"),
     "auth.password_change_failed": _l("修改密码失败"),

@@ -287,18 +287,6 @@ def end_listed(holder: str, sid: str) -> LoginSession | None:
     return None
 
 
-def end_others(keep: LoginSession) -> int:
-    """End every other session of ``keep``'s person (after a password change: they were
-    opened with the old password, so they would end at their next use anyway); returns how
-    many were still stored."""
-    ended = 0
-    for session_id in store().index_members(keep.holder) if keep.holder else []:
-        if session_id != keep.id:
-            ended += store().get(_key(session_id)) is not None
-            _drop(keep.holder, session_id)
-    return ended
-
-
 def forget_request_state() -> None:
     """Drop what an earlier request cached in ``g`` (an app context may span requests)."""
     for name in ("login_session", "set_session_cookie", "audit_events", "new_browser_id"):

@@ -226,18 +226,10 @@ def change_password() -> tuple[str, int] | BaseResponse:
 
 def finish_password_change(login: session.LoginSession, account: Account, version: int) -> None:
     """Commit the change first: the SQL store may share the database, whose write lock the
-    change holds until then. Then this session keeps going on the new credentials, the other
-    sessions of the account end (they would at their next use anyway; now they leave the
-    person's list of sessions at once), and the phone hears of the change."""
+    change holds until then. Then this session keeps going on the new credentials, and the
+    phone hears of the change."""
     db.session().commit()
     session.restamp(login, version)
-    if ended := session.end_others(login):
-        audit.record(
-            "auth.other_sessions_ended",
-            actor=f"account:{account.id}",
-            target=f"account:{account.id}",
-            details={"sessions": str(ended)},
-        )
     service.notify_password_changed(account)
 
 
