@@ -10,7 +10,7 @@ translation catalogues:
 
 A literal is Chinese when it has at least as many CJK characters as Latin letters, so English
 help texts that name a Chinese term (and docstrings) are left alone. Format placeholders such as
-``%(name)s`` and ``{name}`` are never touched.
+``%(name)s`` and ``{name}`` are never touched, nor a Python line marked ``# punctuation: data``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ CJK = r"\u3400-\u9fff\uff08\uff09\u3001-\u301f\uff0c\uff1a\uff1b\uff01\uff1f"
 SOURCE_DIRS = ("idp", "clients", "devtools", "tests")
 SUFFIXES = (".py", ".html", ".js")
 CATALOGUES = "idp/translations/*/LC_MESSAGES/messages.po"
+# a line ending in this comment holds data, not text (e.g. "name,phone" records)
+KEEP = "# punctuation: data"
 # the test of this module quotes half-width texts on purpose
 EXEMPT = frozenset({"tests/unit/test_punctuation.py"})
 MARKS = {",": "，", ":": "：", ";": "；", "?": "？", "!": "！"}
@@ -76,6 +78,8 @@ def fix_python(source: str) -> str:
         row, start = token.start
         end = token.end[1]
         line = lines[row - 1]
+        if KEEP in line:
+            continue
         literal = line[start:end]
         fixed = full_width(literal)
         if fixed != literal:

@@ -15,6 +15,7 @@ from idp.identity.models import (
 from idp.oidc.models import (
     AuthorizationCode,
     Client,
+    ConsentGrant,
     InitialAccessToken,
     RegistrationAccessToken,
     Token,
@@ -27,6 +28,7 @@ __all__ = [
     "AuditEvent",
     "AuthorizationCode",
     "Client",
+    "ConsentGrant",
     "IdentityRegistration",
     "InitialAccessToken",
     "JoinRequest",

@@ -96,3 +96,23 @@ def list_events(
     rows, total = paginate(session, stmt, page=page, per_page=per_page)
     items = [AuditEventView.of(event) for (event,) in rows]
     return Page(items=items, page=page, per_page=per_page, total=total)
+
+
+OPERATOR_SIGN_INS = ("auth.login_succeeded", "auth.login_failed")
+ORG_ADMIN_SIGN_INS = ("auth.cert_login_succeeded",)
+
+
+def recent_sign_ins(
+    session: Session, *, account_id: int | None, org_id: int | None, limit: int = 10
+) -> list[AuditEventView]:
+    """A person's latest sign-ins, newest first: an operator's logins and the failed attempts
+    that got as far as their account (a right SMS code), or the UKey logins of an
+    organisation's admin."""
+    stmt = select(AuditEvent).order_by(AuditEvent.time.desc(), AuditEvent.id.desc()).limit(limit)
+    if account_id is not None:
+        stmt = stmt.where(
+            AuditEvent.action.in_(OPERATOR_SIGN_INS), AuditEvent.target == f"account:{account_id}"
+        )
+    else:
+        stmt = stmt.where(AuditEvent.action.in_(ORG_ADMIN_SIGN_INS), AuditEvent.org_id == org_id)
+    return [AuditEventView.of(event) for event in session.scalars(stmt)]

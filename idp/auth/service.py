@@ -92,7 +92,10 @@ def count_network_attempt(phone: str, client: Client) -> None:
 def authenticate_operator(
     session: Session, *, phone: str, password: str, sms_code: str, client: Client
 ) -> Account:
-    """Check phone, password and SMS code; raise a ``LoginFailedError`` subclass otherwise."""
+    """Check phone, password and SMS code; raise a ``LoginFailedError`` subclass otherwise.
+    A failure past the SMS code names the account it was for, so its owner sees it among
+    their recent sign-ins (/account)."""
+    account: Account | None = None
     try:
         count_network_attempt(phone, client)
         sms_codes.check_code(phone, purpose=LOGIN_PURPOSE, code=sms_code, client=client)
@@ -107,7 +110,12 @@ def authenticate_operator(
         check_usable(session, account)
         sms_codes.consume_code(phone, purpose=LOGIN_PURPOSE, client=client)
     except LoginFailedError as error:
-        audit.record("auth.login_failed", actor=mask_phone(phone), result=error.code)
+        audit.record(
+            "auth.login_failed",
+            actor=mask_phone(phone),
+            target=f"account:{account.id}" if account is not None else "",
+            result=error.code,
+        )
         raise
     sms_codes.remember_browser(phone, client)
     if needs_rehash(account.password_hash):

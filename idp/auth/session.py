@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
 
 from blinker import Namespace
@@ -24,6 +24,7 @@ from idp.config import settings
 from idp.db import utcnow
 from idp.identity.eligibility import credentials_current, ended_by_suspension
 from idp.identity.models import Account
+from idp.security import client_ip
 from idp.store import store
 
 COOKIE = "idp_session"
@@ -50,7 +51,6 @@ class LoginSession:
     # certificate logins: what the verified certificate says (uscc, org_name, fingerprint,
     # subject, issuer); the registration wizard reads it while org_id is still None
     certificate: dict[str, str] | None = None
-    consents: list[str] = field(default_factory=list)  # "client_id scope" strings
     # certificate logins: the end of the certificate's validity (Unix time), where the session
     # ends at the latest: what the certificate proved is not trusted beyond it
     not_after: float | None = None
@@ -58,19 +58,46 @@ class LoginSession:
     # the pending authorization request whose login page began this session: that request
     # (and no other) passes from the browser's earlier login to this one
     started_for: str = ""
+    # shown on the person's /account page among their sessions: where the login came from
+    # (the client address and the browser's User-Agent at login) and when it was last used
+    ip: str = ""
+    user_agent: str = ""
+    last_seen: float = 0.0
+
+    @property
+    def holder(self) -> str:
+        """Whose session this is, as the index of their sessions names them (``index_key``)."""
+        return index_key(kind=self.kind, account_id=self.account_id, org_id=self.org_id)
+
+
+FIELDS = frozenset(f.name for f in fields(LoginSession))
+USER_AGENT_MAX = 300
 
 
 def _key(session_id: str) -> str:
     return f"session:{session_id}"
 
 
-def _remaining(login: LoginSession) -> timedelta:
+def index_key(*, kind: str, account_id: int | None, org_id: int | None) -> str:
+    """The store index of a person's sessions: an operator's account, or an organisation's
+    admin logins; "" for a certificate login not yet tied to a registered organisation."""
+    if kind == "org_admin":
+        return f"sessions:org:{org_id}" if org_id is not None else ""
+    return f"sessions:account:{account_id}" if account_id is not None else ""
+
+
+def _ends(login: LoginSession) -> datetime:
+    """The absolute end of the session (its age limit, or its certificate's expiry)."""
     now = utcnow()
     absolute = timedelta(seconds=settings().session_absolute_ttl)
     ends = datetime.fromtimestamp(login.created_at, tz=now.tzinfo) + absolute
     if login.not_after is not None:
         ends = min(ends, datetime.fromtimestamp(login.not_after, tz=now.tzinfo))
-    return min(ends - now, timedelta(seconds=settings().session_idle_ttl))
+    return ends
+
+
+def _remaining(login: LoginSession) -> timedelta:
+    return min(_ends(login) - utcnow(), timedelta(seconds=settings().session_idle_ttl))
 
 
 def save(login: LoginSession) -> bool:
@@ -85,12 +112,22 @@ def save(login: LoginSession) -> bool:
 
 
 def create(login: LoginSession) -> None:
-    """Store a session that has just begun (``start``); the one way a session comes to be."""
+    """Store a session that has just begun (``start``); the one way a session comes to be. It
+    joins its person's index until its absolute end (``sessions_of`` drops it when it ends
+    earlier)."""
     store().put(_key(login.id), _encode(login), _remaining(login))
+    if login.holder:
+        store().index_add(login.holder, login.id, _ends(login) - utcnow())
 
 
 def _encode(login: LoginSession) -> bytes:
     return json.dumps(asdict(login)).encode()
+
+
+def _decode(raw: bytes) -> LoginSession:
+    """A stored session; fields a session stored by an older release carried are left out."""
+    data = json.loads(raw)
+    return LoginSession(**{name: value for name, value in data.items() if name in FIELDS})
 
 
 def start(
@@ -123,6 +160,9 @@ def start(
         not_after=not_after.timestamp() if not_after else None,
         credential_version=credential_version,
         started_for=started_for,
+        ip=client_ip(),
+        user_agent=request.user_agent.string[:USER_AGENT_MAX],
+        last_seen=now,
     )
     create(login)
     g.login_session = login
@@ -146,7 +186,7 @@ def renew(login: LoginSession) -> bool:
     old_id = login.id
     login.id = secrets.token_urlsafe(32)
     create(login)
-    store().delete(_key(old_id))
+    _drop(login.holder, old_id)
     g.login_session = login
     g.set_session_cookie = True
     renew_csrf_token()
@@ -163,7 +203,8 @@ def current() -> LoginSession | None:
     if session_id:
         raw = store().get(_key(session_id))
         if raw is not None:
-            login = LoginSession(**json.loads(raw))
+            login = _decode(raw)
+            login.last_seen = utcnow().timestamp()
             if not opened_with_current_credentials(login) or ended_by_suspension(
                 db.session(), login
             ):
@@ -211,7 +252,43 @@ def log_out() -> LoginSession | None:
 
 
 def end(login: LoginSession) -> None:
-    store().delete(_key(login.id))
+    _drop(login.holder, login.id)
+
+
+def _drop(holder: str, session_id: str) -> None:
+    store().delete(_key(session_id))
+    if holder:
+        store().index_remove(holder, session_id)
+
+
+def sessions_of(holder: str) -> list[LoginSession]:
+    """The live sessions of a person (``LoginSession.holder``), oldest first. Members of the
+    index whose session ended (logged out, expired, opened with an old password) are dropped
+    from it on the way."""
+    found = []
+    for session_id in store().index_members(holder) if holder else []:
+        raw = store().get(_key(session_id))
+        login = _decode(raw) if raw is not None else None
+        if login is None or not opened_with_current_credentials(login):
+            _drop(holder, session_id)
+            continue
+        found.append(login)
+    return sorted(found, key=lambda login: (login.created_at, login.sid))
+
+
+def end_listed(holder: str, sid: str) -> LoginSession | None:
+    """End the session ``sid`` of ``holder`` from a list of their sessions, as its logout
+    would (``logged_out``: its tokens end, its relying parties are told); None when the person
+    has no such live session (another person's, or one that ended already)."""
+    current_login = current()
+    if current_login is not None and current_login.holder == holder and current_login.sid == sid:
+        return log_out()
+    for login in sessions_of(holder):
+        if login.sid == sid:
+            end(login)
+            logged_out.send(login, session=db.session())
+            return login
+    return None
 
 
 def forget_request_state() -> None:

@@ -38,7 +38,7 @@ from idp.identity.eligibility import eligible_identities, load_principal
 from idp.identity.models import Identity
 from idp.identity.phone import is_phone
 from idp.identity.principal import Principal
-from idp.oidc import interaction
+from idp.oidc import consents, interaction
 from idp.oidc.claims import SIGNING_ALGS
 from idp.oidc.models import Client
 from idp.oidc.server import authorization_server
@@ -226,7 +226,7 @@ def decide(
     identity = choose_identity(pending, login, principal)
     if identity is None:
         return pending.hand_off("oidc.choose_role")
-    if needs_consent(pending, login):
+    if needs_consent(pending, principal):
         if "none" in pending.prompts:
             raise ConsentRequiredError()
         return pending.hand_off("oidc.consent")
@@ -269,21 +269,25 @@ def choose_identity(pending: Pending, login: LoginSession, principal: Principal)
     return None
 
 
-def needs_consent(pending: Pending, login: LoginSession) -> bool:
+def needs_consent(pending: Pending, principal: Principal) -> bool:
+    """Whether the consent page is shown (docs/protocol.md, "Consent"): once per request at
+    most; always for ``prompt=consent`` and for ``offline_access``; otherwise only for a client
+    registered with ``require_consent`` whose scopes the person has not all consented to."""
     if pending.record.consented:
         return False
     if "consent" in pending.prompts:
         return True
     scope = pending.grant.request.payload.data.get("scope", "")
     # OIDC Core §11: tokens that outlive the login are granted only with the person's consent,
-    # also by a client that otherwise needs none.
-    asked = bool(pending.client.client_metadata.get("require_consent"))
-    asked = asked or OFFLINE_ACCESS in scope.split()
-    return asked and consent_key(pending.client, scope) not in login.consents
-
-
-def consent_key(client: Client, scope: str) -> str:
-    return f"{client.client_id} {' '.join(sorted(scope.split()))}"
+    # also by a client that otherwise needs none, and it is asked for every time: a remembered
+    # consent does not stand in for it.
+    if OFFLINE_ACCESS in scope.split():
+        return True
+    if not pending.client.client_metadata.get("require_consent"):
+        return False
+    return not consents.covers(
+        db.session(), consents.Holder.of(principal), pending.client.client_id, scope
+    )
 
 
 def issue_code(

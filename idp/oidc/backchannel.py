@@ -75,7 +75,7 @@ def notices_for_session(session: Session, sid: str) -> set[Notice]:
     return _notices(session, codes)
 
 
-def notices_for_client(session: Session, client_id: str) -> set[Notice]:
+def notices_at_client(session: Session, client_id: str) -> set[Notice]:
     """Every session that may still be open at ``client_id`` (the client is being disabled)."""
     codes = session.scalars(
         select(AuthorizationCode).where(
@@ -112,6 +112,31 @@ def notices_for_org(session: Session, org_id: int) -> set[Notice]:
 def _horizon() -> datetime:
     seconds = max(settings().session_absolute_ttl, settings().refresh_token_absolute_ttl)
     return utcnow() - timedelta(seconds=seconds)
+def notices_for_client(
+    session: Session, client_id: str, *, account_id: int | None, org_id: int | None
+) -> set[Notice]:
+    """The sessions one person (an operator's account, or with ``account_id`` None an
+    organisation's admin) may still have open at ``client_id``."""
+    holder = (
+        AuthorizationCode.account_id == account_id
+        if account_id is not None
+        else (AuthorizationCode.account_id.is_(None))
+    )
+    codes = session.scalars(
+        select(AuthorizationCode).where(
+            holder,
+            AuthorizationCode.client_id == client_id,
+            AuthorizationCode.issued_at > _horizon(),
+        )
+    )
+    return _notices(
+        session,
+        [
+            c
+            for c in codes
+            if account_id is not None or (c.identity and c.identity.org_id == org_id)
+        ],
+    )
 
 
 def _notices(session: Session, codes: Iterable[AuthorizationCode]) -> set[Notice]:

@@ -399,7 +399,7 @@ def set_client_disabled(session: Session, client_id: str, disabled: bool, *, act
     if disabled:
         _end_tokens(session, client_id)
         # its sessions end with its tokens: a relying party that asked is told each one
-        backchannel.announce(session, backchannel.notices_for_client(session, client_id))
+        backchannel.announce(session, backchannel.notices_at_client(session, client_id))
     action = "oidc.client_disabled" if disabled else "oidc.client_enabled"
     audit.record(action, actor=actor, target=f"client:{client_id}")
     return client

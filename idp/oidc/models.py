@@ -12,7 +12,7 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin
 from authlib.oidc.core import AuthorizationCodeMixin
-from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from idp.config import settings
@@ -319,3 +319,29 @@ class RegistrationAccessToken(Base):
     def check_client(self, client: Client) -> bool:
         """Authlib's RFC 7592 check: the token was issued to this client."""
         return self.client_pk == client.id
+class ConsentGrant(Base):
+    """What a person consented to give a relying party: the scopes granted, remembered across
+    logins (docs/protocol.md, "Consent"). The person is an operator's account or, for the
+    certificate logins of an organisation's admin, the organisation: exactly one of the two.
+    A later request whose scopes are all among ``scope`` needs no consent page."""
+
+    __tablename__ = "consent_grant"
+    __table_args__ = (
+        UniqueConstraint("account_id", "client_id"),
+        UniqueConstraint("org_id", "client_id"),
+        CheckConstraint("(account_id IS NULL) <> (org_id IS NULL)", name="one_holder"),
+    )
+
+    id: Mapped[intpk]
+    # each holder's column leads a unique constraint, which serves as its index
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
+    org_id: Mapped[int | None] = mapped_column(ForeignKey("organisation.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(
+        ForeignKey("client.client_id", ondelete="CASCADE"), index=True
+    )
+    scope: Mapped[str] = mapped_column(Text, default="")  # space-separated, sorted
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def scopes(self) -> set[str]:
+        return set(self.scope.split())

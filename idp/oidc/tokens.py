@@ -223,6 +223,43 @@ def revoke_for_org(session: Session, org_id: int) -> tuple[int, int]:
     return sum(revoke_family(session, family_id) for family_id in sorted(families)), queued
 
 
+def revoke_for_client(
+    session: Session, client_id: str, *, account_id: int | None, org_id: int | None
+) -> int:
+    """End what ``client_id`` holds for one person, an operator's account or (``account_id``
+    None) an organisation's admin: codes not yet redeemed and token families, offline ones
+    included. Returns how many tokens were live."""
+    holder = (
+        AuthorizationCode.account_id == account_id
+        if account_id is not None
+        else (AuthorizationCode.account_id.is_(None))
+    )
+    codes = session.scalars(
+        select(AuthorizationCode).where(
+            holder,
+            AuthorizationCode.client_id == client_id,
+            AuthorizationCode.family_id.is_(None),
+            AuthorizationCode.revoked_at.is_(None),
+        )
+    )
+    families = {
+        family_id
+        for code in codes
+        if (account_id is not None or _acts_for(code.identity, org_id))
+        and (family_id := revoke_code(session, code.id)) is not None
+    }
+    token_holder = (
+        Token.account_id == account_id if account_id is not None else (Token.account_id.is_(None))
+    )
+    rows = session.scalars(
+        select(Token).where(token_holder, Token.client_id == client_id, Token.revoked_at.is_(None))
+    )
+    families |= {
+        row.family_id for row in rows if account_id is not None or _acts_for(row.identity, org_id)
+    }
+    return sum(revoke_family(session, family_id) for family_id in sorted(families))
+
+
 def _unissued_codes(session: Session, account_id: int, org_id: int | None) -> list[int]:
     codes = session.scalars(
         select(AuthorizationCode).where(

@@ -30,7 +30,7 @@ from idp.extensions import csrf
 from idp.identity.eligibility import eligible_identities, load_principal
 from idp.identity.principal import Principal
 from idp.oidc import authorize as authorization
-from idp.oidc import discovery, interaction, registration
+from idp.oidc import consents, discovery, interaction, registration
 from idp.oidc.claims import identity_claims
 from idp.oidc.clients import find_enabled_client
 from idp.oidc.models import Client
@@ -124,10 +124,11 @@ def consent() -> BaseResponse | str:
     if request.method == "POST" and form.validate_on_submit():
         record.denied = "deny" in request.form
         record.consented = not record.denied
-        if record.consented:
-            login.consents.append(authorization.consent_key(client, scope))
-            login_session.save(login)
+        # The store first: the SQL store may share the database, whose write lock the
+        # remembered consent holds until the request commits.
         interaction.save(record)
+        if record.consented:
+            consents.remember(db.session(), consents.Holder.of(principal), client.client_id, scope)
         audit.record(
             "oidc.consent",
             actor=principal.actor,
@@ -136,7 +137,11 @@ def consent() -> BaseResponse | str:
         )
         return redirect(url_for("oidc.resume", interaction=record.id))
     return render_template(
-        "oidc/consent.html", client=client, scopes=scope.split(), form=form, record=record
+        "oidc/consent.html",
+        client=client,
+        scopes=[consents.scope_words(name) for name in scope.split()],
+        form=form,
+        record=record,
     )
 
 

@@ -6,6 +6,8 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
+    from idp.portal import account
     from idp.portal.views import bp
 
     app.register_blueprint(bp)
+    app.register_blueprint(account.bp)

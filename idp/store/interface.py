@@ -44,3 +44,14 @@ class EphemeralStore(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove ``key`` if present."""
+
+    def index_add(self, key: str, member: str, ttl: timedelta) -> None:
+        """Add ``member`` to the index (a set of strings) named ``key`` for ``ttl``; each member
+        has a lifetime of its own, and adding it again replaces it. An index lists what lives
+        under other keys (an account's login sessions), so it can be found by its owner."""
+
+    def index_members(self, key: str) -> list[str]:
+        """The live members of the index ``key``, sorted; [] when it has none."""
+
+    def index_remove(self, key: str, member: str) -> None:
+        """Remove ``member`` from the index ``key`` if present."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import redis
@@ -18,6 +19,17 @@ return n
 """
 
 
+# An index is a sorted set scored by each member's expiry (ms since the epoch): expired members
+# are dropped as members are added, and the set itself expires with its last member.
+INDEX_ADD = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+redis.call('PEXPIREAT', KEYS[1], last[2])
+return 1
+"""
+
+
 class RedisStore:
     """``EphemeralStore`` on Redis; keys are prefixed so one Redis can serve several apps."""
 
@@ -25,6 +37,7 @@ class RedisStore:
         self.client = client
         self.prefix = prefix
         self._incr = client.register_script(INCR_WITH_WINDOW)
+        self._index_add = client.register_script(INDEX_ADD)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisStore:
@@ -64,12 +77,31 @@ class RedisStore:
     def delete(self, key: str) -> None:
         self._call(self.client.delete, self.prefix + key)
 
+    def index_add(self, key: str, member: str, ttl: timedelta) -> None:
+        now = _now_ms()
+        self._call(self._index_add, keys=[self._index(key)], args=[now, now + _ms(ttl), member])
+
+    def index_members(self, key: str) -> list[str]:
+        found = self._call(self.client.zrangebyscore, self._index(key), f"({_now_ms()}", "+inf")
+        return sorted(bytes(member).decode() for member in found)
+
+    def index_remove(self, key: str, member: str) -> None:
+        self._call(self.client.zrem, self._index(key), member)
+
+    def _index(self, key: str) -> str:
+        """Indexes live apart from plain keys (a sorted set cannot share a string's name)."""
+        return f"{self.prefix}index/{key}"
+
     @staticmethod
     def _call(function, *args, **kwargs):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN002, ANN003, ANN205
         try:
             return function(*args, **kwargs)
         except redis.RedisError as error:
             raise StoreUnavailableError(detail=type(error).__name__) from error
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _ms(ttl: timedelta) -> int:

@@ -153,6 +153,24 @@ class SqlStore:
         with self._transaction() as conn:
             conn.execute(delete(TABLE).where(TABLE.c.key == key))
 
+    def index_add(self, key: str, member: str, ttl: timedelta) -> None:
+        # A member is a row of its own, so it has its own lifetime and a plain upsert adds it.
+        self.put(_member_key(key, member), b"", ttl)
+
+    def index_members(self, key: str) -> list[str]:
+        prefix = _member_key(key, "")
+        with self._transaction() as conn:
+            rows = conn.execute(
+                select(TABLE.c.key).where(
+                    TABLE.c.key.startswith(prefix, autoescape=True),
+                    TABLE.c.expires_at > utcnow(),
+                )
+            )
+            return sorted(str(row[0])[len(prefix) :] for row in rows)
+
+    def index_remove(self, key: str, member: str) -> None:
+        self.delete(_member_key(key, member))
+
     def sweep(self) -> int:
         """Delete expired rows; returns how many."""
         with self._transaction() as conn:
@@ -166,6 +184,12 @@ class SqlStore:
                 yield conn
         except (OperationalError, InterfaceError) as error:
             raise StoreUnavailableError(detail=str(error)) from error
+
+
+def _member_key(key: str, member: str) -> str:
+    """The row of one index member: the index name, then the member, in a namespace no plain
+    key uses."""
+    return f"index/{key}#{member}"
 
 
 def _insert(conn: Connection) -> postgresql.Insert | sqlite.Insert:

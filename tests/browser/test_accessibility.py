@@ -53,6 +53,7 @@ ORG_ADMIN = [
     "/org/reviews",
     "/org/audit",
     "/portal",
+    "/account",
     "/register",
     "/register/cost_consulting",
     "/register/cost_consulting/new",

@@ -283,6 +283,71 @@ def test_entries_expire_after_their_ttl(store: EphemeralStore) -> None:
     assert store.get("long") == b"v"
 
 
+# --- indexes ---------------------------------------------------------------------------------
+
+
+def test_index_lists_its_members_sorted(store: EphemeralStore) -> None:
+    assert store.index_members("sessions:account:1") == []
+    store.index_add("sessions:account:1", "b-session", LONG)
+    store.index_add("sessions:account:1", "a-session", LONG)
+    store.index_add("sessions:account:1", "b-session", LONG)  # again: still one member
+    store.index_add("sessions:account:2", "other", LONG)
+
+    assert store.index_members("sessions:account:1") == ["a-session", "b-session"]
+    assert store.index_members("sessions:account:2") == ["other"]
+
+
+def test_index_is_apart_from_plain_keys(store: EphemeralStore) -> None:
+    store.put("sessions:account:1", b"plain", LONG)
+    store.index_add("sessions:account:1", "member", LONG)
+    store.index_add("sessions:account:1_x", "near", LONG)  # a name with the first as prefix
+    store.index_add("sessions:account:%", "wild", LONG)  # LIKE wildcards are plain characters
+
+    assert store.get("sessions:account:1") == b"plain"
+    assert store.index_members("sessions:account:1") == ["member"]
+    assert store.index_members("sessions:account:%") == ["wild"]
+    store.delete("sessions:account:1")
+    assert store.index_members("sessions:account:1") == ["member"]
+
+
+def test_index_remove_drops_one_member(store: EphemeralStore) -> None:
+    store.index_add("idx", "one", LONG)
+    store.index_add("idx", "two", LONG)
+
+    store.index_remove("idx", "one")
+    store.index_remove("idx", "absent")  # removing what is not there is no error
+    store.index_remove("no-such-index", "one")
+
+    assert store.index_members("idx") == ["two"]
+
+
+def test_index_members_expire_each_after_their_own_ttl(store: EphemeralStore) -> None:
+    store.index_add("idx", "short", SHORT)
+    store.index_add("idx", "long", LONG)
+    store.index_add("idx", "renewed", SHORT)
+    store.index_add("idx", "renewed", LONG)  # adding again replaces the lifetime
+
+    time.sleep(SHORT.total_seconds() + 0.2)
+
+    assert store.index_members("idx") == ["long", "renewed"]
+    store.index_add("idx", "short", LONG)  # an expired member can be added again
+    assert store.index_members("idx") == ["long", "renewed", "short"]
+
+
+def test_concurrent_index_adds_all_stick(store: EphemeralStore) -> None:
+    counter = iter(range(THREADS))
+    lock = threading.Lock()
+
+    def add() -> None:
+        with lock:
+            number = next(counter)
+        store.index_add("idx", f"member-{number}", LONG)
+
+    run_together(THREADS, add)
+
+    assert store.index_members("idx") == sorted(f"member-{n}" for n in range(THREADS))
+
+
 # --- fail closed -----------------------------------------------------------------------------
 
 
@@ -295,6 +360,9 @@ CALLS: dict[str, Callable[[EphemeralStore], object]] = {
     "incr": lambda s: s.incr("k", LONG),
     "ttl": lambda s: s.ttl("k"),
     "delete": lambda s: s.delete("k"),
+    "index_add": lambda s: s.index_add("k", "m", LONG),
+    "index_members": lambda s: s.index_members("k"),
+    "index_remove": lambda s: s.index_remove("k", "m"),
 }
 
 

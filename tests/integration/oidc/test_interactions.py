@@ -131,7 +131,7 @@ def test_consent_page_for_clients_that_ask(client, app, logged_in):
     )
     location = client.get(approved.headers["Location"]).headers["Location"]
     assert "code" in query_of(client.get(location).headers["Location"])
-    # Remembered for this session: the next request needs no page.
+    # Remembered (docs/protocol.md, "Consent"): the next request needs no page.
     _params, again = start(client, rp)
     assert "code" in query_of(again.headers["Location"])
 
