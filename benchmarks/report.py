@@ -19,6 +19,7 @@ class Rep:
     p99_ms: float
     errors: int
     cpu_percent: float  # server CPU time / wall time; 100 = one core
+    cpu_ms: float  # server CPU time per successful request (or flow)
     rss_mib: float  # peak resident set of the (largest) worker process so far
 
 
@@ -28,7 +29,6 @@ class Result:
     provider: str
     reps: list[Rep] = field(default_factory=list)
     failure: str | None = None
-    samples: list[str] = field(default_factory=list)
 
     def median(self, name: str) -> float:
         values = [getattr(rep, name) for rep in self.reps]
@@ -40,6 +40,7 @@ METRICS = (
     ("p50_ms", "p50 ms", "{:.1f}"),
     ("p99_ms", "p99 ms", "{:.1f}"),
     ("cpu_percent", "CPU %", "{:.0f}"),
+    ("cpu_ms", "CPU ms/req", "{:.2f}"),
     ("rss_mib", "RSS MiB", "{:.0f}"),
 )
 

@@ -135,12 +135,14 @@ async def with_wrk(bench: Bench, scenario: str) -> report.Rep:
     )
     cpu = servers.cpu_seconds(pids) - cpu_before
     wall = time.perf_counter() - started
+    succeeded = counted.requests - counted.errors
     return report.Rep(
-        rate=(counted.requests - counted.errors) / counted.seconds,
+        rate=succeeded / counted.seconds,
         p50_ms=counted.p50_ms,
         p99_ms=counted.p99_ms,
         errors=counted.errors,
         cpu_percent=100 * cpu / wall,
+        cpu_ms=1000 * cpu / max(succeeded, 1),
         rss_mib=bench.rss_mib(),
     )
 
@@ -213,6 +215,7 @@ async def with_client(bench: Bench, scenario: str) -> report.Rep:
         p99_ms=report.percentile(window.latencies, 0.99) * 1000,
         errors=window.errors,
         cpu_percent=100 * window.cpu_seconds / window.seconds,
+        cpu_ms=1000 * window.cpu_seconds / max(len(window.latencies), 1),
         rss_mib=bench.rss_mib(),
     )
 

@@ -283,11 +283,25 @@ def ours(config: str, spec: SeedSpec, tmp: Path) -> Iterator[Target]:
                 master_pid=server.pid,
             )
     finally:
+        report_errors(f"ours-{config}", tmp / "gunicorn.log", tmp / "worker.log")
         if config == "postgres":
             with contextlib.suppress(Exception):
                 recreate_postgres(create=False)
             with contextlib.suppress(Exception):
                 flush_redis()
+
+
+def report_errors(name: str, *logfiles: Path) -> None:
+    """Log how many lines of the server logs are errors, with the first few."""
+    lines = [
+        line
+        for logfile in logfiles
+        if logfile.exists()
+        for line in logfile.read_text(errors="replace").splitlines()
+        if '"level": "ERROR"' in line or '"level": "CRITICAL"' in line or "Traceback" in line
+    ]
+    if lines:
+        log(f"{name}: {len(lines)} error lines in the server logs, first: {lines[:3]}")
 
 
 def _fernet_key() -> str:
