@@ -1,5 +1,5 @@
 // The benchmark's reference provider: panva's oidc-provider 9 with what our provider does in the
-// measured scenarios (docs/performance.md, "The node reference"). Started by benchmarks/servers.py:
+// measured scenarios (docs/performance.md, "The providers under test"). Started by benchmarks/servers.py:
 //
 //   node server.mjs   with BENCH_PORT, BENCH_CLIENT_ID, BENCH_CLIENT_SECRET, BENCH_REDIRECT_URI,
 //                     BENCH_PASSWORD, BENCH_PHONE_PREFIX, BENCH_USERS, BENCH_OUTBOX
@@ -7,7 +7,7 @@
 // Storage is in memory (one process, nothing persisted): the Map adapter below. The library's
 // own development adapter is an LRU of 1,000 entries, too few for the codes minted beforehand.
 import { appendFileSync } from 'node:fs';
-import { generateKeyPairSync, randomInt } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, randomInt } from 'node:crypto';
 
 import Provider from 'oidc-provider';
 import { Algorithm, hash, verify } from '@node-rs/argon2';
@@ -99,7 +99,7 @@ const provider = new Provider(issuer, {
     token_endpoint_auth_method: 'client_secret_basic',
   }],
   jwks: { keys: [{ ...signingKey, alg: 'ES256', use: 'sig', kid: 'bench-es256' }] },
-  cookies: { keys: ['benchmark-cookie-key-not-secret'] },
+  cookies: { keys: [randomBytes(32).toString('base64url')] },
   claims: { openid: ['sub'], profile: ['name'], phone: ['phone_number'] },
   scopes: ['openid', 'profile', 'phone'],
   features: {
