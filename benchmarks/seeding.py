@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, select, text
 
 BATCH = 10_000
 USCC = "91310000MA1K000019"
@@ -138,6 +138,8 @@ def seed(spec: SeedSpec) -> dict[str, str]:
             }
 
         insert_batches(conn, Token, spec.tokens, token_row)
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("ANALYZE"))  # statistics as autovacuum would soon have them
         session.commit()
         return {"client_id": client.client_id, "client_secret": secret or ""}
 
