@@ -21,6 +21,7 @@ class Rep:
     cpu_percent: float  # server CPU time / wall time; 100 = one core
     cpu_ms: float  # server CPU time per successful request (or flow)
     rss_mib: float  # peak resident set of the (largest) worker process so far
+    seconds: float  # the measured window
 
 
 @dataclass

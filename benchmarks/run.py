@@ -144,6 +144,7 @@ async def with_wrk(bench: Bench, scenario: str) -> report.Rep:
         cpu_percent=100 * cpu / wall,
         cpu_ms=1000 * cpu / max(succeeded, 1),
         rss_mib=bench.rss_mib(),
+        seconds=counted.seconds,
     )
 
 
@@ -209,6 +210,8 @@ async def with_client(bench: Bench, scenario: str) -> report.Rep:
     )
     for sample in window.samples:
         servers.log(f"{bench.target.name} {scenario} error: {sample}")
+    if window.seconds < bench.options.duration:
+        servers.log(f"{bench.target.name} {scenario}: codes ran out after {window.seconds:.1f} s")
     return report.Rep(
         rate=len(window.latencies) / window.seconds,
         p50_ms=report.percentile(window.latencies, 0.50) * 1000,
@@ -217,6 +220,7 @@ async def with_client(bench: Bench, scenario: str) -> report.Rep:
         cpu_percent=100 * window.cpu_seconds / window.seconds,
         cpu_ms=1000 * window.cpu_seconds / max(len(window.latencies), 1),
         rss_mib=bench.rss_mib(),
+        seconds=window.seconds,
     )
 
 

@@ -18,7 +18,14 @@ from benchmarks import load, report, wrk
 
 def rep(rate: float, p50: float = 10.0) -> report.Rep:
     return report.Rep(
-        rate=rate, p50_ms=p50, p99_ms=2 * p50, errors=0, cpu_percent=50, cpu_ms=1.0, rss_mib=100
+        rate=rate,
+        p50_ms=p50,
+        p99_ms=2 * p50,
+        errors=0,
+        cpu_percent=50,
+        cpu_ms=1.0,
+        rss_mib=100,
+        seconds=10,
     )
 
 
