@@ -1,0 +1,127 @@
+"""The benchmark harness's own logic (benchmarks/): the table and its ratios, the wrk script,
+the SMS outbox reader. Running the benchmark itself is ``python -m benchmarks.run``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+from benchmarks import load, report, wrk
+
+
+def rep(rate: float, p50: float = 10.0) -> report.Rep:
+    return report.Rep(
+        rate=rate,
+        p50_ms=p50,
+        p99_ms=2 * p50,
+        errors=0,
+        cpu_percent=50,
+        cpu_ms=1.0,
+        rss_mib=100,
+        seconds=10,
+    )
+
+
+def test_table_shows_medians_and_each_figure_as_a_ratio_to_node():
+    ours = report.Result("token", "ours-sqlite", [rep(10), rep(30), rep(20, p50=40)])
+    node = report.Result("token", "node", [rep(100, p50=5)])
+    lines = report.table([ours, node]).splitlines()
+    ours_row = next(line for line in lines if "ours-sqlite" in line)
+    node_row = next(line for line in lines if "| node" in line)
+    assert "20.0 (0.20)" in ours_row  # median rate 20 over node's 100
+    assert "10.0 (2.00)" in ours_row  # median p50 10 ms over node's 5 ms
+    assert "(" not in node_row
+
+
+def test_table_marks_a_failed_scenario_and_gives_no_ratio_without_node():
+    failed = report.Result("flows", "ours-postgres", failure="LoadError: no login code")
+    alone = report.Result("jwks", "ours-sqlite", [rep(50)])
+    text = report.table([failed, alone])
+    assert "FAILED" in next(line for line in text.splitlines() if "flows" in line)
+    assert "50.0 |" in text and "(" not in text.split("\n", 2)[2]
+
+
+def test_json_holds_every_repetition_and_the_medians(tmp_path: Path):
+    result = report.Result("jwks", "node", [rep(10), rep(20), rep(30)])
+    path = tmp_path / "out" / "run.json"
+    report.write_json(path, {"reps": 3}, [result])
+    document = json.loads(path.read_text())
+    assert document["settings"] == {"reps": 3}
+    assert [r["rate"] for r in document["results"][0]["reps"]] == [10, 20, 30]
+    assert document["results"][0]["median"]["rate"] == 20
+
+
+def test_percentile_is_the_nearest_rank():
+    values = [float(v) for v in range(1, 101)]
+    assert report.percentile(values, 0.50) == 50
+    assert report.percentile(values, 0.99) == 99
+    assert report.percentile([], 0.5) != report.percentile([], 0.5)  # nan
+
+
+class Recorder(BaseHTTPRequestHandler):
+    seen: ClassVar[list[tuple[str, str, str]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+        self.seen.append((self.command, self.headers["Authorization"], body))
+        self.send_response(200 if body == "grant_type=client_credentials" else 400)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # wrk drops its connections when it stops
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed")
+def test_wrk_sends_the_scripted_request_and_counts_the_answers():
+    server = QuietServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        request = wrk.Request(
+            f"http://127.0.0.1:{server.server_address[1]}/token",
+            "POST",
+            {"Authorization": "Basic YTpi", "Content-Type": "application/x-www-form-urlencoded"},
+            "grant_type=client_credentials",
+        )
+        result = wrk.run(request, seconds=1, connections=2)
+    finally:
+        server.shutdown()
+    assert result.requests > 0 and result.errors == 0
+    assert set(Recorder.seen) == {("POST", "Basic YTpi", "grant_type=client_credentials")}
+    assert 0 < result.p50_ms <= result.p99_ms
+
+
+def test_wrk_script_quotes_values_apart_from_the_table_brackets():
+    text = wrk.script(wrk.Request("http://x/", headers={"Authorization": "Bearer t"}))
+    assert "[[" not in text  # "[[" would start a Lua long string inside the index
+    with pytest.raises(ValueError):
+        wrk.lua_string("a]==]b")
+
+
+def test_outbox_reader_takes_complete_lines_only_and_each_code_once(tmp_path: Path):
+    path = tmp_path / "outbox.jsonl"
+    outbox = load.Outbox(path)
+    first = {"phone": "13900000001", "purpose": "login", "code": "123456"}
+    other = {"phone": "13900000002", "purpose": "join", "code": "999999"}
+    half = json.dumps({"phone": "13900000003", "purpose": "login", "code": "654321"})
+    path.write_text(json.dumps(first) + "\n" + json.dumps(other) + "\n" + half[:20])
+    assert asyncio.run(outbox.code_for("13900000001")) == "123456"
+    assert "13900000002" not in outbox.codes  # not a login code
+    with path.open("a") as file:
+        file.write(half[20:] + "\n")
+    assert asyncio.run(outbox.code_for("13900000003")) == "654321"
+    assert outbox.codes == {}
