@@ -118,7 +118,7 @@ def consent() -> BaseResponse | str:
     interaction.check_owner(record, login, step="consent")
     client = _client(record.client_id)
     form = FlaskForm()
-    scope = dict(_query_items(record.query)).get("scope", "")
+    scope = authorization.consent_scope(client, dict(_query_items(record.query)))
     if request.method == "POST" and form.validate_on_submit():
         record.denied = "deny" in request.form
         record.consented = not record.denied
@@ -236,7 +236,8 @@ def userinfo() -> Response | tuple[Response, int] | tuple[Response, int, dict[st
     if user is None:
         status, body, headers = InvalidTokenError()()
         return jsonify(body), status, dict(headers)
-    return jsonify(identity_claims(user, token.scope))
+    client = find_enabled_client(db.session(), token.client_id)
+    return jsonify(identity_claims(user, token.scope, client=client, requested=token.claims))
 
 
 def _bearer_token() -> Any:
