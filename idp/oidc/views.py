@@ -32,6 +32,7 @@ from idp.oidc import authorize as authorization
 from idp.oidc import discovery, interaction
 from idp.oidc.claims import identity_claims
 from idp.oidc.clients import find_enabled_client
+from idp.oidc.frontchannel import logout_frames
 from idp.oidc.models import Client
 from idp.oidc.server import authorization_server, resource_protector
 from idp.oidc.subjects import subject_for
@@ -285,6 +286,9 @@ def end_session() -> BaseResponse | tuple[str, int] | str:
     if answer != "confirm" and login is not None and not _hint_names_session(validated, login):
         return _logout_confirmation(validated)
     response = server.create_endpoint_response("end_session", validated)
+    if response is not None and logout_frames():
+        # Front-Channel Logout 1.0 §4: the relying parties' iframes first, then the redirect.
+        return render_template("auth/logged_out.html", continue_to=response.headers["Location"])
     if response is not None:
         if validated.redirect_uri:
             response.headers["X-Form-Action"] = interaction.origin_of(validated.redirect_uri)

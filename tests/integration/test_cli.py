@@ -508,3 +508,21 @@ def test_operator_created_by_the_cli_cannot_log_in_with_a_wrong_password(runner,
 
     assert response.status_code == 400
     assert all_field_errors(response.text) == {"password": ["手机号或密码错误"]}
+
+
+def test_clients_add_accepts_front_channel_logout_metadata(runner, app):
+    metadata = {
+        **CONFIDENTIAL,
+        "frontchannel_logout_uri": "https://rp.example/frontchannel-logout",
+        "frontchannel_logout_session_required": True,
+    }
+    printed = ok_json(add_client(runner, metadata))
+    assert printed["frontchannel_logout_uri"] == "https://rp.example/frontchannel-logout"
+    assert printed["frontchannel_logout_session_required"] is True
+    other_origin = {**metadata, "frontchannel_logout_uri": "https://elsewhere.example/fc"}
+    assert_error(
+        add_client(runner, other_origin),
+        "frontchannel_logout_uri: 'https://elsewhere.example/fc' must have the scheme, host and "
+        "port of a redirect URI",
+    )
+    assert count(Client) == 1
