@@ -1141,6 +1141,25 @@ def test_frontchannel_logout_refuses_a_bad_request_and_ends_nothing(
 
     assert told.status_code == 400
     assert stored_login(rp) is not None
+    assert 'id="user-name"' in rp.get("/").get_data(as_text=True)  # nothing recorded
+
+
+def test_frontchannel_logout_without_the_cookie_ends_the_session_at_its_next_request(
+    rp: FlaskClient, op: FakeProvider
+) -> None:
+    """A browser that withholds cookies from a framed site still ends the session: the sid is
+    recorded as ended, and the session holding it is cleared when it next comes."""
+    log_in(rp, op)
+    frame = rp.application.test_client()  # no cookies: the frame's request in such a browser
+
+    told = frame.get("/frontchannel-logout", query_string={"iss": op.issuer, "sid": CLAIMS["sid"]})
+
+    assert told.status_code == 200
+    assert stored_login(rp) is not None  # not yet: this browser's cookie was not sent
+    page = rp.get("/").get_data(as_text=True)
+    assert 'id="login-button"' in page
+    assert "您在统一认证登录平台的登录已结束" in page
+    assert stored_login(rp) is None
 
 
 def test_frontchannel_logout_of_another_sid_leaves_this_login(
@@ -1152,4 +1171,5 @@ def test_frontchannel_logout_of_another_sid_leaves_this_login(
 
     assert told.status_code == 200
     assert stored_login(rp) is not None
+    assert 'id="user-name"' in rp.get("/").get_data(as_text=True)
     assert rp.get("/").headers.get("X-Frame-Options") == "DENY"  # other pages stay unframed
