@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import html
 import json
-import re
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -41,6 +41,7 @@ APACHE = "/usr/sbin/apache2"
 MODULES = Path("/usr/lib/apache2/modules")
 START_TIMEOUT = 10.0  # seconds; Apache starts in well under one
 PAGE = "上海市房屋维修资金管理系统 (Apache)"
+HTTP_TIMEOUT = 10  # seconds; a guard against a hung server, every answer here is local
 
 
 @pytest.fixture(scope="session")
@@ -299,13 +300,20 @@ def test_parallel_refreshes_of_one_session_keep_it(
     url = f"{apache.url}/funds/index.html"
     with ThreadPoolExecutor(max_workers=6) as pool:
         pages = list(
-            pool.map(lambda _n: requests.get(url, cookies=cookies, allow_redirects=False), range(6))
+            pool.map(
+                lambda _n: requests.get(
+                    url, cookies=cookies, allow_redirects=False, timeout=HTTP_TIMEOUT
+                ),
+                range(6),
+            )
         )
 
     assert [p.status_code for p in pages] == [200] * 6
     assert audit_count("oidc.refresh_token_reused_within_interval") >= 1
     assert audit_count("oidc.refresh_token_reused") == 0
-    assert requests.get(url, cookies=cookies, allow_redirects=False).text == PAGE
+    assert (
+        requests.get(url, cookies=cookies, allow_redirects=False, timeout=HTTP_TIMEOUT).text == PAGE
+    )
 
 
 def test_rp_initiated_logout_through_the_module(
@@ -357,7 +365,9 @@ def test_front_channel_logout_ends_the_modules_session(
 
     assert loaded.status_code == 200
     assert loaded.headers["X-Frame-Options"] == "DENY"
-    stale = requests.get(f"{apache.url}/funds/index.html", cookies=held, allow_redirects=False)
+    stale = requests.get(
+        f"{apache.url}/funds/index.html", cookies=held, allow_redirects=False, timeout=HTTP_TIMEOUT
+    )
     assert stale.status_code == 302
     assert stale.headers["Location"].startswith(f"{provider.url}/authorize?")
 
