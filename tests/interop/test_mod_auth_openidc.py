@@ -124,7 +124,6 @@ def apache(
         **os.environ,
         "OIDC_CLIENT_SECRET": registered.secret,
         "OIDC_CRYPTO_PASSPHRASE": secrets.token_urlsafe(24),
-        "APACHE_RUN_DIR": str(root),
     }
     process = subprocess.Popen(
         [apache_binary, "-f", str(root / "httpd.conf"), "-DFOREGROUND"],
