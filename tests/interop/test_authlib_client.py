@@ -43,7 +43,7 @@ def funds_app(
     registered = provider.register(
         {
             "client_id": "funds-flask",
-            "client_name": "上海市房屋维修资金管理系统 (Flask)",
+            "client_name": "上海市房屋维修资金管理系统（Flask）",
             "redirect_uris": [f"{base}/callback"],
             "scope": "openid profile phone",
             "require_pkce": True,

@@ -40,7 +40,7 @@ pytestmark = pytest.mark.interop
 APACHE = "/usr/sbin/apache2"
 MODULES = Path("/usr/lib/apache2/modules")
 START_TIMEOUT = 10.0  # seconds; Apache starts in well under one
-PAGE = "上海市房屋维修资金管理系统 (Apache)"
+PAGE = "上海市房屋维修资金管理系统（Apache）"
 HTTP_TIMEOUT = 10  # seconds; a guard against a hung server, every answer here is local
 
 
