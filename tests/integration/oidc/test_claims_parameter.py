@@ -17,6 +17,7 @@ from tests.flows import (
     REDIRECT_URI,
     Pkce,
     authorize_params,
+    csrf_token,
     follow_to_code,
     login,
     query_of,
@@ -217,3 +218,36 @@ def test_sub_with_a_value_is_answered_only_by_that_persons_session(client, rp, l
     assert id_token_claims(client, same["id_token"])["sub"] == sub
     claims = json.dumps({"id_token": {"sub": {"value": "someone-else"}}})
     assert authorize_error(client, rp, claims, prompt="none")["error"] == "login_required"
+
+
+def test_claims_of_a_scope_not_requested_are_on_the_consent_page_and_need_a_new_consent(
+    client, app, logged_in
+):
+    """A consent given for ``openid`` does not cover the phone number asked for one by one."""
+    consenting = register(
+        app,
+        {
+            "client_name": "需同意",
+            "redirect_uris": [REDIRECT_URI],
+            "scope": "openid profile phone",
+            "require_consent": True,
+        },
+    )
+
+    def consent_page(claims: dict | None) -> tuple[str, object]:
+        extra = {"claims": json.dumps(claims)} if claims else {}
+        params = authorize_params(consenting.client_id, Pkce.new(), scope="openid", **extra)
+        response = client.get("/authorize?" + urlencode(params))
+        location = response.headers["Location"]
+        return location, client.get(location) if location.startswith("/authorize/") else None
+
+    location, page = consent_page(None)
+    assert location.startswith("/authorize/consent")
+    assert "手机号" not in page.text
+    approved = client.post(location, data={"approve": "1", "csrf_token": csrf_token(page.text)})
+    assert approved.status_code == 302
+
+    location, page = consent_page({"userinfo": {"phone_number": None}})
+
+    assert location.startswith("/authorize/consent")  # the earlier consent does not cover it
+    assert "手机号" in page.text
