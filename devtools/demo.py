@@ -75,10 +75,14 @@ def ensure_demo_client() -> None:
                 "require_pkce": True,
                 "backchannel_logout_uri": f"{base}/backchannel-logout",
                 "backchannel_logout_session_required": True,
+                "frontchannel_logout_uri": f"{base}/frontchannel-logout",
+                "frontchannel_logout_session_required": True,
             },
         )
     elif (
-        set(DEMO_SCOPE.split()) - set(existing.scope.split()) or not existing.backchannel_logout_uri
+        set(DEMO_SCOPE.split()) - set(existing.scope.split())
+        or not existing.backchannel_logout_uri
+        or not existing.frontchannel_logout_uri
     ):
         # an instance from before
         update_client(
@@ -88,6 +92,8 @@ def ensure_demo_client() -> None:
                 "scope": DEMO_SCOPE,
                 "backchannel_logout_uri": f"{base}/backchannel-logout",
                 "backchannel_logout_session_required": True,
+                "frontchannel_logout_uri": f"{base}/frontchannel-logout",
+                "frontchannel_logout_session_required": True,
             },
         )
         return

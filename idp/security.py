@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -17,7 +17,11 @@ def add_security_headers(response: Response) -> Response:
     # Responses that post to (or redirect after a POST to) a client name its origin in the
     # internal X-Form-Action header; it widens form-action for that response only.
     form_action = " ".join(filter(None, ["'self'", response.headers.pop("X-Form-Action", "")]))
-    response.headers.setdefault("Content-Security-Policy", CSP.format(form_action=form_action))
+    policy = CSP.format(form_action=form_action)
+    # A page that frames relying parties (front-channel logout) allows exactly their origins.
+    if frame_origins := g.get("csp_frame_src"):
+        policy += "; frame-src " + " ".join(frame_origins)
+    response.headers.setdefault("Content-Security-Policy", policy)
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")

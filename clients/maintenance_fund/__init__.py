@@ -14,7 +14,7 @@ from flask import Flask
 from werkzeug.wrappers import Response
 
 from . import app as views
-from . import backchannel, system
+from . import backchannel, frontchannel, system
 from .config import Config
 from .oidc import CONFIG_EXTENSION
 from .security import add_security_headers, csrf_token
@@ -35,6 +35,7 @@ def create_app(config: Config | None = None) -> Flask:
     register_client(app, config)
     views.init_app(app)
     backchannel.init_app(app, config.state_file)
+    app.register_blueprint(frontchannel.bp)
     app.register_blueprint(system.bp)
     app.jinja_env.globals["csrf_token"] = csrf_token
 

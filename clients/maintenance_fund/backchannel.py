@@ -59,6 +59,11 @@ class EndedSessions:
             self.db.execute("INSERT OR REPLACE INTO ended VALUES (?, ?)", (sid, now))
         return True
 
+    def end_sid(self, sid: str) -> None:
+        """Record the ended session of a front-channel logout (which has no ``jti``)."""
+        with self.lock, self.db:
+            self.db.execute("INSERT OR REPLACE INTO ended VALUES (?, ?)", (sid, time.time()))
+
     def has_ended(self, sid: str) -> bool:
         with self.lock:
             return bool(self.db.execute("SELECT 1 FROM ended WHERE sid = ?", (sid,)).fetchone())

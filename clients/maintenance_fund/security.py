@@ -20,6 +20,9 @@ CSRF_SESSION_KEY = "csrf_token"
 CSRF_FIELD = "csrf_token"
 # Server-to-server: the provider's back-channel logout POST carries its own signed token.
 CSRF_EXEMPT = {"backchannel.receive"}
+# Framed by the provider's logged-out page (front-channel logout); its CSP frame-ancestors
+# names the provider instead of X-Frame-Options DENY.
+FRAMED_BY_PROVIDER = {"frontchannel.receive"}
 
 
 def csrf_token() -> str:
@@ -54,7 +57,8 @@ def content_security_policy(config: Config) -> str:
 def add_security_headers(response: Response, *, config: Config) -> Response:
     """Anti-framing, CSP, no referrer (the callback URL carries the code) and no caching."""
     response.headers.setdefault("Content-Security-Policy", content_security_policy(config))
-    response.headers.setdefault("X-Frame-Options", "DENY")
+    if request.endpoint not in FRAMED_BY_PROVIDER:
+        response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
     response.headers.setdefault("Cache-Control", "no-store")

@@ -109,6 +109,10 @@ class ClientForm(FlaskForm):
     initiate_login_uri = _uri(_l("从门户进入的登录地址（initiate_login_uri）"))
     backchannel_logout_uri = _uri(_l("后台退出通知地址（backchannel_logout_uri）"))
     backchannel_logout_session_required = BooleanField(_l("退出通知须带会话标识（sid）"))
+    frontchannel_logout_uri = _uri(_l("前端退出通知地址（frontchannel_logout_uri）"))
+    frontchannel_logout_session_required = BooleanField(
+        _l("前端退出通知带 iss 和 sid（frontchannel_logout_session_required）")
+    )
     org_types = MultiCheckboxField(
         _l("允许的单位类型"),
         choices=[SelectChoice(t.value, label) for t, label in ORG_TYPE_LABELS.items()],
@@ -164,6 +168,10 @@ class ClientForm(FlaskForm):
             "client_name": self.client_name.data,
             "redirect_uris": (self.redirect_uris.data or "").splitlines(),
             "post_logout_redirect_uris": (self.post_logout_redirect_uris.data or "").splitlines(),
+            "frontchannel_logout_uri": self.frontchannel_logout_uri.data or None,
+            "frontchannel_logout_session_required": bool(
+                self.frontchannel_logout_session_required.data
+            ),
             "org_types": list(self.org_types.data or []),
             "scope": " ".join(self.scopes.data or []),
             "grant_types": list(self.grant_types.data or []),
@@ -193,6 +201,10 @@ class ClientForm(FlaskForm):
         self.redirect_uris.data = "\n".join(metadata.get("redirect_uris", []))
         self.post_logout_redirect_uris.data = "\n".join(
             metadata.get("post_logout_redirect_uris", [])
+        )
+        self.frontchannel_logout_uri.data = metadata.get("frontchannel_logout_uri", "")
+        self.frontchannel_logout_session_required.data = bool(
+            metadata.get("frontchannel_logout_session_required", False)
         )
         self.org_types.data = list(metadata.get("org_types", ORG_TYPES))
         self.scopes.data = str(metadata.get("scope", "")).split()

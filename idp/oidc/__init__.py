@@ -10,7 +10,7 @@ from idp.config import Settings
 def init_app(app: Flask, settings: Settings) -> None:
     from idp.auth import credentials
     from idp.auth import session as login_session
-    from idp.oidc import backchannel
+    from idp.oidc import backchannel, frontchannel
     from idp.oidc.interaction import allow_redirect_in_form_action
     from idp.oidc.server import build_protector, build_server
     from idp.oidc.tokens import revoke_on_credentials_change, revoke_on_logout
@@ -18,6 +18,8 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     credentials.changed.connect(revoke_on_credentials_change)
     login_session.logged_out.connect(revoke_on_logout)
+    login_session.logged_out.connect(frontchannel.on_logout)
+    app.jinja_env.globals["logout_frames"] = frontchannel.logout_frames
     app.extensions["idp.oauth"] = build_server(app, settings)
     app.extensions["idp.protector"] = build_protector()
     app.register_blueprint(bp)

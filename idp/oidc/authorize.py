@@ -38,9 +38,10 @@ from idp.identity.eligibility import eligible_identities, load_principal
 from idp.identity.models import Identity
 from idp.identity.phone import is_phone
 from idp.identity.principal import Principal
-from idp.oidc import consents, interaction
+from idp.oidc import consents, interaction, requested_claims
 from idp.oidc.claims import SIGNING_ALGS
 from idp.oidc.models import Client
+from idp.oidc.requested_claims import Requested, UnmetAuthenticationRequirementsError
 from idp.oidc.server import authorization_server
 from idp.oidc.subjects import subject_for
 from idp.oidc.tokens import OFFLINE_ACCESS
@@ -62,6 +63,7 @@ class Pending:
     prompts: set[str]
     record: interaction.Interaction
     stored: bool  # the record is kept in the store only once a page is handed the request
+    claims: Requested | None = None  # the claims parameter (OIDC Core §5.5), once checked
 
     def fail(self, error: OAuth2Error) -> BaseResponse:
         self.finish()
@@ -137,6 +139,7 @@ def check_request(pending: Pending) -> int | None:
     check_response_mode(pending.response_mode)
     check_scope(pending.client, data.get("scope") or "")
     check_prompt(pending.prompts)
+    pending.claims = requested_claims.parse(data.get("claims"))
     return parse_max_age(data.get("max_age"))
 
 
@@ -213,10 +216,10 @@ def decide(
     record = pending.record
     if record.denied:
         raise AccessDeniedError()
-    if needs_login(pending, login, principal, max_age):
+    if needs_login(pending, login, principal, max_age) or needs_other_acr(pending, login):
         if "none" in pending.prompts:
             raise LoginRequiredError()
-        method = "cert" if "create" in pending.prompts else None
+        method = "cert" if "create" in pending.prompts or wants_ukey(pending) else None
         return pending.hand_off("auth.login", phone=_login_hint_phone(pending), method=method)
     assert login is not None and principal is not None  # noqa: S101  (needs_login checked both)
     if principal.must_change_password:
@@ -238,13 +241,39 @@ def needs_login(
 ) -> bool:
     if login is None or principal is None:
         return True
+    subject = subject_for(pending.client, principal.subject)
     hinted = hinted_subject(pending)
-    if hinted is not None and hinted != subject_for(pending.client, principal.subject):
+    if hinted is not None and hinted != subject:
+        return True
+    # OIDC Core §5.5.1: sub asked with a value is answered only by that person's session.
+    asked = requested_claims.requested_subject(pending.claims)
+    if asked is not None and asked != subject:
         return True
     fresh_login = {"login", "create"} & pending.prompts
     if fresh_login and login.auth_time < pending.record.created_at:
         return True
     return max_age is not None and utcnow().timestamp() - login.auth_time > max_age
+
+
+def needs_other_acr(pending: Pending, login: LoginSession | None) -> bool:
+    """OIDC Core §5.5.1.1: an essential ``acr`` the session does not have asks for the login
+    that gives it (step-up) when the session predates this request; a login made for this
+    request that still does not meet it, or values no login here can give, fail the request
+    (``unmet_authentication_requirements``)."""
+    wanted = requested_claims.essential_acr(pending.claims)
+    if wanted is None or login is None or login.acr in wanted:
+        return False
+    if not set(wanted) & set(requested_claims.ACR_VALUES):
+        raise UnmetAuthenticationRequirementsError("no login of this provider gives that acr")
+    if login.auth_time >= pending.record.created_at:
+        raise UnmetAuthenticationRequirementsError("the login does not meet the requested acr")
+    return True
+
+
+def wants_ukey(pending: Pending) -> bool:
+    """The login page opens on the UKey login when only that login meets the essential acr."""
+    wanted = requested_claims.essential_acr(pending.claims) or []
+    return requested_claims.UKEY_ACR in wanted and requested_claims.OPERATOR_ACR not in wanted
 
 
 def _login_hint_phone(pending: Pending) -> str | None:
@@ -277,7 +306,7 @@ def needs_consent(pending: Pending, principal: Principal) -> bool:
         return False
     if "consent" in pending.prompts:
         return True
-    scope = pending.grant.request.payload.data.get("scope", "")
+    scope = consent_scope(pending.client, pending.grant.request.payload.data)
     # OIDC Core §11: tokens that outlive the login are granted only with the person's consent,
     # also by a client that otherwise needs none, and it is asked for every time: a remembered
     # consent does not stand in for it.
@@ -288,6 +317,19 @@ def needs_consent(pending: Pending, principal: Principal) -> bool:
     return not consents.covers(
         db.session(), consents.Holder.of(principal), pending.client.client_id, scope
     )
+
+
+def consent_scope(client: Client, params: dict[str, str]) -> str:
+    """The scopes the person agrees to: those requested, and the registered ones whose claims
+    the ``claims`` parameter asks for one by one (checked before any page shows it)."""
+    scopes = (params.get("scope") or "").split()
+    try:
+        implied = requested_claims.implied_scopes(requested_claims.parse(params.get("claims")))
+    except OAuth2Error:
+        implied = set()
+    implied &= set(client.scope.split())
+    return " ".join(scopes + sorted(implied - set(scopes)))
+
 
 
 def issue_code(

@@ -11,6 +11,7 @@ from idp.config import settings
 from idp.db import utcnow
 from idp.identity.models import Identity
 from idp.oidc.models import Client
+from idp.oidc.requested_claims import SCOPED_CLAIMS, Requested, names_for
 from idp.signing import ALGORITHMS, key_store
 from idp.signing.jws import encode_jwt, hash_half
 
@@ -43,9 +44,21 @@ CLAIMS_SUPPORTED = [
 SIGNING_ALGS = list(ALGORITHMS)
 
 
-def identity_claims(user: Any, scope: str) -> dict[str, Any]:
-    """``sub`` and, by scope, the person's name and phone, plus the chosen identity."""
+def identity_claims(
+    user: Any,
+    scope: str,
+    *,
+    client: Client | None = None,
+    requested: Requested | None = None,
+    target: str = "userinfo",
+) -> dict[str, Any]:
+    """``sub`` and, by scope, the person's name and phone, plus the chosen identity; and the
+    claims the ``claims`` parameter asked for ``target`` (OIDC Core §5.5) that the client's
+    registered scopes allow."""
     scopes = set(scope.split())
+    names = names_for(requested, target)
+    registered = set(client.scope.split()) if client is not None else set()
+    scopes |= {SCOPED_CLAIMS[n] for n in names if n in SCOPED_CLAIMS} & registered
     claims: dict[str, Any] = {"sub": user.subject}
     if "profile" in scopes:
         claims["name"] = user.name
@@ -63,11 +76,25 @@ def identity_claims(user: Any, scope: str) -> dict[str, Any]:
         claims["role"] = identity.role.value
         if identity.legacy_account:
             claims["legacy_account"] = identity.legacy_account
+    if target == "userinfo":
+        # How the person authenticated, in userinfo only when asked for (§5.5.1.1).
+        asked = {
+            "acr": user.acr,
+            "auth_time": int(user.auth_time) if user.auth_time else None,
+            "amr": list(user.amr) or None,
+        }
+        claims.update({k: v for k, v in asked.items() if k in names and v is not None})
     return claims
 
 
 def issue_id_token(
-    *, client: Client, user: Any, scope: str, access_token: str | None, nonce: str | None
+    *,
+    client: Client,
+    user: Any,
+    scope: str,
+    access_token: str | None,
+    nonce: str | None,
+    requested: Requested | None = None,
 ) -> str:
     """Sign an ID token with the client's algorithm (ES256 by default, RS256 on request)."""
     alg = client.id_token_alg if client.id_token_alg in SIGNING_ALGS else "ES256"
@@ -78,7 +105,7 @@ def issue_id_token(
         "azp": client.client_id,
         "iat": now,
         "exp": now + client.lifetime("id_token_lifetime"),
-        **identity_claims(user, scope),
+        **identity_claims(user, scope, client=client, requested=requested, target="id_token"),
     }
     optional = {
         "auth_time": int(user.auth_time) if user.auth_time else None,

@@ -200,6 +200,7 @@ def validate_metadata(raw: dict[str, Any]) -> dict[str, Any]:
     for field in ("initiate_login_uri", *sorted(STORED_URIS)):
         if field in metadata:
             check_uri(metadata[field], field=field)
+    check_frontchannel(metadata)
     _check_descriptive(metadata)
     if "org_types" in metadata:
         _check_list(metadata, "org_types", ORG_TYPES)
@@ -212,6 +213,22 @@ def validate_metadata(raw: dict[str, Any]) -> dict[str, Any]:
             "client_id: 3-64 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
     return metadata
+
+
+def _origin(uri: str) -> tuple[str, str]:
+    parts = urlsplit(uri)
+    return parts.scheme, parts.netloc.lower()
+
+
+def check_frontchannel(metadata: dict[str, Any]) -> None:
+    """Front-Channel Logout 1.0 §2: the logout URI has the scheme, host and port of one of the
+    client's redirect URIs (the provider frames it, its CSP allowing that origin)."""
+    uri = metadata.get("frontchannel_logout_uri")
+    if uri and _origin(uri) not in {_origin(u) for u in metadata["redirect_uris"]}:
+        raise InvalidClientMetadataError(
+            f"frontchannel_logout_uri: {uri!r} must have the scheme, host and port of a "
+            "redirect URI"
+        )
 
 
 def _check_descriptive(metadata: dict[str, Any]) -> None:

@@ -11,6 +11,7 @@ from idp.config import settings
 from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, SIGNING_ALGS
 from idp.oidc.client_assertion import ALGORITHMS as ASSERTION_ALGORITHMS
 from idp.oidc.grants import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
+from idp.oidc.requested_claims import ACR_VALUES
 from idp.oidc.subjects import SUBJECT_TYPES
 
 
@@ -46,13 +47,14 @@ def metadata() -> dict[str, Any]:
         "prompt_values_supported": ["none", "login", "consent", "select_account", "create"],
         "claims_supported": CLAIMS_SUPPORTED,
         "claim_types_supported": ["normal"],
-        "claims_parameter_supported": False,
+        "claims_parameter_supported": True,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,
-        "acr_values_supported": ["urn:idp:acr:operator", "urn:idp:acr:ukey"],
+        "acr_values_supported": ACR_VALUES,
         "ui_locales_supported": ["zh-CN", "en"],
-        "frontchannel_logout_supported": False,
+        "frontchannel_logout_supported": True,
+        "frontchannel_logout_session_supported": True,
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
     }

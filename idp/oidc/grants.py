@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from idp import audit, db
 from idp.config import settings
 from idp.db import utcnow
-from idp.oidc import claims, refresh_grace
+from idp.oidc import claims, refresh_grace, requested_claims
 from idp.oidc.models import AuthorizationCode, Client, Token, digest
 from idp.oidc.tokens import find_refresh_token, revoke_code, revoke_family
 from idp.oidc.users import AuthorizedUser, user_for
@@ -78,6 +78,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             auth_time=db.datetime_from_timestamp(user.auth_time or now.timestamp()),
             amr=list(user.amr),
             acr=user.acr,
+            claims=requested_claims.parse(data.get("claims")),  # checked at /authorize
             sid=user.sid or "",
             credential_version=user.credential_version,
             issued_at=now,
@@ -231,6 +232,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
                 scope=body["scope"],
                 access_token=body["access_token"],
                 nonce=None,
+                requested=self.request.refresh_token.claims,
             )
         interval = self.request.client.refresh_token_reuse_interval
         if interval:
@@ -267,4 +269,5 @@ class IdTokenExtension(OpenIDCode):
             scope=token["scope"],
             access_token=token.get("access_token"),
             nonce=request.authorization_code.get_nonce(),
+            requested=request.authorization_code.claims,
         )

@@ -91,6 +91,14 @@ class Client(Base, ClientMixin):
         return self.client_metadata.get("backchannel_logout_uri")
 
     @property
+    def frontchannel_logout_uri(self) -> str | None:
+        return self.client_metadata.get("frontchannel_logout_uri")
+
+    @property
+    def frontchannel_logout_session_required(self) -> bool:
+        return bool(self.client_metadata.get("frontchannel_logout_session_required", False))
+
+    @property
     def initiate_login_uri(self) -> str | None:
         return self.client_metadata.get("initiate_login_uri")
 
@@ -172,6 +180,8 @@ class AuthorizationCode(Base, AuthorizationCodeMixin):
     auth_time: Mapped[datetime] = mapped_column(UTCDateTime())
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
     acr: Mapped[str | None] = mapped_column(String(64))
+    # the ``claims`` request parameter as ``requested_claims.parse`` keeps it (OIDC Core §5.5)
+    claims: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     sid: Mapped[str] = mapped_column(String(64), index=True)
     credential_version: Mapped[int] = mapped_column(default=0, server_default="0")
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -236,6 +246,8 @@ class Token(Base, TokenMixin):
     sid: Mapped[str | None] = mapped_column(String(64), index=True)
     auth_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
+    acr: Mapped[str | None] = mapped_column(String(64))
+    claims: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # of the code, for every rotation
     credential_version: Mapped[int] = mapped_column(default=0, server_default="0")
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     access_expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

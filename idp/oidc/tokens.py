@@ -65,6 +65,8 @@ def save_token(token: dict[str, Any], request: Any) -> None:
         sid=user.sid if user else None,
         auth_time=db.datetime_from_timestamp(user.auth_time) if user and user.auth_time else None,
         amr=list(user.amr) if user else [],
+        acr=user.acr if user else None,
+        claims=code.claims if code is not None else (previous.claims if previous else None),
         credential_version=user.credential_version if user else 0,
         issued_at=now,
         access_expires_at=now + timedelta(seconds=token["expires_in"]),

@@ -33,6 +33,7 @@ from idp.oidc import authorize as authorization
 from idp.oidc import consents, discovery, interaction, registration
 from idp.oidc.claims import identity_claims
 from idp.oidc.clients import find_enabled_client
+from idp.oidc.frontchannel import logout_frames
 from idp.oidc.models import Client
 from idp.oidc.server import authorization_server, resource_protector
 from idp.oidc.subjects import subject_for
@@ -120,7 +121,7 @@ def consent() -> BaseResponse | str:
     interaction.check_owner(record, login, step="consent")
     client = _client(record.client_id)
     form = FlaskForm()
-    scope = dict(_query_items(record.query)).get("scope", "")
+    scope = authorization.consent_scope(client, dict(_query_items(record.query)))
     if request.method == "POST" and form.validate_on_submit():
         record.denied = "deny" in request.form
         record.consented = not record.denied
@@ -243,7 +244,8 @@ def userinfo() -> Response | tuple[Response, int] | tuple[Response, int, dict[st
     if user is None:
         status, body, headers = InvalidTokenError()()
         return jsonify(body), status, dict(headers)
-    return jsonify(identity_claims(user, token.scope))
+    client = find_enabled_client(db.session(), token.client_id)
+    return jsonify(identity_claims(user, token.scope, client=client, requested=token.claims))
 
 
 @bp.post("/oauth/register")
@@ -314,6 +316,9 @@ def end_session() -> BaseResponse | tuple[str, int] | str:
     if answer != "confirm" and login is not None and not _hint_names_session(validated, login):
         return _logout_confirmation(validated)
     response = server.create_endpoint_response("end_session", validated)
+    if response is not None and logout_frames():
+        # Front-Channel Logout 1.0 §4: the relying parties' iframes first, then the redirect.
+        return render_template("auth/logged_out.html", continue_to=response.headers["Location"])
     if response is not None:
         if validated.redirect_uri:
             response.headers["X-Form-Action"] = interaction.origin_of(validated.redirect_uri)

@@ -557,3 +557,19 @@ def test_initial_token_issue_refuses_bad_input_and_stores_nothing(runner):
         assert session.scalars(select(InitialAccessToken)).all() == []
     unknown = invoke(runner, clients_cli, "initial-token", "revoke", "42")
     assert unknown.exit_code == 1
+def test_clients_add_accepts_front_channel_logout_metadata(runner, app):
+    metadata = {
+        **CONFIDENTIAL,
+        "frontchannel_logout_uri": "https://rp.example/frontchannel-logout",
+        "frontchannel_logout_session_required": True,
+    }
+    printed = ok_json(add_client(runner, metadata))
+    assert printed["frontchannel_logout_uri"] == "https://rp.example/frontchannel-logout"
+    assert printed["frontchannel_logout_session_required"] is True
+    other_origin = {**metadata, "frontchannel_logout_uri": "https://elsewhere.example/fc"}
+    assert_error(
+        add_client(runner, other_origin),
+        "frontchannel_logout_uri: 'https://elsewhere.example/fc' must have the scheme, host and "
+        "port of a redirect URI",
+    )
+    assert count(Client) == 1

@@ -1099,3 +1099,77 @@ def test_backchannel_logout_refuses_a_foreign_signature_and_a_replay(
     assert rp.post("/backchannel-logout", data={"logout_token": token}).status_code == 200
     assert rp.post("/backchannel-logout", data={"logout_token": token}).status_code == 400
     assert stored_login(rp) is not None  # another session ended; ours goes on
+
+
+# --- front-channel logout -----------------------------------------------------------------------
+
+
+def test_frontchannel_logout_ends_the_local_session_of_that_sid(
+    rp: FlaskClient, op: FakeProvider
+) -> None:
+    log_in(rp, op)
+    assert stored_login(rp) is not None
+
+    told = rp.get("/frontchannel-logout", query_string={"iss": op.issuer, "sid": CLAIMS["sid"]})
+
+    assert told.status_code == 200
+    assert "no-store" in told.headers["Cache-Control"]
+    assert told.headers["Content-Security-Policy"].endswith(f"frame-ancestors {op.issuer}")
+    assert "X-Frame-Options" not in told.headers  # the provider's page frames it
+    assert stored_login(rp) is None
+    page = rp.get("/").get_data(as_text=True)
+    assert 'id="login-button"' in page
+    assert "您在统一认证登录平台的登录已结束" in page
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"iss": "https://evil.example", "sid": CLAIMS["sid"]},
+        {"sid": CLAIMS["sid"]},
+        {"iss": "http://127.0.0.1:5000"},
+    ],
+    ids=["other-iss", "no-iss", "no-sid"],
+)
+def test_frontchannel_logout_refuses_a_bad_request_and_ends_nothing(
+    rp: FlaskClient, op: FakeProvider, params: dict[str, str]
+) -> None:
+    log_in(rp, op)
+    params = {k: (op.issuer if v == "http://127.0.0.1:5000" else v) for k, v in params.items()}
+
+    told = rp.get("/frontchannel-logout", query_string=params)
+
+    assert told.status_code == 400
+    assert stored_login(rp) is not None
+    assert 'id="user-name"' in rp.get("/").get_data(as_text=True)  # nothing recorded
+
+
+def test_frontchannel_logout_without_the_cookie_ends_the_session_at_its_next_request(
+    rp: FlaskClient, op: FakeProvider
+) -> None:
+    """A browser that withholds cookies from a framed site still ends the session: the sid is
+    recorded as ended, and the session holding it is cleared when it next comes."""
+    log_in(rp, op)
+    frame = rp.application.test_client()  # no cookies: the frame's request in such a browser
+
+    told = frame.get("/frontchannel-logout", query_string={"iss": op.issuer, "sid": CLAIMS["sid"]})
+
+    assert told.status_code == 200
+    assert stored_login(rp) is not None  # not yet: this browser's cookie was not sent
+    page = rp.get("/").get_data(as_text=True)
+    assert 'id="login-button"' in page
+    assert "您在统一认证登录平台的登录已结束" in page
+    assert stored_login(rp) is None
+
+
+def test_frontchannel_logout_of_another_sid_leaves_this_login(
+    rp: FlaskClient, op: FakeProvider
+) -> None:
+    log_in(rp, op)
+
+    told = rp.get("/frontchannel-logout", query_string={"iss": op.issuer, "sid": "other-sid"})
+
+    assert told.status_code == 200
+    assert stored_login(rp) is not None
+    assert 'id="user-name"' in rp.get("/").get_data(as_text=True)
+    assert rp.get("/").headers.get("X-Frame-Options") == "DENY"  # other pages stay unframed

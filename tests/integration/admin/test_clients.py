@@ -332,3 +332,30 @@ def test_step_up_expires(client: FlaskClient, enrolled: str, rp, app: Flask, set
 
     assert response.headers["Location"] == f"/admin/step-up?next={url}"
     assert stored(rp.client_id) is not None
+
+
+def test_the_form_sets_and_clears_front_channel_logout(client: FlaskClient, enrolled: str, rp):
+    url = f"/admin/clients/{rp.client_id}"
+    front = {
+        **NEW_CLIENT,
+        "frontchannel_logout_uri": "https://funds.example/frontchannel-logout",
+        "frontchannel_logout_session_required": "y",
+    }
+    assert post_form(client, url, **front).headers["Location"] == url
+    metadata = stored(rp.client_id).client_metadata
+    assert metadata["frontchannel_logout_uri"] == "https://funds.example/frontchannel-logout"
+    assert metadata["frontchannel_logout_session_required"] is True
+    page = client.get(url).text
+    assert 'value="https://funds.example/frontchannel-logout"' in page
+
+    before = all_clients()
+    bad = {**front, "frontchannel_logout_uri": "https://other.example/fc"}
+    response = post_form(client, url, **bad)
+    assert response.status_code == 400 and "scheme, host and port" in response.text
+    assert all_clients() == before
+
+    cleared = {**NEW_CLIENT, "frontchannel_logout_uri": ""}
+    assert post_form(client, url, **cleared).headers["Location"] == url
+    metadata = stored(rp.client_id).client_metadata
+    assert "frontchannel_logout_uri" not in metadata
+    assert metadata["frontchannel_logout_session_required"] is False
