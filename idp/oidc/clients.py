@@ -22,9 +22,10 @@ from idp.errors import IdpError, NotFoundError
 from idp.identity.models import ORG_TYPES
 from idp.oidc import backchannel
 from idp.oidc.claims import SCOPES_SUPPORTED, SIGNING_ALGS
-from idp.oidc.grants import AUTH_METHODS, SECRET_AUTH_METHODS
+from idp.oidc.grants import AUTH_METHODS, SECRET_AUTH_METHODS, SECRET_JWT
 from idp.oidc.models import LIFETIMES, Client, digest
 from idp.oidc.subjects import SUBJECT_TYPES
+from idp.sealing import seal
 
 GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials"}
 
@@ -326,11 +327,9 @@ def register_client(
     if session.scalar(select(Client.id).where(Client.client_id == client_id)) is not None:
         raise InvalidClientMetadataError(f"client_id {client_id!r} already exists")
     secret = new_secret() if metadata["token_endpoint_auth_method"] in SECRET_AUTH_METHODS else None
-    client = Client(
-        client_id=client_id,
-        secret_hash=digest(secret) if secret else None,
-        client_metadata=metadata,
-    )
+    client = Client(client_id=client_id, client_metadata=metadata)
+    if secret is not None:
+        _keep_secret(client, secret)
     session.add(client)
     session.flush()
     audit.record("oidc.client_registered", actor=actor, target=f"client:{client_id}")
@@ -404,6 +403,13 @@ def update_client(
         raise InvalidClientMetadataError(
             "changing between public and confidential needs a new client"
         )
+    if metadata["token_endpoint_auth_method"] == SECRET_JWT and client.secret_sealed is None:
+        raise InvalidClientMetadataError(
+            "client_secret_jwt is chosen when a client is registered: only then is its secret "
+            "kept as the key it needs (register a new client)"
+        )
+    if metadata["token_endpoint_auth_method"] != SECRET_JWT:
+        client.secret_sealed = None  # no longer a MAC key: the digest is enough
     client.client_metadata = metadata
     audit.record("oidc.client_updated", actor=actor, target=f"client:{client_id}")
     return client
@@ -441,9 +447,15 @@ def rotate_secret(
             f"a client using {client.auth_method} has no secret (public, or keys of its own)"
         )
     secret = new_secret()
-    client.secret_hash = digest(secret)
+    _keep_secret(client, secret)
     audit.record("oidc.client_secret_rotated", actor=actor, target=f"client:{client_id}")
     return client, secret
+
+
+def _keep_secret(client: Client, secret: str) -> None:
+    """The digest always; the secret itself, sealed, only where it is the client's MAC key."""
+    client.secret_hash = digest(secret)
+    client.secret_sealed = seal(secret) if client.auth_method == SECRET_JWT else None
 
 
 def remove_client(session: Session, client_id: str, *, actor: str = "platform") -> None:

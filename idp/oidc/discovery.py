@@ -9,10 +9,12 @@ from flask import url_for
 
 from idp.config import settings
 from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, SIGNING_ALGS
-from idp.oidc.client_assertion import ALGORITHMS as ASSERTION_ALGORITHMS
+from idp.oidc.client_assertion import ALGORITHMS, HMAC_ALGORITHMS
 from idp.oidc.grants import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 from idp.oidc.requested_claims import ACR_VALUES
 from idp.oidc.subjects import SUBJECT_TYPES
+
+ASSERTION_ALGORITHMS = [*ALGORITHMS, *HMAC_ALGORITHMS]
 
 
 def _url(endpoint: str) -> str:

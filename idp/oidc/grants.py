@@ -29,7 +29,9 @@ from idp.oidc.users import AuthorizedUser, user_for
 
 # Client authentication (RFC 6749 §2.3): a secret or a private key (RFC 7523) for confidential
 # clients; "none" only for public clients, which use PKCE.
-SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+SECRET_JWT = "client_secret_jwt"
+# the methods that use a secret the provider issues
+SECRET_AUTH_METHODS = ["client_secret_basic", "client_secret_post", SECRET_JWT]
 CONFIDENTIAL_AUTH_METHODS = [*SECRET_AUTH_METHODS, "private_key_jwt"]
 AUTH_METHODS = [*CONFIDENTIAL_AUTH_METHODS, "none"]
 

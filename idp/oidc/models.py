@@ -42,6 +42,8 @@ class Client(Base, ClientMixin):
     id: Mapped[intpk]
     client_id: Mapped[str] = mapped_column(String(64), unique=True)
     secret_hash: Mapped[str | None] = mapped_column(String(64))
+    # the secret itself, sealed (idp.sealing), only for client_secret_jwt: its MAC key
+    secret_sealed: Mapped[str | None] = mapped_column(Text)
     client_metadata: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[created_at]
 

@@ -16,8 +16,7 @@ from idp.auth import session as login_session
 from idp.config import Settings
 from idp.oidc import grants
 from idp.oidc.claims import SCOPES_SUPPORTED, SIGNING_ALGS
-from idp.oidc.client_assertion import METHOD as PRIVATE_KEY_JWT
-from idp.oidc.client_assertion import PrivateKeyJwt
+from idp.oidc.client_assertion import ClientSecretJwt, PrivateKeyJwt
 from idp.oidc.clients import find_enabled_client
 from idp.oidc.grants import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
 from idp.oidc.models import Client, Token
@@ -134,7 +133,8 @@ class AccessTokenValidator(BearerTokenValidator):
 def build_server(app: Flask, settings: Settings) -> AuthorizationServer:
     server = AuthorizationServer()
     server.init_app(app, query_client=query_client, save_token=save_token)
-    server.register_client_auth_method(PRIVATE_KEY_JWT, PrivateKeyJwt())
+    for method in (PrivateKeyJwt(), ClientSecretJwt()):
+        server.register_client_auth_method(method.CLIENT_AUTH_METHOD, method)
     server.scopes_supported = SCOPES_SUPPORTED
     server.register_token_generator(
         "default",
