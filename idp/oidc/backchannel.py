@@ -20,18 +20,19 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import requests
 from flask import Flask, current_app
 from huey.api import TaskWrapper
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from idp import audit, db
 from idp.config import settings
 from idp.db import utcnow
 from idp.errors import IdpError
-from idp.identity.models import Account, Organisation
+from idp.identity.models import Account, Membership, Organisation
 from idp.oidc.claims import SIGNING_ALGS
 from idp.oidc.models import AuthorizationCode, Client
 from idp.oidc.subjects import subject_for
@@ -104,9 +105,20 @@ def notices_for_org(session: Session, org_id: int) -> set[Notice]:
     """The sessions that may still be open at a relying party acting for the organisation, as
     its admin or as one of its operators (issued a code within the same horizon)."""
     codes = session.scalars(
-        select(AuthorizationCode).where(AuthorizationCode.issued_at > _horizon())
+        select(AuthorizationCode).where(
+            held_for_org(AuthorizationCode.account_id, org_id),
+            AuthorizationCode.issued_at > _horizon(),
+        )
     )
     return _notices(session, [c for c in codes if c.identity and c.identity.org_id == org_id])
+
+
+def held_for_org(account_id: Any, org_id: int) -> Any:
+    """A condition on a code's or token's ``account_id`` narrowing it to those that may act for
+    the organisation: its members' (operators) and account-less ones (org admins' certificate
+    logins); the caller checks the identity's org, which lives in a JSON column."""
+    members = select(Membership.account_id).where(Membership.org_id == org_id)
+    return or_(account_id.is_(None), account_id.in_(members))
 
 
 def _horizon() -> datetime:

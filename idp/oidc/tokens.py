@@ -205,6 +205,7 @@ def revoke_for_org(session: Session, org_id: int) -> tuple[int, int]:
     now = utcnow()
     codes = session.scalars(
         select(AuthorizationCode).where(
+            backchannel.held_for_org(AuthorizationCode.account_id, org_id),
             AuthorizationCode.family_id.is_(None),
             AuthorizationCode.revoked_at.is_(None),
             AuthorizationCode.expires_at > now - CODE_IN_FLIGHT,
@@ -217,6 +218,7 @@ def revoke_for_org(session: Session, org_id: int) -> tuple[int, int]:
     }
     rows = session.scalars(
         select(Token).where(
+            backchannel.held_for_org(Token.account_id, org_id),
             Token.revoked_at.is_(None),
             or_(Token.access_expires_at > now, Token.refresh_expires_at > now),
         )

@@ -23,6 +23,7 @@ from tests.conftest import (
     both_databases,
     drain_sms_queue,
     enrol,
+    make_operator,
     register,
 )
 from tests.flows import PASSWORD, REDIRECT_URI, Pkce, authorize_params, follow_to_code, login
@@ -223,3 +224,20 @@ def test_the_suspension_is_audited_with_its_reason_and_what_it_ended(
         "logout_notices": "1",
     }
     assert event.target.endswith(DEMO_USCC) and event.actor == "test"
+
+
+@both_databases
+def test_another_organisations_operator_keeps_their_tokens(app, outbox, operator, listening_rp):
+    """The suspension narrows its search to the org's members and admin logins: a person of
+    another organisation, signed in at the same relying party, is not touched."""
+    other = add_other_org(listening_rp.client_id)
+    make_operator(other, name="赵六", phone="13600136000", first_login=False)
+    browser = app.test_client()
+    assert login(browser, outbox, phone="13600136000", password=PASSWORD).status_code == 302
+    tokens = sign_in(browser, listening_rp)
+
+    suspend()
+
+    assert live_tokens() == 1
+    assert userinfo_status(browser, tokens["access_token"]) == 200
+    assert browser.get("/portal").status_code == 200
