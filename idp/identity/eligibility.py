@@ -177,17 +177,7 @@ def credentials_current(account: Account, credential_version: int) -> bool:
 def has_active_membership(session: Session, account_id: int) -> bool:
     """True while the person is an active operator of at least one organisation that is not
     suspended."""
-    found = session.scalar(
-        select(Membership.id)
-        .join(Organisation, Organisation.id == Membership.org_id)
-        .where(
-            Membership.account_id == account_id,
-            Membership.status == MembershipStatus.ACTIVE,
-            Organisation.suspended_at.is_(None),
-        )
-        .limit(1)
-    )
-    return found is not None
+    return _active_membership_in(session, account_id, suspended=False)
 
 
 def only_suspended_orgs(session: Session, account_id: int) -> bool:
@@ -195,13 +185,20 @@ def only_suspended_orgs(session: Session, account_id: int) -> bool:
     one): what refuses their login with the suspension's own message."""
     if has_active_membership(session, account_id):
         return False
+    return _active_membership_in(session, account_id, suspended=True)
+
+
+def _active_membership_in(session: Session, account_id: int, *, suspended: bool) -> bool:
+    org_state = (
+        Organisation.suspended_at.is_not(None) if suspended else Organisation.suspended_at.is_(None)
+    )
     found = session.scalar(
         select(Membership.id)
         .join(Organisation, Organisation.id == Membership.org_id)
         .where(
             Membership.account_id == account_id,
             Membership.status == MembershipStatus.ACTIVE,
-            Organisation.suspended_at.is_not(None),
+            org_state,
         )
         .limit(1)
     )

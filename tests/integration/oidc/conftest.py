@@ -1,8 +1,42 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
-from tests.flows import PASSWORD, Pkce, authorize_params, follow_to_code, login, token_request
+from tests.conftest import register
+from tests.flows import (
+    PASSWORD,
+    REDIRECT_URI,
+    Pkce,
+    authorize_params,
+    follow_to_code,
+    login,
+    token_request,
+)
+from tests.loopback import Receiver
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A relying party's back-channel logout endpoint on loopback."""
+    with Receiver() as running:
+        yield running
+
+
+@pytest.fixture
+def listening_rp(app, receiver):
+    """The platform's own relying party, registered for back-channel logout with ``sid``."""
+    return register(
+        app,
+        {
+            "client_name": "上海市房屋维修资金管理系统",
+            "redirect_uris": [REDIRECT_URI],
+            "grant_types": ["authorization_code", "refresh_token"],
+            "backchannel_logout_uri": receiver.url,
+            "backchannel_logout_session_required": True,
+        },
+    )
 
 
 @pytest.fixture

@@ -4,81 +4,20 @@ operator deleted, the client disabled; delivered by the worker, retried until th
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
-
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from idp import db
 from idp.oidc.backchannel import EVENT
-from tests.conftest import drain_sms_queue, register
-from tests.flows import REDIRECT_URI, Pkce, authorize_params, csrf_token, follow_to_code
+from tests.conftest import drain_sms_queue
+from tests.flows import Pkce, authorize_params, csrf_token, follow_to_code
 from tests.integration.oidc.helpers import audit_count, redeem
-
-
-class Receiver:
-    """A relying party's back-channel endpoint on loopback: answers ``failures`` times with
-    503, then 200; keeps every logout token it was sent."""
-
-    def __init__(self) -> None:
-        self.tokens: list[str] = []
-        self.failures = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                if receiver.failures:
-                    receiver.failures -= 1
-                    self.send_response(503)
-                else:
-                    receiver.tokens.extend(parse_qs(body.decode())["logout_token"])
-                    self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/backchannel-logout"
-
-    def __enter__(self) -> Receiver:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
     return {"backchannel_logout_retries": 3, "backchannel_logout_retry_delay": 0}
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as running:
-        yield running
-
-
-@pytest.fixture
-def listening_rp(app, receiver):
-    return register(
-        app,
-        {
-            "client_name": "上海市房屋维修资金管理系统",
-            "redirect_uris": [REDIRECT_URI],
-            "grant_types": ["authorization_code", "refresh_token"],
-            "backchannel_logout_uri": receiver.url,
-            "backchannel_logout_session_required": True,
-        },
-    )
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ organisation is reactivated; what it ended stays ended."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from flask import current_app
 from sqlalchemy import select, update
@@ -24,12 +22,11 @@ from tests.conftest import (
     drain_sms_queue,
     enrol,
     make_operator,
-    register,
 )
-from tests.flows import PASSWORD, REDIRECT_URI, Pkce, authorize_params, follow_to_code, login
+from tests.flows import PASSWORD, Pkce, authorize_params, follow_to_code, login
 from tests.integration.auth.helpers import allow_resend
 from tests.integration.oidc.helpers import live_tokens, redeem, refresh, userinfo_status
-from tests.integration.oidc.test_backchannel_logout import Receiver, decode
+from tests.integration.oidc.test_backchannel_logout import decode
 from tests.integration.orgs.helpers import cert_login
 
 SUSPENDED_MESSAGE = "本机构已被平台暂停使用，请联系平台管理员"
@@ -38,27 +35,6 @@ SUSPENDED_MESSAGE = "本机构已被平台暂停使用，请联系平台管理�
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
     return {"backchannel_logout_retries": 0, "backchannel_logout_retry_delay": 0}
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as running:
-        yield running
-
-
-@pytest.fixture
-def listening_rp(app, receiver):
-    return register(
-        app,
-        {
-            "client_name": "上海市房屋维修资金管理系统",
-            "redirect_uris": [REDIRECT_URI],
-            "grant_types": ["authorization_code", "refresh_token"],
-            "scope": "openid profile phone",
-            "backchannel_logout_uri": receiver.url,
-            "backchannel_logout_session_required": True,
-        },
-    )
 
 
 def sign_in(client, rp) -> dict:

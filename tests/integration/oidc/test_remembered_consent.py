@@ -5,7 +5,6 @@ remembered across logins, asked again for more scopes, forced by ``prompt=consen
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from urllib.parse import urlencode
 
 import pytest
@@ -25,7 +24,6 @@ from tests.flows import (
 )
 from tests.integration.auth.helpers import allow_resend
 from tests.integration.oidc.helpers import audit_count, redeem, refresh, userinfo_status
-from tests.integration.oidc.test_backchannel_logout import Receiver
 
 SCOPES = "openid profile phone"
 
@@ -33,12 +31,6 @@ SCOPES = "openid profile phone"
 @pytest.fixture
 def settings_overrides() -> dict[str, object]:
     return {"backchannel_logout_retries": 0, "backchannel_logout_retry_delay": 0}
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    with Receiver() as running:
-        yield running
 
 
 @pytest.fixture
