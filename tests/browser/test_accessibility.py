@@ -68,6 +68,10 @@ PLATFORM_ADMIN = [
     "/admin/clients/{client}/rotate-secret",
     "/admin/initial-access-tokens",
     "/admin/initial-access-tokens/new",
+    "/admin/orgs",
+    "/admin/orgs/{uscc}",
+    "/admin/orgs/{uscc}/suspend",
+    "/admin/legacy",
     "/admin/audit",
     "/admin/step-up",
     "/admin/recovery-codes",
@@ -204,7 +208,7 @@ def test_every_page_type_has_no_serious_accessibility_violation(open_page, peopl
     ]
     pages += [(path, people["operator"]) for path in OPERATOR]
     pages += [
-        (path.format(client=people["client_id"]), people["platform_admin"])
+        (path.format(client=people["client_id"], uscc=DEMO_USCC), people["platform_admin"])
         for path in PLATFORM_ADMIN
     ]
     found = {}
