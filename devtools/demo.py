@@ -26,6 +26,7 @@ RP_PORT = 5001
 RP_CLIENT_ID = "maintenance-fund"
 DEMO_ORG = {"uscc": "91310000MA1K000019", "name": "上海示例审计事务所有限公司", "org_type": "audit"}
 DEMO_OPERATOR = {"name": "张三", "phone": "13800138000", "password": "Demo-2026-init"}
+DEMO_ADMIN = {"username": "platform.admin", "password": "Demo-Console-2026"}
 DEMO_LEGACY_ACCOUNT = "WX-DEMO-0001"  # a 工程造价咨询单位 account of the old maintenance-fund login
 AGENT_PORT = 17443
 DEMO_SCOPE = "openid profile phone org.operators org.reviews"
@@ -125,6 +126,15 @@ def ensure_demo_operator() -> None:
         )
 
 
+def ensure_demo_platform_admin() -> None:
+    """A platform admin for /admin/: the first login binds an authenticator (journey as in
+    production; the enrolment page shows the key as text too)."""
+    from idp.admin.accounts import add_admin, find_admin
+
+    if find_admin(db.session(), DEMO_ADMIN["username"]) is None:
+        add_admin(db.session(), **DEMO_ADMIN, actor="idp-dev setup")
+
+
 def ensure_demo_ukey() -> DemoToken:
     instance = Path(settings().instance_dir)
     pki = ensure_demo_pki(
@@ -197,6 +207,7 @@ def setup() -> None:
     ensure_keys()
     ensure_demo_client()
     ensure_demo_operator()
+    ensure_demo_platform_admin()
     ensure_demo_legacy_account()
     ensure_demo_people()
     db.session().commit()
@@ -287,11 +298,16 @@ def _print_banner(issuer: str, token: DemoToken) -> None:
         f"  Demo operator: phone {DEMO_OPERATOR['phone']}, initial password {DEMO_OPERATOR['password']}\n"
         "  (the SMS code appears on the outbox page; the first login asks for a new password)\n\n"
         f"  Demo UKey: {DEMO_ORG['name']} ({DEMO_ORG['uscc']}), PIN {DEMO_PIN}\n"
-        f"  Try: {issuer}/login?method=cert → 【审计单位注册】 → 否 → 注册, or\n"
-        f"       【工程造价咨询单位注册】 → 是 → legacy account {DEMO_LEGACY_ACCOUNT}, OTP code from\n"
+        f"  Try: {issuer}/login?method=cert → 审计单位注册 → 否 → 注册, or\n"
+        f"       工程造价咨询单位注册 → 是 → legacy account {DEMO_LEGACY_ACCOUNT}, OTP code from\n"
         f"       `python -c 'import pyotp; print(pyotp.TOTP(\"{secret}\").now())'`\n"
         + f"  Org admin console: {issuer}/org/operators (real-name sandbox knows "
         + ", ".join(f"{name} {phone}" for name, phone in DEMO_PEOPLE[:2])
         + ")\n"
-        + f"  (current OTP code: {pyotp.TOTP(secret).now() if secret else '-'})\n"
+        + f"  (current OTP code: {pyotp.TOTP(secret).now() if secret else '-'})\n\n"
+        + f"  Platform console: {issuer}/admin/ as {DEMO_ADMIN['username']}, password "
+        + f"{DEMO_ADMIN['password']}\n"
+        + "  (the first login binds an authenticator app: scan the QR code, or compute a code from\n"
+        + "   the key shown as text: python -c 'import pyotp; print(pyotp.TOTP(\"KEY\").now())')\n"
+        + f"  My account (operators and org admins): {issuer}/account\n"
     )
