@@ -7,13 +7,21 @@ import asyncio
 import json
 import shutil
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
 from benchmarks import load, report, wrk
+
+
+def run_async(coroutine: Any) -> Any:
+    """``asyncio.run`` in a thread of its own: a browser test on the same pytest worker may
+    have left an event loop running in this one (Playwright's sync API)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result(timeout=30)
 
 
 def rep(rate: float, p50: float = 10.0) -> report.Rep:
@@ -119,9 +127,9 @@ def test_outbox_reader_takes_complete_lines_only_and_each_code_once(tmp_path: Pa
     other = {"phone": "13900000002", "purpose": "join", "code": "999999"}
     half = json.dumps({"phone": "13900000003", "purpose": "login", "code": "654321"})
     path.write_text(json.dumps(first) + "\n" + json.dumps(other) + "\n" + half[:20])
-    assert asyncio.run(outbox.code_for("13900000001")) == "123456"
+    assert run_async(outbox.code_for("13900000001")) == "123456"
     assert "13900000002" not in outbox.codes  # not a login code
     with path.open("a") as file:
         file.write(half[20:] + "\n")
-    assert asyncio.run(outbox.code_for("13900000003")) == "654321"
+    assert run_async(outbox.code_for("13900000003")) == "654321"
     assert outbox.codes == {}
