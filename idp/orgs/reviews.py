@@ -75,6 +75,15 @@ class OrgNotRegisteredError(JoinRequestError):
     field = "uscc"
 
 
+class OrgSuspendedJoinError(JoinRequestError):
+    """Nobody of a suspended organisation can review a request: none is accepted meanwhile."""
+
+    code = "org_suspended_join"
+    status = 403
+    message = _l("该机构已被平台暂停使用，暂不接受加入申请")
+    field = "uscc"
+
+
 class AlreadyOperatorError(JoinRequestError):
     code = "already_operator"
     status = 409
@@ -154,7 +163,7 @@ def request_join_code(*, phone: str, client: Client) -> None:
 def submit_join_request(session: Session, *, uscc: str, name: str, phone: str) -> JoinRequestView:
     """A pending request to join the org of ``uscc``; the caller has checked the SMS code.
 
-    Refused, with nothing saved: an unknown USCC, a person already an operator there, a pending
+    Refused, with nothing saved: an unknown USCC, a suspended organisation, a person already an operator there, a pending
     request of the same phone for the same org, a real-name mismatch (400) or no verdict (503)."""
     actor = mask_phone(str(phone)[:20])
     target = person_target(str(name), str(phone))
@@ -165,6 +174,8 @@ def submit_join_request(session: Session, *, uscc: str, name: str, phone: str) -
         org = find_org(session, uscc)
         if org is None:
             raise OrgNotRegisteredError()
+        if org.suspended_at is not None:
+            raise OrgSuspendedJoinError()
         expire_stale(session, org, phone=phone)
         check_applicant(session, org, name=name, phone=phone)
         operators.check_real_name(name=name, phone=phone, asker=Asker(actor, org.id))

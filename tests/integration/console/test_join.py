@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 
+from idp import db
 from idp.db import utcnow
 from tests.conftest import DEMO_USCC, OTHER_USCC, make_operator
 from tests.flows import NEW_PASSWORD, change_password, csrf_token, login
@@ -189,6 +190,22 @@ def test_unknown_or_invalid_uscc_is_refused(home_org, browser, known, outbox, us
     assert refused.status_code == status
     assert field_errors(refused.text) == errors
     assert people_counts() == before
+
+
+def test_a_suspended_organisation_takes_no_request(home_org, browser, known, outbox):
+    from idp.orgs.suspension import suspend_org
+
+    known(NAME, PHONE)
+    suspend_org(db.session(), DEMO_USCC, reason="违反平台使用规定", actor="test")
+    db.session().commit()
+    before = people_counts()
+
+    refused = apply(browser, outbox)
+
+    assert refused.status_code == 403
+    assert field_errors(refused.text) == {"uscc": ["该机构已被平台暂停使用，暂不接受加入申请"]}
+    assert people_counts() == before
+    assert audit_rows("orgs.join_requested")[-1][2:] == ("org_suspended_join", home_org.id)
 
 
 def test_lower_case_uscc_is_accepted(home_org, browser, known, outbox):
