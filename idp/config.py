@@ -234,7 +234,9 @@ class Settings:
     )
     sms_template_password_reset: str = field(
         default="",
-        metadata={"doc": "Vendor template id for the code of a forgotten-password reset (忘记密码)."},
+        metadata={
+            "doc": "Vendor template id for the code of a forgotten-password reset (忘记密码)."
+        },
     )
     key_store: str = field(
         default="files",

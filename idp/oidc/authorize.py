@@ -331,7 +331,6 @@ def consent_scope(client: Client, params: dict[str, str]) -> str:
     return " ".join(scopes + sorted(implied - set(scopes)))
 
 
-
 def issue_code(
     pending: Pending, login: LoginSession, principal: Principal, identity: Identity
 ) -> BaseResponse:

@@ -113,6 +113,12 @@ def notices_for_org(session: Session, org_id: int) -> set[Notice]:
     return _notices(session, [c for c in codes if c.identity and c.identity.org_id == org_id])
 
 
+def held_by(column: Any, account_id: int | None) -> Any:
+    """A condition on a code's or token's ``account_id`` column: the operator's account, or
+    with ``account_id`` None the account-less rows of org admins' certificate logins."""
+    return column == account_id if account_id is not None else column.is_(None)
+
+
 def held_for_org(account_id: Any, org_id: int) -> Any:
     """A condition on a code's or token's ``account_id`` narrowing it to those that may act for
     the organisation: its members' (operators) and account-less ones (org admins' certificate
@@ -124,19 +130,16 @@ def held_for_org(account_id: Any, org_id: int) -> Any:
 def _horizon() -> datetime:
     seconds = max(settings().session_absolute_ttl, settings().refresh_token_absolute_ttl)
     return utcnow() - timedelta(seconds=seconds)
+
+
 def notices_for_client(
     session: Session, client_id: str, *, account_id: int | None, org_id: int | None
 ) -> set[Notice]:
     """The sessions one person (an operator's account, or with ``account_id`` None an
     organisation's admin) may still have open at ``client_id``."""
-    holder = (
-        AuthorizationCode.account_id == account_id
-        if account_id is not None
-        else (AuthorizationCode.account_id.is_(None))
-    )
     codes = session.scalars(
         select(AuthorizationCode).where(
-            holder,
+            held_by(AuthorizationCode.account_id, account_id),
             AuthorizationCode.client_id == client_id,
             AuthorizationCode.issued_at > _horizon(),
         )

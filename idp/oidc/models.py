@@ -333,6 +333,8 @@ class RegistrationAccessToken(Base):
     def check_client(self, client: Client) -> bool:
         """Authlib's RFC 7592 check: the token was issued to this client."""
         return self.client_pk == client.id
+
+
 class ConsentGrant(Base):
     """What a person consented to give a relying party: the scopes granted, remembered across
     logins (docs/protocol.md, "Consent"). The person is an operator's account or, for the

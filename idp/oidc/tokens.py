@@ -233,14 +233,9 @@ def revoke_for_client(
     """End what ``client_id`` holds for one person, an operator's account or (``account_id``
     None) an organisation's admin: codes not yet redeemed and token families, offline ones
     included. Returns how many tokens were live."""
-    holder = (
-        AuthorizationCode.account_id == account_id
-        if account_id is not None
-        else (AuthorizationCode.account_id.is_(None))
-    )
     codes = session.scalars(
         select(AuthorizationCode).where(
-            holder,
+            backchannel.held_by(AuthorizationCode.account_id, account_id),
             AuthorizationCode.client_id == client_id,
             AuthorizationCode.family_id.is_(None),
             AuthorizationCode.revoked_at.is_(None),
@@ -252,11 +247,12 @@ def revoke_for_client(
         if (account_id is not None or _acts_for(code.identity, org_id))
         and (family_id := revoke_code(session, code.id)) is not None
     }
-    token_holder = (
-        Token.account_id == account_id if account_id is not None else (Token.account_id.is_(None))
-    )
     rows = session.scalars(
-        select(Token).where(token_holder, Token.client_id == client_id, Token.revoked_at.is_(None))
+        select(Token).where(
+            backchannel.held_by(Token.account_id, account_id),
+            Token.client_id == client_id,
+            Token.revoked_at.is_(None),
+        )
     )
     families |= {
         row.family_id for row in rows if account_id is not None or _acts_for(row.identity, org_id)

@@ -33,8 +33,6 @@ ORG_NAME = "上海示例审计事务所有限公司"
 PHONE = "13800138000"
 
 
-
-
 @pytest.fixture
 def runner(app: Flask) -> FlaskCliRunner:
     return app.test_cli_runner()
@@ -557,6 +555,8 @@ def test_initial_token_issue_refuses_bad_input_and_stores_nothing(runner):
         assert session.scalars(select(InitialAccessToken)).all() == []
     unknown = invoke(runner, clients_cli, "initial-token", "revoke", "42")
     assert unknown.exit_code == 1
+
+
 def test_clients_add_accepts_front_channel_logout_metadata(runner, app):
     metadata = {
         **CONFIDENTIAL,

@@ -42,7 +42,6 @@ def settings_overrides(pki: TestPki, tmp_path: Path) -> dict[str, object]:
     return {"trust_dir": pki.write_trust_dir(tmp_path / "trust")}
 
 
-
 @pytest.fixture
 def api_rp(app: Flask) -> RegisteredClient:
     """A relying party registered for the management API scopes (as the demo RP is)."""
@@ -94,4 +93,3 @@ def other_admin(app: Flask, pki: TestPki, api_rp: RegisteredClient, other_org) -
 def api(client: FlaskClient) -> FlaskClient:
     """The relying party's back end calling the API (no cookies of anybody's)."""
     return client
-

@@ -227,10 +227,13 @@ def test_wrong_current_passwords_lock_the_account_even_for_the_right_one(
 def test_wrong_logins_and_wrong_current_passwords_add_up(client, app, outbox, first_login):
     other = app.test_client()
     allow_resend(first_login.phone)
-    assert other.post(
-        "/login/sms-code",
-        data={"phone": first_login.phone, "csrf_token": login_token(other)},
-    ).status_code == 200
+    assert (
+        other.post(
+            "/login/sms-code",
+            data={"phone": first_login.phone, "csrf_token": login_token(other)},
+        ).status_code
+        == 200
+    )
     code = outbox.last(first_login.phone, "login")["code"]
     for attempt in range(3):
         refused = post_login(

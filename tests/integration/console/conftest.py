@@ -63,4 +63,3 @@ def other_admin(app: Flask, other_org) -> FlaskClient:
 def browser(app: Flask) -> FlaskClient:
     """A second, anonymous browser (an operator's or an applicant's)."""
     return app.test_client()
-
