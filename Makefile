@@ -41,9 +41,10 @@ run: venv translations
 	$(BIN)/idp-dev setup
 	$(BIN)/idp-dev run
 
-# test: lint, type-check, then the whole suite in parallel.
+# test: lint, formatting, type-check, then the whole suite in parallel.
 test: venv translations
 	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/pytest -n auto -p no:cacheprovider
