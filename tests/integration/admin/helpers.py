@@ -68,9 +68,21 @@ def secret_on_page(html: str) -> str:
     return html[start : html.index("<", start)]
 
 
+# Tests name codes by their step from now (-1, 0, +1); crossing a 30 s boundary midway would
+# turn one step into another. A test that starts late in a period waits for the next one.
+MARGIN_SECONDS = 12
+
+
+def fresh_period() -> None:
+    elapsed = time.time() % 30
+    if elapsed > 30 - MARGIN_SECONDS:
+        time.sleep(30 - elapsed + 0.05)
+
+
 def enrol(client: FlaskClient, username: str = ADMIN) -> tuple[str, list[str], Any]:
     """First login: password, then read the secret off the page and confirm with a code.
     Returns the secret, the recovery codes shown and the confirming response."""
+    fresh_period()
     assert password_step(client, username).headers["Location"] == "/admin/enrol"
     page = client.get("/admin/enrol")
     secret = secret_on_page(page.text)
