@@ -22,7 +22,7 @@ from idp.errors import IdpError, NotFoundError
 from idp.identity.models import ORG_TYPES
 from idp.oidc.claims import SCOPES_SUPPORTED, SIGNING_ALGS
 from idp.oidc.grants import AUTH_METHODS, SECRET_AUTH_METHODS
-from idp.oidc.models import Client, digest
+from idp.oidc.models import Client, client_in_session, digest
 from idp.oidc.subjects import SUBJECT_TYPES
 
 GRANT_TYPES = {"authorization_code", "refresh_token", "client_credentials"}
@@ -297,7 +297,7 @@ def register_client(
 
 
 def find_client(session: Session, client_id: str) -> Client | None:
-    return session.scalar(select(Client).where(Client.client_id == client_id))
+    return client_in_session(session, client_id)
 
 
 def find_enabled_client(session: Session, client_id: str) -> Client | None:

@@ -209,7 +209,14 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return response
 
     def authenticate_user(self, refresh_token: Token) -> AuthorizedUser | None:
-        return user_for(db.session(), refresh_token)
+        """Checked once per request: ``create_token_response`` below asks first, Authlib's
+        asks again in the same transaction."""
+        checked = getattr(self.request, "checked_user", None)
+        if checked is None or checked[0] is not refresh_token:
+            checked = (refresh_token, user_for(db.session(), refresh_token))
+            self.request.checked_user = checked
+        user: AuthorizedUser | None = checked[1]
+        return user
 
     def revoke_old_credential(self, refresh_token: Token) -> None:
         """The old access token dies with the rotation; the row stays for reuse detection."""

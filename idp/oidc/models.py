@@ -12,8 +12,8 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin
 from authlib.oidc.core import AuthorizationCodeMixin
-from sqlalchemy import JSON, ForeignKey, String, Text
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import JSON, ForeignKey, String, Text, inspect, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from idp.db import Base, UTCDateTime, created_at, intpk, utcnow
 from idp.identity.models import ORG_TYPES, Identity, IdentityJSON
@@ -257,3 +257,16 @@ class Token(Base, TokenMixin):
             and now < self.refresh_expires_at
             and (self.family_expires_at is None or now < self.family_expires_at)
         )
+
+
+def client_in_session(session: Session, client_id: str) -> Client | None:
+    """The client row, read once per session (one request): a token request otherwise reads
+    it for the client's authentication, for the code's or token's owner and for the response.
+    A client deleted or detached since is read again."""
+    known: dict[str, Client | None] = session.info.setdefault("idp.clients", {})
+    client = known.get(client_id)
+    if client is None or not inspect(client).persistent:
+        client = known[client_id] = session.scalar(
+            select(Client).where(Client.client_id == client_id)
+        )
+    return client
