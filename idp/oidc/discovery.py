@@ -56,7 +56,8 @@ def json_response(document: Document, *, max_age: int) -> Response:
     response = Response(document.body, mimetype="application/json")
     response.headers["Cache-Control"] = f"public, max-age={max_age}"
     response.set_etag(document.etag)
-    return response.make_conditional(request)
+    response.make_conditional(request)  # turns it into the 304 in place
+    return response
 
 
 def _url(endpoint: str) -> str:
