@@ -23,7 +23,7 @@ from idp.identity.models import ORG_TYPES
 from idp.oidc import backchannel
 from idp.oidc.claims import SCOPES_SUPPORTED, SIGNING_ALGS
 from idp.oidc.grants import AUTH_METHODS, SECRET_AUTH_METHODS, SECRET_JWT
-from idp.oidc.models import LIFETIMES, Client, digest
+from idp.oidc.models import LIFETIMES, Client, client_in_session, digest
 from idp.oidc.subjects import SUBJECT_TYPES
 from idp.sealing import seal
 
@@ -337,7 +337,7 @@ def register_client(
 
 
 def find_client(session: Session, client_id: str) -> Client | None:
-    return session.scalar(select(Client).where(Client.client_id == client_id))
+    return client_in_session(session, client_id)
 
 
 def find_enabled_client(session: Session, client_id: str) -> Client | None:

@@ -3,9 +3,12 @@ provider really does, and a test keeps it in step with the registered grants."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
 from typing import Any
 
-from flask import url_for
+from flask import Response, current_app, request, url_for
 
 from idp.config import settings
 from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, SIGNING_ALGS
@@ -15,6 +18,48 @@ from idp.oidc.requested_claims import ACR_VALUES
 from idp.oidc.subjects import SUBJECT_TYPES
 
 ASSERTION_ALGORITHMS = [*ALGORITHMS, *HMAC_ALGORITHMS]
+METADATA_MAX_AGE = 300  # seconds relying parties may cache the discovery document
+
+
+@dataclass(frozen=True)
+class Document:
+    """A JSON document serialised once, with the ETag of exactly these bytes."""
+
+    source: dict[str, Any]
+    body: bytes
+    etag: str
+
+    @classmethod
+    def of(cls, source: dict[str, Any]) -> Document:
+        body = json.dumps(source, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return cls(source=source, body=body, etag=hashlib.sha256(body).hexdigest()[:32])
+
+
+def metadata_document() -> Document:
+    """The discovery document, built at its first request: it depends only on the settings
+    and the routes, which do not change while the process runs."""
+    document: Document | None = current_app.extensions.get("idp.discovery")
+    if document is None:
+        document = current_app.extensions["idp.discovery"] = Document.of(metadata())
+    return document
+
+
+def jwks_document(jwks: dict[str, Any]) -> Document:
+    """The JWKS as served: ``jwks`` is read from the key store on every request (so a rotated,
+    new or expired key shows at once); only its serialisation is reused while it is equal."""
+    document: Document | None = current_app.extensions.get("idp.jwks_document")
+    if document is None or document.source != jwks:
+        document = current_app.extensions["idp.jwks_document"] = Document.of(jwks)
+    return document
+
+
+def json_response(document: Document, *, max_age: int) -> Response:
+    """200 with the bytes, or 304 when ``If-None-Match`` names them (RFC 9110 §13.1.2)."""
+    response = Response(document.body, mimetype="application/json")
+    response.headers["Cache-Control"] = f"public, max-age={max_age}"
+    response.set_etag(document.etag)
+    response.make_conditional(request)  # turns it into the 304 in place
+    return response
 
 
 def _url(endpoint: str) -> str:

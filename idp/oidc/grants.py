@@ -96,21 +96,24 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         (a worker killed, a connection lost) is still on record, with the client that used it."""
         session = db.session()
         code_hash = digest(code)
-        claimed = db.rowcount(
-            session.execute(
-                update(AuthorizationCode)
-                .where(
-                    AuthorizationCode.code_hash == code_hash,
-                    AuthorizationCode.client_id == client.client_id,
-                    AuthorizationCode.consumed_at.is_(None),
-                    AuthorizationCode.expires_at > utcnow(),
-                )
-                .values(consumed_at=utcnow())
-            )
-        )
+        # UPDATE … RETURNING: the claimed row comes back with the claim (one statement); only
+        # a code not claimed now is read again, to tell a replay from an unknown code.
         item = session.scalar(
-            select(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash)
+            update(AuthorizationCode)
+            .where(
+                AuthorizationCode.code_hash == code_hash,
+                AuthorizationCode.client_id == client.client_id,
+                AuthorizationCode.consumed_at.is_(None),
+                AuthorizationCode.expires_at > utcnow(),
+            )
+            .values(consumed_at=utcnow())
+            .returning(AuthorizationCode)
         )
+        claimed = 0 if item is None else 1
+        if item is None:
+            item = session.scalar(
+                select(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash)
+            )
         if claimed == 1 and item is not None:
             audit.record(
                 "oidc.code_redeemed", actor=f"client:{client.client_id}", target=f"code:{item.id}"
@@ -155,21 +158,22 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         session = db.session()
         token_hash = digest(refresh_token)
         now = utcnow()
-        claimed = db.rowcount(
-            session.execute(
-                update(Token)
-                .where(
-                    Token.refresh_token_hash == token_hash,
-                    Token.client_id == self.request.client.client_id,
-                    Token.rotated_at.is_(None),
-                    Token.revoked_at.is_(None),
-                    Token.refresh_expires_at > now,
-                )
-                .values(rotated_at=now)
+        token = session.scalar(
+            update(Token)
+            .where(
+                Token.refresh_token_hash == token_hash,
+                Token.client_id == self.request.client.client_id,
+                Token.rotated_at.is_(None),
+                Token.revoked_at.is_(None),
+                Token.refresh_expires_at > now,
             )
+            .values(rotated_at=now)
+            .returning(Token)  # the claimed row with the claim; read again only if not claimed
         )
+        claimed = 0 if token is None else 1
         session.commit()
-        token = session.scalar(select(Token).where(Token.refresh_token_hash == token_hash))
+        if token is None:
+            token = session.scalar(select(Token).where(Token.refresh_token_hash == token_hash))
         if token is None or token.client_id != self.request.client.client_id:
             return None
         if claimed == 1 and (token.family_expires_at is None or now < token.family_expires_at):
@@ -212,7 +216,14 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return response
 
     def authenticate_user(self, refresh_token: Token) -> AuthorizedUser | None:
-        return user_for(db.session(), refresh_token)
+        """Checked once per request: ``create_token_response`` below asks first, Authlib's
+        asks again in the same transaction."""
+        checked = getattr(self.request, "checked_user", None)
+        if checked is None or checked[0] is not refresh_token:
+            checked = (refresh_token, user_for(db.session(), refresh_token))
+            self.request.checked_user = checked
+        user: AuthorizedUser | None = checked[1]
+        return user
 
     def revoke_old_credential(self, refresh_token: Token) -> None:
         """The old access token dies with the rotation; the row stays for reuse detection."""

@@ -12,8 +12,17 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin
 from authlib.oidc.core import AuthorizationCodeMixin
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    String,
+    Text,
+    UniqueConstraint,
+    inspect,
+    select,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from idp.config import settings
 from idp.db import Base, UTCDateTime, created_at, intpk, utcnow
@@ -361,3 +370,16 @@ class ConsentGrant(Base):
     @property
     def scopes(self) -> set[str]:
         return set(self.scope.split())
+
+
+def client_in_session(session: Session, client_id: str) -> Client | None:
+    """The client row, read once per session (one request): a token request otherwise reads
+    it for the client's authentication, for the code's or token's owner and for the response.
+    A client deleted or detached since is read again."""
+    known: dict[str, Client | None] = session.info.setdefault("idp.clients", {})
+    client = known.get(client_id)
+    if client is None or not inspect(client).persistent:
+        client = known[client_id] = session.scalar(
+            select(Client).where(Client.client_id == client_id)
+        )
+    return client

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from idp.identity.eligibility import still_eligible
 from idp.identity.models import Identity
 from idp.identity.principal import Principal
-from idp.oidc.models import Client
+from idp.oidc.models import Client, client_in_session
 from idp.oidc.subjects import subject_for
 
 
@@ -68,7 +67,7 @@ def user_for(session: Session, row: Any) -> AuthorizedUser | None:
     return AuthorizedUser.of(
         principal,
         identity,
-        client=session.scalar(select(Client).where(Client.client_id == row.client_id)),
+        client=client_in_session(session, row.client_id),
         sid=row.sid,
         auth_time=row.auth_time.timestamp() if row.auth_time else None,
         amr=tuple(row.amr),

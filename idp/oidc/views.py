@@ -49,17 +49,15 @@ bp = Blueprint("oidc", __name__, template_folder="templates")
 
 @bp.get("/.well-known/openid-configuration")
 def openid_configuration() -> Response:
-    response = jsonify(discovery.metadata())
-    response.headers["Cache-Control"] = "public, max-age=300"
-    return response
+    document = discovery.metadata_document()
+    return discovery.json_response(document, max_age=discovery.METADATA_MAX_AGE)
 
 
 @bp.get("/.well-known/jwks.json")
 def jwks() -> Response:
-    response = jsonify(key_store().public_jwks())
+    document = discovery.jwks_document(key_store().public_jwks())
     # A new key waits this long before it signs (IDP_JWKS_MAX_AGE), so no RP holds a stale copy.
-    response.headers["Cache-Control"] = f"public, max-age={settings().jwks_max_age}"
-    return response
+    return discovery.json_response(document, max_age=settings().jwks_max_age)
 
 
 # --- authorization and its interactions ------------------------------------------------------

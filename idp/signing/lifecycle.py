@@ -61,6 +61,9 @@ class LifecycleKeyStore(ABC):
         self.retired_retention = retired_retention
         self.activation_delay = activation_delay
         self._clock = clock
+        # Public JWKs by key: a kid is the thumbprint of its public key, so a key's public
+        # members never change; only the keys published do (read from storage every time).
+        self._public_jwks: dict[KeyRef, dict[str, Any]] = {}
 
     # --- storage primitives --------------------------------------------------------------------
 
@@ -102,7 +105,9 @@ class LifecycleKeyStore(ABC):
         for clients that ignore ``kid`` and take the first key."""
         refs = [ref for ref in self._current().values() if self._published(ref)]
         refs = sorted(newest_first(refs), key=lambda ref: STATES.index(ref.state))
-        return {"keys": [self._public_jwk(ref) for ref in refs]}
+        known = self._public_jwks
+        self._public_jwks = {ref: known.get(ref) or self._public_jwk(ref) for ref in refs}
+        return {"keys": [dict(self._public_jwks[ref]) for ref in refs]}
 
     def signing_key(self, alg: str) -> KeyRef:
         """The active key for ``alg``; the newest one during the instant a rotation has two."""

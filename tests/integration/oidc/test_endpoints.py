@@ -77,6 +77,38 @@ def test_jwks_is_cached_no_longer_than_a_new_key_waits(client, settings):
     assert response.headers["Cache-Control"] == f"public, max-age={settings.jwks_max_age}"
 
 
+@pytest.mark.parametrize(
+    ("path", "max_age"),
+    [("/.well-known/openid-configuration", 300), ("/.well-known/jwks.json", None)],
+)
+def test_discovery_and_jwks_answer_if_none_match_with_304(client, settings, path, max_age):
+    first = client.get(path)
+    etag = first.headers["ETag"]
+    assert etag.startswith('"') and etag.endswith('"')
+    again = client.get(path, headers={"If-None-Match": etag})
+    assert again.status_code == 304
+    assert again.data == b""
+    assert again.headers["ETag"] == etag
+    max_age = max_age or settings.jwks_max_age
+    assert again.headers["Cache-Control"] == f"public, max-age={max_age}"
+    other = client.get(path, headers={"If-None-Match": '"something-else"'})
+    assert other.status_code == 200
+    assert other.json == first.json
+
+
+def test_jwks_etag_changes_with_a_rotation_and_shows_the_new_key(client, app):
+    from idp.signing import key_store
+
+    before = client.get("/.well-known/jwks.json")
+    with app.test_request_context():
+        key_store().rotate("ES256", immediately=True)
+        active = key_store().signing_key("ES256").kid
+    after = client.get("/.well-known/jwks.json", headers={"If-None-Match": before.headers["ETag"]})
+    assert after.status_code == 200
+    assert after.headers["ETag"] != before.headers["ETag"]
+    assert active in {key["kid"] for key in after.json["keys"]}
+
+
 def test_id_token_survives_key_rotation(client, issue_tokens, app):
     from idp.signing import key_store
 
