@@ -9,7 +9,7 @@ translation catalogues:
     python -m devtools.punctuation --fix    # rewrite in place
 
 A literal is Chinese when it has at least as many CJK characters as Latin letters, so English
-help texts that name a Chinese term (and docstrings) are left alone. Format placeholders such as
+help texts that name a Chinese term (and docstrings) are left alone. Format fields such as
 ``%(name)s`` and ``{name}`` are never touched, nor a Python line marked ``# punctuation: data``.
 """
 
@@ -34,7 +34,7 @@ EXEMPT = frozenset({"tests/unit/test_punctuation.py"})
 MARKS = {",": "，", ":": "：", ";": "；", "?": "？", "!": "！"}
 
 _MARK_NEAR_CJK = re.compile(rf"(?<=[{CJK}])[ ]*([,:;?!])[ ]*|[ ]*([,:;?!])[ ]*(?=[{CJK}])")
-# "(...)" not preceded by "%" (a %(name)s placeholder) and holding no nested brackets
+# "(...)" not preceded by "%" (a %(name)s format field) and holding no nested brackets
 _PARENS = re.compile(r"[ ]*(?<![%A-Za-z0-9_])\(((?:[^()%]|%\(\w+\)[sd])*)\)[ ]*")
 _TEXT_NODE = re.compile(r"(?<=>)[^<>]+(?=<)")
 _QUOTED = re.compile(r'"((?:[^"\\\n]|\\.)*)"|\'((?:[^\'\\\n]|\\.)*)\'')
@@ -44,7 +44,7 @@ _NOT_WORDS = re.compile(r"<[^>]*>|%\(\w+\)[sd]|\{\{.*?\}\}|\{\w*\}")
 
 
 def is_chinese(text: str) -> bool:
-    text = _NOT_WORDS.sub("", text)  # markup and placeholders are not words
+    text = _NOT_WORDS.sub("", text)  # markup and format fields are not words
     cjk = len(re.findall(r"[\u3400-\u9fff]", text))
     return cjk > len(re.findall(r"[A-Za-z]", text))
 

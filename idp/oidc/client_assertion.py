@@ -88,20 +88,18 @@ class _ClientAssertion(JWTBearerClientAssertion):
         key = f"client-assertion:{claims['sub']}:{jti}"
         return store().add(key, b"1", timedelta(seconds=ttl))
 
-    def resolve_client_public_key(self, client: Client) -> Any:
+    def check_method(self, client: Client) -> None:
+        """Answer only for clients registered with this method (see _OtherMethodError)."""
         if client.auth_method != self.CLIENT_AUTH_METHOD:
             raise _OtherMethodError
-        return self.client_key(client)
-
-    def client_key(self, client: Client) -> Any:
-        raise NotImplementedError
 
 
 class PrivateKeyJwt(_ClientAssertion):
     CLIENT_AUTH_METHOD = METHOD
     ALGORITHMS = ALGORITHMS
 
-    def client_key(self, client: Client) -> KeySet:
+    def resolve_client_public_key(self, client: Client) -> KeySet:
+        self.check_method(client)
         metadata = client.client_metadata
         if "jwks" in metadata:
             return KeySet.import_key_set(metadata["jwks"])
@@ -114,7 +112,8 @@ class ClientSecretJwt(_ClientAssertion):
     CLIENT_AUTH_METHOD = SECRET_JWT
     ALGORITHMS = HMAC_ALGORITHMS
 
-    def client_key(self, client: Client) -> OctKey:
+    def resolve_client_public_key(self, client: Client) -> OctKey:
+        self.check_method(client)
         if client.secret_sealed is None:
             raise InvalidClientError(description="the client has no secret for client_secret_jwt")
         return OctKey.import_key(unseal(client.secret_sealed))
