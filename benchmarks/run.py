@@ -54,6 +54,7 @@ class Options:
     providers: list[str]
     operators: int
     scale: bool
+    workers: servers.Workers
 
 
 @dataclass
@@ -262,10 +263,12 @@ async def bench_target(target: servers.Target, options: Options) -> list[report.
     return results
 
 
-def server_for(name: str, spec: SeedSpec, tmp: Path) -> AbstractContextManager[servers.Target]:
+def server_for(
+    name: str, spec: SeedSpec, tmp: Path, workers: servers.Workers
+) -> AbstractContextManager[servers.Target]:
     if name == "node":
         return servers.node(spec, tmp)
-    return servers.ours(name.removeprefix("ours-"), spec, tmp)
+    return servers.ours(name.removeprefix("ours-"), spec, tmp, workers)
 
 
 def run_all(options: Options) -> Iterator[report.Result]:
@@ -277,7 +280,7 @@ def run_all(options: Options) -> Iterator[report.Result]:
     for name in options.providers:
         with tempfile.TemporaryDirectory(prefix=f"idp-bench-{name}-") as tmp:
             try:
-                with server_for(name, spec, Path(tmp)) as target:
+                with server_for(name, spec, Path(tmp), options.workers) as target:
                     yield from asyncio.run(bench_target(target, options))
             except (servers.BenchError, load.LoadError, OSError, aiohttp.ClientError) as error:
                 servers.log(f"{name} FAILED: {type(error).__name__}: {error}")
@@ -324,6 +327,12 @@ def parse(argv: list[str]) -> tuple[Options, Path]:
     parser.add_argument(
         "--operators", type=int, default=5000, help="seeded operator pool without --scale (5000)"
     )
+    parser.add_argument(
+        "--workers",
+        type=servers.Workers.parse,
+        default=servers.Workers(),
+        help="gunicorn for ours: sync, sync:N (processes) or gthread:PxT (sync)",
+    )
     parser.add_argument("--output", type=Path, help="JSON file (default benchmarks/results/)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -342,6 +351,7 @@ def parse(argv: list[str]) -> tuple[Options, Path]:
         args.providers,
         args.operators,
         args.scale,
+        args.workers,
     )
     return options, output
 
@@ -381,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         "reps": options.reps,
         "concurrency": CONCURRENCY,
         "scale": options.scale,
+        "workers": str(options.workers),
         "server_cpu": servers.SERVER_CPU,
         "load_cpu": servers.LOAD_CPU,
         "bench_settings": servers.BENCH_SETTINGS,
@@ -388,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     report.write_json(output, settings, results)
     print(
         f"\n{started:%Y-%m-%d %H:%M} UTC, {options.duration:g} s after {options.warmup:g} s "
-        f"warm-up, {options.reps} rep(s), concurrency {CONCURRENCY}"
+        f"warm-up, {options.reps} rep(s), concurrency {CONCURRENCY}, ours on {options.workers}"
         f"{', after --scale seeding' if options.scale else ''}; medians; (ours/node)\n"
     )
     print(report.table(results))

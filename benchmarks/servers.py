@@ -53,6 +53,31 @@ SERVER_CPU = CPUS[0]
 LOAD_CPU = CPUS[1] if len(CPUS) > 1 else CPUS[0]
 
 
+@dataclass(frozen=True)
+class Workers:
+    """How gunicorn serves ours: worker class, processes and threads per process."""
+
+    kind: str = "sync"
+    processes: int = 1
+    threads: int = 1
+
+    @classmethod
+    def parse(cls, value: str) -> Workers:
+        """``sync``, ``sync:2`` (processes) or ``gthread:1x4`` (processes x threads)."""
+        kind, _, shape = value.partition(":")
+        processes, _, threads = (shape or "1").partition("x")
+        workers = cls(kind, int(processes), int(threads or "1"))
+        if kind not in ("sync", "gthread") or not (1 <= workers.processes <= 8):
+            raise ValueError(value)
+        if not 1 <= workers.threads <= 32 or (kind == "sync" and workers.threads != 1):
+            raise ValueError(value)
+        return workers
+
+    def __str__(self) -> str:
+        shape = f"{self.processes}x{self.threads}" if self.kind == "gthread" else self.processes
+        return f"{self.kind}:{shape}"
+
+
 class BenchError(RuntimeError):
     """A provider or the environment did not behave as the benchmark needs."""
 
@@ -216,7 +241,7 @@ def flush_redis() -> None:
 
 
 @contextlib.contextmanager
-def ours(config: str, spec: SeedSpec, tmp: Path) -> Iterator[Target]:
+def ours(config: str, spec: SeedSpec, tmp: Path, workers: Workers) -> Iterator[Target]:
     """Our provider in configuration ``postgres`` (PostgreSQL + Redis) or ``sqlite`` (the
     embedded default: SQLite file, SQL store)."""
     port = free_port()
@@ -233,7 +258,6 @@ def ours(config: str, spec: SeedSpec, tmp: Path) -> Iterator[Target]:
         IDP_SECRET_KEY=secrets.token_urlsafe(48),
         IDP_DATA_KEY=_fernet_key(),
         IDP_LOG_FORMAT="json",
-        WEB_CONCURRENCY="1",
         **BENCH_SETTINGS,
     )
     if config == "postgres":
@@ -258,11 +282,11 @@ def ours(config: str, spec: SeedSpec, tmp: Path) -> Iterator[Target]:
             "-c",
             str(ROOT / "gunicorn.conf.py"),
             "--workers",
-            "1",
+            str(workers.processes),
             "--worker-class",
-            "sync",
+            workers.kind,
             "--threads",
-            "1",
+            str(workers.threads),
             "--bind",
             f"127.0.0.1:{port}",
         ]
