@@ -78,7 +78,6 @@ from pyhanko_certvalidator.errors import (
     ValidationError,
 )
 from pyhanko_certvalidator.fetchers import Fetchers
-from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
 from pyhanko_certvalidator.fetchers.api import (
     CertificateFetcher,
     CRLFetcher,
@@ -474,6 +473,9 @@ async def _validate(
     options: _Options,
     rule: RevocationCheckingRule,
 ) -> ValidationPath:
+    # Imported here: aiohttp costs every worker ~10 MiB, and only UKey logins need it.
+    from pyhanko_certvalidator.fetchers.aiohttp_fetchers import AIOHttpFetcherBackend
+
     limits = FetchLimits(max_requests=MAX_FETCHES, max_cert_requests=0)
     async with AIOHttpFetcherBackend(per_request_timeout=FETCH_TIMEOUT, limits=limits) as http:
         fetchers = Fetchers(
