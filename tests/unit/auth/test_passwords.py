@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import re
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
+from argon2 import PasswordHasher
 
 from idp.auth.passwords import (
     generate_initial_password,
@@ -106,3 +110,31 @@ def test_the_settings_choose_the_parameters_and_older_hashes_need_rehashing(app)
     assert needs_rehash(before)
     assert not needs_rehash(after)
     assert verify_password(before, "Initial-Pass-1")  # still accepted until the login rehashes
+
+
+def test_concurrent_verifications_hash_one_at_a_time(monkeypatch):
+    """A threaded worker's logins take turns at the hash: its peak memory holds one hash's
+    IDP_PASSWORD_MEMORY_KIB, not one per thread."""
+    stored = hash_password("Abcdefg-1")
+    running, peak, guard = 0, 0, threading.Lock()
+    original = PasswordHasher.verify
+
+    def counting_verify(self, password_hash, password):
+        nonlocal running, peak
+        with guard:
+            running += 1
+            peak = max(peak, running)
+        try:
+            time.sleep(0.02)  # long enough for the other threads to arrive meanwhile
+            return original(self, password_hash, password)
+        finally:
+            with guard:
+                running -= 1
+
+    monkeypatch.setattr(PasswordHasher, "verify", counting_verify)
+    attempts = ["Abcdefg-1", "wrong-Pass1"] * 4
+    with ThreadPoolExecutor(max_workers=len(attempts)) as pool:
+        results = list(pool.map(lambda password: verify_password(stored, password), attempts))
+
+    assert results == [True, False] * 4
+    assert peak == 1
