@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from benchmarks import load, report, wrk
+from benchmarks import load, report, servers, wrk
 
 
 def run_async(coroutine: Any) -> Any:
@@ -133,3 +133,24 @@ def test_outbox_reader_takes_complete_lines_only_and_each_code_once(tmp_path: Pa
         file.write(half[20:] + "\n")
     assert run_async(outbox.code_for("13900000003")) == "654321"
     assert outbox.codes == {}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("sync", ("sync", 1, 1)),
+        ("sync:2", ("sync", 2, 1)),
+        ("gthread:1x4", ("gthread", 1, 4)),
+        ("gthread:2", ("gthread", 2, 1)),
+    ],
+)
+def test_workers_option_names_class_processes_and_threads(value, expected):
+    workers = servers.Workers.parse(value)
+    assert (workers.kind, workers.processes, workers.threads) == expected
+    assert servers.Workers.parse(str(workers)) == workers
+
+
+@pytest.mark.parametrize("value", ["eventlet", "sync:1x4", "gthread:0x4", "gthread:1x99", "sync:x"])
+def test_workers_option_refuses_what_gunicorn_should_not_run(value):
+    with pytest.raises(ValueError):
+        servers.Workers.parse(value)
