@@ -331,7 +331,8 @@ def parse(argv: list[str]) -> tuple[Options, Path]:
         "--workers",
         type=servers.Workers.parse,
         default=servers.Workers(),
-        help="gunicorn for ours: sync, sync:N (processes) or gthread:PxT (sync)",
+        help="how ours is served: sync, sync:N (gunicorn processes), gthread:PxT or granian:PxT"
+        " (processes x threads; default sync)",
     )
     parser.add_argument("--output", type=Path, help="JSON file (default benchmarks/results/)")
     args = parser.parse_args(argv)

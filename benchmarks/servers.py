@@ -1,7 +1,7 @@
 """The providers under test: start, describe, measure and stop them.
 
 ``ours(...)`` prepares a fresh provider (migrations, an ES256 signing key, the seed of
-``benchmarks.seeding``) and runs it under gunicorn with one sync worker, plus ``idp worker`` for
+``benchmarks.seeding``) and runs it under gunicorn (one sync worker unless told otherwise) or granian, plus ``idp worker`` for
 the SMS codes; ``node(...)`` runs the oidc-provider reference of ``benchmarks/node``. Servers
 run on the first CPU, the load generator on the second. Everything listens on 127.0.0.1 only
 and is stopped (process group), and the PostgreSQL database and Redis db dropped, on the way
@@ -55,7 +55,8 @@ LOAD_CPU = CPUS[1] if len(CPUS) > 1 else CPUS[0]
 
 @dataclass(frozen=True)
 class Workers:
-    """How gunicorn serves ours: worker class, processes and threads per process."""
+    """How ours is served: gunicorn's ``sync`` or ``gthread`` workers (with gunicorn.conf.py),
+    or ``granian``; processes, and threads per process."""
 
     kind: str = "sync"
     processes: int = 1
@@ -67,15 +68,29 @@ class Workers:
         kind, _, shape = value.partition(":")
         processes, _, threads = (shape or "1").partition("x")
         workers = cls(kind, int(processes), int(threads or "1"))
-        if kind not in ("sync", "gthread") or not (1 <= workers.processes <= 8):
+        if kind not in ("sync", "gthread", "granian") or not (1 <= workers.processes <= 8):
             raise ValueError(value)
         if not 1 <= workers.threads <= 32 or (kind == "sync" and workers.threads != 1):
             raise ValueError(value)
         return workers
 
     def __str__(self) -> str:
-        shape = f"{self.processes}x{self.threads}" if self.kind == "gthread" else self.processes
+        shape = f"{self.processes}x{self.threads}" if self.kind != "sync" else self.processes
         return f"{self.kind}:{shape}"
+
+    def command(self, address: str) -> list[str]:
+        host, port = address.rsplit(":", 1)
+        if self.kind == "granian":
+            return [
+                *(str(BIN / "granian"), "--interface", "wsgi", "--factory"),
+                *("--workers", str(self.processes), "--blocking-threads", str(self.threads)),
+                *("--host", host, "--port", port, "idp:create_app"),
+            ]
+        return [
+            *(str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")),
+            *("--worker-class", self.kind, "--workers", str(self.processes)),
+            *("--threads", str(self.threads), "--bind", address),
+        ]
 
 
 class BenchError(RuntimeError):
@@ -277,25 +292,13 @@ def ours(config: str, spec: SeedSpec, tmp: Path, workers: Workers) -> Iterator[T
                 [sys.executable, "-m", "benchmarks.seeding", json.dumps(spec.__dict__)], env
             )
         )
-        gunicorn = [
-            str(BIN / "gunicorn"),
-            "-c",
-            str(ROOT / "gunicorn.conf.py"),
-            "--workers",
-            str(workers.processes),
-            "--worker-class",
-            workers.kind,
-            "--threads",
-            str(workers.threads),
-            "--bind",
-            f"127.0.0.1:{port}",
-        ]
+        server_command = workers.command(f"127.0.0.1:{port}")
         worker = [str(BIN / "idp"), "worker", "--workers", "2"]
         with (
             process(worker, env, tmp / "worker.log"),
-            process(gunicorn, env, tmp / "gunicorn.log") as server,
+            process(server_command, env, tmp / "server.log") as server,
         ):
-            wait_ready(server, base, tmp / "gunicorn.log")
+            wait_ready(server, base, tmp / "server.log")
             yield Target(
                 name=f"ours-{config}",
                 dialect="ours",
@@ -309,7 +312,7 @@ def ours(config: str, spec: SeedSpec, tmp: Path, workers: Workers) -> Iterator[T
                 master_pid=server.pid,
             )
     finally:
-        report_errors(f"ours-{config}", tmp / "gunicorn.log", tmp / "worker.log")
+        report_errors(f"ours-{config}", tmp / "server.log", tmp / "worker.log")
         if config == "postgres":
             with contextlib.suppress(Exception):
                 recreate_postgres(create=False)
