@@ -142,6 +142,7 @@ def test_outbox_reader_takes_complete_lines_only_and_each_code_once(tmp_path: Pa
         ("sync:2", ("sync", 2, 1)),
         ("gthread:1x4", ("gthread", 1, 4)),
         ("gthread:2", ("gthread", 2, 1)),
+        ("granian:1x2", ("granian", 1, 2)),
     ],
 )
 def test_workers_option_names_class_processes_and_threads(value, expected):
