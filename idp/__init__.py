@@ -27,9 +27,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         oidc,
         ops,
         orgs,
+        pipeline,
         portal,
         realname,
-        security,
         signing,
         sms,
         store,
@@ -56,12 +56,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     )
     trusted = parse_networks(settings.trusted_proxies)
     app.wsgi_app = TrustedProxies(app.wsgi_app, trusted)  # type: ignore[method-assign]
+    pipeline.init_app(app)  # the request hooks, first (idp/pipeline.py)
     logs.init_app(app, settings)
     db.init_app(app, settings.database_url)
     extensions.init_app(app)
     web.init_app(app)
     branding.init_app(app)
-    security.init_app(app)
     store.init_app(app, settings)
     sms.init_app(app, settings)
     sms_queue.init_app(app, settings)

@@ -108,13 +108,12 @@ def init_app(app: Flask, database_url: str) -> None:
     event.listen(sessions, "after_soft_rollback", _forget_after_commit)
     app.extensions["idp.db"] = sessions
     app.extensions["idp.engine"] = engine
-    # A session lives for one request (or one CLI command): opened on first use, committed by
-    # after_request, closed at teardown. Closing at the start too matters where an outer app
-    # context spans several requests (the test client), so no request sees stale objects.
-    app.before_request(lambda: _close(None))
-    app.after_request(_commit)
-    app.teardown_request(_close)
-    app.teardown_appcontext(_close)
+    # A session lives for one request (or one CLI command): opened on first use, committed
+    # after the view (``commit_session``, by idp.pipeline), closed at teardown. The pipeline
+    # closes it at the start too where an outer app context spans several requests (the test
+    # client), so no request sees stale objects.
+    app.teardown_request(close_session)
+    app.teardown_appcontext(close_session)
 
 
 def engine() -> Engine:
@@ -130,7 +129,7 @@ def session() -> Session:
     return value
 
 
-def _commit(response: Response) -> Response:
+def commit_session(response: Response) -> Response:
     if "db_session" in g:
         g.db_session.commit()
     return response
@@ -154,7 +153,7 @@ def discard() -> None:
         db_session.invalidate()
 
 
-def _close(_error: BaseException | None) -> None:
+def close_session(_error: BaseException | None = None) -> None:
     db_session = g.pop("db_session", None)
     if db_session is not None:
         db_session.rollback()

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Flask, has_request_context, request
-from flask_babel import Babel, get_locale, refresh
+from flask import Flask, Response, current_app, has_request_context, request
+from flask_babel import Babel, get_locale
 from flask_wtf import CSRFProtect
-
-from idp.request_params import keep_form_body
 
 csrf = CSRFProtect()
 babel = Babel()
@@ -31,19 +29,26 @@ def lang_url(lang: str) -> str:
     return f"{request.path}?{urlencode(args)}"
 
 
+def check_csrf() -> None:
+    """Flask-WTF's check with its exemptions, run by idp.pipeline in its place among the request
+    hooks (``WTF_CSRF_CHECK_DEFAULT`` is off, so Flask-WTF's own hook does nothing). Safe
+    methods have nothing to check, and skip the exemption lookup."""
+    config = current_app.config
+    if request.method in config["WTF_CSRF_METHODS"] and config["WTF_CSRF_ENABLED"]:
+        csrf.protect(apply_exemptions=True)
+
+
+def remember_locale(response: Response) -> Response:
+    """``?lang=`` is remembered in a cookie (run by idp.pipeline on browser requests)."""
+    lang = request.args.get("lang")
+    if lang in LOCALES:
+        response.set_cookie("lang", lang, max_age=365 * 86400, samesite="Lax", httponly=True)
+    return response
+
+
 def init_app(app: Flask) -> None:
-    app.before_request(keep_form_body)  # before CSRFProtect parses the form
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False  # check_csrf runs instead
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale, default_locale="zh_CN")
     app.jinja_env.globals["get_locale"] = get_locale
     app.jinja_env.globals["lang_url"] = lang_url
-    app.before_request(
-        refresh
-    )  # the locale is per request, even where an app context spans several
-
-    @app.after_request
-    def remember_locale(response):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
-        lang = request.args.get("lang")
-        if lang in LOCALES:
-            response.set_cookie("lang", lang, max_age=365 * 86400, samesite="Lax", httponly=True)
-        return response

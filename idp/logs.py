@@ -75,9 +75,25 @@ class MaskingFilter(logging.Filter):
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, the request id, any ``extra``."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.converter = time.gmtime
+        # The formatted second, reused while it lasts: one (second, text) pair, so that a
+        # reader in another thread never pairs one second with another's text.
+        self._second: tuple[int, str] = (-1, "")
+        self._encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
+
+    def _time(self, record: logging.LogRecord) -> str:
+        second, text = self._second
+        if second != int(record.created):
+            second = int(record.created)
+            text = time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(second))
+            self._second = (second, text)
+        return f"{text}.{int(record.msecs):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "time": self._time(record),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -85,7 +101,7 @@ class JsonFormatter(logging.Formatter):
         line.update({k: v for k, v in vars(record).items() if k not in RECORD_FIELDS})
         if record.exc_text or record.exc_info:
             line["exception"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
-        return json.dumps(line, ensure_ascii=False, default=str)
+        return self._encode(line)
 
 
 class TextFormatter(logging.Formatter):
@@ -108,7 +124,6 @@ class RequestIdFilter(logging.Filter):
 
 
 JSON_FORMATTER = JsonFormatter()
-JSON_FORMATTER.converter = time.gmtime
 
 
 def configure(log_format: str, *, level: int = logging.INFO) -> None:
@@ -127,12 +142,12 @@ def configure(log_format: str, *, level: int = logging.INFO) -> None:
     root.setLevel(level)
 
 
-def _start() -> None:
+def start() -> None:
     g.request_started = time.perf_counter()
     request_id()
 
 
-def _finish(response: Response) -> Response:
+def finish(response: Response) -> Response:
     seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
     endpoint = request.endpoint or UNMATCHED
     response.headers[REQUEST_ID_HEADER] = request_id()
@@ -155,8 +170,5 @@ def _finish(response: Response) -> Response:
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    """Wire the request id, access line and request metrics (first, so that they run for
-    requests another hook refuses), and the log format."""
-    app.before_request(_start)
-    app.after_request(_finish)
+    """The log format (``start`` and ``finish`` run for every request, by idp.pipeline)."""
     configure(settings.log_format)

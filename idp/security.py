@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from flask import Flask, Response, g, request
+from flask import Response, g, request
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -13,22 +13,36 @@ CSP = (
 )
 
 
+POLICY = CSP.format(form_action="'self'")  # what most responses send
+ALWAYS = (
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+)
+HSTS = ("Strict-Transport-Security", "max-age=31536000")
+NO_STORE = ("Cache-Control", "no-store")
+
+
 def add_security_headers(response: Response) -> Response:
+    """Each header unless the response set its own (run by idp.pipeline after every view)."""
+    headers = response.headers
+    present = {name.lower() for name, _value in headers.items()}
     # Responses that post to (or redirect after a POST to) a client name its origin in the
     # internal X-Form-Action header; it widens form-action for that response only.
-    form_action = " ".join(filter(None, ["'self'", response.headers.pop("X-Form-Action", "")]))
-    policy = CSP.format(form_action=form_action)
+    form_action = headers.pop("X-Form-Action") if "x-form-action" in present else ""
+    policy = CSP.format(form_action=f"'self' {form_action}") if form_action else POLICY
     # A page that frames relying parties (front-channel logout) allows exactly their origins.
     if frame_origins := g.get("csp_frame_src"):
         policy += "; frame-src " + " ".join(frame_origins)
-    response.headers.setdefault("Content-Security-Policy", policy)
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    wanted = [("Content-Security-Policy", policy), *ALWAYS]
     if request.is_secure:
-        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-    if request.endpoint and not request.endpoint.startswith("static"):
-        response.headers.setdefault("Cache-Control", "no-store")
+        wanted.append(HSTS)
+    endpoint = request.endpoint
+    if endpoint and not endpoint.startswith("static"):
+        wanted.append(NO_STORE)
+    for name, value in wanted:
+        if name.lower() not in present:
+            headers.add(name, value)
     return response
 
 
@@ -47,7 +61,3 @@ PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 
 def client_ip() -> str:
     return request.remote_addr or "unknown"
-
-
-def init_app(app: Flask) -> None:
-    app.after_request(add_security_headers)

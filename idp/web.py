@@ -181,7 +181,7 @@ def handle_unexpected(error: Exception) -> Response:
 
 def only_local_in_development() -> Response | None:
     """Development mode (every SMS code at /dev/sms, generated secrets) answers this machine
-    only, whatever address the server was bound to."""
+    only, whatever address the server was bound to (run by idp.pipeline before every view)."""
     # No address at all is a call inside this process (WSGI test clients), never the network.
     peer = request.remote_addr
     if settings().dev_mode and peer and not is_loopback_host(peer):
@@ -192,7 +192,6 @@ def only_local_in_development() -> Response | None:
 
 
 def init_app(app: Flask) -> None:
-    app.before_request(only_local_in_development)
     app.register_error_handler(IdpError, handle_idp_error)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(DBAPIError, handle_database_error)

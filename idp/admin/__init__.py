@@ -17,6 +17,6 @@ def init_app(app: Flask) -> None:
     # audit, clients, initial_tokens, orgs and legacy add their routes to views.bp when imported
     from idp.admin import audit, clients, initial_tokens, legacy, orgs, session, views  # noqa: F401
 
-    app.before_request(forget_request_state)
-    app.after_request(session.write_cookie)
+    # The admin cookie is written by idp.pipeline (session.write_cookie), which also runs
+    # forget_request_state where an app context spans requests.
     app.register_blueprint(views.bp)

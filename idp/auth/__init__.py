@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from idp.auth import client, session, sms_delivery
+from idp.auth import sms_delivery
 from idp.config import Settings
 
 
@@ -16,6 +16,5 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     app.register_blueprint(bp)
     sms_delivery.init_app(app)
-    app.before_request(session.forget_request_state)
-    app.after_request(session.write_cookie)
-    app.after_request(client.write_browser_cookie)
+    # The session and browser-id cookies are written by idp.pipeline (session.write_cookie,
+    # client.write_browser_cookie), which also forgets an earlier request's state.

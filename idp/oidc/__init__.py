@@ -6,15 +6,26 @@ from flask import Flask
 
 from idp.config import Settings
 
+PROTOCOL_ENDPOINTS = (
+    "oidc.openid_configuration",
+    "oidc.jwks",
+    "oidc.token",
+    "oidc.revoke",
+    "oidc.introspect",
+    "oidc.userinfo",
+    "oidc.register",
+    "oidc.client_configuration",
+)
+
 
 def init_app(app: Flask, settings: Settings) -> None:
     from idp.auth import credentials
     from idp.auth import session as login_session
     from idp.oidc import backchannel, frontchannel
-    from idp.oidc.interaction import allow_redirect_in_form_action
     from idp.oidc.server import build_protector, build_server
     from idp.oidc.tokens import revoke_on_credentials_change, revoke_on_logout
     from idp.oidc.views import bp
+    from idp.pipeline import serves_machines
 
     credentials.changed.connect(revoke_on_credentials_change)
     login_session.logged_out.connect(revoke_on_logout)
@@ -24,4 +35,6 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.extensions["idp.protector"] = build_protector()
     app.register_blueprint(bp)
     backchannel.init_app(app)
-    app.after_request(allow_redirect_in_form_action)
+    # Relying parties' servers call these, never a browser: no session or language cookies, no
+    # widened form-action (interaction.allow_redirect_in_form_action, run by idp.pipeline).
+    serves_machines(app, endpoints=PROTOCOL_ENDPOINTS)

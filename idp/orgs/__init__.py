@@ -12,6 +12,8 @@ def init_app(app: Flask) -> None:
     in ``idp.cli``)."""
     from idp.orgs import api
     from idp.orgs.views import bp
+    from idp.pipeline import serves_machines
 
     app.register_blueprint(bp)
     app.register_blueprint(api.bp)
+    serves_machines(app, blueprint=api.bp.name)  # bearer tokens: no browser cookies
