@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import urlencode
 
 from flask import Flask, Response, current_app, has_request_context, request
@@ -12,6 +13,7 @@ csrf = CSRFProtect()
 babel = Babel()
 
 LOCALES = ("zh_CN", "en")
+MACHINE_ENDPOINTS = "idp.machine_endpoints"  # app.extensions: see serves_machines
 
 
 def select_locale() -> str:
@@ -46,7 +48,17 @@ def remember_locale(response: Response) -> Response:
     return response
 
 
+def serves_machines(app: Flask, *, endpoints: Iterable[str] = (), blueprint: str = "") -> None:
+    """Mark endpoints (or a whole blueprint) that browsers do not use: idp.pipeline skips the
+    browser work (cookies, form-action) there."""
+    machines: set[str] = app.extensions.setdefault(MACHINE_ENDPOINTS, set())
+    machines.update(endpoints)
+    if blueprint:
+        machines.add(blueprint + ".")
+
+
 def init_app(app: Flask) -> None:
+    app.extensions.setdefault(MACHINE_ENDPOINTS, set())
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False  # check_csrf runs instead
     csrf.init_app(app)
     babel.init_app(app, locale_selector=select_locale, default_locale="zh_CN")

@@ -29,6 +29,7 @@ from idp.security import client_ip
 log = logging.getLogger("idp.access")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+INCOMING_REQUEST_ID = "HTTP_X_REQUEST_ID"  # the header in the WSGI environ
 SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 QUIET_ENDPOINTS = frozenset({"ops.healthz", "ops.readyz", "ops.metrics_page"})
 UNMATCHED = "unmatched"  # the endpoint label of a request that no route matched (404, 405)
@@ -44,14 +45,14 @@ def request_id() -> str:
     if not has_request_context():
         return ""
     if "request_id" not in g:
-        g.request_id = _incoming_request_id() or secrets.token_hex(8)
+        # Only a trusted proxy's header gets this far (idp/proxies.py drops anyone else's).
+        g.request_id = new_request_id(request.environ.get(INCOMING_REQUEST_ID, ""))
     return str(g.request_id)
 
 
-def _incoming_request_id() -> str:
-    # Only a trusted proxy's header gets this far (idp/proxies.py drops anyone else's).
-    value = request.headers.get(REQUEST_ID_HEADER, "")
-    return value if SANE_REQUEST_ID.fullmatch(value) else ""
+def new_request_id(incoming: str) -> str:
+    """The incoming ``X-Request-ID`` when it is sane, else a new id."""
+    return incoming if SANE_REQUEST_ID.fullmatch(incoming) else secrets.token_hex(8)
 
 
 def mask(text: str) -> str:
@@ -149,24 +150,40 @@ def start() -> None:
 
 def finish(response: Response) -> Response:
     seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
-    endpoint = request.endpoint or UNMATCHED
-    response.headers[REQUEST_ID_HEADER] = request_id()
-    metrics.observe_request(endpoint, request.method, response.status_code, seconds)
-    if endpoint not in QUIET_ENDPOINTS:
-        log.info(
-            "%s %s %s",
-            request.method,
-            endpoint,
-            response.status_code,
-            extra={
-                "method": request.method,
-                "endpoint": endpoint,
-                "status": response.status_code,
-                "duration_ms": round(seconds * 1000, 1),
-                "client": client_ip(),
-            },
-        )
+    this_request = request_id()
+    response.headers[REQUEST_ID_HEADER] = this_request
+    record_request(
+        endpoint=request.endpoint or UNMATCHED,
+        method=request.method,
+        status=response.status_code,
+        seconds=seconds,
+        client=client_ip(),
+        request_id=this_request,
+    )
     return response
+
+
+def record_request(
+    *, endpoint: str, method: str, status: int, seconds: float, client: str, request_id: str
+) -> None:
+    """The request's metrics and its access line (none for probes and ``/metrics``)."""
+    metrics.observe_request(endpoint, method, status, seconds)
+    if endpoint in QUIET_ENDPOINTS:
+        return
+    log.info(
+        "%s %s %s",
+        method,
+        endpoint,
+        status,
+        extra={
+            "method": method,
+            "endpoint": endpoint,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 1),
+            "client": client,
+            "request_id": request_id,  # known here: RequestIdFilter need not look
+        },
+    )
 
 
 def init_app(app: Flask, settings: Settings) -> None:

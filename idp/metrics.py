@@ -112,8 +112,17 @@ def count_realname(outcome: str) -> None:
 
 
 def observe_request(endpoint: str, method: str, status: int, seconds: float) -> None:
-    REQUESTS.labels(endpoint, method, str(status)).inc()
-    LATENCY.labels(endpoint).observe(seconds)
+    key = (endpoint, method, status)
+    children = _request_children.get(key)
+    if children is None:  # labels() takes a lock and builds its key: once per combination
+        children = (REQUESTS.labels(endpoint, method, str(status)), LATENCY.labels(endpoint))
+        _request_children[key] = children
+    counter, histogram = children
+    counter.inc()
+    histogram.observe(seconds)
+
+
+_request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
 
 def exposition() -> tuple[bytes, str]:

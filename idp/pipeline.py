@@ -4,14 +4,13 @@ Two hooks instead of one per concern: each hook call costs Flask a dispatch, and
 concerns are browser work (the login and admin session cookies, the browser id, the language
 cookie, widening the CSP ``form-action`` for a pending authorization) that does nothing on the
 endpoints only machines call: the protocol's JSON endpoints, the management API and the probes.
-Their packages name them (``serves_machines``) and the browser work is skipped there. Everything
-else runs for every request: the request id and access line, the development-mode check, CSRF
-protection (its exemptions decide), the security headers and the database commit.
+Their packages name them (``extensions.serves_machines``) and the browser work is skipped
+there. Everything else runs for every request: the request id and access line, the
+development-mode check, CSRF protection (its exemptions decide), the security headers and the
+database commit.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
 
 from flask import Flask, Request, Response, current_app, g, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
@@ -22,26 +21,16 @@ from idp.admin import forget_request_state as forget_admin_state
 from idp.admin import session as admin_session
 from idp.auth import client as browser_client
 from idp.auth import session as login_session
-from idp.extensions import check_csrf, remember_locale
+from idp.extensions import MACHINE_ENDPOINTS, check_csrf, remember_locale
 from idp.oidc.interaction import allow_redirect_in_form_action
 from idp.request_params import keep_form_body
-
-MACHINES = "idp.machine_endpoints"
-
-
-def serves_machines(app: Flask, *, endpoints: Iterable[str] = (), blueprint: str = "") -> None:
-    """Mark endpoints (or a whole blueprint) that browsers do not use: no browser work there."""
-    machines: set[str] = app.extensions[MACHINES]
-    machines.update(endpoints)
-    if blueprint:
-        machines.add(blueprint + ".")
 
 
 def is_machine_request() -> bool:
     endpoint = request.endpoint
     if endpoint is None:  # no route matched: a browser may be asking
         return False
-    machines: set[str] = current_app.extensions[MACHINES]
+    machines: set[str] = current_app.extensions[MACHINE_ENDPOINTS]
     return endpoint in machines or endpoint[: endpoint.find(".") + 1] in machines
 
 
@@ -94,6 +83,5 @@ def init_app(app: Flask) -> None:
     """Registered before any other hook, so that the request id and the access line cover
     requests another hook refuses."""
     app.session_interface = CookieState()
-    app.extensions[MACHINES] = set()
     app.before_request(begin)
     app.after_request(finish)

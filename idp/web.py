@@ -8,6 +8,7 @@ back, and the audit events it recorded are written again (a refused action stays
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -182,13 +183,22 @@ def handle_unexpected(error: Exception) -> Response:
 def only_local_in_development() -> Response | None:
     """Development mode (every SMS code at /dev/sms, generated secrets) answers this machine
     only, whatever address the server was bound to (run by idp.pipeline before every view)."""
-    # No address at all is a call inside this process (WSGI test clients), never the network.
-    peer = request.remote_addr
-    if settings().dev_mode and peer and not is_loopback_host(peer):
+    if refused_in_development(request.remote_addr, dev_mode=settings().dev_mode):
         return render_error(
             code="dev_mode_local_only", status=403, message=_("开发模式仅允许本机访问")
         )
     return None
+
+
+def refused_in_development(peer: str | None, *, dev_mode: bool) -> bool:
+    # No address at all is a call inside this process (WSGI test clients), never the network.
+    return dev_mode and bool(peer) and not _is_loopback(peer or "")
+
+
+@functools.lru_cache(maxsize=1024)
+def _is_loopback(peer: str) -> bool:
+    """``is_loopback_host``, remembered: a handful of peers send every request."""
+    return is_loopback_host(peer)
 
 
 def init_app(app: Flask) -> None:

@@ -21,11 +21,11 @@ PROTOCOL_ENDPOINTS = (
 def init_app(app: Flask, settings: Settings) -> None:
     from idp.auth import credentials
     from idp.auth import session as login_session
+    from idp.extensions import serves_machines
     from idp.oidc import backchannel, frontchannel
     from idp.oidc.server import build_protector, build_server
     from idp.oidc.tokens import revoke_on_credentials_change, revoke_on_logout
     from idp.oidc.views import bp
-    from idp.pipeline import serves_machines
 
     credentials.changed.connect(revoke_on_credentials_change)
     login_session.logged_out.connect(revoke_on_logout)

@@ -11,9 +11,9 @@ from flask import Flask
 
 
 def init_app(app: Flask) -> None:
+    from idp.extensions import serves_machines
     from idp.ops import metrics_view  # noqa: F401  (adds /metrics to the blueprint)
     from idp.ops.probes import bp
-    from idp.pipeline import serves_machines
 
     app.register_blueprint(bp)
     serves_machines(app, blueprint=bp.name)  # probes and scrapers, never a browser

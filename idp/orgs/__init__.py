@@ -10,9 +10,9 @@ from flask import Flask
 def init_app(app: Flask) -> None:
     """Register the registration wizard and the management API (the CLI group is registered
     in ``idp.cli``)."""
+    from idp.extensions import serves_machines
     from idp.orgs import api
     from idp.orgs.views import bp
-    from idp.pipeline import serves_machines
 
     app.register_blueprint(bp)
     app.register_blueprint(api.bp)
