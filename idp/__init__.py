@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         store,
         web,
     )
+    from idp.oidc.published import PublishedDocuments
     from idp.sms import queue as sms_queue
 
     settings = settings or Settings.from_env()
@@ -55,7 +56,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         WTF_CSRF_SSL_STRICT=False,
     )
     trusted = parse_networks(settings.trusted_proxies)
-    app.wsgi_app = TrustedProxies(app.wsgi_app, trusted)  # type: ignore[method-assign]
+    # Discovery and the JWKS are replayed in front of Flask (idp/oidc/published.py).
+    published = PublishedDocuments(app, app.wsgi_app)
+    app.wsgi_app = TrustedProxies(published, trusted)  # type: ignore[method-assign]
     pipeline.init_app(app)  # the request hooks, first (idp/pipeline.py)
     logs.init_app(app, settings)
     db.init_app(app, settings.database_url)
