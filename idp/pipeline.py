@@ -74,7 +74,9 @@ class CookieState(SecureCookieSessionInterface):
     carries it; Flask would build its signing serializer for every request, cookie or not."""
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+        cookies, name = request.cookies, self.get_cookie_name(app)
+        # ``in`` first: a missing key costs MultiDict.get a raised and caught exception
+        if app.secret_key and (name not in cookies or not cookies[name]):
             return self.session_class()
         return super().open_session(app, request)
 
