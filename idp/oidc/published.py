@@ -6,7 +6,8 @@ answer is the same bytes and headers every time. Flask answers the first request
 and later plain GETs get it again with a fresh ``Date`` and ``X-Request-ID``, the same access
 line and metrics as any request (``logs.record_request``), for a small part of Flask's CPU
 per request (docs/performance.md). Everything else goes to Flask as before: other methods,
-conditional requests (Flask answers 304), and any peer that development mode refuses.
+conditional requests (Flask answers 304), and any peer that development mode refuses. An
+answer that varies with the request (a ``Vary`` header, a cookie) is never kept.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ class PublishedDocuments:
 
     def _keep(self, key: tuple[str, str], headers: list[tuple[str, str]], body: bytes) -> None:
         names = [name.lower() for name, _value in headers]
-        if "set-cookie" in names or "date" not in names or "etag" not in names:
+        if {"set-cookie", "vary"} & set(names) or not {"date", "etag"} <= set(names):
             return
         etag = headers[names.index("etag")][1]
         if etag != self._current_etag(key[0]):
