@@ -120,3 +120,19 @@ class TestBehindATrustedProxy:
 
         again = client.get(DOCUMENTS[0], headers={"X-Request-ID": "lb-4f0c2a9e-7d31"})
         assert again.headers["X-Request-ID"] == "lb-4f0c2a9e-7d31"
+
+
+def test_a_failing_key_store_gets_flasks_error_answer(
+    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.get(DOCUMENTS[1])
+    client.get(DOCUMENTS[1])
+
+    def unavailable() -> None:
+        raise RuntimeError("token removed")
+
+    monkeypatch.setattr(app.extensions["idp.keys"], "public_jwks", unavailable)
+    failed = client.get(DOCUMENTS[1])
+    assert failed.status_code == 500
+    assert failed.get_json()["error"] == "server_error"
+    assert failed.headers["X-Request-ID"] in failed.get_json()["error_description"]
