@@ -111,6 +111,10 @@ def count_realname(outcome: str) -> None:
     REALNAME.labels(_code(outcome)).inc()
 
 
+# The labelled children of REQUESTS and LATENCY, by endpoint, method and status.
+_request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
 def observe_request(endpoint: str, method: str, status: int, seconds: float) -> None:
     key = (endpoint, method, status)
     children = _request_children.get(key)
@@ -120,9 +124,6 @@ def observe_request(endpoint: str, method: str, status: int, seconds: float) -> 
     counter, histogram = children
     counter.inc()
     histogram.observe(seconds)
-
-
-_request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
 
 def exposition() -> tuple[bytes, str]:

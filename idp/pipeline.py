@@ -27,6 +27,7 @@ from idp.request_params import keep_form_body
 
 
 def is_machine_request() -> bool:
+    """The request's endpoint (or its blueprint) is one ``serves_machines`` named."""
     endpoint = request.endpoint
     if endpoint is None:  # no route matched: a browser may be asking
         return False
