@@ -23,6 +23,7 @@ $(STAMP): $(LOCK) pyproject.toml
 	@test -n "$(PYTHON)" || { echo "python3.11 or python3 not found" >&2; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --require-hashes -r $(LOCK)
+	$(BIN)/python -m devtools.argon2_build $(LOCK)  # argon2 with AVX2 where the CPU has it
 	$(BIN)/python -m pip install --no-deps -e .
 	touch $@
 
