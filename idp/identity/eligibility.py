@@ -150,19 +150,31 @@ def still_eligible(
     ``identity``: operator membership deleted or disabled, password change pending, password or
     phone changed since it was granted (``credential_version``), org identity no longer
     registered for the client, organisation suspended."""
-    org = session.get(Organisation, identity.org_id)
-    if org is None or org.suspended:
-        return None
     if identity.role == Role.ORG_ADMIN:
+        org = session.get(Organisation, identity.org_id)
+        if org is None or org.suspended:
+            return None
         if not is_registered(session, org.id, identity.org_type, client_id):
             return None
         return of_org_admin(org)
-    account = session.get(Account, account_id) if account_id is not None else None
-    if account is None or account.must_change_password:
+    if account_id is None:
+        return None
+    # One statement for the organisation, the account and the membership: every token
+    # request, userinfo and introspection asks this.
+    found = session.execute(
+        select(Organisation, Account, Membership.status)
+        .join(Membership, Membership.org_id == Organisation.id)
+        .join(Account, Account.id == Membership.account_id)
+        .where(Organisation.id == identity.org_id, Account.id == account_id)
+    ).first()
+    if found is None:
+        return None
+    org, account, membership = found
+    if org.suspended or account.must_change_password:
         return None
     if not credentials_current(account, credential_version):
         return None
-    if not membership_active(session, account.id, identity.org_id):
+    if membership != MembershipStatus.ACTIVE:
         return None
     return of_account(account)
 
@@ -230,15 +242,6 @@ def ended_by_suspension(session: Session, login: LoginRef) -> bool:
 
 def _begun_before(login: LoginRef, ended_at: datetime | None) -> bool:
     return ended_at is not None and login.created_at < ended_at.timestamp()
-
-
-def membership_active(session: Session, account_id: int, org_id: int) -> bool:
-    status = session.scalar(
-        select(Membership.status).where(
-            Membership.account_id == account_id, Membership.org_id == org_id
-        )
-    )
-    return status == MembershipStatus.ACTIVE
 
 
 def is_registered(session: Session, org_id: int, org_type: OrgType, client_id: str) -> bool:
