@@ -4,13 +4,15 @@ one SQLAlchemy session per request (committed by the request boundary, never by 
 from __future__ import annotations
 
 import logging
+import select
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
 from flask import Flask, Response, current_app, g
 from sqlalchemy import DateTime, Dialect, Engine, MetaData, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, mapped_column, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -84,7 +86,54 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_engine(url, pool_size=10, max_overflow=20)
+    tested = CheckedBeforeUse(engine.dialect)
+    event.listen(engine, "checkin", tested.note_checkin)
+    event.listen(engine, "checkout", tested.check)
+    return engine
+
+
+class CheckedBeforeUse:
+    """What ``pool_pre_ping`` guarantees (a pooled connection the server has closed is replaced
+    before a request uses it: a failover, a restart, ended backends), without its round trip
+    for a connection used moments ago. PostgreSQL hangs up on a backend it ends, so such a
+    connection's socket is readable at once (an idle healthy one has nothing to read) and is
+    checked without asking the server; a connection idle for longer, which a firewall or proxy
+    may have dropped without a word, is pinged as before (docs/faults.md)."""
+
+    PING_AFTER_IDLE = 10.0  # seconds
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+
+    def note_checkin(self, _dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def check(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None:  # opened for this checkout
+            return
+        if time.monotonic() - idle_since > self.PING_AFTER_IDLE:
+            alive = self._answers_ping(dbapi_connection)
+        else:
+            alive = not _has_hung_up(dbapi_connection)
+        if not alive:  # the pool replaces it and checks out again
+            raise DisconnectionError("the database closed this pooled connection")
+
+    def _answers_ping(self, dbapi_connection: Any) -> bool:
+        try:
+            return bool(self.dialect.do_ping(dbapi_connection))
+        except self.dialect.loaded_dbapi.Error as error:
+            if self.dialect.is_disconnect(error, dbapi_connection, None):
+                return False
+            raise
+
+
+def _has_hung_up(dbapi_connection: Any) -> bool:
+    if dbapi_connection.closed or dbapi_connection.broken:
+        return True
+    readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    return bool(readable)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -136,7 +185,7 @@ def commit_session(response: Response) -> Response:
 
 
 def ensure_reachable() -> None:
-    """Open the request's connection now (``pool_pre_ping`` tests it): a request that makes
+    """Open the request's connection now (``CheckedBeforeUse`` tests it): a request that makes
     something elsewhere before it writes here (a code in the store, an SMS in the queue) fails
     before making it, not at its commit."""
     try:
