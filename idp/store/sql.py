@@ -18,6 +18,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Table,
+    case,
     delete,
     insert,
     select,
@@ -120,20 +121,25 @@ class SqlStore:
         return None if row is None else bytes(row[0])
 
     def incr(self, key: str, ttl: timedelta) -> int:
+        # One upsert, atomic in the database: a live counter goes up by one and keeps its
+        # lifetime; a missing or expired one starts again at 1 with a new lifetime.
         now = utcnow()
-        for _attempt in range(5):
-            with self._transaction() as conn:
-                row = conn.execute(
-                    update(TABLE)
-                    .where(TABLE.c.key == key, TABLE.c.expires_at > now)
-                    .values(count=TABLE.c.count + 1)
-                    .returning(TABLE.c.count)
-                ).first()
-                if row is not None:
-                    return int(row[0])
-            if self._add(key, b"", ttl, count=1):
-                return 1
-        raise StoreUnavailableError(detail=f"incr contention on {key}")
+        live = TABLE.c.expires_at > now
+        with self._transaction() as conn:
+            upsert = _insert(conn).values(key=key, value=b"", count=1, expires_at=now + ttl)
+            counted = conn.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=[TABLE.c.key],
+                    set_={
+                        "count": case((live, TABLE.c.count + 1), else_=1),
+                        "value": case((live, TABLE.c.value), else_=upsert.excluded.value),
+                        "expires_at": case(
+                            (live, TABLE.c.expires_at), else_=upsert.excluded.expires_at
+                        ),
+                    },
+                ).returning(TABLE.c.count)
+            ).scalar_one()
+        return int(counted)
 
     def count(self, key: str) -> int:
         with self._transaction() as conn:
