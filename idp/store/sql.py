@@ -7,10 +7,10 @@ consumed values stick even when the surrounding request is rolled back.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import (
     Connection,
@@ -18,6 +18,7 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Table,
+    bindparam,
     case,
     delete,
     insert,
@@ -27,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import BindParameter
 
 from idp.config import Settings
 from idp.db import Base, UTCDateTime, make_engine, rowcount, utcnow
@@ -49,6 +51,46 @@ class StoreEntry(Base):
 TABLE = cast(Table, StoreEntry.__table__)  # declared as FromClause; it is a Table
 
 
+def _upserts(insert_for: Callable[[Table], postgresql.Insert | sqlite.Insert]) -> dict[str, Any]:
+    """The two upserts of one dialect: ``put`` (value and lifetime anew) and ``incr`` (a live
+    counter goes up by one and keeps its lifetime; a missing or expired one starts at 1)."""
+    put = insert_for(TABLE).values(key=_KEY, value=_VALUE, count=0, expires_at=_UNTIL)
+    put = put.on_conflict_do_update(
+        index_elements=[TABLE.c.key],
+        set_={"value": put.excluded.value, "count": 0, "expires_at": put.excluded.expires_at},
+    )
+    counter = insert_for(TABLE).values(key=_KEY, value=b"", count=1, expires_at=_UNTIL)
+    live = TABLE.c.expires_at > _NOW
+    incr = counter.on_conflict_do_update(
+        index_elements=[TABLE.c.key],
+        set_={
+            "count": case((live, TABLE.c.count + 1), else_=1),
+            "value": case((live, TABLE.c.value), else_=counter.excluded.value),
+            "expires_at": case((live, TABLE.c.expires_at), else_=counter.excluded.expires_at),
+        },
+    ).returning(TABLE.c.count)
+    return {"put": put, "incr": incr}
+
+
+# Every statement is built once with bound parameters: building one per call, and working out
+# its cache key, cost more CPU than SQLite takes to run it. (A bound parameter may not share a
+# column's name in VALUES or SET, hence the short names.)
+_KEY: BindParameter[str] = bindparam("k")
+_VALUE: BindParameter[bytes] = bindparam("v")
+_COUNT: BindParameter[int] = bindparam("n")
+_NOW, _UNTIL = bindparam("now", type_=UTCDateTime()), bindparam("until", type_=UTCDateTime())
+_IS_KEY, _IS_LIVE = TABLE.c.key == _KEY, TABLE.c.expires_at > _NOW
+_GET = select(TABLE.c.value).where(_IS_KEY, _IS_LIVE)
+_COUNT_OF = select(TABLE.c.count).where(_IS_KEY, _IS_LIVE)
+_EXPIRY = select(TABLE.c.expires_at).where(_IS_KEY, _IS_LIVE)
+_DELETE = delete(TABLE).where(_IS_KEY)
+_DELETE_EXPIRED = delete(TABLE).where(_IS_KEY, TABLE.c.expires_at <= _NOW)
+_INSERT = insert(TABLE).values(key=_KEY, value=_VALUE, count=_COUNT, expires_at=_UNTIL)
+_CONSUME = delete(TABLE).where(_IS_KEY, _IS_LIVE).returning(TABLE.c.value)
+_REPLACE = update(TABLE).where(_IS_KEY, _IS_LIVE).values(value=_VALUE, count=0, expires_at=_UNTIL)
+_UPSERTS = {"postgresql": _upserts(postgresql.insert), "sqlite": _upserts(sqlite.insert)}
+
+
 class SqlStore:
     """``EphemeralStore`` on a SQL table; expired rows are ignored and swept opportunistically."""
 
@@ -62,31 +104,16 @@ class SqlStore:
     def put(self, key: str, value: bytes, ttl: timedelta) -> None:
         # One upsert: delete-then-insert let concurrent puts of a key fail on PostgreSQL.
         with self._transaction() as conn:
-            upsert = _insert(conn).values(key=key, value=value, count=0, expires_at=utcnow() + ttl)
-            conn.execute(
-                upsert.on_conflict_do_update(
-                    index_elements=[TABLE.c.key],
-                    set_={
-                        "value": upsert.excluded.value,
-                        "count": 0,
-                        "expires_at": upsert.excluded.expires_at,
-                    },
-                )
-            )
+            conn.execute(_upsert(conn, "put"), {"k": key, "v": value, "until": utcnow() + ttl})
         if secrets.randbelow(SWEEP_EVERY) == 0:
             self.sweep()
 
     def add(self, key: str, value: bytes, ttl: timedelta) -> bool:
-        return self._add(key, value, ttl, count=0)
-
-    def _add(self, key: str, value: bytes, ttl: timedelta, *, count: int) -> bool:
         now = utcnow()
         try:
             with self._transaction() as conn:
-                conn.execute(delete(TABLE).where(TABLE.c.key == key, TABLE.c.expires_at <= now))
-                conn.execute(
-                    insert(TABLE).values(key=key, value=value, count=count, expires_at=now + ttl)
-                )
+                conn.execute(_DELETE_EXPIRED, {"k": key, "now": now})
+                conn.execute(_INSERT, {"k": key, "v": value, "n": 0, "until": now + ttl})
         except IntegrityError:
             return False
         return True
@@ -97,67 +124,43 @@ class SqlStore:
         now = utcnow()
         with self._transaction() as conn:
             replaced = conn.execute(
-                update(TABLE)
-                .where(TABLE.c.key == key, TABLE.c.expires_at > now)
-                .values(value=value, count=0, expires_at=now + ttl)
+                _REPLACE, {"k": key, "now": now, "v": value, "until": now + ttl}
             )
             return rowcount(replaced) == 1
 
     def get(self, key: str) -> bytes | None:
         with self._transaction() as conn:
-            row = conn.execute(
-                select(TABLE.c.value).where(TABLE.c.key == key, TABLE.c.expires_at > utcnow())
-            ).first()
+            row = conn.execute(_GET, {"k": key, "now": utcnow()}).first()
         return None if row is None else bytes(row[0])
 
     def consume(self, key: str) -> bytes | None:
         # DELETE ... RETURNING makes "read and remove" one statement: one caller wins.
         with self._transaction() as conn:
-            row = conn.execute(
-                delete(TABLE)
-                .where(TABLE.c.key == key, TABLE.c.expires_at > utcnow())
-                .returning(TABLE.c.value)
-            ).first()
+            row = conn.execute(_CONSUME, {"k": key, "now": utcnow()}).first()
         return None if row is None else bytes(row[0])
 
     def incr(self, key: str, ttl: timedelta) -> int:
-        # One upsert, atomic in the database: a live counter goes up by one and keeps its
-        # lifetime; a missing or expired one starts again at 1 with a new lifetime.
+        # One upsert, atomic in the database (see ``_upserts``).
         now = utcnow()
-        live = TABLE.c.expires_at > now
         with self._transaction() as conn:
-            upsert = _insert(conn).values(key=key, value=b"", count=1, expires_at=now + ttl)
             counted = conn.execute(
-                upsert.on_conflict_do_update(
-                    index_elements=[TABLE.c.key],
-                    set_={
-                        "count": case((live, TABLE.c.count + 1), else_=1),
-                        "value": case((live, TABLE.c.value), else_=upsert.excluded.value),
-                        "expires_at": case(
-                            (live, TABLE.c.expires_at), else_=upsert.excluded.expires_at
-                        ),
-                    },
-                ).returning(TABLE.c.count)
+                _upsert(conn, "incr"), {"k": key, "now": now, "until": now + ttl}
             ).scalar_one()
         return int(counted)
 
     def count(self, key: str) -> int:
         with self._transaction() as conn:
-            row = conn.execute(
-                select(TABLE.c.count).where(TABLE.c.key == key, TABLE.c.expires_at > utcnow())
-            ).first()
+            row = conn.execute(_COUNT_OF, {"k": key, "now": utcnow()}).first()
         return 0 if row is None or row[0] is None else int(row[0])
 
     def ttl(self, key: str) -> timedelta | None:
         with self._transaction() as conn:
-            row = conn.execute(
-                select(TABLE.c.expires_at).where(TABLE.c.key == key, TABLE.c.expires_at > utcnow())
-            ).first()
+            row = conn.execute(_EXPIRY, {"k": key, "now": utcnow()}).first()
         return None if row is None else row[0] - utcnow()
 
     def delete(self, key: str) -> None:
         with self._transaction() as conn:
-            conn.execute(delete(TABLE).where(TABLE.c.key == key))
+            conn.execute(_DELETE, {"k": key})
 
     def index_add(self, key: str, member: str, ttl: timedelta) -> None:
         # A member is a row of its own, so it has its own lifetime and a plain upsert adds it.
@@ -198,8 +201,6 @@ def _member_key(key: str, member: str) -> str:
     return f"index/{key}#{member}"
 
 
-def _insert(conn: Connection) -> postgresql.Insert | sqlite.Insert:
-    """The dialect's INSERT, which has ``ON CONFLICT`` (PostgreSQL and SQLite only)."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(TABLE)
-    return sqlite.insert(TABLE)
+def _upsert(conn: Connection, name: str) -> Any:
+    """The dialect's upsert ``name``: ``ON CONFLICT`` exists on PostgreSQL and SQLite only."""
+    return _UPSERTS["postgresql" if conn.dialect.name == "postgresql" else "sqlite"][name]
