@@ -14,6 +14,10 @@ phone_validators = [
     Regexp(PHONE_PATTERN, message=_l("请输入 11 位手机号")),
 ]
 
+# A hidden field's label is never shown; naming it keeps WTForms from translating its default
+# label, which reads WTForms' catalogue from disk on every request that builds the form.
+INTERACTION_LABEL = "Interaction"
+
 sms_code_validators = [
     DataRequired(message=_l("请输入验证码")),
     Regexp(r"^[0-9]{6}\Z", message=_l("验证码为 6 位数字")),
@@ -26,7 +30,7 @@ class OperatorLoginForm(FlaskForm):
         _l("密码"), validators=[DataRequired(message=_l("请输入密码")), Length(max=128)]
     )
     sms_code = StringField(_l("短信验证码"), validators=sms_code_validators)
-    interaction = HiddenField()
+    interaction = HiddenField(INTERACTION_LABEL)
 
 
 class PasswordResetForm(FlaskForm):
@@ -47,7 +51,7 @@ class PasswordResetForm(FlaskForm):
             EqualTo("new_password", message=_l("两次输入的密码不一致")),
         ],
     )
-    interaction = HiddenField()
+    interaction = HiddenField(INTERACTION_LABEL)
 
 
 class SmsCodeRequestForm(FlaskForm):
