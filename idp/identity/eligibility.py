@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from idp.identity.models import (
@@ -138,6 +138,15 @@ def _identity(
     )
 
 
+# Built once (asked by every token request, userinfo and introspection).
+_OPERATOR_STANDING = (
+    select(Organisation, Account, Membership.status)
+    .join(Membership, Membership.org_id == Organisation.id)
+    .join(Account, Account.id == Membership.account_id)
+    .where(Organisation.id == bindparam("org_id"), Account.id == bindparam("account_id"))
+)
+
+
 def still_eligible(
     session: Session,
     identity: Identity,
@@ -162,10 +171,7 @@ def still_eligible(
     # One statement for the organisation, the account and the membership: every token
     # request, userinfo and introspection asks this.
     found = session.execute(
-        select(Organisation, Account, Membership.status)
-        .join(Membership, Membership.org_id == Organisation.id)
-        .join(Account, Account.id == Membership.account_id)
-        .where(Organisation.id == identity.org_id, Account.id == account_id)
+        _OPERATOR_STANDING, {"org_id": identity.org_id, "account_id": account_id}
     ).first()
     if found is None:
         return None

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    bindparam,
     inspect,
     select,
 )
@@ -372,6 +373,9 @@ class ConsentGrant(Base):
         return set(self.scope.split())
 
 
+_CLIENT_BY_ID = select(Client).where(Client.client_id == bindparam("client_id"))  # built once
+
+
 def client_in_session(session: Session, client_id: str) -> Client | None:
     """The client row, read once per session (one request): a token request otherwise reads
     it for the client's authentication, for the code's or token's owner and for the response.
@@ -379,7 +383,5 @@ def client_in_session(session: Session, client_id: str) -> Client | None:
     known: dict[str, Client | None] = session.info.setdefault("idp.clients", {})
     client = known.get(client_id)
     if client is None or not inspect(client).persistent:
-        client = known[client_id] = session.scalar(
-            select(Client).where(Client.client_id == client_id)
-        )
+        client = known[client_id] = session.scalar(_CLIENT_BY_ID, {"client_id": client_id})
     return client

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidGrantError
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from idp import audit, db, metrics
@@ -95,14 +95,27 @@ def join_family(session: Session, request: Any) -> str:
     return family_id
 
 
+# Built once, as every token request issuing a refresh token runs one of them.
+_TAKE_FAMILY = (
+    update(TokenFamily)
+    .where(TokenFamily.family_id == bindparam("family"), TokenFamily.revoked_at.is_(None))
+    .values(rotated_at=bindparam("now"))
+)
+_TAKE_CODE = (
+    update(AuthorizationCode)
+    .where(
+        AuthorizationCode.id == bindparam("code_id"),
+        AuthorizationCode.revoked_at.is_(None),
+        AuthorizationCode.family_id.is_(None),
+    )
+    .values(family_id=bindparam("family"))
+)
+
+
 def take_family(session: Session, family_id: str) -> None:
     """Rotate within the family unless it is revoked. The UPDATE holds the family's row until
     this transaction ends, so a revocation marking it waits and then sees the new token."""
-    taken = session.execute(
-        update(TokenFamily)
-        .where(TokenFamily.family_id == family_id, TokenFamily.revoked_at.is_(None))
-        .values(rotated_at=utcnow())
-    )
+    taken = session.execute(_TAKE_FAMILY, {"family": family_id, "now": utcnow()})
     if db.rowcount(taken) != 1:
         refuse_issuance(target=f"family:{family_id[:8]}")
 
@@ -110,15 +123,7 @@ def take_family(session: Session, family_id: str) -> None:
 def take_code(session: Session, code_id: int, family_id: str) -> None:
     """Record ``family_id`` as what the code issued, unless the code was revoked (replayed):
     a code issues at most one family, and none once a replay has been seen."""
-    taken = session.execute(
-        update(AuthorizationCode)
-        .where(
-            AuthorizationCode.id == code_id,
-            AuthorizationCode.revoked_at.is_(None),
-            AuthorizationCode.family_id.is_(None),
-        )
-        .values(family_id=family_id)
-    )
+    taken = session.execute(_TAKE_CODE, {"code_id": code_id, "family": family_id})
     if db.rowcount(taken) != 1:
         refuse_issuance(target=f"code:{code_id}")
 
@@ -135,12 +140,18 @@ def _family_expiry(client: Client, previous: Token | None, now: datetime) -> dat
     return now + timedelta(seconds=client.lifetime("refresh_token_absolute_lifetime"))
 
 
+# Built once: every userinfo, introspection and refresh runs one of these, and building the
+# statement and its cache key cost more CPU than the indexed lookup itself.
+_BY_ACCESS_HASH = select(Token).where(Token.access_token_hash == bindparam("digest"))
+_BY_REFRESH_HASH = select(Token).where(Token.refresh_token_hash == bindparam("digest"))
+
+
 def find_access_token(session: Session, value: str) -> Token | None:
-    return session.scalar(select(Token).where(Token.access_token_hash == digest(value)))
+    return session.scalar(_BY_ACCESS_HASH, {"digest": digest(value)})
 
 
 def find_refresh_token(session: Session, value: str) -> Token | None:
-    return session.scalar(select(Token).where(Token.refresh_token_hash == digest(value)))
+    return session.scalar(_BY_REFRESH_HASH, {"digest": digest(value)})
 
 
 def revoke_family(session: Session, family_id: str) -> int:
