@@ -1,7 +1,6 @@
 """Alembic environment: the URL comes from the ``sqlalchemy.url`` option set by ``idp db``."""
 
 from alembic import context
-from sqlalchemy import pool
 
 from idp import models  # noqa: F401  (registers every table)
 from idp.db import Base, make_engine
