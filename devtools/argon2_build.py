@@ -4,7 +4,8 @@ devtools.argon2_build requirements.lock`` (the Makefile's venv step runs it).
 The PyPI wheel is built for any x86-64 CPU (SSE2). The same package built from its source
 distribution with ``-mavx2`` verifies an argon2id hash at the default parameters (2 passes,
 19 MiB) in about half the time (docs/performance.md), and the password check is the largest part
-of a login's CPU. The source is the one the lock pins, hash checked. Where the CPU lacks AVX2,
+of a login's CPU. The source is the one the lock pins, hash checked (pip fetches the build's own
+tools, scikit-build-core and cmake, unpinned, as for any source build). Where the CPU lacks AVX2,
 or the build fails (no compiler), the wheel stays: the hashes are the same either way.
 """
 
@@ -31,7 +32,9 @@ def has_avx2(cpuinfo: str, machine: str) -> bool:
 def pinned_requirement(lock_text: str, package: str = PACKAGE) -> str:
     """The lock's entry for ``package``: its ``name==version`` line and its hash lines."""
     lines = lock_text.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith(f"{package}=="))
+    start = next((i for i, line in enumerate(lines) if line.startswith(f"{package}==")), None)
+    if start is None:
+        raise LookupError(f"{package} is not pinned in the lock")
     entry = [lines[start]]
     for line in lines[start + 1 :]:
         if not line.startswith("    --hash="):

@@ -77,7 +77,6 @@ def _upserts(insert_for: Callable[[Table], postgresql.Insert | sqlite.Insert]) -
 # column's name in VALUES or SET, hence the short names.)
 _KEY: BindParameter[str] = bindparam("k")
 _VALUE: BindParameter[bytes] = bindparam("v")
-_COUNT: BindParameter[int] = bindparam("n")
 _NOW, _UNTIL = bindparam("now", type_=UTCDateTime()), bindparam("until", type_=UTCDateTime())
 _IS_KEY, _IS_LIVE = TABLE.c.key == _KEY, TABLE.c.expires_at > _NOW
 _GET = select(TABLE.c.value).where(_IS_KEY, _IS_LIVE)
@@ -85,7 +84,7 @@ _COUNT_OF = select(TABLE.c.count).where(_IS_KEY, _IS_LIVE)
 _EXPIRY = select(TABLE.c.expires_at).where(_IS_KEY, _IS_LIVE)
 _DELETE = delete(TABLE).where(_IS_KEY)
 _DELETE_EXPIRED = delete(TABLE).where(_IS_KEY, TABLE.c.expires_at <= _NOW)
-_INSERT = insert(TABLE).values(key=_KEY, value=_VALUE, count=_COUNT, expires_at=_UNTIL)
+_INSERT = insert(TABLE).values(key=_KEY, value=_VALUE, count=0, expires_at=_UNTIL)
 _CONSUME = delete(TABLE).where(_IS_KEY, _IS_LIVE).returning(TABLE.c.value)
 _REPLACE = update(TABLE).where(_IS_KEY, _IS_LIVE).values(value=_VALUE, count=0, expires_at=_UNTIL)
 _UPSERTS = {"postgresql": _upserts(postgresql.insert), "sqlite": _upserts(sqlite.insert)}
@@ -113,7 +112,7 @@ class SqlStore:
         try:
             with self._transaction() as conn:
                 conn.execute(_DELETE_EXPIRED, {"k": key, "now": now})
-                conn.execute(_INSERT, {"k": key, "v": value, "n": 0, "until": now + ttl})
+                conn.execute(_INSERT, {"k": key, "v": value, "until": now + ttl})
         except IntegrityError:
             return False
         return True

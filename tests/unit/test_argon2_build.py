@@ -46,5 +46,5 @@ def test_the_requirement_is_the_locks_entry_with_every_hash():
 
 
 def test_an_unpinned_package_is_an_error():
-    with pytest.raises(StopIteration):
+    with pytest.raises(LookupError, match="argon2-cffi-bindings is not pinned"):
         pinned_requirement("flask==3.1.0 \\\n    --hash=sha256:00\n")
