@@ -153,6 +153,7 @@ _CLAIM_CODE = (
     )
     .values(consumed_at=bindparam("now"))
     .returning(AuthorizationCode)
+    .execution_options(synchronize_session=False)  # the row comes back: nothing to match
 )
 _CLAIM_REFRESH_TOKEN = (
     update(Token)
@@ -165,6 +166,7 @@ _CLAIM_REFRESH_TOKEN = (
     )
     .values(rotated_at=bindparam("now"))
     .returning(Token)
+    .execution_options(synchronize_session=False)  # the row comes back: nothing to match
 )
 
 

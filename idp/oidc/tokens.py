@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidGrantError
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from idp import audit, db, metrics
@@ -52,8 +52,9 @@ def save_token(token: dict[str, Any], request: Any) -> None:
     previous: Token | None = getattr(request, "refresh_token", None)
     code = getattr(request, "authorization_code", None)
     refresh = token.get("refresh_token")
-    family_id = join_family(db.session(), request)
-    row = Token(
+    session = db.session()
+    family_id = join_family(session, request)
+    row = dict(
         client_id=request.client.client_id,
         account_id=user.account_id if user else None,
         identity=user.identity if user else None,
@@ -76,7 +77,7 @@ def save_token(token: dict[str, Any], request: Any) -> None:
         else None,
         family_expires_at=_family_expiry(request.client, previous, now) if refresh else None,
     )
-    db.session().add(row)
+    session.execute(_INSERT_TOKEN, row)
     metrics.count_token(request.payload.grant_type)
 
 
@@ -91,22 +92,28 @@ def join_family(session: Session, request: Any) -> str:
     code: AuthorizationCode | None = getattr(request, "authorization_code", None)
     if code is not None:
         take_code(session, code.id, family_id)
-    session.add(TokenFamily(family_id=family_id, client_id=request.client.client_id))
+    session.execute(_INSERT_FAMILY, {"family_id": family_id, "client_id": request.client.client_id})
     return family_id
 
 
-# Built once, as every token request issuing a refresh token runs one of them.
+# Built once, as every token request runs some of them. Plain table statements: the rows are
+# written, never read back in the request, so the ORM's unit of work (identity map, flush
+# ordering) and its synchronisation of loaded objects would be work for nothing.
+_families = TokenFamily.__table__
+_codes = AuthorizationCode.__table__
+_INSERT_TOKEN = insert(Token.__table__)
+_INSERT_FAMILY = insert(_families)
 _TAKE_FAMILY = (
-    update(TokenFamily)
-    .where(TokenFamily.family_id == bindparam("family"), TokenFamily.revoked_at.is_(None))
+    update(_families)
+    .where(_families.c.family_id == bindparam("family"), _families.c.revoked_at.is_(None))
     .values(rotated_at=bindparam("now"))
 )
 _TAKE_CODE = (
-    update(AuthorizationCode)
+    update(_codes)
     .where(
-        AuthorizationCode.id == bindparam("code_id"),
-        AuthorizationCode.revoked_at.is_(None),
-        AuthorizationCode.family_id.is_(None),
+        _codes.c.id == bindparam("code_id"),
+        _codes.c.revoked_at.is_(None),
+        _codes.c.family_id.is_(None),
     )
     .values(family_id=bindparam("family"))
 )
