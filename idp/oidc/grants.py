@@ -18,6 +18,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from idp import audit, db
 from idp.config import settings
@@ -169,6 +170,13 @@ _CLAIM_REFRESH_TOKEN = (
     .execution_options(synchronize_session=False)  # the row comes back: nothing to match
 )
 
+_tokens = Token.__table__
+_REVOKE_TOKEN = (
+    update(_tokens)
+    .where(_tokens.c.id == bindparam("token_id"), _tokens.c.revoked_at.is_(None))
+    .values(revoked_at=bindparam("now"))
+)
+
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
@@ -239,8 +247,14 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return user
 
     def revoke_old_credential(self, refresh_token: Token) -> None:
-        """The old access token dies with the rotation; the row stays for reuse detection."""
-        refresh_token.revoked_at = refresh_token.revoked_at or utcnow()
+        """The old access token dies with the rotation; the row stays for reuse detection.
+        Written at once by a plain UPDATE (no flush of the unit of work), and kept in step on
+        the loaded row."""
+        if refresh_token.revoked_at is not None:
+            return
+        now = utcnow()
+        db.session().execute(_REVOKE_TOKEN, {"token_id": refresh_token.id, "now": now})
+        set_committed_value(refresh_token, "revoked_at", now)
 
     def create_token_response(self) -> Any:
         kept = getattr(self.request, "kept_response", None)
