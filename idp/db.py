@@ -178,6 +178,13 @@ def session() -> Session:
     return value
 
 
+def keep(row: object) -> None:
+    """Hold ``row`` for the rest of the request: the session's identity map holds rows weakly,
+    so a row nobody references is dropped and a later ``Session.get`` of it is a SELECT again."""
+    if row is not None:
+        session().info.setdefault("idp.kept", []).append(row)
+
+
 def commit_session(response: Response) -> Response:
     if "db_session" in g:
         g.db_session.commit()

@@ -22,6 +22,7 @@ from idp.admin import session as admin_session
 from idp.auth import client as browser_client
 from idp.auth import session as login_session
 from idp.extensions import MACHINE_ENDPOINTS, check_csrf, remember_locale
+from idp.oidc import interaction
 from idp.oidc.interaction import allow_redirect_in_form_action
 from idp.request_params import keep_form_body
 
@@ -52,6 +53,7 @@ def forget_earlier_request() -> None:
     db.close_session()
     refresh()  # the locale, chosen anew for every request
     login_session.forget_request_state()
+    interaction.forget_request_state()
     forget_admin_state()
 
 

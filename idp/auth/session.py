@@ -28,6 +28,7 @@ from idp.security import client_ip
 from idp.store import store
 
 COOKIE = "idp_session"
+TOUCH_INTERVAL_MAX = 60.0  # seconds; see ``current``
 
 signals = Namespace()
 # Sent with the ended LoginSession and the request's ``session`` when a person logs out (not
@@ -194,7 +195,10 @@ def renew(login: LoginSession) -> bool:
 
 
 def current() -> LoginSession | None:
-    """The live session of this request; touching it extends the idle lifetime."""
+    """The live session of this request; touching it extends the idle lifetime. It is written
+    back only once a tenth of the idle lifetime (at most ``TOUCH_INTERVAL_MAX``) has passed
+    since its last write: the idle lifetime then runs from at most that long before the last
+    request, and the requests of one login (authorize, resume, consent) cost no write each."""
     if "login_session" in g:
         value: LoginSession | None = g.login_session
         return value
@@ -204,16 +208,20 @@ def current() -> LoginSession | None:
         raw = store().get(_key(session_id))
         if raw is not None:
             login = _decode(raw)
-            login.last_seen = utcnow().timestamp()
+            written_at, login.last_seen = login.last_seen, utcnow().timestamp()
             if not opened_with_current_credentials(login) or ended_by_suspension(
                 db.session(), login
             ):
                 end(login)
                 login = None
-            elif not save(login):
+            elif login.last_seen - written_at >= _touch_interval() and not save(login):
                 login = None
     g.login_session = login
     return login
+
+
+def _touch_interval() -> float:
+    return min(TOUCH_INTERVAL_MAX, settings().session_idle_ttl / 10)
 
 
 def opened_with_current_credentials(login: LoginSession) -> bool:
@@ -222,6 +230,7 @@ def opened_with_current_credentials(login: LoginSession) -> bool:
     if login.account_id is None:
         return True
     account = db.session().get(Account, login.account_id)
+    db.keep(account)  # the request's next ``get`` of the account (eligibility) is not a SELECT
     return account is not None and credentials_current(account, login.credential_version)
 
 

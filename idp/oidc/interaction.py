@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from flask import Response, request
+from flask import Response, g, request
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException
 
@@ -122,11 +122,21 @@ def claim(record: Interaction, login: LoginSession | None, *, step: str) -> None
 def save(record: Interaction) -> None:
     data = {**asdict(record), "identity": record.identity and record.identity.to_json()}
     store().put(_key(record.id), json.dumps(data).encode(), TTL)
+    _seen()[record.id] = record
 
 
 def load(interaction_id: str) -> Interaction | None:
+    """The record, read from the store once per request (the view, then the response's
+    ``form-action``); what this request saved or finished is what it sees afterwards."""
     if not interaction_id:
         return None
+    seen = _seen()
+    if interaction_id not in seen:
+        seen[interaction_id] = _read(interaction_id)
+    return seen[interaction_id]
+
+
+def _read(interaction_id: str) -> Interaction | None:
     raw = store().get(_key(interaction_id))
     if raw is None:
         return None
@@ -136,6 +146,19 @@ def load(interaction_id: str) -> Interaction | None:
 
 def finish(record: Interaction) -> None:
     store().delete(_key(record.id))
+    _seen()[record.id] = None
+
+
+def forget_request_state() -> None:
+    """Drop the records an earlier request read (an app context may span requests)."""
+    g.pop("interactions", None)
+
+
+def _seen() -> dict[str, Interaction | None]:
+    if "interactions" not in g:
+        g.interactions = {}
+    seen: dict[str, Interaction | None] = g.interactions
+    return seen
 
 
 def redirect_origin(record: Interaction) -> str:

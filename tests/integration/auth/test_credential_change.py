@@ -229,6 +229,7 @@ def test_a_request_of_the_other_session_in_flight_cannot_keep_it_alive(
     """The other session's request read its session before the change and writes it back
     (touching its idle lifetime) after: the session is still over."""
     pause = PausePoint()
+    monkeypatch.setattr(login_session, "TOUCH_INTERVAL_MAX", 0)  # every request writes it back
     monkeypatch.setattr(login_session, "save", pause.wrap(login_session.save))
 
     portal, _ = pause.race(lambda: other_browser.get("/portal"), lambda: change(this_browser))

@@ -8,11 +8,13 @@ client dropping an expired cookie.
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
 from idp.auth import session as login_session
+from idp.store import store
 from tests.conftest import both_databases
 from tests.flows import PASSWORD, login
 from tests.integration.auth.helpers import allow_resend, login_token, session_cookie
@@ -24,6 +26,12 @@ PHONE = "13800138000"
 def portal_with(client, session_id: str):
     client.set_cookie("idp_session", session_id)
     return client.get("/portal")
+
+
+def stored_session(session_id: str) -> dict:
+    raw = store().get(f"session:{session_id}")
+    assert raw is not None
+    return json.loads(raw)
 
 
 def assert_logged_out(response) -> None:
@@ -99,6 +107,31 @@ def test_activity_keeps_an_idle_session_alive(client, outbox, operator):
     assert client.get("/portal").status_code == 200
 
 
+def test_requests_moments_apart_write_the_session_once(client, outbox, operator):
+    """Within a tenth of the idle lifetime (at most a minute) a request does not write the
+    session back: the stored record keeps the time of its last write."""
+    login(client, outbox, phone=PHONE, password=PASSWORD)
+    written = stored_session(session_cookie(client))["last_seen"]
+
+    assert client.get("/portal").status_code == 200
+    assert client.get("/portal").status_code == 200
+
+    assert stored_session(session_cookie(client))["last_seen"] == written
+
+
+@pytest.mark.parametrize("settings_overrides", [{"session_idle_ttl": 2}])
+def test_a_request_after_a_tenth_of_the_idle_lifetime_writes_the_session(
+    client, outbox, operator
+):
+    login(client, outbox, phone=PHONE, password=PASSWORD)
+    written = stored_session(session_cookie(client))["last_seen"]
+
+    time.sleep(0.3)  # a tenth of 2 s is 0.2 s
+    assert client.get("/portal").status_code == 200
+
+    assert stored_session(session_cookie(client))["last_seen"] > written
+
+
 @pytest.mark.parametrize("settings_overrides", [{"session_absolute_ttl": 1}])
 def test_session_expires_after_its_absolute_lifetime_despite_activity(client, outbox, operator):
     response = login(client, outbox, phone=PHONE, password=PASSWORD)
@@ -154,6 +187,7 @@ def test_a_request_in_flight_during_logout_cannot_bring_the_session_back(
     token = login_token(client)
     csrf_cookie = client.get_cookie("idp_csrf").value  # renewed at login
     pause = PausePoint()
+    monkeypatch.setattr(login_session, "TOUCH_INTERVAL_MAX", 0)  # every request writes it back
     monkeypatch.setattr(login_session, "save", pause.wrap(login_session.save))
 
     def in_flight():
