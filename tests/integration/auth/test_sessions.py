@@ -120,9 +120,7 @@ def test_requests_moments_apart_write_the_session_once(client, outbox, operator)
 
 
 @pytest.mark.parametrize("settings_overrides", [{"session_idle_ttl": 2}])
-def test_a_request_after_a_tenth_of_the_idle_lifetime_writes_the_session(
-    client, outbox, operator
-):
+def test_a_request_after_a_tenth_of_the_idle_lifetime_writes_the_session(client, outbox, operator):
     login(client, outbox, phone=PHONE, password=PASSWORD)
     written = stored_session(session_cookie(client))["last_seen"]
 
