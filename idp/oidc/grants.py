@@ -22,7 +22,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from idp import audit, db
 from idp.config import settings
-from idp.db import utcnow
+from idp.db import table_of, utcnow
 from idp.oidc import claims, refresh_grace, requested_claims
 from idp.oidc.models import AuthorizationCode, Client, Token, digest
 from idp.oidc.tokens import find_refresh_token, revoke_code, revoke_family
@@ -170,7 +170,7 @@ _CLAIM_REFRESH_TOKEN = (
     .execution_options(synchronize_session=False)  # the row comes back: nothing to match
 )
 
-_tokens = Token.__table__
+_tokens = table_of(Token)
 _REVOKE_TOKEN = (
     update(_tokens)
     .where(_tokens.c.id == bindparam("token_id"), _tokens.c.revoked_at.is_(None))

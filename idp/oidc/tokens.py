@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from idp import audit, db, metrics
-from idp.db import utcnow
+from idp.db import table_of, utcnow
 from idp.identity.models import Identity
 from idp.oidc import backchannel
 from idp.oidc.models import AuthorizationCode, Client, Token, TokenFamily, digest
@@ -99,9 +99,9 @@ def join_family(session: Session, request: Any) -> str:
 # Built once, as every token request runs some of them. Plain table statements: the rows are
 # written, never read back in the request, so the ORM's unit of work (identity map, flush
 # ordering) and its synchronisation of loaded objects would be work for nothing.
-_families = TokenFamily.__table__
-_codes = AuthorizationCode.__table__
-_INSERT_TOKEN = insert(Token.__table__)
+_families = table_of(TokenFamily)
+_codes = table_of(AuthorizationCode)
+_INSERT_TOKEN = insert(table_of(Token))
 _INSERT_FAMILY = insert(_families)
 _TAKE_FAMILY = (
     update(_families)
