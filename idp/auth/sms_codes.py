@@ -198,7 +198,8 @@ def check_code(phone: str, *, purpose: str, code: str, client: Client) -> None:
 
 
 def consume_code(phone: str, *, purpose: str, client: Client) -> None:
-    """Use the code up; of two parallel logins with the same code only one gets past here."""
+    """Use the code up; of two parallel logins with the same code only one gets past here.
+    Its tries need no clearing: ``check_code`` gave them back, and the next code's send
+    starts them afresh."""
     if store().consume(code_key(phone, purpose, client)) is None:
         raise SmsCodeError()
-    store().delete(tries_key(phone, purpose, client))

@@ -12,9 +12,9 @@ pairs a person may enter a relying party as, and whether a grant made earlier st
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session
 
 from idp.identity.models import (
@@ -195,32 +195,47 @@ def credentials_current(account: Account, credential_version: int) -> bool:
 def has_active_membership(session: Session, account_id: int) -> bool:
     """True while the person is an active operator of at least one organisation that is not
     suspended."""
-    return _active_membership_in(session, account_id, suspended=False)
+    return any(org.suspended_at is None for org in operator_orgs(session, account_id))
 
 
 def only_suspended_orgs(session: Session, account_id: int) -> bool:
     """True when the person is an active operator only of suspended organisations (at least
     one): what refuses their login with the suspension's own message."""
-    if has_active_membership(session, account_id):
-        return False
-    return _active_membership_in(session, account_id, suspended=True)
+    orgs = operator_orgs(session, account_id)
+    return bool(orgs) and all(org.suspended_at is not None for org in orgs)
 
 
-def _active_membership_in(session: Session, account_id: int, *, suspended: bool) -> bool:
-    org_state = (
-        Organisation.suspended_at.is_not(None) if suspended else Organisation.suspended_at.is_(None)
+class OperatorOrg(NamedTuple):
+    suspended_at: datetime | None
+    sessions_ended_at: datetime | None
+
+
+_OPERATOR_ORGS = (
+    select(Organisation.suspended_at, Organisation.sessions_ended_at)
+    .join(Membership, Membership.org_id == Organisation.id)
+    .where(
+        Membership.account_id == bindparam("account_id"),
+        Membership.status == MembershipStatus.ACTIVE,
     )
-    found = session.scalar(
-        select(Membership.id)
-        .join(Organisation, Organisation.id == Membership.org_id)
-        .where(
-            Membership.account_id == account_id,
-            Membership.status == MembershipStatus.ACTIVE,
-            org_state,
-        )
-        .limit(1)
-    )
-    return found is not None
+)
+OPERATOR_ORGS = "idp.operator_orgs"  # Session.info key, dropped when the session writes or ends
+
+
+def operator_orgs(session: Session, account_id: int) -> list[OperatorOrg]:
+    """The organisations where the person is an active operator, read once per transaction: a
+    browser request asks it for its session check and again for whom the session acts as."""
+    known: dict[int, list[OperatorOrg]] = session.info.setdefault(OPERATOR_ORGS, {})
+    if account_id not in known:
+        rows = session.execute(_OPERATOR_ORGS, {"account_id": account_id})
+        known[account_id] = [OperatorOrg(*row) for row in rows]
+    return known[account_id]
+
+
+@event.listens_for(Session, "after_flush")
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_operator_orgs(session: Session, *_args: object) -> None:
+    session.info.pop(OPERATOR_ORGS, None)
 
 
 def ended_by_suspension(session: Session, login: LoginRef) -> bool:
@@ -233,17 +248,10 @@ def ended_by_suspension(session: Session, login: LoginRef) -> bool:
         return org is not None and (org.suspended or _begun_before(login, org.sessions_ended_at))
     if login.account_id is None:
         return False
-    orgs = session.execute(
-        select(Organisation.suspended_at, Organisation.sessions_ended_at)
-        .join(Membership, Membership.org_id == Organisation.id)
-        .where(
-            Membership.account_id == login.account_id,
-            Membership.status == MembershipStatus.ACTIVE,
-        )
-    ).all()
-    if any(_begun_before(login, ended_at) for _suspended_at, ended_at in orgs):
+    orgs = operator_orgs(session, login.account_id)
+    if any(_begun_before(login, org.sessions_ended_at) for org in orgs):
         return True
-    return bool(orgs) and all(suspended_at is not None for suspended_at, _ended_at in orgs)
+    return bool(orgs) and all(org.suspended_at is not None for org in orgs)
 
 
 def _begun_before(login: LoginRef, ended_at: datetime | None) -> bool:
