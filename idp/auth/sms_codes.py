@@ -28,6 +28,7 @@ from idp.config import settings
 from idp.db import utcnow
 from idp.sms import SmsError
 from idp.store import store
+from idp.store.interface import Count
 
 CODE_TTL = timedelta(minutes=5)
 MAX_TRIES = 5
@@ -62,15 +63,6 @@ def remember_browser(phone: str, client: Client) -> None:
 
 def is_known_browser(phone: str, client: Client) -> bool:
     return store().get(known_browser_key(phone, client)) is not None
-
-
-@dataclass(frozen=True)
-class Count:
-    """A counter of the ephemeral store and how many it admits within its window."""
-
-    key: str
-    limit: int
-    window: timedelta
 
 
 @dataclass(frozen=True)
@@ -126,9 +118,9 @@ def check_send_limits(phone: str, client: Client) -> Limits:
 
 
 def take_counts(counts: list[Count]) -> None:
-    for count in counts:
-        if store().incr(count.key, count.window) > count.limit:
-            raise SmsRateLimitedError(retry_after=int(count.window.total_seconds()))
+    over = store().take(counts)
+    if over is not None:
+        raise SmsRateLimitedError(retry_after=int(over.window.total_seconds()))
 
 
 def take_intervals(keys: list[str]) -> None:

@@ -3,8 +3,9 @@ authorization requests, one-time values) shared by every provider process."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from idp.errors import ServiceUnavailableError
 
@@ -13,6 +14,14 @@ class StoreUnavailableError(ServiceUnavailableError):
     """The store cannot be reached; security checks fail closed on this error."""
 
     code = "store_unavailable"
+
+
+class Count(NamedTuple):
+    """A counter of the store (``incr``) and how many it admits within its window."""
+
+    key: str
+    limit: int
+    window: timedelta
 
 
 class EphemeralStore(Protocol):
@@ -35,6 +44,11 @@ class EphemeralStore(Protocol):
     def incr(self, key: str, ttl: timedelta) -> int:
         """Atomically add one and return the new count; the window ``ttl`` starts at the first
         increment and is not extended by later ones."""
+
+    def take(self, counts: Sequence[Count]) -> Count | None:
+        """``incr`` each counter in turn and stop at the first whose new count is over its
+        limit: that one is returned, and the counters after it are left as they were; None
+        when every counter stayed within its limit. One round trip where the store allows."""
 
     def count(self, key: str) -> int:
         """The live count ``incr`` has reached under ``key``; 0 when absent or expired."""

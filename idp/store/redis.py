@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 
 import redis
 
 from idp.config import Settings
-from idp.store.interface import StoreUnavailableError
+from idp.store.interface import Count, StoreUnavailableError
 
 # INCR then set the window only on the first increment, in one script so no caller can see a
 # counter without an expiry.
@@ -18,6 +19,16 @@ if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 """
 
+# ``take``: INCR_WITH_WINDOW for each counter in turn, until one is over its limit (its place,
+# from 1, is returned; 0 when none is). ARGV holds each counter's window (ms) and limit.
+TAKE_COUNTS = """
+for i, key in ipairs(KEYS) do
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('PEXPIRE', key, ARGV[2 * i - 1]) end
+  if n > tonumber(ARGV[2 * i]) then return i end
+end
+return 0
+"""
 
 # An index is a sorted set scored by each member's expiry (ms since the epoch): expired members
 # are dropped as members are added, and the set itself expires with its last member.
@@ -37,6 +48,7 @@ class RedisStore:
         self.client = client
         self.prefix = prefix
         self._incr = client.register_script(INCR_WITH_WINDOW)
+        self._take = client.register_script(TAKE_COUNTS)
         self._index_add = client.register_script(INDEX_ADD)
 
     @classmethod
@@ -65,6 +77,14 @@ class RedisStore:
 
     def incr(self, key: str, ttl: timedelta) -> int:
         return int(self._call(self._incr, keys=[self.prefix + key], args=[_ms(ttl)]))
+
+    def take(self, counts: Sequence[Count]) -> Count | None:
+        if not counts:
+            return None
+        keys = [self.prefix + count.key for count in counts]
+        args = [value for count in counts for value in (_ms(count.window), count.limit)]
+        over = int(self._call(self._take, keys=keys, args=args))
+        return counts[over - 1] if over else None
 
     def count(self, key: str) -> int:
         value = self._call(self.client.get, self.prefix + key)

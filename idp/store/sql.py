@@ -7,7 +7,7 @@ consumed values stick even when the surrounding request is rolled back.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -32,7 +32,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from idp.config import Settings
 from idp.db import Base, UTCDateTime, make_engine, rowcount, utcnow
-from idp.store.interface import StoreUnavailableError
+from idp.store.interface import Count, StoreUnavailableError
 
 # Expired rows are invisible; about one put in SWEEP_EVERY also deletes them, so the table
 # stays small without a scheduler.
@@ -146,6 +146,18 @@ class SqlStore:
                 _upsert(conn, "incr"), {"k": key, "now": now, "until": now + ttl}
             ).scalar_one()
         return int(counted)
+
+    def take(self, counts: Sequence[Count]) -> Count | None:
+        # The upserts of ``incr``, in one transaction.
+        now = utcnow()
+        with self._transaction() as conn:
+            for count in counts:
+                counted = conn.execute(
+                    _upsert(conn, "incr"), {"k": count.key, "now": now, "until": now + count.window}
+                ).scalar_one()
+                if counted > count.limit:
+                    return count
+        return None
 
     def count(self, key: str) -> int:
         with self._transaction() as conn:

@@ -19,7 +19,7 @@ from sqlalchemy import delete
 
 from idp.db import make_engine
 from idp.errors import IdpError
-from idp.store.interface import EphemeralStore, StoreUnavailableError
+from idp.store.interface import Count, EphemeralStore, StoreUnavailableError
 from idp.store.redis import RedisStore
 from idp.store.sql import TABLE, SqlStore
 
@@ -262,6 +262,42 @@ def test_incr_window_is_not_extended_by_later_increments(store: EphemeralStore) 
     assert store.incr("k", SHORT) == 1
 
 
+def test_take_counts_each_counter_while_all_are_within_their_limits(
+    store: EphemeralStore,
+) -> None:
+    counts = [Count("a", 2, LONG), Count("b", 2, SHORT)]
+
+    assert store.take(counts) is None
+    assert store.take(counts) is None
+
+    assert (store.count("a"), store.count("b")) == (2, 2)
+    remaining = store.ttl("b")
+    assert remaining is not None and remaining <= SHORT
+
+
+def test_take_stops_at_the_first_counter_over_its_limit(store: EphemeralStore) -> None:
+    store.incr("full", LONG)
+    counts = [Count("first", 5, LONG), Count("full", 1, LONG), Count("after", 5, LONG)]
+
+    assert store.take(counts) == Count("full", 1, LONG)
+
+    # the counter over its limit counted this take, as incr would; the one after it did not
+    assert [store.count(key) for key in ("first", "full", "after")] == [1, 2, 0]
+    assert store.take([]) is None
+
+
+def test_take_is_atomic_per_counter_under_concurrency(store: EphemeralStore) -> None:
+    limit = 5
+    counts = [Count("shared", limit, LONG)]
+
+    results = run_together(THREADS, lambda: store.take(counts))
+
+    assert (
+        sorted(result is None for result in results) == [False] * (THREADS - limit) + [True] * limit
+    )
+    assert store.count("shared") == THREADS
+
+
 # --- expiry ----------------------------------------------------------------------------------
 
 
@@ -358,6 +394,7 @@ CALLS: dict[str, Callable[[EphemeralStore], object]] = {
     "get": lambda s: s.get("k"),
     "consume": lambda s: s.consume("k"),
     "incr": lambda s: s.incr("k", LONG),
+    "take": lambda s: s.take([Count("k", 1, LONG)]),
     "ttl": lambda s: s.ttl("k"),
     "delete": lambda s: s.delete("k"),
     "index_add": lambda s: s.index_add("k", "m", LONG),
