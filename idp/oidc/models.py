@@ -373,6 +373,7 @@ class ConsentGrant(Base):
         return set(self.scope.split())
 
 
+CLIENTS = "idp.clients"  # Session.info key: the clients read in this session, by id
 _CLIENT_BY_ID = select(Client).where(Client.client_id == bindparam("client_id"))  # built once
 
 
@@ -380,8 +381,13 @@ def client_in_session(session: Session, client_id: str) -> Client | None:
     """The client row, read once per session (one request): a token request otherwise reads
     it for the client's authentication, for the code's or token's owner and for the response.
     A client deleted or detached since is read again."""
-    known: dict[str, Client | None] = session.info.setdefault("idp.clients", {})
+    known: dict[str, Client | None] = session.info.setdefault(CLIENTS, {})
     client = known.get(client_id)
     if client is None or not inspect(client).persistent:
         client = known[client_id] = session.scalar(_CLIENT_BY_ID, {"client_id": client_id})
     return client
+
+
+def remember_client(session: Session, client_id: str, client: Client | None) -> None:
+    """A client row (or its absence) read along with something else, for ``client_in_session``."""
+    session.info.setdefault(CLIENTS, {})[client_id] = client

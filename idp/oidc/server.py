@@ -24,6 +24,7 @@ from idp.oidc.registration import ClientConfiguration, ClientRegistration
 from idp.oidc.tokens import (
     access_token_lifetime,
     find_access_token,
+    find_bearer_token,
     find_refresh_token,
     generate_token_value,
     save_token,
@@ -127,7 +128,7 @@ class AccessTokenValidator(BearerTokenValidator):
     """Bearer tokens for userinfo and the management API: live, unrevoked, account usable."""
 
     def authenticate_token(self, token_string: str) -> Token | None:
-        return find_access_token(db.session(), token_string)
+        return find_bearer_token(db.session(), token_string)
 
 
 def build_server(app: Flask, settings: Settings) -> AuthorizationServer:

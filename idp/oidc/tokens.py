@@ -23,7 +23,14 @@ from idp import audit, db, metrics
 from idp.db import table_of, utcnow
 from idp.identity.models import Identity
 from idp.oidc import backchannel
-from idp.oidc.models import AuthorizationCode, Client, Token, TokenFamily, digest
+from idp.oidc.models import (
+    AuthorizationCode,
+    Client,
+    Token,
+    TokenFamily,
+    digest,
+    remember_client,
+)
 
 OFFLINE_ACCESS = "offline_access"
 # An expired code may still be in a redemption that checked it a moment ago: revoked too.
@@ -153,8 +160,26 @@ _BY_ACCESS_HASH = select(Token).where(Token.access_token_hash == bindparam("dige
 _BY_REFRESH_HASH = select(Token).where(Token.refresh_token_hash == bindparam("digest"))
 
 
+_BY_ACCESS_HASH_WITH_CLIENT = (
+    select(Token, Client)
+    .outerjoin(Client, Client.client_id == Token.client_id)
+    .where(Token.access_token_hash == bindparam("digest"))
+)
+
+
 def find_access_token(session: Session, value: str) -> Token | None:
     return session.scalar(_BY_ACCESS_HASH, {"digest": digest(value)})
+
+
+def find_bearer_token(session: Session, value: str) -> Token | None:
+    """An access token presented to a resource (userinfo, the API), read with its client in
+    one statement: the request needs both (``client_in_session`` then finds it)."""
+    found = session.execute(_BY_ACCESS_HASH_WITH_CLIENT, {"digest": digest(value)}).first()
+    if found is None:
+        return None
+    token, client = found
+    remember_client(session, token.client_id, client)
+    return token
 
 
 def find_refresh_token(session: Session, value: str) -> Token | None:
