@@ -4,6 +4,7 @@ block (docs/relying-parties.md), logs a person in at the provider and protects i
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import os
 import re
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +26,7 @@ from urllib.parse import quote, urlencode
 import pytest
 import requests
 
+from idp.oidc import grants
 from tests.conftest import missing
 from tests.integration.oidc.helpers import audit_count
 from tests.interop.conftest import (
@@ -285,15 +288,34 @@ def test_a_failing_userinfo_refresh_alone_does_not_end_the_modules_session(
     assert "userinfo" in apache.error_log.read_text()
 
 
+def hold_first_refresh_until_another_arrives(monkeypatch: pytest.MonkeyPatch) -> None:
+    another = threading.Event()
+    arrivals = itertools.count()
+    authenticate = grants.RefreshTokenGrant.authenticate_refresh_token
+
+    def held(grant: grants.RefreshTokenGrant, refresh_token: str) -> Any:
+        if next(arrivals) == 0:
+            another.wait(timeout=5)
+        else:
+            another.set()
+        return authenticate(grant, refresh_token)
+
+    monkeypatch.setattr(grants.RefreshTokenGrant, "authenticate_refresh_token", held)
+
+
 @pytest.mark.parametrize("apache", [REFRESH_NOW], indirect=True)
 def test_parallel_refreshes_of_one_session_keep_it(
-    apache: Apache, provider: Provider, outbox: Any
+    apache: Apache, provider: Provider, outbox: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Apache serves a page's requests in parallel, and each finds the refresh due: they
     present the same refresh token. The client's reuse interval (the guide's registration)
-    gives them all the same successor instead of revoking the family."""
+    gives them all the same successor instead of revoking the family.
+
+    The first refresh to arrive waits (at most 5 s) for a second one, so that they overlap
+    however fast the provider answers and however busy the machine is."""
     browser = requests.Session()
     log_in(browser, apache, provider, outbox)
+    hold_first_refresh_until_another_arrives(monkeypatch)
     time.sleep(2.1)  # until the refresh is due (whole seconds, rounded either way)
     cookies = {c.name: c.value for c in browser.cookies if c.name.startswith("mod_auth_openidc")}
     url = f"{apache.url}/funds/index.html"
