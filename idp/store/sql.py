@@ -139,23 +139,15 @@ class SqlStore:
         return None if row is None else bytes(row[0])
 
     def incr(self, key: str, ttl: timedelta) -> int:
-        # One upsert, atomic in the database (see ``_upserts``).
-        now = utcnow()
         with self._transaction() as conn:
-            counted = conn.execute(
-                _upsert(conn, "incr"), {"k": key, "now": now, "until": now + ttl}
-            ).scalar_one()
-        return int(counted)
+            return _counted(conn, key, ttl, utcnow())
 
     def take(self, counts: Sequence[Count]) -> Count | None:
         # The upserts of ``incr``, in one transaction.
         now = utcnow()
         with self._transaction() as conn:
             for count in counts:
-                counted = conn.execute(
-                    _upsert(conn, "incr"), {"k": count.key, "now": now, "until": now + count.window}
-                ).scalar_one()
-                if counted > count.limit:
+                if _counted(conn, count.key, count.window, now) > count.limit:
                     return count
         return None
 
@@ -204,6 +196,12 @@ class SqlStore:
                 yield conn
         except (OperationalError, InterfaceError) as error:
             raise StoreUnavailableError(detail=str(error)) from error
+
+
+def _counted(conn: Connection, key: str, window: timedelta, now: datetime) -> int:
+    """Add one to the counter ``key`` in one upsert, atomic in the database (``_upserts``)."""
+    counted = conn.execute(_upsert(conn, "incr"), {"k": key, "now": now, "until": now + window})
+    return int(counted.scalar_one())
 
 
 def _member_key(key: str, member: str) -> str:
