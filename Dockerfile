@@ -1,4 +1,4 @@
-# The provider's image: gunicorn serving idp:create_app() as an unprivileged user.
+# The provider's image: idp-serve (granian) serving idp:create_app() as an unprivileged user.
 #
 #   docker build -t idp .
 #   docker run -p 8000:8000 --env-file idp.env idp            # the web workers
@@ -20,7 +20,7 @@ RUN python -m venv /opt/venv
 COPY requirements-runtime.lock /tmp/requirements-runtime.lock
 RUN /opt/venv/bin/pip install --require-hashes --no-deps -r /tmp/requirements-runtime.lock
 WORKDIR /app
-COPY pyproject.toml babel.cfg gunicorn.conf.py ./
+COPY pyproject.toml babel.cfg ./
 COPY idp ./idp
 COPY devtools ./devtools
 # ARGON2_AVX2=1 builds the password hash for AVX2 (half the CPU per login), for an image that
@@ -36,8 +36,9 @@ COPY deploy ./deploy
 # The project runs from /app (PYTHONPATH), where migrations/ and keys/trust sit beside the
 # package; its commands as small wrappers; the catalogues compiled (no .mo in the repository).
 RUN printf '#!/bin/sh\nexec python -m idp.cli "$@"\n' > /opt/venv/bin/idp \
+    && printf '#!/bin/sh\nexec python -m idp.serve "$@"\n' > /opt/venv/bin/idp-serve \
     && printf '#!/bin/sh\nexec python -m devtools.cli "$@"\n' > /opt/venv/bin/idp-dev \
-    && chmod 755 /opt/venv/bin/idp /opt/venv/bin/idp-dev \
+    && chmod 755 /opt/venv/bin/idp /opt/venv/bin/idp-serve /opt/venv/bin/idp-dev \
     && /opt/venv/bin/pybabel compile -d idp/translations -f
 
 FROM python:3.11-slim-bookworm
@@ -62,4 +63,4 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
 ENTRYPOINT ["/app/deploy/entrypoint.sh"]
-CMD ["gunicorn", "--config", "/app/gunicorn.conf.py"]
+CMD ["idp-serve"]

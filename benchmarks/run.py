@@ -331,8 +331,8 @@ def parse(argv: list[str]) -> tuple[Options, Path]:
         "--workers",
         type=servers.Workers.parse,
         default=servers.Workers(),
-        help="how ours is served: sync, sync:N (gunicorn processes), gthread:PxT or granian:PxT"
-        " (processes x threads; default sync)",
+        help="how ours is served: granian:PxT (idp-serve, as in production), or gunicorn's"
+        " gthread:PxT or sync:N (processes x threads; default granian:1x4)",
     )
     parser.add_argument("--output", type=Path, help="JSON file (default benchmarks/results/)")
     args = parser.parse_args(argv)

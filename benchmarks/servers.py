@@ -1,8 +1,9 @@
 """The providers under test: start, describe, measure and stop them.
 
 ``ours(...)`` prepares a fresh provider (migrations, an ES256 signing key, the seed of
-``benchmarks.seeding``) and runs it under gunicorn (one sync worker unless told otherwise) or granian, plus ``idp worker`` for
-the SMS codes; ``node(...)`` runs the oidc-provider reference of ``benchmarks/node``. Servers
+``benchmarks.seeding``) and runs it as production does (``idp-serve``: granian, one process of
+four threads unless told otherwise) or under gunicorn for comparison, plus ``idp worker`` for the
+SMS codes; ``node(...)`` runs the oidc-provider reference of ``benchmarks/node``. Servers
 run on the first CPU, the load generator on the second. Everything listens on 127.0.0.1 only
 and is stopped (process group), and the PostgreSQL database and Redis db dropped, on the way
 out of the ``with`` block, also on failure.
@@ -55,16 +56,16 @@ LOAD_CPU = CPUS[1] if len(CPUS) > 1 else CPUS[0]
 
 @dataclass(frozen=True)
 class Workers:
-    """How ours is served: gunicorn's ``sync`` or ``gthread`` workers (with gunicorn.conf.py),
-    or ``granian``; processes, and threads per process."""
+    """How ours is served: ``granian`` (``idp-serve``, production's server), or gunicorn's
+    ``sync`` or ``gthread`` workers; processes, and threads per process."""
 
-    kind: str = "sync"
+    kind: str = "granian"
     processes: int = 1
-    threads: int = 1
+    threads: int = 4  # as each production process has
 
     @classmethod
     def parse(cls, value: str) -> Workers:
-        """``sync``, ``sync:2`` (processes) or ``gthread:1x4`` (processes x threads)."""
+        """``granian:1x4`` or ``gthread:1x4`` (processes x threads), ``sync:2`` (processes)."""
         kind, _, shape = value.partition(":")
         processes, _, threads = (shape or "1").partition("x")
         workers = cls(kind, int(processes), int(threads or "1"))
@@ -79,17 +80,15 @@ class Workers:
         return f"{self.kind}:{shape}"
 
     def command(self, address: str) -> list[str]:
-        host, port = address.rsplit(":", 1)
         if self.kind == "granian":
             return [
-                *(str(BIN / "granian"), "--interface", "wsgi", "--factory"),
-                *("--workers", str(self.processes), "--blocking-threads", str(self.threads)),
-                *("--host", host, "--port", port, "idp:create_app"),
+                *(str(BIN / "idp-serve"), "--bind", address, "--log-level", "warning"),
+                *("--workers", str(self.processes), "--threads", str(self.threads)),
             ]
         return [
-            *(str(BIN / "gunicorn"), "-c", str(ROOT / "gunicorn.conf.py")),
+            *(str(BIN / "gunicorn"), "--bind", address, "--error-logfile", "-"),
             *("--worker-class", self.kind, "--workers", str(self.processes)),
-            *("--threads", str(self.threads), "--bind", address),
+            *("--threads", str(self.threads), "--keep-alive", "5", "idp:create_app()"),
         ]
 
 

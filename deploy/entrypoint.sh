@@ -1,7 +1,7 @@
 #!/bin/sh
 # Container entry point: refuse to start on a configuration problem (idp check names each
 # variable to set), migrate the database to the release's schema, then run the command
-# (gunicorn by default). MIGRATE_AT_START=0 skips the migration (the SMS worker; replicas
+# (idp-serve by default). MIGRATE_AT_START=0 skips the migration (the SMS worker; replicas
 # after the first).
 set -eu
 

@@ -444,7 +444,7 @@ def report_problems(found: list[str]) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 def serve(host: str, port: int) -> None:
-    """Run the development server (production: gunicorn 'idp:create_app()')."""
+    """Run the development server (production: ``idp-serve``)."""
     from werkzeug.serving import run_simple
 
     from idp.config import is_loopback_host

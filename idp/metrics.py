@@ -5,8 +5,9 @@ so ``count_audit_event`` turns each recorded event into its counters; only what 
 (token issuance, queued SMS, real-name checks, requests) is counted where it happens.
 
 Labels are bounded sets: endpoint names, grant types, error codes. Never a phone, a name or a
-path. Under gunicorn set ``PROMETHEUS_MULTIPROC_DIR`` (an empty directory, before the workers
-start): each worker writes its values there and ``/metrics`` sums them (``exposition``).
+path. With several worker processes set ``PROMETHEUS_MULTIPROC_DIR`` (``idp-serve`` empties it
+before the workers start): each worker writes its values there and ``/metrics`` sums them
+(``exposition``).
 """
 
 from __future__ import annotations

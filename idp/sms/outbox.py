@@ -35,7 +35,7 @@ def outbox_line(message: SmsMessage, *, now: datetime) -> bytes:
 def append_line(path: Path, line: bytes) -> None:
     """Append ``line`` with one ``write`` under an exclusive lock.
 
-    ``O_APPEND`` puts each write at the end even with several processes (gunicorn workers, test
+    ``O_APPEND`` puts each write at the end even with several processes (server workers, test
     threads); the ``flock`` additionally keeps a reader holding the shared lock from ever seeing
     half a line. Mode 0600 because the lines carry live codes and passwords.
     """

@@ -1,5 +1,5 @@
 """Fixtures of the multi-instance tests: per test module, a fresh migrated PostgreSQL database,
-a private redis-server and three provider instances under gunicorn (``tests/multi/harness.py``),
+a private redis-server and three provider instances under ``idp-serve`` (``tests/multi/harness.py``),
 started once; per test, empty tables, an empty Redis and an empty SMS outbox.
 
 Needs PostgreSQL (``IDP_TEST_POSTGRES_URL``) and ``redis-server`` on ``PATH``: without them the

@@ -1,6 +1,6 @@
 """Several provider instances on loopback, as a city would run them behind a load balancer.
 
-``Cluster`` starts N instances of the provider under gunicorn (one worker each, on free
+``Cluster`` starts N instances of the provider under ``idp-serve`` (one worker each, on free
 127.0.0.1 ports) that share one PostgreSQL database, one Redis, one key directory and the same
 settings. ``RedisServer`` is a private ``redis-server`` the tests may stop and start again.
 ``Browser`` is one cookie jar that sends each request to the instance the test names, the way a
@@ -112,7 +112,7 @@ def _answers(client: Any) -> bool:
 
 @dataclass
 class Instance:
-    """One provider instance: gunicorn's master and its single worker."""
+    """One provider instance: the server's main process and its single worker (``idp-serve``)."""
 
     name: str
     port: int
@@ -128,14 +128,11 @@ class Instance:
         options = {
             "--bind": f"127.0.0.1:{self.port}",
             "--workers": "1",
-            "--worker-class": "gthread",
             "--threads": "4",
-            "--timeout": "30",
-            "--graceful-timeout": "2",
             "--log-level": "warning",
-            "--error-logfile": "-",
+            "--app": "tests.multi.wsgi:app",
         }
-        command = [sys.executable, "-m", "gunicorn", *flatten(options), "tests.multi.wsgi:app"]
+        command = [sys.executable, "-m", "idp.serve", *flatten(options)]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 command,
@@ -155,7 +152,7 @@ class Instance:
             return False
 
     def worker_pids(self) -> list[int]:
-        """gunicorn's workers: the children of the master."""
+        """The server's workers: the children of its main process."""
         assert self.process is not None
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
         return [int(pid) for pid in children.read_text().split()]
@@ -244,7 +241,7 @@ class Cluster:
     @contextmanager
     def instances_with_clocks(self, offsets: Mapping[str, int]) -> Iterator[list[Instance]]:
         """More instances, by name, whose clocks run the given seconds ahead (libfaketime,
-        preloaded into gunicorn's processes), for as long as the block runs."""
+        preloaded into the server's processes), for as long as the block runs."""
         library = faketime_library()
         assert library is not None, "libfaketime not installed"
         extra = [
@@ -300,7 +297,7 @@ class Cluster:
 
 
 def stop_all(instances: list[Instance]) -> None:
-    """SIGTERM to every instance at once, then wait for each (graceful timeout 2 s)."""
+    """SIGTERM to every instance at once, then wait for each to finish what is in flight."""
     for instance in instances:
         instance.terminate()
     for instance in instances:

@@ -1,4 +1,4 @@
-"""The provider as the multi-instance tests run it under gunicorn: ``create_app()`` from the
+"""The provider as the multi-instance tests run it under ``idp-serve``: ``create_app()`` from the
 ``IDP_*`` environment, wrapped in one test switch that kills the worker during a token request.
 
 When the file named by ``MULTI_TEST_KILL_FILE`` exists, the next ``POST /oauth/token`` kills
@@ -9,7 +9,7 @@ its worker with SIGKILL, at the moment the file names:
 - ``after``: once the provider has answered (its transaction committed), before one byte of
   the answer is sent: the client sees the connection drop.
 
-The file is removed first, so the client's retry reaches the worker gunicorn starts anew.
+The file is removed first, so the client's retry reaches the worker the server starts anew.
 
 Argon2id keeps test-sized costs, as in ``tests/integration/conftest.py``: the production profile
 (64 MiB, 3 passes) would rehash every password the tests set at each login, on every instance.

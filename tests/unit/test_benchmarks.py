@@ -152,6 +152,13 @@ def test_workers_option_names_class_processes_and_threads(value, expected):
 
 
 @pytest.mark.parametrize("value", ["eventlet", "sync:1x4", "gthread:0x4", "gthread:1x99", "sync:x"])
-def test_workers_option_refuses_what_gunicorn_should_not_run(value):
+def test_workers_option_refuses_what_no_server_should_run(value):
     with pytest.raises(ValueError):
         servers.Workers.parse(value)
+
+
+def test_ours_is_served_as_in_production_unless_told_otherwise():
+    workers = servers.Workers()
+
+    assert str(workers) == "granian:1x4"
+    assert Path(workers.command("127.0.0.1:9000")[0]).name == "idp-serve"

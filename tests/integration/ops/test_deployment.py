@@ -1,7 +1,8 @@
 """The deployment files as far as they can be checked without building an image: compose.yaml
 starts what it should in the right order with healthchecks, the Dockerfile keeps its promises
 (hash-checked installs from the lock, a non-root user, compilers only in the build stage), the
-runtime lock pins exactly what requirements.lock pins, gunicorn.conf.py loads, and the entry
+runtime lock pins exactly what requirements.lock pins, idp-serve builds the server it promises,
+and the entry
 point checks the configuration and migrates a fresh database before running its command.
 """
 
@@ -16,10 +17,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from gunicorn.app.base import Application
-from gunicorn.config import Config
+from granian.constants import Interfaces
 from sqlalchemy import create_engine, inspect
 
+from idp import serve
 from idp.config import ROOT, Settings
 
 ENTRYPOINT = ROOT / "deploy" / "entrypoint.sh"
@@ -65,7 +66,7 @@ def test_the_dockerfile_keeps_build_tools_out_of_the_final_image() -> None:
     assert re.search(r"^USER 10001:10001$", final, re.MULTILINE)  # the idp user
     assert "HEALTHCHECK" in final and "/healthz" in final
     assert 'ENTRYPOINT ["/app/deploy/entrypoint.sh"]' in final
-    assert "gunicorn.conf.py" in final
+    assert re.search(r'^CMD \["idp-serve"\]$', final, re.MULTILINE)
 
 
 def test_the_runtime_lock_pins_what_requirements_lock_pins() -> None:
@@ -73,7 +74,8 @@ def test_the_runtime_lock_pins_what_requirements_lock_pins() -> None:
     runtime = dict(PIN.findall((ROOT / "requirements-runtime.lock").read_text()))
 
     assert {name: full.get(name) for name in runtime} == runtime
-    assert {"gunicorn", "prometheus-client", "flask"} <= set(runtime)
+    assert {"granian", "prometheus-client", "flask"} <= set(runtime)
+    assert "gunicorn" not in runtime  # the benchmark's comparison only
     assert not {"pytest", "mypy", "playwright"} & set(runtime)
 
 
@@ -85,21 +87,61 @@ def test_hadolint_finds_nothing_when_it_is_installed() -> None:
     assert result.returncode == 0, result.stdout
 
 
-def test_gunicorn_conf_loads_with_threaded_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_idp_serve_runs_the_provider_in_respawned_threaded_workers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
-    config = Config()
-    # gunicorn's own reader of -c files (it needs no instance)
-    namespace = Application.get_config_from_filename(None, str(ROOT / "gunicorn.conf.py"))  # type: ignore[arg-type]
-    for name, value in namespace.items():
-        if name in config.settings:
-            config.set(name, value)
+    server = serve.server(serve.parse_args([]))
 
-    assert config.wsgi_app == "idp:create_app()"
-    assert config.worker_class_str == "gthread"
-    assert config.workers == 3
-    assert config.threads == 4
-    assert config.accesslog is None
-    assert callable(namespace["child_exit"]) and callable(namespace["on_starting"])
+    assert (server.target, server.factory) == ("idp:create_app", True)
+    assert server.interface == Interfaces.WSGI
+    assert (server.bind_addr, server.bind_port) == ("0.0.0.0", 8000)  # noqa: S104 (the container)
+    assert (server.workers, server.blocking_threads) == (3, 4)
+    assert server.respawn_failed_workers
+    assert server.workers_kill_timeout == serve.SHUTDOWN_SECONDS
+    assert not server.log_access  # the provider writes its own access line
+
+
+def test_idp_serve_takes_an_app_object_and_its_own_shape() -> None:
+    args = serve.parse_args(
+        ["--app", "tests.multi.wsgi:app", "--bind", "127.0.0.1:9000", "--workers", "1"]
+    )
+    server = serve.server(args)
+
+    assert (server.target, server.factory) == ("tests.multi.wsgi:app", False)
+    assert (server.bind_addr, server.bind_port, server.workers) == ("127.0.0.1", 9000, 1)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--bind", "8000"], "--bind: expected host:port"),
+        (["--bind", "localhost:http"], "--bind: expected host:port"),
+        (["--workers", "0"], "at least 1"),
+        (["--threads", "0"], "at least 1"),
+    ],
+)
+def test_idp_serve_refuses_a_bad_option_with_its_name(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        serve.parse_args(argv)
+
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_idp_serve_empties_the_metrics_directory_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    (metrics / "counter_1.db").write_bytes(b"a previous run's values")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics))
+
+    serve.empty_metrics_dir()
+
+    assert metrics.is_dir() and not any(metrics.iterdir())
 
 
 def entrypoint_environment(tmp_path: Path, keys_dir: Path, **extra: str) -> dict[str, str]:

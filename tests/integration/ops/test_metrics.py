@@ -2,7 +2,7 @@
 counters they stand for, labels carry no phone, and only the configured networks (or the
 bearer token) may read it.
 
-The counters live in the process (as in one gunicorn worker), so each test compares a scrape
+The counters live in the process (as in one server worker), so each test compares a scrape
 before with a scrape after.
 """
 

@@ -1,5 +1,5 @@
-"""Metrics under a real gunicorn with 2 workers, started as the container starts it (the entry
-point, then ``gunicorn -c gunicorn.conf.py``): whichever worker answers ``/metrics`` reports
+"""Metrics under the production server with 2 worker processes, started as the container
+starts it (the entry point, then ``idp-serve``): whichever worker answers ``/metrics`` reports
 the requests of both, summed, and a worker that is replaced keeps its counts in the sum.
 """
 
@@ -54,7 +54,7 @@ class Server:
         )
 
     def healthz_count_of_each_worker(self) -> dict[int, float]:
-        """What each worker's own file holds (gunicorn's pids), read as /metrics reads them."""
+        """What each worker's own file holds (by worker pid), read as /metrics reads them."""
         counts = {}
         for path in self.metrics_dir.glob("counter_*.db"):
             families = multiprocess.MultiProcessCollector.merge([str(path)], accumulate=False)
@@ -81,7 +81,7 @@ class Server:
     def wait_for_workers(self, count: int) -> None:
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
-            assert self.process.poll() is None, "gunicorn exited"
+            assert self.process.poll() is None, "the server exited"
             if len(self.worker_pids()) == count:
                 try:
                     if requests.get(f"{self.url}/readyz", timeout=5).status_code == 200:
@@ -89,7 +89,7 @@ class Server:
                 except requests.RequestException:  # still loading the app
                     pass
             time.sleep(0.2)
-        raise AssertionError("gunicorn did not start its workers")
+        raise AssertionError("the server did not start its workers")
 
 
 @pytest.fixture
@@ -110,15 +110,13 @@ def server(tmp_path: Path, keys_dir: Path) -> Iterator[Server]:
     }
     command = [
         str(ROOT / "deploy" / "entrypoint.sh"),
-        "gunicorn",
-        "--config",
-        str(ROOT / "gunicorn.conf.py"),
+        "idp-serve",
         "--bind",
         f"127.0.0.1:{port}",
         "--threads",
         "2",
     ]
-    log = (tmp_path / "gunicorn.log").open("wb")
+    log = (tmp_path / "server.log").open("wb")
     process = subprocess.Popen(command, env=environment, cwd=tmp_path, stdout=log, stderr=log)
     try:
         running = Server(process, port, metrics_dir)
@@ -157,7 +155,7 @@ def test_a_replaced_workers_counts_stay_in_the_sum(server: Server) -> None:
     counted = server.healthz_count()
     old = server.worker_pids()
 
-    os.kill(min(old), signal.SIGTERM)  # gunicorn starts a new worker in its place
+    os.kill(min(old), signal.SIGTERM)  # the server starts a new worker in its place
     deadline = time.monotonic() + START_SECONDS
     while (server.worker_pids() == old or len(server.worker_pids()) != 2) and (
         time.monotonic() < deadline

@@ -1,0 +1,92 @@
+"""``idp-serve``: the provider's HTTP server in production (the container's command).
+
+granian (an HTTP server written in Rust) runs ``idp:create_app()`` in a few worker processes of
+a few threads each. It parses HTTP and keeps connections alive outside Python, which is most of
+what a light request costs (docs/performance.md, "The server's own cost").
+
+- Processes: ``--workers`` or ``WEB_CONCURRENCY`` (4); threads per process: ``--threads`` (4).
+  A request mostly waits on PostgreSQL, Redis or a vendor, so a few processes with several
+  threads each serve more logins than many single-threaded ones in the same memory.
+- A worker that dies is started again at once; one that dies again within granian's crash-loop
+  window (5.5 s) stops the server, for the orchestrator to restart it (docs/faults.md).
+- ``SIGTERM``: the workers finish the requests in flight (up to 30 s), then exit.
+- With ``PROMETHEUS_MULTIPROC_DIR`` set, each worker writes its metrics there and ``/metrics``
+  sums them; the directory is emptied first, or a previous run's counts would be added again.
+  The provider has counters and histograms only, whose files stay in the sum after a worker
+  exits, so nothing is marked when one does.
+- The provider writes its own access line (endpoint, status, request id): granian's is off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from granian.constants import Interfaces
+from granian.log import LogLevels
+from granian.server import MPServer  # worker processes (what granian.Server is with a GIL)
+
+APP = "idp:create_app()"
+SHUTDOWN_SECONDS = 30  # in-flight requests finish within this after SIGTERM
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="idp-serve", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bind", default="0.0.0.0:8000", help="host:port (0.0.0.0:8000)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=int(os.environ.get("WEB_CONCURRENCY", "4")),
+        help="processes (WEB_CONCURRENCY, else 4)",
+    )
+    parser.add_argument("--threads", type=int, default=4, help="threads per process (4)")
+    parser.add_argument("--log-level", default="info", choices=["warning", "info", "debug"])
+    parser.add_argument("--app", default=APP, help=f"module:attribute, or module:factory() ({APP})")
+    args = parser.parse_args(argv)
+    host, _, port = args.bind.rpartition(":")
+    if not host or not port.isdigit():
+        parser.error(f"--bind: expected host:port, got {args.bind!r}")
+    if args.workers < 1 or args.threads < 1:
+        parser.error("--workers and --threads: at least 1")
+    args.host, args.port = host, int(port)
+    return args
+
+
+def empty_metrics_dir() -> None:
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        path = Path(directory)
+        if path.exists():
+            shutil.rmtree(path)
+        path.mkdir(parents=True)
+
+
+def server(args: argparse.Namespace) -> MPServer:
+    target = args.app.removesuffix("()")
+    return MPServer(
+        target,
+        address=args.host,
+        port=args.port,
+        interface=Interfaces.WSGI,
+        factory=target != args.app,
+        workers=args.workers,
+        blocking_threads=args.threads,
+        websockets=False,
+        log_level=LogLevels(args.log_level),
+        log_access=False,
+        respawn_failed_workers=True,
+        workers_kill_timeout=SHUTDOWN_SECONDS,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    empty_metrics_dir()
+    server(args).serve()
+
+
+if __name__ == "__main__":
+    main()
