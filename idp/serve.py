@@ -9,7 +9,8 @@ what a light request costs (docs/performance.md, "The server's own cost").
   threads each serve more logins than many single-threaded ones in the same memory.
 - A worker that dies is started again at once; one that dies again within granian's crash-loop
   window (5.5 s) stops the server, for the orchestrator to restart it (docs/faults.md).
-- ``SIGTERM``: the workers finish the requests in flight (up to 30 s), then exit.
+- ``SIGTERM``: the workers finish the requests in flight (up to 30 s), then exit; a worker
+  still loading the app misses the signal and is killed when those 30 s are over.
 - With ``PROMETHEUS_MULTIPROC_DIR`` set, each worker writes its metrics there and ``/metrics``
   sums them; the directory is emptied first, or a previous run's counts would be added again.
   The provider has counters and histograms only, whose files stay in the sum after a worker

@@ -23,7 +23,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from idp.config import ROOT
 
 REQUESTS = 40
-ROUNDS = 20  # of REQUESTS concurrent requests at most, until both workers have served some
 START_SECONDS = 60
 
 
@@ -78,16 +77,22 @@ class Server:
             )
         assert statuses == [200] * count
 
-    def wait_for_workers(self, count: int) -> None:
-        deadline = time.monotonic() + START_SECONDS
+    def wait_for_workers(self, count: int) -> int:
+        """Until ``count`` workers run and each has answered a /healthz (a worker still loading
+        the app would miss a SIGTERM); returns how many /healthz were sent meanwhile."""
+        deadline, sent = time.monotonic() + START_SECONDS, 0
         while time.monotonic() < deadline:
             assert self.process.poll() is None, "the server exited"
-            if len(self.worker_pids()) == count:
+            pids = self.worker_pids()
+            if len(pids) == count:
                 try:
-                    if requests.get(f"{self.url}/readyz", timeout=5).status_code == 200:
-                        return
-                except requests.RequestException:  # still loading the app
+                    self.send_healthz(REQUESTS)
+                    sent += REQUESTS
+                except requests.RequestException:  # a worker still loading the app
                     pass
+                answered = self.healthz_count_of_each_worker()
+                if all(answered.get(pid, 0) > 0 for pid in pids):
+                    return sent
             time.sleep(0.2)
         raise AssertionError("the server did not start its workers")
 
@@ -136,18 +141,13 @@ def test_both_workers_counts_are_summed(server: Server) -> None:
     assert not (server.metrics_dir / "counter_1.db").exists()  # emptied at start
     before = server.healthz_count()
 
-    sent = 0
-    for _ in range(ROUNDS):
-        server.send_healthz(REQUESTS)
-        sent += REQUESTS
-        per_worker = server.healthz_count_of_each_worker()
-        if all(per_worker.get(pid, 0) > 0 for pid in server.worker_pids()):
-            break
+    server.send_healthz(REQUESTS)
     after = [server.healthz_count() for _ in range(6)]
+    per_worker = server.healthz_count_of_each_worker()
 
     assert all(per_worker.get(pid, 0) > 0 for pid in server.worker_pids()), per_worker
-    assert after == [before + sent] * 6  # whichever worker answered: the sum of both
-    assert sum(per_worker.values()) == before + sent
+    assert after == [before + REQUESTS] * 6  # whichever worker answered: the sum of both
+    assert sum(per_worker.values()) == before + REQUESTS
 
 
 def test_a_replaced_workers_counts_stay_in_the_sum(server: Server) -> None:
@@ -161,7 +161,7 @@ def test_a_replaced_workers_counts_stay_in_the_sum(server: Server) -> None:
         time.monotonic() < deadline
     ):
         time.sleep(0.2)
-    server.wait_for_workers(2)
+    sent_meanwhile = server.wait_for_workers(2)
 
     assert server.worker_pids() != old
-    assert server.healthz_count() == counted
+    assert server.healthz_count() == counted + sent_meanwhile
