@@ -15,22 +15,30 @@ what a light request costs (docs/performance.md, "The server's own cost").
   sums them; the directory is emptied first, or a previous run's counts would be added again.
   The provider has counters and histograms only, whose files stay in the sum after a worker
   exits, so nothing is marked when one does.
+- A worker whose main process is gone (killed with SIGKILL, say) ends itself within a second:
+  granian's workers would otherwise go on serving, orphaned, on the socket they share.
 - The provider writes its own access line (endpoint, status, request id): granian's is off.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shutil
+import signal
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from granian.constants import Interfaces
 from granian.log import LogLevels
 from granian.server import MPServer  # worker processes (what granian.Server is with a GIL)
 
 APP = "idp:create_app()"
+APP_VARIABLE = "WSGI_APP"  # --app, for the workers (spawned processes); IDP_* are settings only
 SHUTDOWN_SECONDS = 30  # in-flight requests finish within this after SIGTERM
 
 
@@ -65,14 +73,38 @@ def empty_metrics_dir() -> None:
         path.mkdir(parents=True)
 
 
+def worker_app() -> Any:
+    """What each worker runs: the app ``--app`` names, its main process watched."""
+    end_when_orphaned(os.getppid())
+    return load_app(os.environ.get(APP_VARIABLE, APP))
+
+
+def load_app(spec: str) -> Any:
+    """``module:attribute``, or ``module:factory()`` called."""
+    module, _, name = spec.removesuffix("()").partition(":")
+    app = getattr(importlib.import_module(module), name)
+    return app() if spec.endswith("()") else app
+
+
+def end_when_orphaned(parent: int) -> None:
+    """SIGTERM this worker (it finishes what is in flight) once ``parent`` is no longer its
+    parent: the main process died."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
+
+
 def server(args: argparse.Namespace) -> MPServer:
-    target = args.app.removesuffix("()")
     return MPServer(
-        target,
+        f"{__name__}:worker_app",
         address=args.host,
         port=args.port,
         interface=Interfaces.WSGI,
-        factory=target != args.app,
+        factory=True,
         workers=args.workers,
         blocking_threads=args.threads,
         websockets=False,
@@ -86,6 +118,7 @@ def server(args: argparse.Namespace) -> MPServer:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     empty_metrics_dir()
+    os.environ[APP_VARIABLE] = args.app  # the workers inherit it
     server(args).serve()
 
 

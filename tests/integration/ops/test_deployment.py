@@ -93,7 +93,7 @@ def test_idp_serve_runs_the_provider_in_respawned_threaded_workers(
     monkeypatch.setenv("WEB_CONCURRENCY", "3")
     server = serve.server(serve.parse_args([]))
 
-    assert (server.target, server.factory) == ("idp:create_app", True)
+    assert (server.target, server.factory) == ("idp.serve:worker_app", True)
     assert server.interface == Interfaces.WSGI
     assert (server.bind_addr, server.bind_port) == ("0.0.0.0", 8000)  # noqa: S104 (the container)
     assert (server.workers, server.blocking_threads) == (3, 4)
@@ -102,14 +102,17 @@ def test_idp_serve_runs_the_provider_in_respawned_threaded_workers(
     assert not server.log_access  # the provider writes its own access line
 
 
-def test_idp_serve_takes_an_app_object_and_its_own_shape() -> None:
-    args = serve.parse_args(
-        ["--app", "tests.multi.wsgi:app", "--bind", "127.0.0.1:9000", "--workers", "1"]
-    )
+def test_idp_serve_takes_its_own_shape() -> None:
+    args = serve.parse_args(["--bind", "127.0.0.1:9000", "--workers", "1", "--threads", "2"])
     server = serve.server(args)
 
-    assert (server.target, server.factory) == ("tests.multi.wsgi:app", False)
-    assert (server.bind_addr, server.bind_port, server.workers) == ("127.0.0.1", 9000, 1)
+    assert (server.bind_addr, server.bind_port) == ("127.0.0.1", 9000)
+    assert (server.workers, server.blocking_threads) == (1, 2)
+
+
+def test_the_workers_load_an_app_object_or_call_a_factory() -> None:
+    assert serve.load_app("idp.serve:APP") == "idp:create_app()"  # an object, as it is
+    assert serve.load_app("builtins:dict()") == {}  # a factory, called
 
 
 @pytest.mark.parametrize(

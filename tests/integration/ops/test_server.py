@@ -1,6 +1,7 @@
-"""Metrics under the production server with 2 worker processes, started as the container
-starts it (the entry point, then ``idp-serve``): whichever worker answers ``/metrics`` reports
-the requests of both, summed, and a worker that is replaced keeps its counts in the sum.
+"""The production server with 2 worker processes, started as the container starts it (the
+entry point, then ``idp-serve``): whichever worker answers ``/metrics`` reports the requests of
+both, summed; a worker that is replaced keeps its counts in the sum; the workers end when the
+main process is killed.
 """
 
 from __future__ import annotations
@@ -165,3 +166,25 @@ def test_a_replaced_workers_counts_stay_in_the_sum(server: Server) -> None:
 
     assert server.worker_pids() != old
     assert server.healthz_count() == counted + sent_meanwhile
+
+
+def running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_the_workers_end_when_the_main_process_is_killed(server: Server) -> None:
+    workers = server.worker_pids()
+
+    server.process.kill()  # SIGKILL: the main process cannot stop its workers
+    server.process.wait()
+    deadline = time.monotonic() + 15
+    while any(running(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+    assert not [pid for pid in workers if running(pid)]
+    with pytest.raises(requests.ConnectionError):  # nobody is left on the socket
+        requests.get(f"{server.url}/healthz", timeout=5)
