@@ -38,7 +38,9 @@ from granian.log import LogLevels
 from granian.server import MPServer  # worker processes (what granian.Server is with a GIL)
 
 APP = "idp:create_app()"
-APP_VARIABLE = "WSGI_APP"  # --app, for the workers (spawned processes); IDP_* are settings only
+# What the workers (spawned processes) read from the main process; IDP_* are settings only.
+APP_VARIABLE = "WSGI_APP"  # --app
+MAIN_PID_VARIABLE = "WSGI_SERVER_PID"
 SHUTDOWN_SECONDS = 30  # in-flight requests finish within this after SIGTERM
 
 
@@ -75,7 +77,7 @@ def empty_metrics_dir() -> None:
 
 def worker_app() -> Any:
     """What each worker runs: the app ``--app`` names, its main process watched."""
-    end_when_orphaned(os.getppid())
+    end_when_orphaned(int(os.environ[MAIN_PID_VARIABLE]))
     return load_app(os.environ.get(APP_VARIABLE, APP))
 
 
@@ -86,14 +88,18 @@ def load_app(spec: str) -> Any:
     return app() if spec.endswith("()") else app
 
 
-def end_when_orphaned(parent: int) -> None:
-    """SIGTERM this worker (it finishes what is in flight) once ``parent`` is no longer its
-    parent: the main process died."""
+def end_when_orphaned(main_pid: int) -> None:
+    """Once ``main_pid`` is no longer this worker's parent (the main process died, maybe before
+    this worker ran): SIGTERM it, so that it finishes what is in flight, again every second (a
+    worker still loading the app misses the signal), and exit when that has taken too long."""
 
     def watch() -> None:
-        while os.getppid() == parent:
+        while os.getppid() == main_pid:
             time.sleep(1)
-        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(SHUTDOWN_SECONDS):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(1)
+        os._exit(1)
 
     threading.Thread(target=watch, name="orphan-watch", daemon=True).start()
 
@@ -118,7 +124,7 @@ def server(args: argparse.Namespace) -> MPServer:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     empty_metrics_dir()
-    os.environ[APP_VARIABLE] = args.app  # the workers inherit it
+    os.environ.update({APP_VARIABLE: args.app, MAIN_PID_VARIABLE: str(os.getpid())})
     server(args).serve()
 
 

@@ -188,3 +188,13 @@ def test_the_workers_end_when_the_main_process_is_killed(server: Server) -> None
     assert not [pid for pid in workers if running(pid)]
     with pytest.raises(requests.ConnectionError):  # nobody is left on the socket
         requests.get(f"{server.url}/healthz", timeout=5)
+
+
+def test_a_worker_that_starts_after_its_main_process_died_ends_itself() -> None:
+    """The watch compares the parent with the main process's pid (not with the parent it saw
+    first), so a worker the main process spawned just before it died ends too."""
+    gone = "0"  # no process's parent: as a main process that died before the worker ran
+    script = f"import time; from idp import serve; serve.end_when_orphaned({gone}); time.sleep(30)"
+    worker = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+
+    assert worker.wait(timeout=15) == -signal.SIGTERM
