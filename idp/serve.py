@@ -106,7 +106,7 @@ def end_when_orphaned(main_pid: int) -> None:
 
 def server(args: argparse.Namespace) -> MPServer:
     return MPServer(
-        f"{__name__}:worker_app",
+        "idp.serve:worker_app",  # not __name__: "__main__" under python -m
         address=args.host,
         port=args.port,
         interface=Interfaces.WSGI,
