@@ -78,7 +78,7 @@ def empty_metrics_dir() -> None:
 def worker_app() -> Any:
     """What each worker runs: the app ``--app`` names, its main process watched."""
     end_when_orphaned(int(os.environ[MAIN_PID_VARIABLE]))
-    return load_app(os.environ.get(APP_VARIABLE, APP))
+    return load_app(os.environ[APP_VARIABLE])
 
 
 def load_app(spec: str) -> Any:

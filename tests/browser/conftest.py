@@ -34,6 +34,7 @@ from idp.config import Settings
 from tests.conftest import DEMO_USCC, missing
 from tests.flows import PASSWORD
 from tests.pki import Leaf, TestPki, shared_pki
+from tests.processes import stop
 from tests.ukey_token import make_soft_token, softhsm_module
 
 CHROMIUM_ARGS = [
@@ -346,12 +347,7 @@ def ukey_agent(
         url = _wait_for_agent(process, log, origin)
         yield UkeyAgent(url=url, origin=origin, pin=UKEY_PIN, leaf=ukey_pki[ukey_leaf], log=log)
     finally:
-        process.terminate()  # SIGTERM: the agent finalises the token library
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop(process, grace=5)  # SIGTERM first: the agent finalises the token library
 
 
 def _wait_for_agent(process: subprocess.Popen[bytes], log: Path, origin: str) -> str:

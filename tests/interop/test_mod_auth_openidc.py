@@ -10,7 +10,6 @@ import os
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -37,6 +36,7 @@ from tests.interop.conftest import (
     guide_block,
     log_in_on_provider_page,
 )
+from tests.processes import stop
 
 pytestmark = pytest.mark.interop
 
@@ -138,12 +138,7 @@ def apache(
         wait_until_listening(process, port, root / "error.log")
         yield Apache(url=base, client_id=registered.client_id, error_log=root / "error.log")
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        stop(process, grace=10)
 
 
 def wait_until_listening(process: subprocess.Popen[bytes], port: int, log: Path) -> None:

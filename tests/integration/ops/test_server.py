@@ -22,6 +22,7 @@ from prometheus_client import multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
 from idp.config import ROOT
+from tests.processes import stop
 
 REQUESTS = 40
 START_SECONDS = 60
@@ -129,12 +130,7 @@ def server(tmp_path: Path, keys_dir: Path) -> Iterator[Server]:
         running.wait_for_workers(2)
         yield running
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, grace=30)
         log.close()
 
 
