@@ -34,7 +34,7 @@ from idp.auth import session as login_session
 from idp.auth.session import LoginSession
 from idp.config import settings
 from idp.db import utcnow
-from idp.identity.eligibility import eligible_identities, load_principal
+from idp.identity.eligibility import Grantee, eligible_identities, load_principal
 from idp.identity.models import Identity
 from idp.identity.phone import is_phone
 from idp.identity.principal import Principal
@@ -335,7 +335,7 @@ def issue_code(
     pending: Pending, login: LoginSession, principal: Principal, identity: Identity
 ) -> BaseResponse:
     user = AuthorizedUser.of(
-        principal,
+        Grantee.of(principal),
         identity,
         client=pending.client,
         sid=login.sid,

@@ -7,9 +7,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from idp.identity.eligibility import still_eligible
+from idp.identity.eligibility import Grantee, still_eligible
 from idp.identity.models import Identity
-from idp.identity.principal import Principal
 from idp.oidc.models import Client, client_in_session
 from idp.oidc.subjects import subject_for
 
@@ -31,15 +30,14 @@ class AuthorizedUser:
 
     @classmethod
     def of(
-        cls, principal: Principal, identity: Identity, *, client: Client | None, **login: Any
+        cls, grantee: Grantee, identity: Identity, *, client: Client | None, **login: Any
     ) -> AuthorizedUser:
-        """The principal as ``client`` sees it (its ``sub`` is pairwise where registered so)."""
-        account_id = principal.account.id if principal.account is not None else None
+        """The grantee as ``client`` sees it (its ``sub`` is pairwise where registered so)."""
         return cls(
-            subject=subject_for(client, principal.subject),
-            name=principal.name,
-            phone=principal.phone,
-            account_id=account_id,
+            subject=subject_for(client, grantee.subject),
+            name=grantee.name,
+            phone=grantee.phone,
+            account_id=grantee.account_id,
             identity=identity,
             **login,
         )
@@ -55,17 +53,17 @@ def user_for(session: Session, row: Any) -> AuthorizedUser | None:
     identity: Identity | None = row.identity
     if identity is None:
         return None
-    principal = still_eligible(
+    grantee = still_eligible(
         session,
         identity,
         account_id=row.account_id,
         client_id=row.client_id,
         credential_version=row.credential_version,
     )
-    if principal is None:
+    if grantee is None:
         return None
     return AuthorizedUser.of(
-        principal,
+        grantee,
         identity,
         client=client_in_session(session, row.client_id),
         sid=row.sid,
