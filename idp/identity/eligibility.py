@@ -153,18 +153,33 @@ class Grantee(NamedTuple):
         return cls(principal.subject, principal.name, principal.phone, account_id)
 
 
-# Built once (asked by every token request, userinfo and introspection), and only the columns
-# it decides on: loading the three rows as objects cost twice as much as the lookup itself.
+class OperatorStanding(NamedTuple):
+    """An operator's standing in one organisation: the columns of ``OPERATOR_STANDING``."""
+
+    suspended_at: datetime | None
+    subject: str
+    name: str
+    phone: str | None
+    must_change_password: bool
+    credential_version: int
+    status: MembershipStatus
+
+
+# What decides whether an operator's grant still stands, and who it acts for: only these
+# columns, as loading the three rows as objects cost twice as much as the lookup itself. Every
+# token request, userinfo and introspection asks it (the last two along with the token itself,
+# ``idp.oidc.presented``).
+OPERATOR_STANDING = (
+    Organisation.suspended_at,
+    Account.subject,
+    Account.name,
+    Account.phone,
+    Account.must_change_password,
+    Account.credential_version,
+    Membership.status,
+)
 _OPERATOR_STANDING = (
-    select(
-        Organisation.suspended_at,
-        Account.subject,
-        Account.name,
-        Account.phone,
-        Account.must_change_password,
-        Account.credential_version,
-        Membership.status,
-    )
+    select(*OPERATOR_STANDING)
     .join(Membership, Membership.org_id == Organisation.id)
     .join(Account, Account.id == Membership.account_id)
     .where(Organisation.id == bindparam("org_id"), Account.id == bindparam("account_id"))
@@ -192,23 +207,30 @@ def still_eligible(
         return Grantee.of(of_org_admin(org))
     if account_id is None:
         return None
-    # One statement for the organisation, the account and the membership.
     found = session.execute(
         _OPERATOR_STANDING, {"org_id": identity.org_id, "account_id": account_id}
     ).first()
-    if found is None:
+    standing = OperatorStanding(*found) if found is not None else None
+    return operator_grantee(standing, account_id=account_id, credential_version=credential_version)
+
+
+def operator_grantee(
+    standing: OperatorStanding | None, *, account_id: int, credential_version: int
+) -> Grantee | None:
+    """The operator an operator's grant acts for, or None when their standing (None: no
+    membership of the organisation) no longer lets it act."""
+    if standing is None or standing.status != MembershipStatus.ACTIVE:
         return None
-    if found.suspended_at is not None or found.must_change_password:
+    if standing.suspended_at is not None or standing.must_change_password:
         return None
-    if not credentials_current(found, credential_version):
+    if not credentials_current(standing, credential_version):
         return None
-    if found.status != MembershipStatus.ACTIVE:
-        return None
-    return Grantee(found.subject, found.name, found.phone, account_id)
+    return Grantee(standing.subject, standing.name, standing.phone, account_id)
 
 
 class Versioned(Protocol):
-    credential_version: int
+    @property
+    def credential_version(self) -> int: ...
 
 
 def credentials_current(account: Versioned, credential_version: int) -> bool:

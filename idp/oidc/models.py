@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin
 from authlib.oidc.core import AuthorizationCodeMixin
@@ -286,14 +286,31 @@ class Token(Base, TokenMixin):
         return self.revoked_at is not None
 
     def refresh_is_usable(self) -> bool:
-        now = utcnow()
-        return (
-            self.revoked_at is None
-            and self.rotated_at is None
-            and self.refresh_expires_at is not None
-            and now < self.refresh_expires_at
-            and (self.family_expires_at is None or now < self.family_expires_at)
-        )
+        return refresh_is_usable(self)
+
+
+class RefreshTimes(Protocol):
+    @property
+    def revoked_at(self) -> datetime | None: ...
+    @property
+    def rotated_at(self) -> datetime | None: ...
+    @property
+    def refresh_expires_at(self) -> datetime | None: ...
+    @property
+    def family_expires_at(self) -> datetime | None: ...
+
+
+def refresh_is_usable(token: RefreshTimes) -> bool:
+    """Whether a token's refresh token may still be used: neither revoked nor rotated, within
+    its idle lifetime and its family's absolute one."""
+    now = utcnow()
+    return (
+        token.revoked_at is None
+        and token.rotated_at is None
+        and token.refresh_expires_at is not None
+        and now < token.refresh_expires_at
+        and (token.family_expires_at is None or now < token.family_expires_at)
+    )
 
 
 class InitialAccessToken(Base):
@@ -386,8 +403,3 @@ def client_in_session(session: Session, client_id: str) -> Client | None:
     if client is None or not inspect(client).persistent:
         client = known[client_id] = session.scalar(_CLIENT_BY_ID, {"client_id": client_id})
     return client
-
-
-def remember_client(session: Session, client_id: str, client: Client | None) -> None:
-    """A client row (or its absence) read along with something else, for ``client_in_session``."""
-    session.info.setdefault(CLIENTS, {})[client_id] = client

@@ -19,16 +19,13 @@ from idp.oidc.claims import SCOPES_SUPPORTED, SIGNING_ALGS
 from idp.oidc.client_assertion import ClientSecretJwt, PrivateKeyJwt
 from idp.oidc.clients import find_enabled_client
 from idp.oidc.grants import AUTH_METHODS, CONFIDENTIAL_AUTH_METHODS
-from idp.oidc.models import Client, Token
+from idp.oidc.models import Client
+from idp.oidc.presented import PresentedToken, find_presented, find_token
 from idp.oidc.registration import ClientConfiguration, ClientRegistration
 from idp.oidc.tokens import (
     access_token_lifetime,
-    find_access_token,
-    find_bearer_token,
-    find_refresh_token,
     generate_token_value,
     save_token,
-    token_is_active,
 )
 from idp.oidc.users import user_for
 from idp.signing import key_store
@@ -38,29 +35,15 @@ def query_client(client_id: str) -> Client | None:
     return find_enabled_client(db.session(), client_id)
 
 
-def find_token(token_string: str, token_type_hint: str | None) -> Token | None:
-    """Look a token up by either kind; the hint only orders the search (RFC 7009 §2.1)."""
-    session = db.session()
-    lookups = [find_access_token, find_refresh_token]
-    if token_type_hint == "refresh_token":
-        lookups.reverse()
-    for lookup in lookups:
-        token = lookup(session, token_string)
-        if token is not None:
-            token.presented_as = "refresh_token" if lookup is find_refresh_token else "access_token"
-            return token
-    return None
-
-
 class Revocation(RevocationEndpoint):
     """RFC 7009. Revoking either token of a row ends it; a refresh token takes its family."""
 
     CLIENT_AUTH_METHODS = AUTH_METHODS
 
-    def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
-        return find_token(token_string, token_type_hint)
+    def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken | None:
+        return find_token(db.session(), token_string, token_type_hint)
 
-    def revoke_token(self, token: Token, request: Any) -> None:
+    def revoke_token(self, token: PresentedToken, request: Any) -> None:
         from idp.oidc.tokens import revoke_family
 
         revoke_family(db.session(), token.family_id)
@@ -76,19 +59,20 @@ class Introspection(IntrospectionEndpoint):
 
     CLIENT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
 
-    def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
-        return find_token(token_string, token_type_hint)
+    def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken | None:
+        return find_token(db.session(), token_string, token_type_hint)
 
-    def check_permission(self, token: Token, client: Client, request: Any) -> bool:
+    def check_permission(self, token: PresentedToken, client: Client, request: Any) -> bool:
         return token.client_id == client.client_id or client.may_introspect
 
-    def introspect_token(self, token: Token) -> dict[str, Any]:
+    def introspect_token(self, token: PresentedToken) -> dict[str, Any]:
+        # Authlib has answered for an expired or revoked one (``PresentedToken.is_expired``)
         if token.presented_as == "refresh_token":
-            active, expires_at = token.refresh_is_usable(), token.refresh_expires_at
+            expires_at = token.refresh_expires_at
         else:
-            active, expires_at = token_is_active(token), token.access_expires_at
+            expires_at = token.access_expires_at
         user = user_for(db.session(), token) if token.identity else None
-        if not active or expires_at is None or (token.identity and user is None):
+        if expires_at is None or (token.identity and user is None):
             return {"active": False}
         body: dict[str, Any] = {
             "active": True,
@@ -127,8 +111,8 @@ class EndSession(EndSessionEndpoint):
 class AccessTokenValidator(BearerTokenValidator):
     """Bearer tokens for userinfo and the management API: live, unrevoked, account usable."""
 
-    def authenticate_token(self, token_string: str) -> Token | None:
-        return find_bearer_token(db.session(), token_string)
+    def authenticate_token(self, token_string: str) -> PresentedToken | None:
+        return find_presented(db.session(), token_string)
 
 
 def build_server(app: Flask, settings: Settings) -> AuthorizationServer:

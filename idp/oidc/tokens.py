@@ -29,7 +29,6 @@ from idp.oidc.models import (
     Token,
     TokenFamily,
     digest,
-    remember_client,
 )
 
 OFFLINE_ACCESS = "offline_access"
@@ -154,32 +153,9 @@ def _family_expiry(client: Client, previous: Token | None, now: datetime) -> dat
     return now + timedelta(seconds=client.lifetime("refresh_token_absolute_lifetime"))
 
 
-# Built once: every userinfo, introspection and refresh runs one of these, and building the
-# statement and its cache key cost more CPU than the indexed lookup itself.
-_BY_ACCESS_HASH = select(Token).where(Token.access_token_hash == bindparam("digest"))
+# Built once: every refresh runs it, and building the statement and its cache key cost more CPU
+# than the indexed lookup itself.
 _BY_REFRESH_HASH = select(Token).where(Token.refresh_token_hash == bindparam("digest"))
-
-
-_BY_ACCESS_HASH_WITH_CLIENT = (
-    select(Token, Client)
-    .outerjoin(Client, Client.client_id == Token.client_id)
-    .where(Token.access_token_hash == bindparam("digest"))
-)
-
-
-def find_access_token(session: Session, value: str) -> Token | None:
-    return session.scalar(_BY_ACCESS_HASH, {"digest": digest(value)})
-
-
-def find_bearer_token(session: Session, value: str) -> Token | None:
-    """An access token presented to a resource (userinfo, the API), read with its client in
-    one statement: the request needs both (``client_in_session`` then finds it)."""
-    found = session.execute(_BY_ACCESS_HASH_WITH_CLIENT, {"digest": digest(value)}).first()
-    if found is None:
-        return None
-    token, client = found
-    remember_client(session, token.client_id, client)
-    return token
 
 
 def find_refresh_token(session: Session, value: str) -> Token | None:
@@ -358,7 +334,3 @@ def revoke_on_logout(login: Any, *, session: Session) -> int:
             details={"revoked": str(revoked)},
         )
     return revoked
-
-
-def token_is_active(token: Token) -> bool:
-    return not token.is_revoked() and not token.is_expired()

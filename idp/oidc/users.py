@@ -7,9 +7,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from idp.identity.eligibility import Grantee, still_eligible
-from idp.identity.models import Identity
+from idp.identity.eligibility import Grantee, operator_grantee, still_eligible
+from idp.identity.models import Identity, Role
 from idp.oidc.models import Client, client_in_session
+from idp.oidc.presented import PresentedToken
 from idp.oidc.subjects import subject_for
 
 
@@ -49,23 +50,30 @@ class AuthorizedUser:
 def user_for(session: Session, row: Any) -> AuthorizedUser | None:
     """The owner of a stored code or token (same columns), or None when it may no longer act
     as that identity: operator membership deleted or disabled, password change pending,
-    password or phone changed since, org identity no longer registered for the client."""
+    password or phone changed since, org identity no longer registered for the client. A
+    presented token brings its operator's standing and its client along."""
     identity: Identity | None = row.identity
     if identity is None:
         return None
-    grantee = still_eligible(
-        session,
-        identity,
-        account_id=row.account_id,
-        client_id=row.client_id,
-        credential_version=row.credential_version,
-    )
+    presented = isinstance(row, PresentedToken)
+    if presented and identity.role == Role.OPERATOR:
+        grantee = operator_grantee(
+            row.standing, account_id=row.account_id, credential_version=row.credential_version
+        )
+    else:
+        grantee = still_eligible(
+            session,
+            identity,
+            account_id=row.account_id,
+            client_id=row.client_id,
+            credential_version=row.credential_version,
+        )
     if grantee is None:
         return None
     return AuthorizedUser.of(
         grantee,
         identity,
-        client=client_in_session(session, row.client_id),
+        client=row.client if presented else client_in_session(session, row.client_id),
         sid=row.sid,
         auth_time=row.auth_time.timestamp() if row.auth_time else None,
         amr=tuple(row.amr),

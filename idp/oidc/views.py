@@ -242,8 +242,9 @@ def userinfo() -> Response | tuple[Response, int] | tuple[Response, int, dict[st
     if user is None:
         status, body, headers = InvalidTokenError()()
         return jsonify(body), status, dict(headers)
-    client = find_enabled_client(db.session(), token.client_id)
-    return jsonify(identity_claims(user, token.scope, client=client, requested=token.claims))
+    return jsonify(
+        identity_claims(user, token.scope, client=token.enabled_client, requested=token.claims)
+    )
 
 
 @bp.post("/oauth/register")

@@ -138,17 +138,8 @@ def test_userinfo_rejects_missing_or_bad_tokens(client, header):
 
 
 def test_userinfo_rejects_expired_token(client, issue_tokens):
-    from datetime import timedelta
-
-    from idp import db
-    from idp.db import utcnow
-    from idp.oidc.models import Token
-
     access = issue_tokens()["access_token"]
-    db.session().execute(
-        Token.__table__.update().values(access_expires_at=utcnow() - timedelta(seconds=1))
-    )
-    db.session().commit()
+    expire_access_tokens()
     assert client.get("/oauth/userinfo", headers=bearer(access)).status_code == 401
 
 
@@ -203,6 +194,33 @@ def test_introspection_of_own_tokens(client, rp, issue_tokens):
     assert refresh["exp"] > body["exp"]
     unknown = client.post("/oauth/introspect", data={"token": "nope"}, auth=rp.auth)
     assert unknown.json == {"active": False}
+
+
+def test_a_refresh_token_stays_active_after_its_access_token_expired(client, rp, issue_tokens):
+    """RFC 7662 §2.2: a refresh token is active while it can be used, whatever the access token
+    issued with it; and the expired access token itself is not."""
+    tokens = issue_tokens()
+    expire_access_tokens()
+
+    def introspect(token: str) -> dict:
+        return client.post("/oauth/introspect", data={"token": token}, auth=rp.auth).json
+
+    refresh = introspect(tokens["refresh_token"])
+    assert refresh["active"] is True and refresh["scope"] == "openid profile phone"
+    assert introspect(tokens["access_token"]) == {"active": False}
+
+
+def expire_access_tokens() -> None:
+    from datetime import timedelta
+
+    from idp import db
+    from idp.db import utcnow
+    from idp.oidc.models import Token
+
+    db.session().execute(
+        Token.__table__.update().values(access_expires_at=utcnow() - timedelta(seconds=1))
+    )
+    db.session().commit()
 
 
 def test_introspection_by_other_clients_needs_permission(client, app, issue_tokens):
