@@ -96,8 +96,11 @@ def join_family(session: Session, request: Any) -> str:
         return previous.family_id
     family_id = secrets.token_hex(16)
     code: AuthorizationCode | None = getattr(request, "authorization_code", None)
-    if code is not None:
-        take_code(session, code.id, family_id)
+    if code is None:
+        # A client's own token has no refresh token and no code: nothing is ever issued into
+        # its family, so it needs no anchor (revoking it revokes its one token all the same).
+        return family_id
+    take_code(session, code.id, family_id)
     session.execute(_INSERT_FAMILY, {"family_id": family_id, "client_id": request.client.client_id})
     return family_id
 

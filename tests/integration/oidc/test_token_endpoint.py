@@ -7,11 +7,11 @@ import base64
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from idp import db
 from idp.db import utcnow
-from idp.oidc.models import AuthorizationCode, Token
+from idp.oidc.models import AuthorizationCode, Token, TokenFamily
 from tests.conftest import both_databases, register
 from tests.flows import REDIRECT_URI, Pkce, token_request
 from tests.integration.oidc.helpers import (
@@ -396,6 +396,26 @@ def test_client_credentials_for_a_backend(client, app):
     assert response.json["scope"] == "org.operators"
     assert "refresh_token" not in response.json
     assert "id_token" not in response.json
+
+
+@both_databases
+def test_a_client_credentials_token_is_revoked_like_any_other(client, app):
+    """A client's own token joins no family (nothing is ever issued into it), and revoking it
+    ends it all the same."""
+    backend = register(app, {"grant_types": ["client_credentials"], "scope": "org.operators"})
+    token = token_request(client, {"grant_type": "client_credentials"}, auth=backend.auth).json[
+        "access_token"
+    ]
+    assert db.session().scalar(select(func.count()).select_from(TokenFamily)) == 0
+
+    def introspect() -> dict:
+        return client.post("/oauth/introspect", data={"token": token}, auth=backend.auth).json
+
+    assert introspect()["active"] is True
+    revoked = client.post("/oauth/revoke", data={"token": token}, auth=backend.auth)
+    assert revoked.status_code == 200
+    assert introspect() == {"active": False}
+    assert db.session().scalar(select(Token.revoked_at)) is not None
 
 
 @pytest.mark.parametrize("scope", ["openid", "org.reviews", "admin"])
