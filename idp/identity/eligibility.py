@@ -11,10 +11,11 @@ pairs a person may enter a relying party as, and whether a grant made earlier st
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import bindparam, event, select
+from sqlalchemy import and_, bindparam, event, select
 from sqlalchemy.orm import Session
 
 from idp.identity.models import (
@@ -80,21 +81,9 @@ def operator_identities(
 ) -> list[Identity]:
     """Every (org identity, operator) pair of ``account`` whose org type ``client`` allows."""
     rows = session.execute(
-        select(Organisation, OrgIdentity)
-        .join(Membership, Membership.org_id == Organisation.id)
-        .join(OrgIdentity, OrgIdentity.org_id == Organisation.id)
-        .where(
-            Membership.account_id == account.id,
-            Membership.status == MembershipStatus.ACTIVE,
-            Organisation.suspended_at.is_(None),
-        )
-        .order_by(Organisation.id, OrgIdentity.id)
+        _OPERATOR_IDENTITIES, {"account_id": account.id, "client_id": client.client_id}
     )
-    return [
-        _identity(session, org, ident, role=Role.OPERATOR, client=client)
-        for org, ident in rows
-        if ident.org_type.value in client.org_types
-    ]
+    return _identities(rows, role=Role.OPERATOR, client=client)
 
 
 def admin_identities(
@@ -104,38 +93,67 @@ def admin_identities(
     org is suspended)."""
     if org.suspended:
         return []
-    rows = session.scalars(
-        select(OrgIdentity)
-        .join(IdentityRegistration, IdentityRegistration.identity_id == OrgIdentity.id)
-        .where(OrgIdentity.org_id == org.id, IdentityRegistration.client_id == client.client_id)
-        .order_by(OrgIdentity.id)
-    )
+    rows = session.execute(_ADMIN_IDENTITIES, {"org_id": org.id, "client_id": client.client_id})
+    return _identities(rows, role=Role.ORG_ADMIN, client=client)
+
+
+def _identities(rows: Iterable[Any], *, role: Role, client: RelyingParty) -> list[Identity]:
     return [
-        _identity(session, org, ident, role=Role.ORG_ADMIN, client=client)
-        for ident in rows
-        if ident.org_type.value in client.org_types
+        Identity(
+            org_id=row.id,
+            uscc=row.uscc,
+            org_name=row.name,
+            org_type=row.org_type,
+            role=role,
+            legacy_account=row.account_ref,
+        )
+        for row in rows
+        if row.org_type.value in client.org_types
     ]
 
 
-def _identity(
-    session: Session, org: Organisation, ident: OrgIdentity, *, role: Role, client: RelyingParty
-) -> Identity:
-    legacy = session.scalar(
-        select(LegacyAccount.account_ref)
-        .join(IdentityRegistration, IdentityRegistration.legacy_account_id == LegacyAccount.id)
-        .where(
-            IdentityRegistration.identity_id == ident.id,
-            IdentityRegistration.client_id == client.client_id,
-        )
+def _with_registration(statement: Any, *, registered_only: bool) -> Any:
+    """``statement`` (over org identities) with each identity's registration for the client
+    and the legacy account bound to it, read along: one statement, however many identities."""
+    registration = and_(
+        IdentityRegistration.identity_id == OrgIdentity.id,
+        IdentityRegistration.client_id == bindparam("client_id"),
     )
-    return Identity(
-        org_id=org.id,
-        uscc=org.uscc,
-        org_name=org.name,
-        org_type=ident.org_type,
-        role=role,
-        legacy_account=legacy,
+    joined = (
+        statement.join(IdentityRegistration, registration)
+        if registered_only
+        else statement.outerjoin(IdentityRegistration, registration)
     )
+    return joined.outerjoin(
+        LegacyAccount, LegacyAccount.id == IdentityRegistration.legacy_account_id
+    ).order_by(Organisation.id, OrgIdentity.id)
+
+
+_IDENTITY_COLUMNS = (
+    Organisation.id,
+    Organisation.uscc,
+    Organisation.name,
+    OrgIdentity.org_type,
+    LegacyAccount.account_ref,
+)
+# Built once: asked at every authorization.
+_OPERATOR_IDENTITIES = _with_registration(
+    select(*_IDENTITY_COLUMNS)
+    .join(Membership, Membership.org_id == Organisation.id)
+    .join(OrgIdentity, OrgIdentity.org_id == Organisation.id)
+    .where(
+        Membership.account_id == bindparam("account_id"),
+        Membership.status == MembershipStatus.ACTIVE,
+        Organisation.suspended_at.is_(None),
+    ),
+    registered_only=False,
+)
+_ADMIN_IDENTITIES = _with_registration(
+    select(*_IDENTITY_COLUMNS)
+    .join(OrgIdentity, OrgIdentity.org_id == Organisation.id)
+    .where(Organisation.id == bindparam("org_id")),
+    registered_only=True,
+)
 
 
 class Grantee(NamedTuple):
