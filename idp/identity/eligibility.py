@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, Protocol
 from sqlalchemy import and_, bindparam, event, select
 from sqlalchemy.orm import Session
 
+from idp import db
 from idp.identity.models import (
     Account,
     Identity,
@@ -80,8 +81,8 @@ def operator_identities(
     session: Session, account: Account, *, client: RelyingParty
 ) -> list[Identity]:
     """Every (org identity, operator) pair of ``account`` whose org type ``client`` allows."""
-    rows = session.execute(
-        _OPERATOR_IDENTITIES, {"account_id": account.id, "client_id": client.client_id}
+    rows = db.run(
+        session, _OPERATOR_IDENTITIES, {"account_id": account.id, "client_id": client.client_id}
     )
     return _identities(rows, role=Role.OPERATOR, client=client)
 
@@ -93,7 +94,7 @@ def admin_identities(
     org is suspended)."""
     if org.suspended:
         return []
-    rows = session.execute(_ADMIN_IDENTITIES, {"org_id": org.id, "client_id": client.client_id})
+    rows = db.run(session, _ADMIN_IDENTITIES, {"org_id": org.id, "client_id": client.client_id})
     return _identities(rows, role=Role.ORG_ADMIN, client=client)
 
 
@@ -225,10 +226,10 @@ def still_eligible(
         return Grantee.of(of_org_admin(org))
     if account_id is None:
         return None
-    found = session.execute(
-        _OPERATOR_STANDING, {"org_id": identity.org_id, "account_id": account_id}
+    found = db.run(
+        session, _OPERATOR_STANDING, {"org_id": identity.org_id, "account_id": account_id}
     ).first()
-    standing = OperatorStanding(*found) if found is not None else None
+    standing = OperatorStanding._make(found) if found is not None else None
     return operator_grantee(standing, account_id=account_id, credential_version=credential_version)
 
 
@@ -292,8 +293,8 @@ def operator_orgs(session: Session, account_id: int) -> list[OperatorOrg]:
     browser request asks it for its session check and again for whom the session acts as."""
     known: dict[int, list[OperatorOrg]] = session.info.setdefault(OPERATOR_ORGS, {})
     if account_id not in known:
-        rows = session.execute(_OPERATOR_ORGS, {"account_id": account_id})
-        known[account_id] = [OperatorOrg(*row) for row in rows]
+        rows = db.run(session, _OPERATOR_ORGS, {"account_id": account_id})
+        known[account_id] = [OperatorOrg._make(row) for row in rows]
     return known[account_id]
 
 

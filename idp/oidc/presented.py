@@ -18,6 +18,7 @@ from authlib.oauth2.rfc6749 import ClientMixin, TokenMixin
 from sqlalchemy import JSON, and_, bindparam, select, type_coerce
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from idp import db
 from idp.db import utcnow
 from idp.identity.eligibility import OPERATOR_STANDING, OperatorStanding
 from idp.identity.models import Account, Identity, Membership, Organisation
@@ -128,7 +129,7 @@ def find_presented(
     session: Session, value: str, kind: Kind = "access_token"
 ) -> PresentedToken | None:
     """The token whose ``kind`` value is ``value``, or None."""
-    row = session.connection().execute(_PRESENTED_BY[kind], {"digest": digest(value)}).first()
+    row = db.run(session, _PRESENTED_BY[kind], {"digest": digest(value)}).first()
     if row is None:
         return None
     token, (metadata,), standing = (

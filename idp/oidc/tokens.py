@@ -83,7 +83,7 @@ def save_token(token: dict[str, Any], request: Any) -> None:
         else None,
         family_expires_at=_family_expiry(request.client, previous, now) if refresh else None,
     )
-    session.execute(_INSERT_TOKEN, row)
+    db.run(session, _INSERT_TOKEN, row)
     metrics.count_token(request.payload.grant_type)
 
 
@@ -101,7 +101,7 @@ def join_family(session: Session, request: Any) -> str:
         # its family, so it needs no anchor (revoking it revokes its one token all the same).
         return family_id
     take_code(session, code.id, family_id)
-    session.execute(_INSERT_FAMILY, {"family_id": family_id, "client_id": request.client.client_id})
+    db.run(session, _INSERT_FAMILY, {"family_id": family_id, "client_id": request.client.client_id})
     return family_id
 
 
@@ -131,7 +131,7 @@ _TAKE_CODE = (
 def take_family(session: Session, family_id: str) -> None:
     """Rotate within the family unless it is revoked. The UPDATE holds the family's row until
     this transaction ends, so a revocation marking it waits and then sees the new token."""
-    taken = session.execute(_TAKE_FAMILY, {"family": family_id, "now": utcnow()})
+    taken = db.run(session, _TAKE_FAMILY, {"family": family_id, "now": utcnow()})
     if db.rowcount(taken) != 1:
         refuse_issuance(target=f"family:{family_id[:8]}")
 
@@ -139,7 +139,7 @@ def take_family(session: Session, family_id: str) -> None:
 def take_code(session: Session, code_id: int, family_id: str) -> None:
     """Record ``family_id`` as what the code issued, unless the code was revoked (replayed):
     a code issues at most one family, and none once a replay has been seen."""
-    taken = session.execute(_TAKE_CODE, {"code_id": code_id, "family": family_id})
+    taken = db.run(session, _TAKE_CODE, {"code_id": code_id, "family": family_id})
     if db.rowcount(taken) != 1:
         refuse_issuance(target=f"code:{code_id}")
 
