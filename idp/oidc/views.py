@@ -218,6 +218,7 @@ def revoke() -> Response | tuple[Response, int]:
 def introspect() -> Response | tuple[Response, int]:
     if problem := _client_request_problem():
         return _invalid_request(problem)
+    db.reads_only()
     response: Response = authorization_server().create_endpoint_response("introspection")
     return response
 
@@ -227,6 +228,7 @@ def introspect() -> Response | tuple[Response, int]:
 def userinfo() -> Response | tuple[Response, int] | tuple[Response, int, dict[str, str]]:
     """OIDC Core §5.3, bearer token in the header or (POST) in the form (RFC 6750 §2.2), in
     one of them only (RFC 6750 §2)."""
+    db.reads_only()
     try:
         params.check_request_parameters()
     except params.MalformedParameterError as error:
