@@ -203,12 +203,15 @@ def session() -> Session:
     return value
 
 
-def reads_only() -> None:
-    """Declare that the rest of the request only reads the database. On PostgreSQL its session
-    then runs each statement on its own, outside a transaction: one round trip instead of three
-    (``BEGIN``, the statement, ``COMMIT``). On SQLite, where a transaction costs no round trip,
-    nothing changes. A request already in a transaction keeps it; the pool gives the
-    connection back to the next request as it was."""
+def statements_stand_alone() -> None:
+    """Until the session's next commit, each statement commits on its own: for a request that
+    only reads, or whose writes are each one statement meant to stand by itself (a refresh
+    token's claim, a client's own token). On PostgreSQL the statements then run outside a
+    transaction, one round trip each instead of three (``BEGIN``, the statement, ``COMMIT``);
+    on SQLite, where a transaction costs no round trip, nothing changes. Called before the
+    request's first statement (a request already in a transaction keeps it). The commit ends
+    it: the pool takes the connection back as it was, and the next statement begins a
+    transaction again."""
     current = session()
     if current.get_bind().dialect.name == "postgresql" and not current.in_transaction():
         current.connection(execution_options={"isolation_level": "AUTOCOMMIT"})

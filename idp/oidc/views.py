@@ -195,11 +195,18 @@ def _client_request_problem() -> str:
     return ""
 
 
+# Grants whose requests write one statement before their own commit: a refresh token's claim
+# (committed at once, whatever follows; grants.RefreshTokenGrant) and a client's own token.
+STANDALONE_GRANTS = frozenset({"refresh_token", "client_credentials"})
+
+
 @bp.post("/oauth/token")
 @csrf.exempt
 def token() -> Response | tuple[Response, int]:
     if problem := _client_request_problem():
         return _invalid_request(problem)
+    if request.form.get("grant_type") in STANDALONE_GRANTS:
+        db.statements_stand_alone()
     response: Response = authorization_server().create_token_response()
     return response
 
@@ -218,7 +225,7 @@ def revoke() -> Response | tuple[Response, int]:
 def introspect() -> Response | tuple[Response, int]:
     if problem := _client_request_problem():
         return _invalid_request(problem)
-    db.reads_only()
+    db.statements_stand_alone()  # reads only
     response: Response = authorization_server().create_endpoint_response("introspection")
     return response
 
@@ -228,7 +235,7 @@ def introspect() -> Response | tuple[Response, int]:
 def userinfo() -> Response | tuple[Response, int] | tuple[Response, int, dict[str, str]]:
     """OIDC Core §5.3, bearer token in the header or (POST) in the form (RFC 6750 §2.2), in
     one of them only (RFC 6750 §2)."""
-    db.reads_only()
+    db.statements_stand_alone()  # reads only
     try:
         params.check_request_parameters()
     except params.MalformedParameterError as error:

@@ -1,0 +1,111 @@
+"""Requests whose statements each stand alone run them outside a transaction on PostgreSQL
+(one round trip each instead of ``BEGIN``, the statement and ``COMMIT``): userinfo and
+introspection, which only read; a refresh up to its claim, which is committed at once; a
+client's own token, which is one INSERT. Everything that must be atomic stays in a
+transaction, and the pooled connection goes back to the next request transactional. SQLite,
+where a transaction costs no round trip, keeps its transactions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from tests.conftest import both_databases, register
+from tests.flows import token_request
+
+pytestmark = both_databases
+
+
+@pytest.fixture
+def statements(app) -> Iterator[list[tuple[str, bool]]]:
+    """Each statement the provider sends: its first word, and whether it ran outside a
+    transaction (the driver's own autocommit on PostgreSQL; SQLAlchemy's option on SQLite)."""
+    engine = app.extensions["idp.engine"]
+    seen: list[tuple[str, bool]] = []
+
+    def record(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if engine.dialect.name == "postgresql":
+            outside = bool(conn.connection.dbapi_connection.autocommit)
+        else:
+            outside = conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+        seen.append((statement.split()[0], outside))
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.fixture
+def on_postgresql(db_url: str) -> bool:
+    return db_url.startswith("postgresql")
+
+
+def test_userinfo_and_introspection_read_outside_a_transaction(
+    client, rp, issue_tokens, statements, on_postgresql
+):
+    tokens = issue_tokens()
+    statements.clear()
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert client.get("/oauth/userinfo", headers=bearer).json["sub"]
+    introspected = client.post(
+        "/oauth/introspect", data={"token": tokens["access_token"]}, auth=rp.auth
+    )
+    assert introspected.json["active"] is True
+    assert [word for word, _ in statements] == ["SELECT", "SELECT", "SELECT"]
+    assert all(outside == on_postgresql for _, outside in statements), statements
+
+
+def test_a_refresh_claims_on_its_own_and_issues_in_one_transaction(
+    client, rp, issue_tokens, statements, on_postgresql
+):
+    tokens = issue_tokens()
+    statements.clear()
+    refreshed = token_request(
+        client,
+        {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        auth=rp.auth,
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    claim = statements.index(("UPDATE", on_postgresql))
+    assert all(outside == on_postgresql for _, outside in statements[: claim + 1]), statements
+    issuance = statements[claim + 1 :]
+    assert ("INSERT", False) in issuance and not any(outside for _, outside in issuance)
+    # The successor was committed with the rest of the issuance: it refreshes in turn.
+    again = token_request(
+        client,
+        {"grant_type": "refresh_token", "refresh_token": refreshed.json["refresh_token"]},
+        auth=rp.auth,
+    )
+    assert again.status_code == 200, again.text
+
+
+def test_a_clients_own_token_is_one_insert_on_its_own(client, app, statements, on_postgresql):
+    backend = register(app, {"grant_types": ["client_credentials"], "scope": "org.operators"})
+    statements.clear()
+    issued = client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=backend.auth
+    )
+    assert issued.status_code == 200, issued.text
+    assert [word for word, _ in statements] == ["SELECT", "INSERT"]
+    assert all(outside == on_postgresql for _, outside in statements), statements
+
+
+def test_a_code_redemption_stays_in_transactions(client, rp, issue_tokens, statements):
+    assert issue_tokens()["access_token"]
+    redemption = statements[-8:]
+    assert ("INSERT", False) in redemption
+    assert not any(outside for _, outside in statements), statements
+
+
+def test_the_next_request_writes_in_a_transaction_again(client, rp, issue_tokens, statements):
+    tokens = issue_tokens()
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert client.get("/oauth/userinfo", headers=bearer).status_code == 200
+    statements.clear()
+    logged_out = client.post("/oauth/revoke", data={"token": tokens["refresh_token"]}, auth=rp.auth)
+    assert logged_out.status_code == 200
+    writes = [outside for word, outside in statements if word in {"INSERT", "UPDATE"}]
+    assert writes and not any(writes), statements
