@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import select
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
@@ -78,7 +78,9 @@ def table_of(model: type[Base]) -> Table:
 
 
 def run(
-    session: Session, statement: Executable, params: dict[str, Any] | None = None
+    session: Session,
+    statement: Executable,
+    params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
 ) -> Result[Any]:
     """A plain statement (tables and columns, no ORM entities) on the session's connection, in
     its transaction (sessions never autoflush, so its own ``execute`` would not flush either):

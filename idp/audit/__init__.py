@@ -6,8 +6,11 @@ events recorded during it, so a refused login is still on record.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Flask, has_request_context
 from sqlalchemy import event as orm_event
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from idp import db, logs, metrics
@@ -16,13 +19,13 @@ from idp.security import client_ip
 
 __all__ = ["AuditEvent", "init_app", "record"]
 
-UNCOMMITTED = "audit_events"  # Session.info key: events recorded since the last commit
-REPLAYED = ("time", "action", "actor", "target", "result", "org_id", "ip", "request_id", "details")
-
-
-@orm_event.listens_for(Session, "after_commit")
-def _forget_committed(session: Session) -> None:
-    session.info.pop(UNCOMMITTED, None)
+# Session.info keys: the events recorded since the last commit, and those a rollback set aside
+# (written again only when the caller replays them).
+PENDING = "audit_events"
+ROLLED_BACK = "audit_events_rolled_back"
+# Written with the commit as one plain INSERT of every pending row: the ORM's unit of work cost
+# more than the INSERT itself (docs/performance.md).
+_INSERT_EVENTS = insert(db.table_of(AuditEvent))
 
 
 def record(
@@ -33,32 +36,52 @@ def record(
     result: str = "success",
     org_id: int | None = None,
     details: dict[str, str] | None = None,
-) -> AuditEvent:
-    """Write an audit event in the current transaction (kept even if the request fails).
+) -> None:
+    """Write an audit event with the current transaction (kept even if the request fails).
 
     Personal data in ``actor``/``target`` must already be masked by the caller."""
-    event = AuditEvent(
-        action=action,
-        actor=actor,
-        target=target,
-        result=result,
-        org_id=org_id,
-        ip=client_ip() if has_request_context() else "cli",
-        request_id=logs.request_id(),
-        details=details or {},
-    )
+    event = {
+        "time": db.utcnow(),
+        "action": action,
+        "actor": actor,
+        "target": target,
+        "result": result,
+        "org_id": org_id,
+        "ip": client_ip() if has_request_context() else "cli",
+        "request_id": logs.request_id(),
+        "details": details or {},
+    }
     session = db.session()
-    session.add(event)
-    session.info.setdefault(UNCOMMITTED, []).append(event)
+    if not session.in_transaction():
+        session.begin()  # so that a rollback, even before any statement, sets it aside
+    session.info.setdefault(PENDING, []).append(event)
     metrics.count_audit_event(action, result)
-    return event
+
+
+@orm_event.listens_for(Session, "before_commit")
+def _write_pending(session: Session) -> None:
+    events: list[dict[str, Any]] = session.info.get(PENDING, [])
+    if events:
+        db.run(session, _INSERT_EVENTS, events)
+
+
+@orm_event.listens_for(Session, "after_commit")
+def _forget_committed(session: Session) -> None:
+    session.info.pop(PENDING, None)
+
+
+@orm_event.listens_for(Session, "after_soft_rollback")
+def _set_aside(session: Session, _previous: Any) -> None:
+    if events := session.info.pop(PENDING, None):
+        session.info.setdefault(ROLLED_BACK, []).extend(events)
 
 
 def replay_after_rollback() -> None:
-    """Re-add the events that a rollback of the session discarded (those not yet committed)."""
+    """Record again the events that a rollback of the session discarded (those not yet
+    committed)."""
     session = db.session()
-    for event in session.info.pop(UNCOMMITTED, []):
-        session.add(AuditEvent(**{name: getattr(event, name) for name in REPLAYED}))
+    events = session.info.pop(ROLLED_BACK, [])
+    session.info.setdefault(PENDING, []).extend(events)
 
 
 def init_app(app: Flask) -> None:
