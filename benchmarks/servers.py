@@ -1,10 +1,11 @@
 """The providers under test: start, describe, measure and stop them.
 
-``ours(...)`` prepares a fresh provider (migrations, an ES256 signing key, the seed of
-``benchmarks.seeding``) and runs it as production does (``idp-serve``: granian, one process of
-four threads unless told otherwise) or under gunicorn for comparison, plus ``idp worker`` for the
-SMS codes; ``node(...)`` runs the oidc-provider reference of ``benchmarks/node``. Servers
-run on the first CPU, the load generator on the second. Everything listens on 127.0.0.1 only
+``prepared(...)`` makes a fresh provider (migrations, an ES256 signing key, the seed of
+``benchmarks.seeding``, ``idp worker`` for the SMS codes; ``benchmarks.inprocess`` uses it
+in-process); ``ours(...)`` serves it as production does (``idp-serve``: granian, one process of
+four threads unless told otherwise) or under gunicorn for comparison; ``node(...)`` runs the
+oidc-provider reference of ``benchmarks/node``. Servers run on the first CPU, the load
+generator on the second. Everything listens on 127.0.0.1 only
 and is stopped (process group), and the PostgreSQL database and Redis db dropped, on the way
 out of the ``with`` block, also on failure.
 """
@@ -254,20 +255,34 @@ def flush_redis() -> None:
     client.close()
 
 
+@dataclass(frozen=True)
+class Instance:
+    """Ours prepared and its SMS worker running: the environment it runs in, where its files
+    are, and the seeded client."""
+
+    config: str
+    env: dict[str, str]
+    directory: Path
+    seeded: dict[str, str]
+
+    @property
+    def outbox(self) -> Path:
+        return self.directory / "instance" / "sms-outbox.jsonl"
+
+
 @contextlib.contextmanager
-def ours(config: str, spec: SeedSpec, tmp: Path, workers: Workers) -> Iterator[Target]:
-    """Our provider in configuration ``postgres`` (PostgreSQL + Redis) or ``sqlite`` (the
-    embedded default: SQLite file, SQL store)."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    instance = tmp / "instance"
-    instance.mkdir()
+def prepared(config: str, spec: SeedSpec, tmp: Path, issuer: str) -> Iterator[Instance]:
+    """Ours in configuration ``postgres`` (PostgreSQL + Redis) or ``sqlite`` (the embedded
+    default: SQLite file, SQL store), freshly prepared in ``tmp`` (migrations, one ES256 key,
+    the seed), with ``idp worker`` delivering its SMS codes; the database and Redis db are
+    dropped on the way out."""
+    (tmp / "instance").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
     env.update(
         PYTHONPATH=str(ROOT),
-        IDP_INSTANCE_DIR=str(instance),
+        IDP_INSTANCE_DIR=str(tmp / "instance"),
         IDP_KEYS_DIR=str(tmp / "keys"),
-        IDP_ISSUER=base,
+        IDP_ISSUER=issuer,
         IDP_DEV_MODE="1",  # the outbox SMS gateway, which the flows read, is development-only
         IDP_SECRET_KEY=secrets.token_urlsafe(48),
         IDP_DATA_KEY=_fernet_key(),
@@ -291,32 +306,42 @@ def ours(config: str, spec: SeedSpec, tmp: Path, workers: Workers) -> Iterator[T
                 [sys.executable, "-m", "benchmarks.seeding", json.dumps(spec.__dict__)], env
             )
         )
-        server_command = workers.command(f"127.0.0.1:{port}")
-        worker = [str(BIN / "idp"), "worker", "--workers", "2"]
-        with (
-            process(worker, env, tmp / "worker.log"),
-            process(server_command, env, tmp / "server.log") as server,
-        ):
-            wait_ready(server, base, tmp / "server.log")
-            yield Target(
-                name=f"ours-{config}",
-                dialect="ours",
-                base=base,
-                client_id=seeded["client_id"],
-                client_secret=seeded["client_secret"],
-                password=spec.password,
-                phone_prefix=spec.phone_prefix,
-                operators=spec.operators,
-                outbox=instance / "sms-outbox.jsonl",
-                master_pid=server.pid,
-            )
+        with process([idp, "worker", "--workers", "2"], env, tmp / "worker.log"):
+            yield Instance(config, env, tmp, seeded)
     finally:
-        report_errors(f"ours-{config}", tmp / "server.log", tmp / "worker.log")
+        report_errors(f"ours-{config}", tmp / "worker.log")
         if config == "postgres":
             with contextlib.suppress(Exception):
                 recreate_postgres(create=False)
             with contextlib.suppress(Exception):
                 flush_redis()
+
+
+@contextlib.contextmanager
+def ours(config: str, spec: SeedSpec, tmp: Path, workers: Workers) -> Iterator[Target]:
+    """Our provider in configuration ``postgres`` or ``sqlite`` (``prepared``), served as
+    ``workers`` says."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with prepared(config, spec, tmp, base) as instance:
+        server_command = workers.command(f"127.0.0.1:{port}")
+        try:
+            with process(server_command, instance.env, tmp / "server.log") as server:
+                wait_ready(server, base, tmp / "server.log")
+                yield Target(
+                    name=f"ours-{config}",
+                    dialect="ours",
+                    base=base,
+                    client_id=instance.seeded["client_id"],
+                    client_secret=instance.seeded["client_secret"],
+                    password=spec.password,
+                    phone_prefix=spec.phone_prefix,
+                    operators=spec.operators,
+                    outbox=instance.outbox,
+                    master_pid=server.pid,
+                )
+        finally:
+            report_errors(f"ours-{config}", tmp / "server.log")
 
 
 def report_errors(name: str, *logfiles: Path) -> None:

@@ -1,11 +1,14 @@
 """The benchmark harness's own logic (benchmarks/): the table and its ratios, the wrk script,
-the SMS outbox reader. Running the benchmark itself is ``python -m benchmarks.run``."""
+the SMS outbox reader, the in-process measurement (run end to end, small). Running the
+benchmark itself is ``python -m benchmarks.run``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import shutil
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,7 +17,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from benchmarks import load, report, servers, wrk
+from benchmarks import inprocess, load, report, servers, wrk
 
 
 def run_async(coroutine: Any) -> Any:
@@ -162,3 +165,42 @@ def test_ours_is_served_as_in_production_unless_told_otherwise():
 
     assert str(workers) == "granian:1x4"
     assert Path(workers.command("127.0.0.1:9000")[0]).name == "idp-serve"
+
+
+def test_inprocess_run_reports_every_scenario_with_its_statements():
+    """The in-process measurement end to end on the embedded default: a prepared instance, its
+    SMS worker, logins through the test client, every scenario measured."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.inprocess", "--requests", "3", "--reps", "1"],
+        cwd=servers.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {
+        cells[0]: (float(cells[1]), float(cells[2]))
+        for line in done.stdout.splitlines()
+        if line.startswith("| ") and not line.startswith("| scenario")
+        for cells in [[cell.strip() for cell in line.strip("|").split("|")]]
+    }
+    assert set(rows) == set(inprocess.SCENARIOS)
+    assert all(cpu_ms > 0 for cpu_ms, _ in rows.values())
+    assert rows["client_credentials"][1] == 2.0  # the client, the token
+    assert rows["userinfo"][1] == 1.0  # the token with its client and standing
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--scenarios", "userinfo,bogus"], "unknown bogus"),
+        (["--requests", "0"], "at least 1"),
+        (["--database", "mysql"], "invalid choice"),
+    ],
+)
+def test_inprocess_options_refuse_what_it_cannot_measure(argv, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        inprocess.parse(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err

@@ -1,0 +1,309 @@
+"""CPU per request in-process: the same scenarios as ``benchmarks.run``, one request at a time
+through Flask's test client, with no server, network or load generator around the application.
+For judging one change (run the old and the new code one after the other) and for a cProfile
+of one scenario; what a request costs under load is the benchmark's to say (docs/performance.md,
+"In-process measurements").
+
+    .venv/bin/python -m benchmarks.inprocess                       # SQLite, every scenario
+    .venv/bin/python -m benchmarks.inprocess --database postgres --scenarios userinfo,refresh
+    .venv/bin/python -m benchmarks.inprocess --scenarios refresh --profile refresh.prof
+
+Each scenario runs ``--requests`` requests ``--reps`` times after a warm-up and reports the
+best repetition's CPU time per request (``time.process_time``: this process only; the SMS
+worker delivering the login codes is another process) and the statements per request that the
+request's database session sends (the SQL store has an engine of its own: not counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import cProfile
+import logging
+import os
+import pstats
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import event
+
+from benchmarks import load, servers
+from benchmarks.seeding import SeedSpec
+
+ISSUER = "http://127.0.0.1:5000"  # never listened on: requests go to the app object
+SCENARIOS = ("client_credentials", "token", "refresh", "userinfo", "introspection", "flows")
+WARMUP = 20
+SMS_WAIT = 15.0
+
+
+class Browser:
+    """A browser of its own (cookie jar) driving the application through its test client."""
+
+    def __init__(self, app: Flask) -> None:
+        self.client: FlaskClient = app.test_client()
+
+    def get(self, url: str) -> Any:
+        return self.client.get(url, base_url=ISSUER)
+
+    def post(self, url: str, data: dict[str, str], auth: str | None = None) -> Any:
+        headers = {"Authorization": auth} if auth else {}
+        return self.client.post(url, data=data, headers=headers, base_url=ISSUER)
+
+
+class RelyingParty:
+    """The seeded client's side of the code flow, and its back end's token requests."""
+
+    def __init__(self, app: Flask, instance: servers.Instance, spec: SeedSpec) -> None:
+        self.app = app
+        self.spec = spec
+        self.client_id = instance.seeded["client_id"]
+        secret = instance.seeded["client_secret"]
+        self.auth = "Basic " + base64.b64encode(f"{self.client_id}:{secret}".encode()).decode()
+        self.outbox = load.Outbox(instance.outbox)
+        self.back_end = Browser(app)
+        self.operators = iter(range(spec.operators))
+
+    def authorize(self, browser: Browser) -> tuple[Any, load.Pkce]:
+        pkce = load.Pkce()
+        params = {
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": servers.REDIRECT_URI,
+            "scope": load.SCOPE,
+            "state": "s",
+            "nonce": secrets.token_urlsafe(8),
+            "code_challenge": pkce.challenge,
+            "code_challenge_method": "S256",
+        }
+        return browser.get("/authorize?" + urlencode(params)), pkce
+
+    def follow(self, browser: Browser, response: Any) -> str | Any:
+        """The code once a redirect reaches the client, else the page where they stop."""
+        for _hop in range(load.MAX_HOPS):
+            location = response.headers.get("Location", "")
+            if response.status_code not in (302, 303) or not location:
+                return response
+            if location.startswith(servers.REDIRECT_URI):
+                return parse_qs(urlsplit(location).query)["code"][0]
+            response = browser.get(location)
+        raise load.LoadError("too many redirects")
+
+    def log_in(self, browser: Browser) -> tuple[str, load.Pkce]:
+        """A complete code flow up to the code, as ``load.Client.log_in`` drives it."""
+        response, pkce = self.authorize(browser)
+        page = self.follow(browser, response)
+        if isinstance(page, str) or page.status_code != 200:
+            raise load.LoadError(f"authorize did not lead to a login page: {page}")
+        interaction = parse_qs(urlsplit(page.request.url).query)["interaction"][0]
+        token = load.csrf_token(page.text)
+        phone = self.spec.phone(next(self.operators))
+        sent = browser.post("/login/sms-code", {"phone": phone, "csrf_token": token})
+        if sent.status_code != 200:
+            raise load.LoadError(f"SMS code request: {sent.status_code} {sent.text[:300]}")
+        form = {
+            "phone": phone,
+            "password": self.spec.password,
+            "sms_code": self.code_for(phone),
+            "csrf_token": token,
+            "interaction": interaction,
+        }
+        code = self.follow(browser, browser.post("/login", form))
+        if not isinstance(code, str):
+            raise load.LoadError(f"login failed: {code.status_code} {code.text[:300]}")
+        return code, pkce
+
+    def code_for(self, phone: str) -> str:
+        deadline = time.monotonic() + SMS_WAIT
+        while time.monotonic() < deadline:
+            self.outbox._read()
+            if phone in self.outbox.codes:
+                return self.outbox.codes.pop(phone)
+            time.sleep(0.01)
+        raise load.LoadError(f"no login code for {phone}")
+
+    def mint(self, browser: Browser) -> tuple[str, load.Pkce]:
+        response, pkce = self.authorize(browser)
+        code = self.follow(browser, response)
+        if not isinstance(code, str):
+            raise load.LoadError("authorize asked for a login again")
+        return code, pkce
+
+    def token(self, data: dict[str, str]) -> dict[str, Any]:
+        answer = self.back_end.post("/oauth/token", data, auth=self.auth)
+        if answer.status_code != 200:
+            raise load.LoadError(f"token endpoint: {answer.status_code} {answer.text[:300]}")
+        body: dict[str, Any] = answer.json
+        return body
+
+    def redeem(self, code: str, pkce: load.Pkce) -> dict[str, Any]:
+        return self.token(
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": servers.REDIRECT_URI,
+                "code_verifier": pkce.verifier,
+            }
+        )
+
+
+def one_request(rp: RelyingParty, scenario: str, count: int) -> Callable[[], None]:
+    """What one request (or flow) of ``scenario`` is; anything it consumes is made now, for
+    ``count`` calls."""
+    browser = Browser(rp.app)
+    if scenario == "client_credentials":
+
+        def client_credentials() -> None:
+            rp.token({"grant_type": "client_credentials"})
+
+        return client_credentials
+    if scenario == "flows":
+
+        def flow() -> None:
+            rp.redeem(*rp.log_in(Browser(rp.app)))
+
+        return flow
+    tokens = rp.redeem(*rp.log_in(browser))
+    if scenario == "token":
+        codes = iter([rp.mint(browser) for _ in range(count)])
+
+        def redemption() -> None:
+            rp.redeem(*next(codes))
+
+        return redemption
+    if scenario == "refresh":
+        chain = {"refresh_token": tokens["refresh_token"]}
+
+        def refresh() -> None:
+            chain["refresh_token"] = rp.token({"grant_type": "refresh_token", **chain})[
+                "refresh_token"
+            ]
+
+        return refresh
+    if scenario == "userinfo":
+        bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+
+        def userinfo() -> None:
+            answer = browser.client.get("/oauth/userinfo", headers=bearer, base_url=ISSUER)
+            if answer.status_code != 200:
+                raise load.LoadError(f"userinfo: {answer.status_code}")
+
+        return userinfo
+
+    def introspect() -> None:
+        data = {"token": tokens["access_token"]}
+        answer = rp.back_end.post("/oauth/introspect", data, auth=rp.auth)
+        if not answer.json.get("active"):
+            raise load.LoadError("introspection: token not active")
+
+    return introspect
+
+
+@contextlib.contextmanager
+def counted_statements(app: Flask) -> Iterator[list[int]]:
+    """How many SQL statements the application sends, counted while the block runs."""
+    count = [0]
+
+    def one(*_args: Any) -> None:
+        count[0] += 1
+
+    engine = app.extensions["idp.engine"]
+    event.listen(engine, "before_cursor_execute", one)
+    try:
+        yield count
+    finally:
+        event.remove(engine, "before_cursor_execute", one)
+
+
+def measure(
+    rp: RelyingParty, scenario: str, requests: int, reps: int, profile: Path | None
+) -> tuple[float, float]:
+    """Best CPU ms per request of ``reps`` runs, and statements per request."""
+    runs = WARMUP + requests * reps + (requests if profile else 0)
+    call = one_request(rp, scenario, runs)
+    for _ in range(WARMUP):
+        call()
+    best = float("inf")
+    with counted_statements(rp.app) as statements:
+        for _ in range(reps):
+            began = time.process_time()
+            for _ in range(requests):
+                call()
+            best = min(best, (time.process_time() - began) / requests * 1000)
+    if profile is not None:
+        profiler = cProfile.Profile(time.process_time)
+        profiler.runcall(lambda: [call() for _ in range(requests)])
+        profiler.dump_stats(profile)
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
+    return best, statements[0] / (requests * reps)
+
+
+def run(options: argparse.Namespace) -> list[tuple[str, float, float]]:
+    flows = options.requests * (options.reps + 1) + WARMUP + 1
+    spec = SeedSpec(
+        redirect_uri=servers.REDIRECT_URI,
+        password="Bench-" + secrets.token_urlsafe(12),
+        phone_prefix="139",
+        operators=flows * len(options.scenarios) + 10,
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="idp-inprocess-") as tmp,
+        servers.prepared(options.database, spec, Path(tmp), ISSUER) as instance,
+        (Path(tmp) / "app.log").open("a") as app_log,
+    ):
+        os.environ.update(instance.env)  # the application's settings come from the environment
+        from idp import create_app
+
+        app = create_app()
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler):
+                handler.setStream(app_log)  # as a server's log lines go to a file
+        rp = RelyingParty(app, instance, spec)
+        results = []
+        for scenario in options.scenarios:
+            profile = options.profile if scenario == options.scenarios[0] else None
+            cpu_ms, statements = measure(rp, scenario, options.requests, options.reps, profile)
+            results.append((scenario, cpu_ms, statements))
+            servers.log(f"{scenario}: {cpu_ms:.3f} ms CPU per request, {statements:.1f} statements")
+        app.extensions["idp.engine"].dispose()
+        return results
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.inprocess", description=__doc__)
+    parser.add_argument("--database", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--requests", type=int, default=300, help="per repetition")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--profile", type=Path, help="cProfile of the first scenario, to FILE")
+    options = parser.parse_args(argv)
+    options.scenarios = options.scenarios.split(",")
+    unknown = set(options.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"--scenarios: unknown {', '.join(sorted(unknown))}")
+    if options.requests < 1 or options.reps < 1:
+        parser.error("--requests and --reps: at least 1")
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse(sys.argv[1:] if argv is None else argv)
+    results = run(options)
+    print(f"\n{options.database}, best of {options.reps} × {options.requests} requests")
+    print("| scenario           | CPU ms/request | statements/request |")
+    print("|--------------------|----------------|--------------------|")
+    for scenario, cpu_ms, statements in results:
+        print(f"| {scenario:<18} | {cpu_ms:>14.3f} | {statements:>18.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
