@@ -12,7 +12,6 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import segno
 from flask import Blueprint, g, redirect, render_template, request, session, url_for
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -145,6 +144,8 @@ def login_code() -> Any:
 
 def qr_svg(uri: str) -> Markup:
     """The otpauth URI as an inline SVG QR code, made here (the secret never leaves the page)."""
+    import segno  # here: only enrolment draws one, and every worker would hold it (~1 MiB)
+
     return Markup(segno.make(uri, error="m").svg_inline(scale=4, border=2))  # noqa: S704
 
 

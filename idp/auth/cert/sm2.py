@@ -1,22 +1,17 @@
 """SM2 with SM3 (GB/T 32918, GM/T 0009) through gmalg, for what ``cryptography`` cannot do.
 
 ``cryptography`` parses SM2 certificates but cannot load their keys, so the login signature
-(:func:`sm2_verify`) and the signatures inside SM2 chains and CRLs (:class:`Sm2SignatureValidator`,
-a pyhanko-certvalidator plug-in) are checked with gmalg, always with the user ID
-``1234567812345678`` of GM/T 0009 that real certificates use (OpenSSL's default is an empty ID).
+(:func:`sm2_verify`) and the signatures inside SM2 chains and CRLs
+(:class:`idp.auth.cert.validate.Sm2SignatureValidator`, a pyhanko-certvalidator plug-in) are
+checked with gmalg, always with the user ID ``1234567812345678`` of GM/T 0009 that real
+certificates use (OpenSSL's default is an empty ID).
 """
 
 from __future__ import annotations
 
 import gmalg
-from asn1crypto import algos, keys
-from cryptography.exceptions import InvalidSignature
+from asn1crypto import keys
 from gmalg.errors import GMError
-from pyhanko_certvalidator.sig_validate import (
-    DEFAULT_VALIDATION_CONTEXT,
-    DefaultSignatureValidator,
-    SignatureValidationContext,
-)
 
 SM2_CURVE = "1.2.156.10197.1.301"
 SM2_WITH_SM3 = "1.2.156.10197.1.501"
@@ -62,31 +57,3 @@ def split_raw(signature: bytes) -> tuple[int, int] | None:
         int.from_bytes(signature[:SCALAR_SIZE], "big"),
         int.from_bytes(signature[SCALAR_SIZE:], "big"),
     )
-
-
-class Sm2SignatureValidator(DefaultSignatureValidator):
-    """pyhanko-certvalidator signature check that handles SM2-with-SM3 (certificates, CRLs,
-    OCSP responses) and leaves every other algorithm to the default validator."""
-
-    def validate_signature(
-        self,
-        signature: bytes,
-        signed_data: bytes,
-        public_key_info: keys.PublicKeyInfo,
-        signature_algorithm: algos.SignedDigestAlgorithm,
-        context: SignatureValidationContext = DEFAULT_VALIDATION_CONTEXT,
-    ) -> None:
-        if signature_algorithm["algorithm"].dotted != SM2_WITH_SM3:
-            super().validate_signature(
-                signature, signed_data, public_key_info, signature_algorithm, context
-            )
-            return
-        if context.prehashed or not is_sm2_key(public_key_info):
-            raise InvalidSignature("SM2-with-SM3 needs an SM2 key and the whole message")
-        try:
-            decoded = algos.DSASignature.load(signature, strict=True)
-            r, s = decoded["r"].native, decoded["s"].native
-        except (ValueError, TypeError):
-            raise InvalidSignature("SM2 signature is not a DER SEQUENCE of r and s") from None
-        if not sm2_verify(public_point(public_key_info), signed_data, r, s):
-            raise InvalidSignature("SM2 signature does not verify")

@@ -42,7 +42,7 @@ CRL or OCSP URLs fetched (pyhanko checks each signature before its revocation), 
 ``MAX_FETCHES`` requests of ``FETCH_TIMEOUT`` seconds each, ``VALIDATION_TIMEOUT`` overall.
 
 SM2 chains: ``cryptography`` cannot verify SM2 signatures, so the validation context carries
-:class:`~idp.auth.cert.sm2.Sm2SignatureValidator`, which verifies SM2-with-SM3 with gmalg and
+:class:`Sm2SignatureValidator`, which verifies SM2-with-SM3 with gmalg and
 hands every other algorithm to pyhanko's default validator. The algorithm policy stays pyhanko's
 default (no MD5/SHA-1, RSA >= 2048 bits): it already admits SM2-with-SM3, whose OID carries no
 separate hash, so ``AcceptAllAlgorithms`` is not needed, not even for SM2.
@@ -52,21 +52,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-import time
-from collections import OrderedDict
-from collections.abc import AsyncGenerator, Coroutine, Iterable, Mapping
+from collections.abc import AsyncGenerator, Coroutine, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
+from asn1crypto import algos, keys
 from asn1crypto import crl as asn1_crl
-from asn1crypto import pem
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import (
     ExpiredError,
@@ -91,6 +87,11 @@ from pyhanko_certvalidator.policy_decl import (
     RevocationCheckingPolicy,
     RevocationCheckingRule,
 )
+from pyhanko_certvalidator.sig_validate import (
+    DEFAULT_VALIDATION_CONTEXT,
+    DefaultSignatureValidator,
+    SignatureValidationContext,
+)
 from pyhanko_certvalidator.util import get_declared_revinfo, get_relevant_crl_dps, issuer_serial
 from pyhanko_certvalidator.validate import validate_usage
 
@@ -98,207 +99,54 @@ from idp.auth.cert.errors import (
     CertificateExpiredError,
     CertificateNotYetValidError,
     CertificateRevokedError,
-    IssuerRulesUnusableError,
     KeyUsageError,
     MalformedResponseError,
     RevocationUnknownError,
     UntrustedIssuerError,
 )
-from idp.auth.cert.issuers import DEFAULT_RULES, IssuerRules, load_issuer_rules
-from idp.auth.cert.sm2 import Sm2SignatureValidator
-from idp.auth.cert.uscc import ORDER_FILE
-from idp.config import ConfigError, Settings
+from idp.auth.cert.sm2 import SM2_WITH_SM3, is_sm2_key, public_point, sm2_verify
+from idp.auth.cert.trust import MAX_CHAIN, CrlCache, TrustMaterial, TrustStore, trust_store
+from idp.config import Settings
 
 log = logging.getLogger(__name__)
 
-ANCHOR_SUFFIXES = (".pem", ".cer", ".crt")
-CRL_SUFFIX = ".crl"
 FETCH_TIMEOUT = 3
 VALIDATION_TIMEOUT = 10
 MAX_FETCHES = 16
-MAX_CHAIN = 8
-MAX_CRL_CACHE_SECONDS = 24 * 3600
-MAX_CACHED_CRL_SETS = 256
-MAX_STORES = 16
 REQUIRED_KEY_USAGE = {"digital_signature"}
 # A login is client authentication: clientAuth, or anyExtendedKeyUsage.
 CLIENT_AUTH_PURPOSES = frozenset({"1.3.6.1.5.5.7.3.2", "2.5.29.37.0"})
 
 
-# --- the trust directory ------------------------------------------------------------------------
+# --- SM2 signatures in chains ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class TrustMaterial:
-    """What one reading of the trust directory gave."""
+class Sm2SignatureValidator(DefaultSignatureValidator):
+    """pyhanko-certvalidator signature check that handles SM2-with-SM3 (certificates, CRLs,
+    OCSP responses) and leaves every other algorithm to the default validator."""
 
-    anchors: tuple[asn1_x509.Certificate, ...] = ()
-    crls: tuple[asn1_crl.CertificateList, ...] = ()
-    issuer_rules: Mapping[x509.Name, IssuerRules] = field(default_factory=dict)
-    rules_error: str = ""  # why uscc-order.json is unusable; empty when it is fine
-
-
-class CrlCache:
-    """CRLs fetched from distribution points, per set of URLs, until their nextUpdate (at most
-    ``MAX_CRL_CACHE_SECONDS``). Safe to share between threads."""
-
-    def __init__(self, max_entries: int = MAX_CACHED_CRL_SETS) -> None:
-        self._entries: OrderedDict[tuple[str, ...], tuple[float, list[Any]]] = OrderedDict()
-        self._lock = threading.Lock()
-        self._max_entries = max_entries
-
-    def get(self, urls: tuple[str, ...]) -> list[Any] | None:
-        with self._lock:
-            entry = self._entries.get(urls)
-            if entry is None or entry[0] <= time.time():
-                self._entries.pop(urls, None)
-                return None
-            return entry[1]
-
-    def put(self, urls: tuple[str, ...], crls: list[Any]) -> None:
-        now = time.time()
-        expires = now + MAX_CRL_CACHE_SECONDS
-        for item in crls:
-            next_update = item["tbs_cert_list"]["next_update"].native
-            if next_update is None:
-                return  # no promise of freshness: never cache
-            expires = min(expires, next_update.timestamp())
-        if not crls or expires <= now:
+    def validate_signature(
+        self,
+        signature: bytes,
+        signed_data: bytes,
+        public_key_info: keys.PublicKeyInfo,
+        signature_algorithm: algos.SignedDigestAlgorithm,
+        context: SignatureValidationContext = DEFAULT_VALIDATION_CONTEXT,
+    ) -> None:
+        if signature_algorithm["algorithm"].dotted != SM2_WITH_SM3:
+            super().validate_signature(
+                signature, signed_data, public_key_info, signature_algorithm, context
+            )
             return
-        with self._lock:
-            self._entries[urls] = (expires, crls)
-            self._entries.move_to_end(urls)
-            while len(self._entries) > self._max_entries:
-                self._entries.popitem(last=False)
-
-
-class TrustStore:
-    """Anchors, CRL files and issuer rules of one trust directory, re-read when a file in it
-    changes (names, sizes and mtimes are compared on each use), plus the fetched-CRL cache."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = Path(directory)
-        self.crl_cache = CrlCache()
-        self._lock = threading.Lock()
-        self._stamp: tuple[tuple[str, int, int], ...] | None = None
-        self._material = TrustMaterial()
-
-    def material(self) -> TrustMaterial:
-        """The current contents, reloaded first when the directory changed."""
-        stamp = self._read_stamp()
-        with self._lock:
-            if stamp != self._stamp:
-                self._material = _load_material(self.directory)
-                self._stamp = stamp
-            return self._material
-
-    def rules_for(self, issuer: x509.Name) -> IssuerRules:
-        """The entry of ``issuer`` in uscc-order.json, else the defaults. While the file is
-        broken, IssuerRulesUnusableError: it may have held this issuer's requirements."""
-        material = self.material()
-        if material.rules_error:
-            raise IssuerRulesUnusableError(detail=material.rules_error)
-        return material.issuer_rules.get(issuer, DEFAULT_RULES)
-
-    def check_rules(self) -> None:
-        """ConfigError naming the file and entry when uscc-order.json is unusable."""
-        error = self.material().rules_error
-        if error:
-            raise ConfigError(error)
-
-    def _read_stamp(self) -> tuple[tuple[str, int, int], ...]:
+        if context.prehashed or not is_sm2_key(public_key_info):
+            raise InvalidSignature("SM2-with-SM3 needs an SM2 key and the whole message")
         try:
-            entries = list(self.directory.iterdir())
-        except OSError:
-            return ()
-        stamp = []
-        for path in entries:
-            if path.suffix.lower() in (*ANCHOR_SUFFIXES, CRL_SUFFIX) or path.name == ORDER_FILE:
-                try:
-                    info = path.stat()
-                except OSError:
-                    continue
-                stamp.append((path.name, info.st_mtime_ns, info.st_size))
-        return tuple(sorted(stamp))
-
-
-_stores: OrderedDict[Path, TrustStore] = OrderedDict()
-_stores_lock = threading.Lock()
-
-
-def trust_store(directory: Path) -> TrustStore:
-    """The process's :class:`TrustStore` for ``directory``.
-
-    A cache keyed by the directory, not per-app state: two apps with the same directory see the
-    same files. Views may equally keep their own store in ``app.extensions`` and pass it on.
-    """
-    key = Path(directory).resolve()
-    with _stores_lock:
-        store = _stores.get(key)
-        if store is None:
-            store = _stores[key] = TrustStore(key)
-            while len(_stores) > MAX_STORES:
-                _stores.popitem(last=False)
-        _stores.move_to_end(key)
-        return store
-
-
-def _load_material(directory: Path) -> TrustMaterial:
-    anchors: list[asn1_x509.Certificate] = []
-    crls: list[asn1_crl.CertificateList] = []
-    for path in sorted(directory.iterdir()) if directory.is_dir() else []:
-        suffix = path.suffix.lower()
-        try:
-            if suffix in ANCHOR_SUFFIXES:
-                anchors.extend(_read_certificates(path.read_bytes()))
-            elif suffix == CRL_SUFFIX:
-                crls.extend(_read_crls(path.read_bytes()))
-        except (OSError, ValueError) as error:
-            # One unreadable file must not take certificate login down; the others still count.
-            log.warning("trust directory: skipping %s: %s", path.name, error)
-    rules, rules_error = _load_rules(directory / ORDER_FILE)
-    log.info(
-        "trust directory %s: %d anchors, %d CRLs, %d issuer entries",
-        directory,
-        len(anchors),
-        len(crls),
-        len(rules),
-    )
-    return TrustMaterial(
-        anchors=tuple(anchors), crls=tuple(crls), issuer_rules=rules, rules_error=rules_error
-    )
-
-
-def _load_rules(path: Path) -> tuple[dict[x509.Name, IssuerRules], str]:
-    """The issuer rules, or none and why. A broken file is not ignored: falling back to the
-    defaults would silently drop the requirements it held."""
-    try:
-        return load_issuer_rules(path), ""
-    except ConfigError as error:
-        log.error("trust directory: %s; certificate logins are refused until it is fixed", error)
-        return {}, str(error)
-
-
-def _der_blocks(data: bytes, pem_types: set[str]) -> list[bytes]:
-    if not pem.detect(data):
-        return [data]
-    return [der for kind, _, der in pem.unarmor(data, multiple=True) if kind in pem_types]
-
-
-def _read_certificates(data: bytes) -> list[asn1_x509.Certificate]:
-    result = []
-    for der in _der_blocks(data, {"CERTIFICATE"}):
-        x509.load_der_x509_certificate(der)  # parse fully now: a broken file fails here
-        result.append(asn1_x509.Certificate.load(der))
-    return result
-
-
-def _read_crls(data: bytes) -> list[asn1_crl.CertificateList]:
-    result = []
-    for der in _der_blocks(data, {"X509 CRL"}):
-        x509.load_der_x509_crl(der)
-        result.append(asn1_crl.CertificateList.load(der))
-    return result
+            decoded = algos.DSASignature.load(signature, strict=True)
+            r, s = decoded["r"].native, decoded["s"].native
+        except (ValueError, TypeError):
+            raise InvalidSignature("SM2 signature is not a DER SEQUENCE of r and s") from None
+        if not sm2_verify(public_point(public_key_info), signed_data, r, s):
+            raise InvalidSignature("SM2 signature does not verify")
 
 
 # --- fetchers -----------------------------------------------------------------------------------

@@ -32,8 +32,8 @@ from idp.auth.cert.payload import (
     parse_payload,
     verify_signature,
 )
+from idp.auth.cert.trust import MAX_CHAIN, TrustStore, trust_store
 from idp.auth.cert.uscc import extract_uscc, parse_order
-from idp.auth.cert.validate import MAX_CHAIN, TrustStore, trust_store, validate_chain
 from idp.config import ConfigError, Settings
 
 MAX_CERTIFICATE_BYTES = 16 * 1024
@@ -131,6 +131,10 @@ def verify_login(
         raise ChallengeError(detail="challenge unknown, expired, foreign or used")
     store = store or trust_store(settings.trust_dir)
     rules = store.rules_for(cert.issuer)
+    # Imported here: pyhanko-certvalidator costs every worker ~2.3 MiB, and only UKey logins
+    # reach this line (docs/performance.md).
+    from idp.auth.cert.validate import validate_chain
+
     validate_chain(
         certificate, chain, at=now, settings=settings, store=store, issuer_purposes=rules.eku
     )
