@@ -42,7 +42,6 @@ from benchmarks.seeding import SeedSpec
 ISSUER = "http://127.0.0.1:5000"  # never listened on: requests go to the app object
 SCENARIOS = ("client_credentials", "token", "refresh", "userinfo", "introspection", "flows")
 WARMUP = 20
-SMS_WAIT = 15.0
 
 
 class Browser:
@@ -74,16 +73,7 @@ class RelyingParty:
 
     def authorize(self, browser: Browser) -> tuple[Any, load.Pkce]:
         pkce = load.Pkce()
-        params = {
-            "response_type": "code",
-            "client_id": self.client_id,
-            "redirect_uri": servers.REDIRECT_URI,
-            "scope": load.SCOPE,
-            "state": "s",
-            "nonce": secrets.token_urlsafe(8),
-            "code_challenge": pkce.challenge,
-            "code_challenge_method": "S256",
-        }
+        params = load.authorization_params(self.client_id, pkce, state="s")
         return browser.get("/authorize?" + urlencode(params)), pkce
 
     def follow(self, browser: Browser, response: Any) -> str | Any:
@@ -122,11 +112,10 @@ class RelyingParty:
         return code, pkce
 
     def code_for(self, phone: str) -> str:
-        deadline = time.monotonic() + SMS_WAIT
+        deadline = time.monotonic() + load.SMS_WAIT
         while time.monotonic() < deadline:
-            self.outbox._read()
-            if phone in self.outbox.codes:
-                return self.outbox.codes.pop(phone)
+            if (code := self.outbox.take(phone)) is not None:
+                return code
             time.sleep(0.01)
         raise load.LoadError(f"no login code for {phone}")
 

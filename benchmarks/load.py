@@ -66,12 +66,16 @@ class Outbox:
             if record.get("purpose") == "login":
                 self.codes[record["phone"]] = str(record["code"])
 
+    def take(self, phone: str) -> str | None:
+        """The phone's login code once it has arrived, each code once."""
+        self._read()
+        return self.codes.pop(phone, None)
+
     async def code_for(self, phone: str) -> str:
         deadline = time.monotonic() + SMS_WAIT
         while time.monotonic() < deadline:
-            self._read()
-            if phone in self.codes:
-                return self.codes.pop(phone)
+            if (code := self.take(phone)) is not None:
+                return code
             await asyncio.sleep(0.01)
         raise LoadError(f"no login code for {phone} in {self.path}")
 
@@ -84,6 +88,20 @@ class Pkce:
     def challenge(self) -> str:
         digest = hashlib.sha256(self.verifier.encode()).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def authorization_params(client_id: str, pkce: Pkce, state: str) -> dict[str, str]:
+    """A code flow's authorization request, with PKCE, as the relying party sends it."""
+    return {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT_URI,
+        "scope": SCOPE,
+        "state": state,
+        "nonce": secrets.token_urlsafe(8),
+        "code_challenge": pkce.challenge,
+        "code_challenge_method": "S256",
+    }
 
 
 @dataclass
@@ -123,16 +141,7 @@ class Client:
     ) -> tuple[aiohttp.ClientResponse, str, Pkce]:
         pkce = Pkce()
         state = secrets.token_urlsafe(8)
-        params = {
-            "response_type": "code",
-            "client_id": self.target.client_id,
-            "redirect_uri": REDIRECT_URI,
-            "scope": SCOPE,
-            "state": state,
-            "nonce": secrets.token_urlsafe(8),
-            "code_challenge": pkce.challenge,
-            "code_challenge_method": "S256",
-        }
+        params = authorization_params(self.target.client_id, pkce, state)
         url = f"{self.endpoints['authorization_endpoint']}?{urlencode(params)}"
         response = await browser.get(url, allow_redirects=False)
         await response.read()

@@ -5,9 +5,9 @@
 in-process); ``ours(...)`` serves it as production does (``idp-serve``: granian, one process of
 four threads unless told otherwise) or under gunicorn for comparison; ``node(...)`` runs the
 oidc-provider reference of ``benchmarks/node``. Servers run on the first CPU, the load
-generator on the second. Everything listens on 127.0.0.1 only
-and is stopped (process group), and the PostgreSQL database and Redis db dropped, on the way
-out of the ``with`` block, also on failure.
+generator on the second. Everything listens on 127.0.0.1 only and is stopped (process group),
+and the PostgreSQL database and Redis db dropped, on the way out of the ``with`` block, also on
+failure.
 """
 
 from __future__ import annotations
@@ -260,7 +260,6 @@ class Instance:
     """Ours prepared and its SMS worker running: the environment it runs in, where its files
     are, and the seeded client."""
 
-    config: str
     env: dict[str, str]
     directory: Path
     seeded: dict[str, str]
@@ -307,7 +306,7 @@ def prepared(config: str, spec: SeedSpec, tmp: Path, issuer: str) -> Iterator[In
             )
         )
         with process([idp, "worker", "--workers", "2"], env, tmp / "worker.log"):
-            yield Instance(config, env, tmp, seeded)
+            yield Instance(env, tmp, seeded)
     finally:
         report_errors(f"ours-{config}", tmp / "worker.log")
         if config == "postgres":

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 ANCHOR_SUFFIXES = (".pem", ".cer", ".crt")
 CRL_SUFFIX = ".crl"
-MAX_CHAIN = 8  # certificates a login may send (leaf and intermediates)
+MAX_CHAIN = 8  # issuer certificates a login may send with its own
 MAX_CRL_CACHE_SECONDS = 24 * 3600
 MAX_CACHED_CRL_SETS = 256
 MAX_STORES = 16
