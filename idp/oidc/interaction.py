@@ -1,5 +1,6 @@
 """Pending authorization requests: /authorize hands off to login, role choice and consent, and
-they hand back by redirecting to /authorize/resume (node-oidc-provider's interactions).
+they hand back by redirecting to /authorize with the request and its record's id
+(node-oidc-provider's interactions; ``resume_url``).
 
 The record lives in the ephemeral store, so any provider instance can resume it.
 
@@ -18,7 +19,7 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from flask import Response, g, request
+from flask import Response, g, request, url_for
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException
 
@@ -37,7 +38,7 @@ TTL = timedelta(minutes=15)
 class Interaction:
     id: str
     client_id: str
-    query: str  # the authorization request, re-played by /authorize/resume
+    query: str  # the authorization request, re-played by /authorize when a page hands back
     created_at: float
     identity: Identity | None = None  # chosen on the role choice page
     consented: bool = False
@@ -117,6 +118,21 @@ def claim(record: Interaction, login: LoginSession | None, *, step: str) -> None
     if login is not None and not record.sid:
         record.sid = login.sid
         save(record)
+
+
+def authorize_url(record: Interaction) -> str:
+    """/authorize again, with the request and the record that remembers what its pages decided."""
+    return f"{url_for('oidc.authorize')}?{record.query}&interaction={record.id}"
+
+
+def resume_url(interaction_id: str) -> str:
+    """Where a page hands the request back: straight to /authorize (it checks the owner as
+    /authorize/resume does), one redirect fewer per login; /authorize/resume when the record
+    is gone, which says so."""
+    record = load(interaction_id)
+    if record is None:
+        return url_for("oidc.resume", interaction=interaction_id)
+    return authorize_url(record)
 
 
 def save(record: Interaction) -> None:

@@ -85,7 +85,7 @@ def resume() -> BaseResponse:
     """Where login, password change, role choice and consent hand back."""
     record = _interaction()
     interaction.claim(record, login_session.current(), step="resume")
-    return redirect(f"{url_for('oidc.authorize')}?{record.query}&interaction={record.id}")
+    return redirect(interaction.authorize_url(record))
 
 
 @bp.route("/authorize/choose", methods=["GET", "POST"])
@@ -106,7 +106,7 @@ def choose_role() -> BaseResponse | str:
                 raise IdpError(_("请选择一个身份"))
             record.identity = chosen[0]
         interaction.save(record)
-        return redirect(url_for("oidc.resume", interaction=record.id))
+        return redirect(interaction.authorize_url(record))
     return render_template(
         "oidc/choose_role.html", client=client, identities=identities, form=form, record=record
     )
@@ -134,7 +134,7 @@ def consent() -> BaseResponse | str:
             target=f"client:{client.client_id}",
             result="denied" if record.denied else "granted",
         )
-        return redirect(url_for("oidc.resume", interaction=record.id))
+        return redirect(interaction.authorize_url(record))
     return render_template(
         "oidc/consent.html",
         client=client,

@@ -46,7 +46,8 @@ def test_first_login_must_change_password_before_any_code(client, outbox, rp, ne
 
     changed = change_password(client, current=PASSWORD, new=NEW_PASSWORD, interaction=interaction)
     assert changed.status_code == 302
-    assert changed.headers["Location"].startswith("/authorize/resume")
+    assert changed.headers["Location"].startswith("/authorize?")
+    assert query_of(changed.headers["Location"])["interaction"] == interaction
     result = follow_to_code(client, {**params, "interaction": interaction})
     assert "code" in result
 
@@ -74,9 +75,8 @@ def test_role_choice_when_several_identities_are_eligible(client, app, org, rp, 
             "csrf_token": csrf_token(page.text),
         },
     )
-    assert chosen.headers["Location"].startswith("/authorize/resume")
-    location = client.get(chosen.headers["Location"]).headers["Location"]
-    final = client.get(location)
+    assert chosen.headers["Location"].startswith("/authorize?")
+    final = client.get(chosen.headers["Location"])
     assert "code" in query_of(final.headers["Location"])
     code = db.session().query(AuthorizationCode).one()
     assert code.identity.org_type == "cost_consulting"
@@ -129,8 +129,7 @@ def test_consent_page_for_clients_that_ask(client, app, logged_in):
     approved = client.post(
         response.headers["Location"], data={"approve": "1", "csrf_token": csrf_token(page.text)}
     )
-    location = client.get(approved.headers["Location"]).headers["Location"]
-    assert "code" in query_of(client.get(location).headers["Location"])
+    assert "code" in query_of(client.get(approved.headers["Location"]).headers["Location"])
     # Remembered (docs/protocol.md, "Consent"): the next request needs no page.
     _params, again = start(client, rp)
     assert "code" in query_of(again.headers["Location"])
