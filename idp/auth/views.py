@@ -26,7 +26,6 @@ from idp.config import settings
 from idp.errors import IdpError
 from idp.identity.eligibility import has_registrations, load_principal
 from idp.identity.models import Account
-from idp.oidc.interaction import resume_url
 from idp.web import render_error
 
 bp = Blueprint("auth", __name__, template_folder="templates")
@@ -64,7 +63,7 @@ def after_login_url(account: Account, interaction: str) -> str:
     if account.must_change_password:
         return url_for("auth.change_password", interaction=interaction or None)
     if interaction:
-        return resume_url(interaction)
+        return continuation.hand_back_url(interaction)
     return url_for("portal.index")
 
 
@@ -147,7 +146,7 @@ def cert_login_submit() -> tuple[str, int] | BaseResponse:
         continuation.wait_for_registration(interaction_id())
         return redirect(url_for("orgs.register"))
     if interaction_id():
-        return redirect(resume_url(interaction_id()))
+        return redirect(continuation.hand_back_url(interaction_id()))
     return redirect(url_for("portal.index"))
 
 

@@ -19,10 +19,10 @@ PROTOCOL_ENDPOINTS = (
 
 
 def init_app(app: Flask, settings: Settings) -> None:
-    from idp.auth import credentials
+    from idp.auth import continuation, credentials
     from idp.auth import session as login_session
     from idp.extensions import serves_machines
-    from idp.oidc import backchannel, frontchannel
+    from idp.oidc import backchannel, frontchannel, interaction
     from idp.oidc.server import build_protector, build_server
     from idp.oidc.tokens import revoke_on_credentials_change, revoke_on_logout
     from idp.oidc.views import bp
@@ -30,6 +30,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     credentials.changed.connect(revoke_on_credentials_change)
     login_session.logged_out.connect(revoke_on_logout)
     login_session.logged_out.connect(frontchannel.on_logout)
+    continuation.install_hand_back(app, interaction.resume_url)
     app.jinja_env.globals["logout_frames"] = frontchannel.logout_frames
     app.extensions["idp.oauth"] = build_server(app, settings)
     app.extensions["idp.protector"] = build_protector()

@@ -126,9 +126,9 @@ def authorize_url(record: Interaction) -> str:
 
 
 def resume_url(interaction_id: str) -> str:
-    """Where a page hands the request back: straight to /authorize (it checks the owner as
-    /authorize/resume does), one redirect fewer per login; /authorize/resume when the record
-    is gone, which says so."""
+    """Where a page hands the request back (also the login's, ``continuation.hand_back_url``):
+    straight to /authorize, which checks the owner as /authorize/resume does, one redirect
+    fewer per login; /authorize/resume when the record is gone, which says so."""
     record = load(interaction_id)
     if record is None:
         return url_for("oidc.resume", interaction=interaction_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from idp import db
 from idp.oidc.models import AuthorizationCode
 from idp.orgs.registration import add_org
+from idp.store import store
 from tests.conftest import OTHER_USCC, register
 from tests.flows import (
     NEW_PASSWORD,
@@ -161,6 +162,30 @@ def test_unknown_interaction_is_a_clear_error(client, logged_in):
     response = client.get("/authorize/resume?interaction=nope")
     assert response.status_code == 404
     assert "登录请求已过期" in response.text
+
+
+def test_a_login_hands_its_request_straight_back_to_authorize(client, outbox, rp, operator):
+    params, response = start(client, rp)
+    interaction = query_of(response.headers["Location"])["interaction"]
+    done = login(client, outbox, phone=operator.phone, password=PASSWORD, interaction=interaction)
+    assert done.status_code == 302
+    assert query_of(done.headers["Location"]) == {**params, "interaction": interaction}
+    code = query_of(client.get(done.headers["Location"]).headers["Location"])
+    assert code["state"] == params["state"] and code["code"]
+
+
+def test_a_login_whose_request_expired_meanwhile_says_so(client, app, outbox, rp, operator):
+    _params, response = start(client, rp)
+    interaction = query_of(response.headers["Location"])["interaction"]
+    with app.test_request_context():
+        store().delete(f"interaction:{interaction}")  # its 15 minutes ran out during the login
+    done = login(client, outbox, phone=operator.phone, password=PASSWORD, interaction=interaction)
+    assert done.headers["Location"] == f"/authorize/resume?interaction={interaction}"
+    page = client.get(done.headers["Location"])
+    assert page.status_code == 404
+    assert "登录请求已过期" in page.text
+    assert db.session().query(AuthorizationCode).count() == 0
+    assert client.get("/account").status_code == 200  # the login itself stands
 
 
 def test_portal_lists_clients_with_an_entry_point(client, app, org, logged_in):
