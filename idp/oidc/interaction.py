@@ -128,9 +128,11 @@ def authorize_url(record: Interaction) -> str:
 def resume_url(interaction_id: str) -> str:
     """Where a page hands the request back (also the login's, ``continuation.hand_back_url``):
     straight to /authorize, which checks the owner as /authorize/resume does, one redirect
-    fewer per login; /authorize/resume when the record is gone, which says so."""
+    fewer per login. A record that is gone or another browser's goes through
+    /authorize/resume, which says so without showing the request (its ``state``) to whoever
+    only knows the record's id."""
     record = load(interaction_id)
-    if record is None:
+    if record is None or record.browser != current_client().browser:
         return url_for("oidc.resume", interaction=interaction_id)
     return authorize_url(record)
 

@@ -82,7 +82,9 @@ def _malformed_page(description: str) -> tuple[str, int]:
 
 @bp.get("/authorize/resume")
 def resume() -> BaseResponse:
-    """Where login, password change, role choice and consent hand back."""
+    """Continue a pending request known by its id: a link that knows no more (the
+    registration wizard's last page), or a hand-back whose record is gone or another
+    browser's (``interaction.resume_url``). The owner is checked, then /authorize."""
     record = _interaction()
     interaction.claim(record, login_session.current(), step="resume")
     return redirect(interaction.authorize_url(record))

@@ -130,6 +130,8 @@ def test_login_page_of_another_browser_cannot_take_the_request(
         stranger, outbox, phone=other_person.phone, password=PASSWORD, interaction=before.id
     )
     assert done.status_code == 302
+    assert done.headers["Location"] == f"/authorize/resume?interaction={before.id}"
+    assert params["state"] not in done.headers["Location"]
     assert_refused(stranger.get(done.headers["Location"]), before)
     # The owner logs in on the same request and gets their code.
     mine = login(client, outbox, phone=operator.phone, password=PASSWORD, interaction=before.id)
