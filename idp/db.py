@@ -257,11 +257,12 @@ def close_session(_error: BaseException | None = None) -> None:
         db_session.close()
 
 
-def after_commit(action: Callable[[], None]) -> None:
-    """Run ``action`` once the current transaction has committed, and never if it rolls back:
-    a message about a decision (an SMS, a logout notice) must not leave before the decision is
-    saved. A failing action is logged; the commit stands."""
-    db_session = session()
+def after_commit(action: Callable[[], None], db_session: Session | None = None) -> None:
+    """Run ``action`` once the current transaction (of ``db_session``, by default the
+    request's) has committed, and never if it rolls back: a message about a decision (an SMS, a
+    logout notice) must not leave before the decision is saved. A failing action is logged;
+    the commit stands."""
+    db_session = db_session or session()
     if not db_session.in_transaction():
         db_session.begin()  # so that a rollback, even before any statement, forgets it
     db_session.info.setdefault(AFTER_COMMIT, []).append(action)

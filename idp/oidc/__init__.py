@@ -22,7 +22,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     from idp.auth import continuation, credentials
     from idp.auth import session as login_session
     from idp.extensions import serves_machines
-    from idp.oidc import backchannel, frontchannel, interaction
+    from idp.oidc import backchannel, client_cache, frontchannel, interaction
     from idp.oidc.server import build_protector, build_server
     from idp.oidc.tokens import revoke_on_credentials_change, revoke_on_logout
     from idp.oidc.views import bp
@@ -36,6 +36,7 @@ def init_app(app: Flask, settings: Settings) -> None:
     app.extensions["idp.protector"] = build_protector()
     app.register_blueprint(bp)
     backchannel.init_app(app)
+    client_cache.init_app(app)
     # Relying parties' servers call these, never a browser: no session or language cookies, no
     # widened form-action (interaction.allow_redirect_in_form_action, run by idp.pipeline).
     serves_machines(app, endpoints=PROTOCOL_ENDPOINTS)

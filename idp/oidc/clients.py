@@ -22,6 +22,7 @@ from idp.errors import IdpError, NotFoundError
 from idp.identity.models import ORG_TYPES
 from idp.oidc import backchannel
 from idp.oidc.claims import SCOPES_SUPPORTED, SIGNING_ALGS
+from idp.oidc.client_cache import protocol_client
 from idp.oidc.grants import AUTH_METHODS, SECRET_AUTH_METHODS, SECRET_JWT
 from idp.oidc.models import LIFETIMES, Client, client_in_session, digest
 from idp.oidc.subjects import SUBJECT_TYPES
@@ -342,7 +343,7 @@ def find_client(session: Session, client_id: str) -> Client | None:
 
 def find_enabled_client(session: Session, client_id: str) -> Client | None:
     """The client as the protocol endpoints see it: a disabled one does not exist for them."""
-    client = find_client(session, client_id)
+    client = protocol_client(session, client_id)
     return None if client is None or client.disabled else client
 
 

@@ -9,7 +9,8 @@ from sqlalchemy.orm import Session
 
 from idp.identity.eligibility import Grantee, operator_grantee, still_eligible
 from idp.identity.models import Identity, Role
-from idp.oidc.models import Client, client_in_session
+from idp.oidc.client_cache import protocol_client
+from idp.oidc.models import Client
 from idp.oidc.presented import PresentedToken
 from idp.oidc.subjects import subject_for
 
@@ -73,7 +74,7 @@ def user_for(session: Session, row: Any) -> AuthorizedUser | None:
     return AuthorizedUser.of(
         grantee,
         identity,
-        client=row.client if presented else client_in_session(session, row.client_id),
+        client=row.client if presented else protocol_client(session, row.client_id),
         sid=row.sid,
         auth_time=row.auth_time.timestamp() if row.auth_time else None,
         amr=tuple(row.amr),

@@ -10,8 +10,8 @@ from joserfc import jws, jwt
 from joserfc.jwk import KeySet
 
 from idp.identity.models import Account, Membership
-from tests.conftest import missing
-from tests.flows import PASSWORD, Pkce
+from tests.conftest import RegisteredClient, missing, register
+from tests.flows import PASSWORD, Pkce, token_request
 from tests.integration.auth.helpers import LOCKED, WRONG_CREDENTIALS, allow_resend, field_errors
 from tests.multi.harness import ISSUER, Browser, Cluster, faketime_library, wait_until
 from tests.multi.helpers import (
@@ -221,6 +221,36 @@ def test_deleting_an_operator_on_one_instance_ends_their_session_and_tokens_on_a
         assert userinfo.status_code == 401
     refused = refresh(browser.at(cluster["C"]), rp, tokens["refresh_token"])
     assert (refused.status_code, refused.json()["error"]) == (400, "invalid_grant")
+
+
+def test_a_client_changed_on_one_instance_holds_at_the_next_request_on_all(
+    cluster, control, browser
+):
+    """Instances keep a client's row between requests (idp.oidc.client_cache); a change made
+    elsewhere (here by the control process) holds on each of them at its next request."""
+    from idp import db
+    from idp.oidc import clients
+
+    backend = register(control, {"grant_types": ["client_credentials"], "scope": "org.operators"})
+    own_token = {"grant_type": "client_credentials"}
+    for name in "ABC":  # each instance keeps the row now
+        assert token_request(browser.at(cluster[name]), own_token, auth=backend.auth).ok
+
+    _client, secret = clients.rotate_secret(db.session(), backend.client_id)
+    db.session().commit()
+
+    rotated = RegisteredClient(backend.client_id, secret)
+    for name in "ABC":
+        old = token_request(browser.at(cluster[name]), own_token, auth=backend.auth)
+        assert (old.status_code, old.json()["error"]) == (401, "invalid_client")
+        assert token_request(browser.at(cluster[name]), own_token, auth=rotated.auth).ok
+
+    clients.set_client_disabled(db.session(), backend.client_id, True, actor="platform")
+    db.session().commit()
+
+    for name in "ABC":
+        refused = token_request(browser.at(cluster[name]), own_token, auth=rotated.auth)
+        assert (refused.status_code, refused.json()["error"]) == (401, "invalid_client")
 
 
 def membership_id(phone: str) -> int:
