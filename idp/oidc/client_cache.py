@@ -11,8 +11,10 @@ soon as it is committed, as it did when every request read the row.
 A version written before a change is committed would let another instance read the old row
 under the new version, so it is written after. Should that write fail (the store unreachable
 at that moment) a kept row still ends after ``MAX_AGE``; while the store is unreachable, rows
-are read from the database. Unknown client ids are not kept: nobody can fill the memory by
-making them up, and a client registered on another instance is found at once.
+are read from the database, and so they are while the store has no version yet (the first
+request after it lapsed or the store was emptied names a new one once it has committed).
+Unknown client ids are not kept: nobody can fill the memory by making them up, and a client
+registered on another instance is found at once.
 """
 
 from __future__ import annotations
@@ -61,9 +63,14 @@ class ClientCache:
     def client(self, session: Session, client_id: str) -> Client | None:
         """The client's row as a detached ``Client`` of this request's own, or None."""
         try:
-            version = current_version()
+            version = store().get(VERSION_KEY)
         except StoreUnavailableError:
             return _build(_read(session, client_id))  # cannot tell whether a kept row stands
+        if version is None:
+            # Named once this request has committed: on SQLite a write to the store now could
+            # wait for the write lock this request's own transaction may hold.
+            db.after_commit(name_a_version, session)
+            return _build(_read(session, client_id))
         kept = self._kept.get(client_id)
         if kept is None or kept.version != version or monotonic() - kept.read_at > MAX_AGE:
             # The version was read first: a change committed meanwhile has put a newer one,
@@ -94,16 +101,13 @@ def _build(columns: dict[str, Any] | None) -> Client | None:
     return Client(**{**columns, "client_metadata": json.loads(columns["client_metadata"])})
 
 
-def current_version() -> bytes:
-    """The clients' version now; the first caller after it lapsed (or the store was emptied)
-    names a new one, so a row kept under an earlier version never matches again."""
-    version = store().get(VERSION_KEY)
-    if version is None:
+def name_a_version() -> None:
+    """The first version, or the next once it lapsed or the store was emptied: a new random
+    one, so a row kept under an earlier version never matches again. Only where none is."""
+    try:
         store().add(VERSION_KEY, secrets.token_hex(16).encode(), VERSION_TTL)
-        version = store().get(VERSION_KEY)
-    if version is None:  # lapsed again in between: too short to keep anything under
-        raise StoreUnavailableError(detail="the clients' version could not be read")
-    return version
+    except StoreUnavailableError as error:
+        log.info("clients' version not named: store unavailable (%s)", error.detail)
 
 
 def new_version() -> None:
