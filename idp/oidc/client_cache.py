@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import secrets
-import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from time import monotonic
@@ -56,9 +55,10 @@ class _Kept:
 
 
 class ClientCache:
+    """One per app (process); the threads share it (a dictionary's get and set are atomic)."""
+
     def __init__(self) -> None:
         self._kept: dict[str, _Kept] = {}
-        self._lock = threading.Lock()
 
     def client(self, session: Session, client_id: str) -> Client | None:
         """The client's row as a detached ``Client`` of this request's own, or None."""
@@ -79,10 +79,9 @@ class ClientCache:
             if columns is None:
                 return None
             kept = _Kept(version, monotonic(), columns)
-            with self._lock:
-                if len(self._kept) >= MAX_ROWS:
-                    self._kept.clear()
-                self._kept[client_id] = kept
+            if len(self._kept) >= MAX_ROWS:
+                self._kept.clear()
+            self._kept[client_id] = kept
         return _build(kept.columns)
 
 
