@@ -198,3 +198,25 @@ def test_without_the_store_every_request_reads_the_client_from_the_database(
         assert response.status_code == 200, response.text
 
     assert len(selects) == 2
+
+
+def test_a_client_unknown_a_moment_ago_is_found_once_registered_on_another_instance(
+    client, other_instance
+):
+    """Unknown ids are not kept (registering a client writes no new version): nobody fills the
+    memory by making ids up, and a relying party registered elsewhere works at once."""
+    stranger = RegisteredClient("late-rp", "not-yet-a-secret")
+    for _ in range(2):
+        assert refused(token_request(client, OWN_TOKEN, auth=stranger.auth))
+
+    with other_instance.app_context():
+        late = register(
+            other_instance,
+            {
+                "client_id": "late-rp",
+                "grant_types": ["client_credentials"],
+                "scope": "org.operators",
+            },
+        )
+
+    assert token_request(client, OWN_TOKEN, auth=late.auth).status_code == 200
