@@ -395,9 +395,10 @@ _CLIENT_BY_ID = select(Client).where(Client.client_id == bindparam("client_id"))
 
 
 def client_in_session(session: Session, client_id: str) -> Client | None:
-    """The client row, read once per session (one request): a token request otherwise reads
-    it for the client's authentication, for the code's or token's owner and for the response.
-    A client deleted or detached since is read again."""
+    """The client row as an object of this session, read once per session (one request): what
+    the consoles, the CLI and client management change and save. A client deleted or detached
+    since is read again. The protocol endpoints, which only read, take it from
+    ``idp.oidc.client_cache`` instead."""
     known: dict[str, Client | None] = session.info.setdefault(CLIENTS, {})
     client = known.get(client_id)
     if client is None or not inspect(client).persistent:
