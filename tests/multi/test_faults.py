@@ -138,7 +138,9 @@ def admin_connection() -> Iterator[psycopg.Connection]:
 
 def terminate_backends(connection: psycopg.Connection, database: str) -> int:
     cursor = connection.execute(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        # each waited for (up to 5 s): a backend that is only signalled may still answer the
+        # next request's pool check, and the request then meets it as it exits
+        "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
         "WHERE datname = %s AND pid <> pg_backend_pid()",
         (database,),
     )
