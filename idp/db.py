@@ -219,6 +219,22 @@ def statements_stand_alone() -> None:
         current.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
 
 
+def stands_alone(session: Session) -> bool:
+    """Each statement ``session`` sends now commits on its own (``statements_stand_alone``):
+    a write that must hold with another then has to be one statement with it."""
+    return (
+        session.in_transaction()
+        and session.connection().get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    )
+
+
+def commit_now(session: Session) -> None:
+    """Commit what ``session`` has written so far. Statements standing alone have committed
+    already: the session then keeps its connection, and its statements go on standing alone."""
+    if not stands_alone(session):
+        session.commit()
+
+
 def keep(row: object) -> None:
     """Hold ``row`` for the rest of the request: the session's identity map holds rows weakly,
     so a row nobody references is dropped and a later ``Session.get`` of it is a SELECT again."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask, has_request_context
+from sqlalchemy import CTE, ColumnElement, bindparam, insert, select
 from sqlalchemy import event as orm_event
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from idp import db, logs, metrics
@@ -25,7 +25,33 @@ PENDING = "audit_events"
 ROLLED_BACK = "audit_events_rolled_back"
 # Written with the commit as one plain INSERT of every pending row: the ORM's unit of work cost
 # more than the INSERT itself (docs/performance.md).
-_INSERT_EVENTS = insert(db.table_of(AuditEvent))
+_events = db.table_of(AuditEvent)
+_INSERT_EVENTS = insert(_events)
+# The columns ``event_values`` gives to ``recorded_with`` (the target comes from the row).
+_GIVEN = ("time", "action", "actor", "result", "org_id", "ip", "request_id", "details")
+PARAMETER_PREFIX = "audit_"
+
+
+def _event(
+    action: str,
+    *,
+    actor: str,
+    target: str = "",
+    result: str = "success",
+    org_id: int | None = None,
+    details: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "time": db.utcnow(),
+        "action": action,
+        "actor": actor,
+        "target": target,
+        "result": result,
+        "org_id": org_id,
+        "ip": client_ip() if has_request_context() else "cli",
+        "request_id": logs.request_id(),
+        "details": details or {},
+    }
 
 
 def record(
@@ -40,22 +66,39 @@ def record(
     """Write an audit event with the current transaction (kept even if the request fails).
 
     Personal data in ``actor``/``target`` must already be masked by the caller."""
-    event = {
-        "time": db.utcnow(),
-        "action": action,
-        "actor": actor,
-        "target": target,
-        "result": result,
-        "org_id": org_id,
-        "ip": client_ip() if has_request_context() else "cli",
-        "request_id": logs.request_id(),
-        "details": details or {},
-    }
+    event = _event(
+        action, actor=actor, target=target, result=result, org_id=org_id, details=details
+    )
     session = db.session()
     if not session.in_transaction():
         session.begin()  # so that a rollback, even before any statement, sets it aside
     session.info.setdefault(PENDING, []).append(event)
     metrics.count_audit_event(action, result)
+
+
+def recorded_with(source: CTE, target: ColumnElement[str], name: str = "audited") -> CTE:
+    """An event for each row of ``source``, a data-modifying CTE of the same statement, with
+    its target computed from the row: a write and its event as one statement, committed or
+    lost together (PostgreSQL). Its other columns are the parameters ``event_values`` gives."""
+    given = [bindparam(PARAMETER_PREFIX + name, type_=_events.c[name].type) for name in _GIVEN]
+    rows = select(*given, target).select_from(source)
+    return insert(_events).from_select([*_GIVEN, "target"], rows).cte(name)
+
+
+def event_values(
+    action: str, *, actor: str, result: str = "success", org_id: int | None = None
+) -> dict[str, Any]:
+    """The parameters of a ``recorded_with`` event (as ``record`` takes them); ``counted``
+    once the statement has written it."""
+    event = _event(action, actor=actor, result=result, org_id=org_id)
+    return {PARAMETER_PREFIX + name: event[name] for name in _GIVEN}
+
+
+def counted(values: dict[str, Any]) -> None:
+    """Count an event that a ``recorded_with`` statement wrote (``record`` counts its own)."""
+    metrics.count_audit_event(
+        values[PARAMETER_PREFIX + "action"], values[PARAMETER_PREFIX + "result"]
+    )
 
 
 @orm_event.listens_for(Session, "before_commit")

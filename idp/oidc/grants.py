@@ -3,7 +3,7 @@
 - codes and refresh tokens are claimed atomically (one UPDATE ... WHERE consumed/rotated IS NULL);
 - a reused code revokes what it issued (RFC 6749 §4.1.2); a reused refresh token revokes its
   whole family (RFC 9700 §4.14.2); a replay seen while the first redemption is still issuing
-  marks the code or family first, so that issuance is refused (``tokens.join_family``);
+  marks the code or family first, so that issuance is refused (``tokens.issue``);
 - PKCE is S256 only and required for public clients or where the client asks for it.
 """
 
@@ -16,7 +16,7 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import String, bindparam, cast, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -93,27 +93,19 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
         """Claim the code: of concurrent redemptions exactly one UPDATE matches; the claim is
         committed at once so a failed exchange cannot be retried with the same code. The claim
-        is audited in its own transaction: a code used up by an exchange that never answered
-        (a worker killed, a connection lost) is still on record, with the client that used it."""
+        is audited with it: a code used up by an exchange that never answered (a worker killed,
+        a connection lost) is still on record, with the client that used it."""
         session = db.session()
         code_hash = digest(code)
         # UPDATE … RETURNING: the claimed row comes back with the claim (one statement); only
         # a code not claimed now is read again, to tell a replay from an unknown code.
         claim = {"digest": code_hash, "for_client": client.client_id, "now": utcnow()}
-        row = db.run(session, _CLAIM_CODE, claim).first()
-        item = AuthorizationCode(**row._mapping) if row is not None else None
-        claimed = 0 if item is None else 1
-        if item is None:
-            item = session.scalar(
-                select(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash)
-            )
-        if claimed == 1 and item is not None:
-            audit.record(
-                "oidc.code_redeemed", actor=f"client:{client.client_id}", target=f"code:{item.id}"
-            )
-        session.commit()
-        if claimed == 1:
+        item = claim_code(session, claim)
+        if item is not None:
             return item
+        item = session.scalar(
+            select(AuthorizationCode).where(AuthorizationCode.code_hash == code_hash)
+        )
         if item is not None and item.consumed_at is not None and item.client_id == client.client_id:
             revoke_replayed_code(session, item, client)
         return None
@@ -123,6 +115,23 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> AuthorizedUser | None:
         return user_for(db.session(), authorization_code)
+
+
+def claim_code(session: Session, claim: dict[str, Any]) -> AuthorizationCode | None:
+    """The code claimed now, committed with its audit event: one statement where statements
+    stand alone (PostgreSQL), else the claim and the event in a transaction of their own."""
+    actor = f"client:{claim['for_client']}"
+    if db.stands_alone(session):
+        event = audit.event_values("oidc.code_redeemed", actor=actor)
+        row = db.run(session, _CLAIM_CODE_AUDITED, {**claim, **event}).first()
+        if row is not None:
+            audit.counted(event)
+    else:
+        row = db.run(session, _CLAIM_CODE, claim).first()
+        if row is not None:
+            audit.record("oidc.code_redeemed", actor=actor, target=f"code:{row.id}")
+        session.commit()
+    return AuthorizationCode(**row._mapping) if row is not None else None
 
 
 def revoke_replayed_code(session: Session, item: AuthorizationCode, client: Client) -> None:
@@ -158,6 +167,10 @@ _CLAIM_CODE = (
     .values(consumed_at=bindparam("now"))
     .returning(*_codes.c)
 )
+_claimed_code = _CLAIM_CODE.cte("claimed")
+_CLAIM_CODE_AUDITED = select(_claimed_code).add_cte(
+    audit.recorded_with(_claimed_code, literal("code:") + cast(_claimed_code.c.id, String))
+)
 _tokens = table_of(Token)
 _CLAIM_REFRESH_TOKEN = (
     update(_tokens)
@@ -192,7 +205,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         row = db.run(session, _CLAIM_REFRESH_TOKEN, claim).first()
         token = Token(**row._mapping) if row is not None else None
         claimed = 0 if token is None else 1
-        session.commit()
+        db.commit_now(session)
         if token is None:
             token = find_refresh_token(session, refresh_token)
         if token is None or token.client_id != self.request.client.client_id:

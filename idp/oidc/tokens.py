@@ -16,8 +16,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidGrantError
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    CTE,
+    Insert,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from idp import audit, db, metrics
 from idp.db import table_of, utcnow
@@ -52,14 +62,12 @@ class RevokedAnchorError(InvalidGrantError):
 
 def save_token(token: dict[str, Any], request: Any) -> None:
     """Store a freshly issued token (Authlib's ``save_token`` hook) by digest only, once its
-    anchor is taken (``join_family``)."""
+    anchor is taken (``issue``)."""
     now = utcnow()
     user = request.user
     previous: Token | None = getattr(request, "refresh_token", None)
-    code = getattr(request, "authorization_code", None)
+    code: AuthorizationCode | None = getattr(request, "authorization_code", None)
     refresh = token.get("refresh_token")
-    session = db.session()
-    family_id = join_family(session, request)
     row = dict(
         client_id=request.client.client_id,
         account_id=user.account_id if user else None,
@@ -67,7 +75,7 @@ def save_token(token: dict[str, Any], request: Any) -> None:
         access_token_hash=digest(token["access_token"]),
         refresh_token_hash=digest(refresh) if refresh else None,
         scope=token.get("scope", ""),
-        family_id=family_id,
+        family_id=previous.family_id if previous is not None else secrets.token_hex(16),
         code_id=code.id if code is not None else (previous.code_id if previous else None),
         sid=user.sid if user else None,
         auth_time=db.datetime_from_timestamp(user.auth_time) if user and user.auth_time else None,
@@ -83,26 +91,48 @@ def save_token(token: dict[str, Any], request: Any) -> None:
         else None,
         family_expires_at=_family_expiry(request.client, previous, now) if refresh else None,
     )
-    db.run(session, _INSERT_TOKEN, row)
+    issue(db.session(), row, code=code, previous=previous)
     metrics.count_token(request.payload.grant_type)
 
 
-def join_family(session: Session, request: Any) -> str:
-    """The family the token being issued belongs to, its anchor taken in this transaction: the
-    family for a rotation, the code for a code's first tokens, nothing for a client's own."""
-    previous: Token | None = getattr(request, "refresh_token", None)
-    if previous is not None:
-        take_family(session, previous.family_id)
-        return previous.family_id
-    family_id = secrets.token_hex(16)
-    code: AuthorizationCode | None = getattr(request, "authorization_code", None)
-    if code is None:
-        # A client's own token has no refresh token and no code: nothing is ever issued into
-        # its family, so it needs no anchor (revoking it revokes its one token all the same).
-        return family_id
-    take_code(session, code.id, family_id)
-    db.run(session, _INSERT_FAMILY, {"family_id": family_id, "client_id": request.client.client_id})
-    return family_id
+def issue(
+    session: Session,
+    row: dict[str, Any],
+    *,
+    code: AuthorizationCode | None,
+    previous: Token | None,
+) -> None:
+    """Insert the token ``row`` once its anchor is taken in the same transaction: the family
+    for a rotation (whose presented token is retired with it), the code for a code's first
+    tokens, nothing for a client's own (nothing is ever issued into its family, so revoking it
+    revokes its one token all the same). Where statements stand alone (PostgreSQL) the anchor,
+    the family and the token are one statement."""
+    if code is None and previous is None:
+        db.run(session, _INSERT_TOKEN, row)
+    elif db.stands_alone(session):
+        params = {NEW + name: row[name] for name in _TOKEN_COLUMNS}
+        params.update(family=row["family_id"], now=row["issued_at"])
+        if previous is not None:
+            params["previous"] = previous.id
+        else:
+            params["code"] = row["code_id"]
+        anchored = _ISSUE_ROTATION if previous is not None else _ISSUE_FROM_CODE
+        if db.rowcount(db.run(session, anchored, params)) != 1:
+            refuse_issuance(target=_anchor_name(row, previous))
+        if previous is not None:
+            set_committed_value(previous, "revoked_at", row["issued_at"])
+    else:
+        if previous is not None:
+            take_family(session, previous.family_id)
+        else:
+            take_code(session, row["code_id"], row["family_id"])
+            family = {"family_id": row["family_id"], "client_id": row["client_id"]}
+            db.run(session, _INSERT_FAMILY, family)
+        db.run(session, _INSERT_TOKEN, row)
+
+
+def _anchor_name(row: dict[str, Any], previous: Token | None) -> str:
+    return f"family:{row['family_id'][:8]}" if previous is not None else f"code:{row['code_id']}"
 
 
 # Built once, as every token request runs some of them. Plain table statements: the rows are
@@ -110,7 +140,8 @@ def join_family(session: Session, request: Any) -> str:
 # ordering) and its synchronisation of loaded objects would be work for nothing.
 _families = table_of(TokenFamily)
 _codes = table_of(AuthorizationCode)
-_INSERT_TOKEN = insert(table_of(Token))
+_tokens = table_of(Token)
+_INSERT_TOKEN = insert(_tokens)
 _INSERT_FAMILY = insert(_families)
 _TAKE_FAMILY = (
     update(_families)
@@ -120,11 +151,55 @@ _TAKE_FAMILY = (
 _TAKE_CODE = (
     update(_codes)
     .where(
-        _codes.c.id == bindparam("code_id"),
+        _codes.c.id == bindparam("code"),
         _codes.c.revoked_at.is_(None),
         _codes.c.family_id.is_(None),
     )
     .values(family_id=bindparam("family"))
+)
+
+
+# Where statements stand alone (PostgreSQL), each issuance is one statement: the anchor taken
+# (a data-modifying CTE), what goes with it, and the token inserted only if the anchor came
+# back. The token's values are parameters named ``new_<column>``: a parameter named like a
+# column of a table that the statement updates would become part of that UPDATE's SET clause.
+_SET_LATER = frozenset({"id", "revoked_at", "rotated_at"})
+_TOKEN_COLUMNS = [column.name for column in _tokens.c if column.name not in _SET_LATER]
+NEW = "new_"
+
+
+def _token_from(anchor: CTE, also: CTE) -> Insert:
+    values = [bindparam(NEW + name, type_=_tokens.c[name].type) for name in _TOKEN_COLUMNS]
+    given = select(*values).select_from(anchor)
+    statement = insert(_tokens).from_select(_TOKEN_COLUMNS, given).add_cte(anchor, also)
+    return statement.execution_options(preserve_rowcount=True)  # an INSERT's is not kept
+
+
+_code_taken = _TAKE_CODE.returning(_codes.c.id).cte("code_taken")
+_ISSUE_FROM_CODE = _token_from(
+    _code_taken,
+    insert(_families)
+    .from_select(
+        ["family_id", "client_id", "created_at"],
+        select(
+            bindparam("family", type_=_families.c.family_id.type),
+            bindparam(NEW + "client_id", type_=_families.c.client_id.type),
+            bindparam("now", type_=_families.c.created_at.type),
+        ).select_from(_code_taken),
+    )
+    .cte("family_made"),
+)
+_family_taken = _TAKE_FAMILY.returning(_families.c.family_id).cte("family_taken")
+_ISSUE_ROTATION = _token_from(
+    _family_taken,
+    update(_tokens)  # the presented token retires with the rotation
+    .where(
+        _tokens.c.id == bindparam("previous"),
+        _tokens.c.revoked_at.is_(None),
+        _tokens.c.family_id.in_(select(_family_taken.c.family_id)),
+    )
+    .values(revoked_at=bindparam("now"))
+    .cte("previous_retired"),
 )
 
 
@@ -139,7 +214,7 @@ def take_family(session: Session, family_id: str) -> None:
 def take_code(session: Session, code_id: int, family_id: str) -> None:
     """Record ``family_id`` as what the code issued, unless the code was revoked (replayed):
     a code issues at most one family, and none once a replay has been seen."""
-    taken = db.run(session, _TAKE_CODE, {"code_id": code_id, "family": family_id})
+    taken = db.run(session, _TAKE_CODE, {"code": code_id, "family": family_id})
     if db.rowcount(taken) != 1:
         refuse_issuance(target=f"code:{code_id}")
 

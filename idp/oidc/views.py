@@ -197,9 +197,10 @@ def _client_request_problem() -> str:
     return ""
 
 
-# Grants whose requests write one statement before their own commit: a refresh token's claim
-# (committed at once, whatever follows; grants.RefreshTokenGrant) and a client's own token.
-STANDALONE_GRANTS = frozenset({"refresh_token", "client_credentials"})
+# Grants whose writes are each one statement meant to stand by itself (on PostgreSQL): the
+# claim of a code (with its audit event) or of a refresh token, committed at once whatever
+# follows (grants), and the token with its anchor (tokens.issue).
+STANDALONE_GRANTS = frozenset({"authorization_code", "refresh_token", "client_credentials"})
 
 
 @bp.post("/oauth/token")

@@ -5,7 +5,8 @@ When the file named by ``MULTI_TEST_KILL_FILE`` exists, the next ``POST /oauth/t
 its worker with SIGKILL, at the moment the file names:
 
 - ``before``: as the request arrives, before the provider has read it;
-- ``claimed``: right after the request's first commit, which claims the authorization code;
+- ``claimed``: right after the claim of the authorization code is committed: with its own
+  statement where statements stand alone (PostgreSQL), else at the request's first commit;
 - ``after``: once the provider has answered (its transaction committed), before one byte of
   the answer is sent: the client sees the connection drop.
 
@@ -23,7 +24,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Connection, Engine, event
 from sqlalchemy.orm import Session
 
 from idp import create_app
@@ -47,12 +48,21 @@ def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-DIE_AT_NEXT_COMMIT = {"armed": False}
+DIE_ONCE_CLAIMED = {"armed": False}
 
 
 @event.listens_for(Session, "after_commit")
 def _die_if_armed(_session: Session) -> None:
-    if DIE_AT_NEXT_COMMIT["armed"]:
+    if DIE_ONCE_CLAIMED["armed"]:
+        die()
+
+
+@event.listens_for(Engine, "after_cursor_execute")
+def _die_if_armed_and_claimed_alone(
+    connection: Connection, _cursor: Any, statement: str, *_args: Any
+) -> None:
+    alone = connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    if DIE_ONCE_CLAIMED["armed"] and alone and "SET consumed_at=" in statement:
         die()
 
 
@@ -65,7 +75,7 @@ class KillSwitch:
         if moment == "before":
             die()
         if moment == "claimed":
-            DIE_AT_NEXT_COMMIT["armed"] = True
+            DIE_ONCE_CLAIMED["armed"] = True
         if moment == "after":
             body = self.app(environ, lambda *_args: None)
             b"".join(body)  # the whole answer is made (and committed), never sent

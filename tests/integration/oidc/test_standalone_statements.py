@@ -1,9 +1,10 @@
 """Requests whose statements each stand alone run them outside a transaction on PostgreSQL
 (one round trip each instead of ``BEGIN``, the statement and ``COMMIT``): userinfo and
-introspection, which only read; a refresh up to its claim, which is committed at once; a
-client's own token, which is one INSERT. Everything that must be atomic stays in a
-transaction, and the pooled connection goes back to the next request transactional. SQLite,
-where a transaction costs no round trip, keeps its transactions."""
+introspection, which only read; a code redemption and a refresh, whose claim is committed at
+once (the code's with its audit event) and whose issuance (the anchor taken, the family, the
+token, the presented token retired) is one statement; a client's own token, which is one
+INSERT. The pooled connection goes back to the next request transactional. SQLite, where a
+transaction costs no round trip, keeps its transactions."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import pytest
 from sqlalchemy import event
 
 from tests.conftest import both_databases, register
-from tests.flows import token_request
+from tests.flows import Pkce, token_request
+from tests.integration.oidc.helpers import audit_count, mint_code, redeem
 
 pytestmark = both_databases
 
@@ -59,7 +61,7 @@ def test_userinfo_and_introspection_read_outside_a_transaction(
     assert all(outside == on_postgresql for _, outside in statements), statements
 
 
-def test_a_refresh_claims_on_its_own_and_issues_in_one_transaction(
+def test_a_refresh_claims_and_issues_in_one_statement_each(
     client, rp, issue_tokens, statements, on_postgresql
 ):
     tokens = issue_tokens()
@@ -70,17 +72,24 @@ def test_a_refresh_claims_on_its_own_and_issues_in_one_transaction(
         auth=rp.auth,
     )
     assert refreshed.status_code == 200, refreshed.text
-    claim = statements.index(("UPDATE", on_postgresql))
-    assert all(outside == on_postgresql for _, outside in statements[: claim + 1]), statements
-    issuance = statements[claim + 1 :]
-    assert ("INSERT", False) in issuance and not any(outside for _, outside in issuance)
-    # The successor was committed with the rest of the issuance: it refreshes in turn.
+    words = [word for word, _ in statements]
+    if on_postgresql:
+        # the claim, the account's standing, then family, successor and retirement as one
+        assert words == ["UPDATE", "SELECT", "WITH"]
+        assert all(outside for _, outside in statements), statements
+    else:
+        writes = [word for word in words if word != "SELECT"]
+        assert writes == ["UPDATE", "UPDATE", "INSERT", "UPDATE"]
+        assert not any(outside for _, outside in statements), statements
+    # The successor was stored, and the presented token retired with the rotation.
     again = token_request(
         client,
         {"grant_type": "refresh_token", "refresh_token": refreshed.json["refresh_token"]},
         auth=rp.auth,
     )
     assert again.status_code == 200, again.text
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    assert client.get("/oauth/userinfo", headers=bearer).status_code == 401
 
 
 def test_a_clients_own_token_is_one_insert_on_its_own(client, app, statements, on_postgresql):
@@ -94,10 +103,27 @@ def test_a_clients_own_token_is_one_insert_on_its_own(client, app, statements, o
     assert all(outside == on_postgresql for _, outside in statements), statements
 
 
-def test_a_code_redemption_stays_in_transactions(client, rp, issue_tokens, statements):
-    assert issue_tokens()["access_token"]  # a login, /authorize, then the redemption
-    assert ("INSERT", False) in statements
-    assert not any(outside for _, outside in statements), statements
+def test_a_code_redemption_claims_and_issues_in_one_statement_each(
+    client, rp, issue_tokens, statements, on_postgresql
+):
+    assert issue_tokens()["access_token"]  # the client's row is kept from now on
+    pkce = Pkce.new()
+    code = mint_code(client, rp, pkce)
+    statements.clear()
+    redeemed = redeem(client, rp, code, pkce.verifier)
+    assert redeemed.status_code == 200, redeemed.text
+    words = [word for word, _ in statements]
+    if on_postgresql:
+        # the claim with its audit event, the account's standing, then code, family and token
+        assert words == ["WITH", "SELECT", "WITH"]
+        assert all(outside for _, outside in statements), statements
+    else:
+        writes = [word for word in words if word != "SELECT"]
+        assert writes == ["UPDATE", "INSERT", "UPDATE", "INSERT", "INSERT"]
+        assert not any(outside for _, outside in statements), statements
+    assert audit_count("oidc.code_redeemed") == 2
+    bearer = {"Authorization": f"Bearer {redeemed.json['access_token']}"}
+    assert client.get("/oauth/userinfo", headers=bearer).status_code == 200
 
 
 def test_the_next_request_writes_in_a_transaction_again(client, rp, issue_tokens, statements):
