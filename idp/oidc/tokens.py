@@ -16,16 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidGrantError
-from sqlalchemy import (
-    CTE,
-    Insert,
-    bindparam,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import CTE, Insert, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -110,7 +101,7 @@ def issue(
     if code is None and previous is None:
         db.run(session, _INSERT_TOKEN, row)
     elif db.stands_alone(session):
-        params = {NEW + name: row[name] for name in _TOKEN_COLUMNS}
+        params = {_NEW + name: row[name] for name in _TOKEN_COLUMNS}
         params.update(family=row["family_id"], now=row["issued_at"])
         if previous is not None:
             params["previous"] = previous.id
@@ -165,11 +156,11 @@ _TAKE_CODE = (
 # column of a table that the statement updates would become part of that UPDATE's SET clause.
 _SET_LATER = frozenset({"id", "revoked_at", "rotated_at"})
 _TOKEN_COLUMNS = [column.name for column in _tokens.c if column.name not in _SET_LATER]
-NEW = "new_"
+_NEW = "new_"
 
 
 def _token_from(anchor: CTE, also: CTE) -> Insert:
-    values = [bindparam(NEW + name, type_=_tokens.c[name].type) for name in _TOKEN_COLUMNS]
+    values = [bindparam(_NEW + name, type_=_tokens.c[name].type) for name in _TOKEN_COLUMNS]
     given = select(*values).select_from(anchor)
     statement = insert(_tokens).from_select(_TOKEN_COLUMNS, given).add_cte(anchor, also)
     return statement.execution_options(preserve_rowcount=True)  # an INSERT's is not kept
@@ -183,7 +174,7 @@ _ISSUE_FROM_CODE = _token_from(
         ["family_id", "client_id", "created_at"],
         select(
             bindparam("family", type_=_families.c.family_id.type),
-            bindparam(NEW + "client_id", type_=_families.c.client_id.type),
+            bindparam(_NEW + "client_id", type_=_families.c.client_id.type),
             bindparam("now", type_=_families.c.created_at.type),
         ).select_from(_code_taken),
     )
