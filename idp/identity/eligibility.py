@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol
+from enum import Enum
+from typing import Any, Literal, NamedTuple, Protocol
 
-from sqlalchemy import and_, bindparam, event, select
+from sqlalchemy import JSON, FromClause, Select, and_, bindparam, event, select, type_coerce
 from sqlalchemy.orm import Session
 
 from idp import db
@@ -203,6 +204,38 @@ _OPERATOR_STANDING = (
     .join(Account, Account.id == Membership.account_id)
     .where(Organisation.id == bindparam("org_id"), Account.id == bindparam("account_id"))
 )
+
+
+class Unread(Enum):
+    STANDING = "not read with the code or token"
+
+
+NOT_READ = Unread.STANDING
+# An operator's standing as read along with their code or token, or NOT_READ.
+KnownStanding = OperatorStanding | None | Literal[Unread.STANDING]
+
+
+def with_operator_standing(rows: FromClause) -> Select[Any]:
+    """``rows`` (a code's or token's columns: ``account_id``, ``identity``) and, after them, the
+    standing (``OPERATOR_STANDING``) of the account in the identity's organisation: all None
+    where it has no membership there (``standing_in``)."""
+    org_id = type_coerce(rows.c.identity, JSON)["org_id"].as_integer()
+    return (
+        select(rows, *OPERATOR_STANDING)
+        .select_from(rows)
+        .outerjoin(
+            Membership,
+            and_(Membership.account_id == rows.c.account_id, Membership.org_id == org_id),
+        )
+        .outerjoin(Organisation, Organisation.id == Membership.org_id)
+        .outerjoin(Account, Account.id == Membership.account_id)
+    )
+
+
+def standing_in(columns: Iterable[Any]) -> OperatorStanding | None:
+    """The standing from the columns of ``OPERATOR_STANDING`` as read by an outer join."""
+    standing = OperatorStanding(*columns)
+    return standing if standing.status is not None else None
 
 
 def still_eligible(

@@ -10,19 +10,20 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode
-from sqlalchemy import String, bindparam, cast, literal, select, update
+from sqlalchemy import Row, String, bindparam, cast, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from idp import audit, db
 from idp.config import settings
 from idp.db import table_of, utcnow
+from idp.identity.eligibility import NOT_READ, KnownStanding, standing_in, with_operator_standing
 from idp.oidc import claims, refresh_grace, requested_claims
 from idp.oidc.models import AuthorizationCode, Client, Token, digest
 from idp.oidc.tokens import find_refresh_token, revoke_code, revoke_family
@@ -100,7 +101,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         # UPDATE … RETURNING: the claimed row comes back with the claim (one statement); only
         # a code not claimed now is read again, to tell a replay from an unknown code.
         claim = {"digest": code_hash, "for_client": client.client_id, "now": utcnow()}
-        item = claim_code(session, claim)
+        item, self.request.claimed_standing = claim_code(session, claim)
         if item is not None:
             return item
         item = session.scalar(
@@ -114,24 +115,53 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         """Kept (consumed) so that a replay can find and revoke what it issued."""
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> AuthorizedUser | None:
-        return user_for(db.session(), authorization_code)
+        standing = getattr(self.request, "claimed_standing", NOT_READ)
+        return user_for(db.session(), authorization_code, standing=standing)
 
 
-def claim_code(session: Session, claim: dict[str, Any]) -> AuthorizationCode | None:
-    """The code claimed now, committed with its audit event: one statement where statements
-    stand alone (PostgreSQL), else the claim and the event in a transaction of their own."""
+def claim_code(
+    session: Session, claim: dict[str, Any]
+) -> tuple[AuthorizationCode | None, KnownStanding]:
+    """The code claimed now, committed with its audit event, and its operator's standing.
+    Where statements stand alone (PostgreSQL) one statement, which reads the standing too;
+    else the claim and the event in a transaction of their own."""
     actor = f"client:{claim['for_client']}"
     if db.stands_alone(session):
         event = audit.event_values("oidc.code_redeemed", actor=actor)
         row = db.run(session, _CLAIM_CODE_AUDITED, {**claim, **event}).first()
-        if row is not None:
-            audit.counted(event)
-    else:
-        row = db.run(session, _CLAIM_CODE, claim).first()
-        if row is not None:
-            audit.record("oidc.code_redeemed", actor=actor, target=f"code:{row.id}")
-        session.commit()
-    return AuthorizationCode(**row._mapping) if row is not None else None
+        if row is None:
+            return None, NOT_READ
+        audit.counted(event)
+        return _claimed(AuthorizationCode, row), standing_in(row[len(_codes.c) :])
+    row = db.run(session, _CLAIM_CODE, claim).first()
+    if row is not None:
+        audit.record("oidc.code_redeemed", actor=actor, target=f"code:{row.id}")
+    session.commit()
+    return (AuthorizationCode(**row._mapping) if row is not None else None), NOT_READ
+
+
+def claim_refresh_token(
+    session: Session, claim: dict[str, Any]
+) -> tuple[Token | None, KnownStanding]:
+    """The refresh token claimed (rotated) now, and its operator's standing, read with the
+    claim where statements stand alone (PostgreSQL)."""
+    if db.stands_alone(session):
+        row = db.run(session, _CLAIM_REFRESH_TOKEN_WITH_STANDING, claim).first()
+        if row is None:
+            return None, NOT_READ
+        return _claimed(Token, row), standing_in(row[len(_tokens.c) :])
+    row = db.run(session, _CLAIM_REFRESH_TOKEN, claim).first()
+    return (Token(**row._mapping) if row is not None else None), NOT_READ
+
+
+ClaimedRow = TypeVar("ClaimedRow", AuthorizationCode, Token)
+
+
+def _claimed(model: type[ClaimedRow], row: Row[Any]) -> ClaimedRow:
+    """The claimed row, the first columns of ``row`` (the standing's follow), as an object of
+    the request's own (it is only read after)."""
+    columns = model.__table__.columns
+    return model(**dict(zip(columns.keys(), row[: len(columns)], strict=True)))
 
 
 def revoke_replayed_code(session: Session, item: AuthorizationCode, client: Client) -> None:
@@ -168,7 +198,7 @@ _CLAIM_CODE = (
     .returning(*_codes.c)
 )
 _claimed_code = _CLAIM_CODE.cte("claimed")
-_CLAIM_CODE_AUDITED = select(_claimed_code).add_cte(
+_CLAIM_CODE_AUDITED = with_operator_standing(_claimed_code).add_cte(
     audit.recorded_with(_claimed_code, literal("code:") + cast(_claimed_code.c.id, String))
 )
 _tokens = table_of(Token)
@@ -185,6 +215,7 @@ _CLAIM_REFRESH_TOKEN = (
     .returning(*_tokens.c)
 )
 
+_CLAIM_REFRESH_TOKEN_WITH_STANDING = with_operator_standing(_CLAIM_REFRESH_TOKEN.cte("claimed"))
 _REVOKE_TOKEN = (
     update(_tokens)
     .where(_tokens.c.id == bindparam("token_id"), _tokens.c.revoked_at.is_(None))
@@ -202,8 +233,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         token_hash = digest(refresh_token)
         now = utcnow()
         claim = {"digest": token_hash, "for_client": self.request.client.client_id, "now": now}
-        row = db.run(session, _CLAIM_REFRESH_TOKEN, claim).first()
-        token = Token(**row._mapping) if row is not None else None
+        token, self.request.claimed_standing = claim_refresh_token(session, claim)
         claimed = 0 if token is None else 1
         db.commit_now(session)
         if token is None:
@@ -254,7 +284,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         asks again in the same transaction."""
         checked = getattr(self.request, "checked_user", None)
         if checked is None or checked[0] is not refresh_token:
-            checked = (refresh_token, user_for(db.session(), refresh_token))
+            standing = getattr(self.request, "claimed_standing", NOT_READ)
+            checked = (refresh_token, user_for(db.session(), refresh_token, standing=standing))
             self.request.checked_user = checked
         user: AuthorizedUser | None = checked[1]
         return user

@@ -20,7 +20,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from idp import db
 from idp.db import utcnow
-from idp.identity.eligibility import OPERATOR_STANDING, OperatorStanding
+from idp.identity.eligibility import OPERATOR_STANDING, OperatorStanding, standing_in
 from idp.identity.models import Account, Identity, Membership, Organisation
 from idp.oidc.models import Client, Token, digest, refresh_is_usable
 
@@ -132,16 +132,12 @@ def find_presented(
     row = db.run(session, _PRESENTED_BY[kind], {"digest": digest(value)}).first()
     if row is None:
         return None
-    token, (metadata,), standing = (
-        row[:_CLIENT_AT],
-        row[_CLIENT_AT : _CLIENT_AT + 1],
-        OperatorStanding(*row[_CLIENT_AT + 1 :]),
-    )
+    token, metadata = row[:_CLIENT_AT], row[_CLIENT_AT]
     return PresentedToken(
         kind,
         *token,
         client=Client(client_id=row.client_id, client_metadata=metadata) if metadata else None,
-        standing=standing if standing.status is not None else None,
+        standing=standing_in(row[_CLIENT_AT + 1 :]),
     )
 
 

@@ -7,7 +7,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from idp.identity.eligibility import Grantee, operator_grantee, still_eligible
+from idp.identity.eligibility import (
+    NOT_READ,
+    Grantee,
+    KnownStanding,
+    operator_grantee,
+    still_eligible,
+)
 from idp.identity.models import Identity, Role
 from idp.oidc.client_cache import protocol_client
 from idp.oidc.models import Client
@@ -48,18 +54,23 @@ class AuthorizedUser:
         return self.subject
 
 
-def user_for(session: Session, row: Any) -> AuthorizedUser | None:
+def user_for(
+    session: Session, row: Any, *, standing: KnownStanding = NOT_READ
+) -> AuthorizedUser | None:
     """The owner of a stored code or token (same columns), or None when it may no longer act
     as that identity: operator membership deleted or disabled, password change pending,
     password or phone changed since, org identity no longer registered for the client. A
-    presented token brings its operator's standing and its client along."""
+    presented token brings its operator's standing and its client along; a claimed code or
+    token may bring the standing (``standing``, read with the claim)."""
     identity: Identity | None = row.identity
     if identity is None:
         return None
     presented = isinstance(row, PresentedToken)
-    if presented and identity.role == Role.OPERATOR:
+    if presented:
+        standing = row.standing
+    if identity.role == Role.OPERATOR and standing is not NOT_READ:
         grantee = operator_grantee(
-            row.standing, account_id=row.account_id, credential_version=row.credential_version
+            standing, account_id=row.account_id, credential_version=row.credential_version
         )
     else:
         grantee = still_eligible(

@@ -7,7 +7,7 @@ import base64
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, update
 
 from idp import db
 from idp.db import utcnow
@@ -375,16 +375,50 @@ def test_refresh_token_absolute_expiry_survives_rotation(client, rp, code, pkce)
     assert response.json["error"] == "invalid_grant"
 
 
-def test_refresh_fails_once_the_operator_is_disabled(client, rp, code, pkce, operator):
-    from idp.identity.models import Membership, MembershipStatus
+# What ends an operator's standing in their organisation, each written straight to the
+# database (not through the consoles, which would also revoke the tokens): the token endpoint
+# must refuse on its own, whether it read the standing with the claim (PostgreSQL) or after it.
+STANDING_ENDS = {
+    "membership disabled": lambda m: update(m.Membership).values(
+        status=m.MembershipStatus.DISABLED
+    ),
+    "membership deleted": lambda m: delete(m.Membership),
+    "password changed": lambda m: update(m.Account).values(
+        credential_version=m.Account.credential_version + 1
+    ),
+    "password change pending": lambda m: update(m.Account).values(must_change_password=True),
+    "organisation suspended": lambda m: update(m.Organisation).values(suspended_at=utcnow()),
+}
 
-    refresh = redeem(client, rp, code, pkce.verifier).json["refresh_token"]
-    db.session().execute(Membership.__table__.update().values(status=MembershipStatus.DISABLED))
+
+def end_standing(how: str) -> None:
+    from idp.identity import models
+
+    db.session().execute(STANDING_ENDS[how](models))
     db.session().commit()
+
+
+@both_databases
+@pytest.mark.parametrize("how", STANDING_ENDS)
+def test_a_code_is_refused_once_its_operator_can_no_longer_act(client, rp, code, pkce, how):
+    end_standing(how)
+    response = redeem(client, rp, code, pkce.verifier)
+    assert (response.status_code, response.json["error"]) == (400, "invalid_grant")
+    assert tokens_stored() == 0
+
+
+@both_databases
+@pytest.mark.parametrize("how", STANDING_ENDS)
+def test_refresh_fails_once_the_operator_can_no_longer_act(client, rp, code, pkce, how):
+    first = redeem(client, rp, code, pkce.verifier).json
+    end_standing(how)
     response = token_request(
-        client, {"grant_type": "refresh_token", "refresh_token": refresh}, auth=rp.auth
+        client,
+        {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        auth=rp.auth,
     )
-    assert response.json["error"] == "invalid_grant"
+    assert (response.status_code, response.json["error"]) == (400, "invalid_grant")
+    assert tokens_stored() == 1  # the first redemption's only
 
 
 def test_client_credentials_for_a_backend(client, app):
