@@ -187,8 +187,9 @@ class OperatorStanding(NamedTuple):
 
 # What decides whether an operator's grant still stands, and who it acts for: only these
 # columns, as loading the three rows as objects cost twice as much as the lookup itself. Every
-# token request, userinfo and introspection asks it (the last two along with the token itself,
-# ``idp.oidc.presented``).
+# token request, userinfo and introspection asks it: userinfo and introspection along with the
+# token itself (``idp.oidc.presented``), code redemption and refresh on PostgreSQL along with
+# the claim (``with_operator_standing``).
 OPERATOR_STANDING = (
     Organisation.suspended_at,
     Account.subject,
