@@ -32,25 +32,12 @@ _GIVEN = ("time", "action", "actor", "result", "org_id", "ip", "request_id", "de
 PARAMETER_PREFIX = "audit_"
 
 
-def _event(
-    action: str,
-    *,
-    actor: str,
-    target: str = "",
-    result: str = "success",
-    org_id: int | None = None,
-    details: dict[str, str] | None = None,
-) -> dict[str, Any]:
+def _when_and_where() -> dict[str, Any]:
+    """The columns every event takes from the moment and the request it is recorded in."""
     return {
         "time": db.utcnow(),
-        "action": action,
-        "actor": actor,
-        "target": target,
-        "result": result,
-        "org_id": org_id,
         "ip": client_ip() if has_request_context() else "cli",
         "request_id": logs.request_id(),
-        "details": details or {},
     }
 
 
@@ -66,9 +53,15 @@ def record(
     """Write an audit event with the current transaction (kept even if the request fails).
 
     Personal data in ``actor``/``target`` must already be masked by the caller."""
-    event = _event(
-        action, actor=actor, target=target, result=result, org_id=org_id, details=details
-    )
+    event = {
+        "action": action,
+        "actor": actor,
+        "target": target,
+        "result": result,
+        "org_id": org_id,
+        "details": details or {},
+        **_when_and_where(),
+    }
     session = db.session()
     if not session.in_transaction():
         session.begin()  # so that a rollback, even before any statement, sets it aside
@@ -90,7 +83,14 @@ def event_values(
 ) -> dict[str, Any]:
     """The parameters of a ``recorded_with`` event (as ``record`` takes them); ``counted``
     once the statement has written it."""
-    event = _event(action, actor=actor, result=result, org_id=org_id)
+    event: dict[str, Any] = {
+        "action": action,
+        "actor": actor,
+        "result": result,
+        "org_id": org_id,
+        "details": {},
+    }
+    event.update(_when_and_where())
     return {PARAMETER_PREFIX + name: event[name] for name in _GIVEN}
 
 

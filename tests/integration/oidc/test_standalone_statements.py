@@ -45,6 +45,20 @@ def on_postgresql(db_url: str) -> bool:
     return db_url.startswith("postgresql")
 
 
+def assert_claim_and_issuance(
+    statements: list[tuple[str, bool]], on_postgresql: bool, sqlite_writes: list[str]
+) -> None:
+    """On PostgreSQL two statements outside a transaction (claim, issuance); on SQLite the
+    writes ``sqlite_writes`` (reads aside), all inside transactions."""
+    words = [word for word, _ in statements]
+    if on_postgresql:
+        assert words == ["WITH", "WITH"]
+        assert all(outside for _, outside in statements), statements
+    else:
+        assert [word for word in words if word != "SELECT"] == sqlite_writes
+        assert not any(outside for _, outside in statements), statements
+
+
 def test_userinfo_and_introspection_read_outside_a_transaction(
     client, rp, issue_tokens, statements, on_postgresql
 ):
@@ -72,15 +86,8 @@ def test_a_refresh_claims_and_issues_in_one_statement_each(
         auth=rp.auth,
     )
     assert refreshed.status_code == 200, refreshed.text
-    words = [word for word, _ in statements]
-    if on_postgresql:
-        # the claim with the account's standing, then family, successor and retirement as one
-        assert words == ["WITH", "WITH"]
-        assert all(outside for _, outside in statements), statements
-    else:
-        writes = [word for word in words if word != "SELECT"]
-        assert writes == ["UPDATE", "UPDATE", "INSERT", "UPDATE"]
-        assert not any(outside for _, outside in statements), statements
+    # PostgreSQL: the claim with the account's standing, then family, successor and retirement
+    assert_claim_and_issuance(statements, on_postgresql, ["UPDATE", "UPDATE", "INSERT", "UPDATE"])
     # The successor was stored, and the presented token retired with the rotation.
     again = token_request(
         client,
@@ -112,15 +119,10 @@ def test_a_code_redemption_claims_and_issues_in_one_statement_each(
     statements.clear()
     redeemed = redeem(client, rp, code, pkce.verifier)
     assert redeemed.status_code == 200, redeemed.text
-    words = [word for word, _ in statements]
-    if on_postgresql:
-        # the claim with its audit event and the account's standing, then code, family, token
-        assert words == ["WITH", "WITH"]
-        assert all(outside for _, outside in statements), statements
-    else:
-        writes = [word for word in words if word != "SELECT"]
-        assert writes == ["UPDATE", "INSERT", "UPDATE", "INSERT", "INSERT"]
-        assert not any(outside for _, outside in statements), statements
+    # PostgreSQL: the claim with its audit event and the account's standing, then code, family
+    # and token
+    sqlite_writes = ["UPDATE", "INSERT", "UPDATE", "INSERT", "INSERT"]
+    assert_claim_and_issuance(statements, on_postgresql, sqlite_writes)
     assert audit_count("oidc.code_redeemed") == 2
     bearer = {"Authorization": f"Bearer {redeemed.json['access_token']}"}
     assert client.get("/oauth/userinfo", headers=bearer).status_code == 200
