@@ -73,7 +73,7 @@ def recorded_with(source: CTE, target: ColumnElement[str], name: str = "audited"
     """An event for each row of ``source``, a data-modifying CTE of the same statement, with
     its target computed from the row: a write and its event as one statement, committed or
     lost together (PostgreSQL). Its other columns are the parameters ``event_values`` gives."""
-    given = [bindparam(PARAMETER_PREFIX + name, type_=_events.c[name].type) for name in _GIVEN]
+    given = [bindparam(PARAMETER_PREFIX + col, type_=_events.c[col].type) for col in _GIVEN]
     rows = select(*given, target).select_from(source)
     return insert(_events).from_select([*_GIVEN, "target"], rows).cte(name)
 

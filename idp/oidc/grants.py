@@ -137,7 +137,7 @@ def claim_code(
     if row is not None:
         audit.record("oidc.code_redeemed", actor=actor, target=f"code:{row.id}")
     session.commit()
-    return (AuthorizationCode(**row._mapping) if row is not None else None), NOT_READ
+    return (_claimed(AuthorizationCode, row) if row is not None else None), NOT_READ
 
 
 def claim_refresh_token(
@@ -151,15 +151,15 @@ def claim_refresh_token(
             return None, NOT_READ
         return _claimed(Token, row), standing_in(row[len(_tokens.c) :])
     row = db.run(session, _CLAIM_REFRESH_TOKEN, claim).first()
-    return (Token(**row._mapping) if row is not None else None), NOT_READ
+    return (_claimed(Token, row) if row is not None else None), NOT_READ
 
 
 ClaimedRow = TypeVar("ClaimedRow", AuthorizationCode, Token)
 
 
 def _claimed(model: type[ClaimedRow], row: Row[Any]) -> ClaimedRow:
-    """The claimed row, the first columns of ``row`` (the standing's follow), as an object of
-    the request's own (it is only read after)."""
+    """The claimed row, the first columns of ``row`` (the standing's follow where it was read
+    too), as an object of the request's own (it is only read after)."""
     columns = model.__table__.columns
     return model(**dict(zip(columns.keys(), row[: len(columns)], strict=True)))
 
