@@ -97,7 +97,9 @@ def _read(session: Session, client_id: str) -> dict[str, Any] | None:
 def _build(columns: dict[str, Any] | None) -> Client | None:
     if columns is None:
         return None
-    return Client(**{**columns, "client_metadata": json.loads(columns["client_metadata"])})
+    return db.unattached(
+        Client, {**columns, "client_metadata": json.loads(columns["client_metadata"])}
+    )
 
 
 def name_a_version() -> None:

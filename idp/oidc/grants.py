@@ -161,7 +161,7 @@ def _claimed(model: type[ClaimedRow], row: Row[Any]) -> ClaimedRow:
     """The claimed row, the first columns of ``row`` (the standing's follow where it was read
     too), as an object of the request's own (it is only read after)."""
     columns = model.__table__.columns
-    return model(**dict(zip(columns.keys(), row[: len(columns)], strict=True)))
+    return db.unattached(model, dict(zip(columns.keys(), row[: len(columns)], strict=True)))
 
 
 def revoke_replayed_code(session: Session, item: AuthorizationCode, client: Client) -> None:

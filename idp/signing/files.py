@@ -30,7 +30,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, RSAKey
 
 from idp.config import Settings
-from idp.signing.interface import KeyMaterialError, KeyRef, KeyState
+from idp.signing.interface import KeyMaterialError, KeyRef, KeyState, NoSigningKeyError
 from idp.signing.lifecycle import (
     DEFAULT_ACTIVATION_DELAY,
     DEFAULT_RETIRED_RETENTION,
@@ -124,7 +124,12 @@ class FileKeyStore(LifecycleKeyStore):
         return self._write(_Entry(ref=ref, jwk=self._entries()[ref.kid].jwk))
 
     def _sign_with(self, ref: KeyRef, data: bytes) -> bytes:
-        return _SIGNERS[ref.alg](self._entries()[ref.kid].jwk, data)
+        # ``sign`` has just read the directory to find ``ref`` active: the entry kept since is
+        # that reading's or a newer one, and a third reading per signature told nothing new.
+        entry = self._cache.get(ref.kid)
+        if entry is None:  # gone in a newer reading (another thread's)
+            raise NoSigningKeyError(f"key {ref.kid} is not an active signing key")
+        return _SIGNERS[ref.alg](entry.jwk, data)
 
     def _public_members(self, ref: KeyRef) -> dict[str, Any]:
         members: dict[str, Any] = self._entries()[ref.kid].jwk.as_dict(private=False)

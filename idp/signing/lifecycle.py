@@ -85,7 +85,8 @@ class LifecycleKeyStore(ABC):
 
     @abstractmethod
     def _sign_with(self, ref: KeyRef, data: bytes) -> bytes:
-        """The JWS signature of ``data`` by the active key ``ref``."""
+        """The JWS signature of ``data`` by ``ref``, which ``sign`` has just found active in the
+        store's current keys (``_current``)."""
 
     @abstractmethod
     def _public_members(self, ref: KeyRef) -> dict[str, Any]:
