@@ -7,11 +7,18 @@ of one scenario; what a request costs under load is the benchmark's to say (docs
     .venv/bin/python -m benchmarks.inprocess                       # SQLite, every scenario
     .venv/bin/python -m benchmarks.inprocess --database postgres --scenarios userinfo,refresh
     .venv/bin/python -m benchmarks.inprocess --scenarios refresh --profile refresh.prof
+    .venv/bin/python -m benchmarks.inprocess --database postgres --scenarios token --instructions
 
 Each scenario runs ``--requests`` requests ``--reps`` times after a warm-up and reports the
 best repetition's CPU time per request (``time.process_time``: this process only; the SMS
 worker delivering the login codes is another process) and the statements per request that the
 request's database session sends (the SQL store has an engine of its own: not counted).
+
+``--instructions`` runs it all under valgrind's callgrind instead and counts the instructions
+this process executes per request (once, ``--requests`` requests after the warm-up): the same
+code gives the same count to a fraction of a per cent whatever else the machine is doing, where
+CPU time drifts by more than the few per cent a change is worth. It leaves out what the
+instructions wait for (caches, the kernel), so it judges a change to the code's own work.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ import logging
 import os
 import pstats
 import secrets
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +51,8 @@ from benchmarks.seeding import SeedSpec
 ISSUER = "http://127.0.0.1:5000"  # never listened on: requests go to the app object
 SCENARIOS = ("client_credentials", "token", "refresh", "userinfo", "introspection", "flows")
 WARMUP = 20
+# Set in the process that valgrind runs: where callgrind writes its counts.
+CALLGRIND_OUT = "BENCHMARK_CALLGRIND_OUT"
 
 
 class Browser:
@@ -215,11 +226,16 @@ def counted_statements(app: Flask) -> Iterator[list[int]]:
 def measure(
     rp: RelyingParty, scenario: str, requests: int, reps: int, profile: Path | None
 ) -> tuple[float, float]:
-    """Best CPU ms per request of ``reps`` runs, and statements per request."""
+    """Best CPU ms per request of ``reps`` runs (under callgrind: instructions per request of
+    one run), and statements per request."""
     runs = WARMUP + requests * reps + (requests if profile else 0)
     call = one_request(rp, scenario, runs)
     for _ in range(WARMUP):
         call()
+    if CALLGRIND_OUT in os.environ:
+        with counted_statements(rp.app) as statements:
+            count = instructions(scenario, lambda: [call() for _ in range(requests)])
+        return count / requests, statements[0] / requests
     best = float("inf")
     with counted_statements(rp.app) as statements:
         for _ in range(reps):
@@ -233,6 +249,48 @@ def measure(
         profiler.dump_stats(profile)
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
     return best, statements[0] / (requests * reps)
+
+
+def instructions(scenario: str, work: Callable[[], object]) -> int:
+    """Instructions this process executes in ``work``: callgrind counts only while told to
+    (``--instr-atstart=no``), and writes the count to a file of its own when told to dump."""
+
+    def control(*arguments: str) -> None:
+        command = ["callgrind_control", *arguments, str(os.getpid())]
+        subprocess.run(command, check=True, capture_output=True)
+
+    control("--zero")
+    control("--instr=on")
+    work()
+    control(f"--dump={scenario}")
+    control("--instr=off")
+    trigger = f"desc: Trigger: dump {scenario}\n"
+    for part in Path(os.environ[CALLGRIND_OUT]).parent.iterdir():
+        text = part.read_text(errors="replace")
+        if trigger in text:
+            part.unlink()
+            return int(text.split("\ntotals: ")[1].split()[0])
+    raise RuntimeError(f"callgrind wrote no count for {scenario}")
+
+
+def under_callgrind(argv: list[str]) -> int:
+    """Run this command again, without ``--instructions``, under callgrind."""
+    with tempfile.TemporaryDirectory(prefix="idp-callgrind-") as tmp:
+        out = Path(tmp) / "callgrind.out"
+        command = [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",  # the start, the seeding and the logins are not counted
+            f"--callgrind-out-file={out}",
+            "--log-file=" + str(Path(tmp) / "valgrind.log"),
+            sys.executable,
+            "-m",
+            "benchmarks.inprocess",
+            *(argument for argument in argv if argument != "--instructions"),
+        ]
+        # One string hash for every run: the layout of sets and dicts changes the count.
+        env = {**os.environ, CALLGRIND_OUT: str(out), "PYTHONHASHSEED": "0"}
+        return subprocess.run(command, env=env).returncode
 
 
 def run(options: argparse.Namespace) -> list[tuple[str, float, float]]:
@@ -261,7 +319,8 @@ def run(options: argparse.Namespace) -> list[tuple[str, float, float]]:
             profile = options.profile if scenario == options.scenarios[0] else None
             cpu_ms, statements = measure(rp, scenario, options.requests, options.reps, profile)
             results.append((scenario, cpu_ms, statements))
-            servers.log(f"{scenario}: {cpu_ms:.3f} ms CPU per request, {statements:.1f} statements")
+            cost = f"{cpu_ms:,.0f} instructions" if counting() else f"{cpu_ms:.3f} ms CPU"
+            servers.log(f"{scenario}: {cost} per request, {statements:.1f} statements")
         app.extensions["idp.engine"].dispose()
         return results
 
@@ -273,6 +332,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=300, help="per repetition")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--profile", type=Path, help="cProfile of the first scenario, to FILE")
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="instructions per request, counted under valgrind's callgrind (needs valgrind)",
+    )
     options = parser.parse_args(argv)
     options.scenarios = options.scenarios.split(",")
     unknown = set(options.scenarios) - set(SCENARIOS)
@@ -280,12 +344,31 @@ def parse(argv: list[str]) -> argparse.Namespace:
         parser.error(f"--scenarios: unknown {', '.join(sorted(unknown))}")
     if options.requests < 1 or options.reps < 1:
         parser.error("--requests and --reps: at least 1")
+    if options.instructions and options.profile:
+        parser.error("--instructions and --profile: one at a time")
+    if options.instructions and not shutil.which("callgrind_control"):
+        parser.error("--instructions: valgrind is not installed")
     return options
 
 
+def counting() -> bool:
+    """This process runs under callgrind for ``--instructions``."""
+    return CALLGRIND_OUT in os.environ
+
+
 def main(argv: list[str] | None = None) -> int:
-    options = parse(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    options = parse(argv)
+    if options.instructions and not counting():
+        return under_callgrind(argv)
     results = run(options)
+    if counting():
+        print(f"\n{options.database}, {options.requests} requests under callgrind")
+        print("| scenario           | instructions/request | statements/request |")
+        print("|--------------------|----------------------|--------------------|")
+        for scenario, count, statements in results:
+            print(f"| {scenario:<18} | {count:>20,.0f} | {statements:>18.1f} |")
+        return 0
     print(f"\n{options.database}, best of {options.reps} × {options.requests} requests")
     print("| scenario           | CPU ms/request | statements/request |")
     print("|--------------------|----------------|--------------------|")

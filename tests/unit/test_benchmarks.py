@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 import pytest
 
 from benchmarks import inprocess, load, report, servers, wrk
+from tests.conftest import missing
 
 
 def run_async(coroutine: Any) -> Any:
@@ -191,10 +192,36 @@ def test_inprocess_run_reports_every_scenario_with_its_statements():
     assert rows["userinfo"][1] == 1.0  # the token with its client and standing
 
 
+def test_inprocess_counts_the_same_instructions_each_time_under_callgrind():
+    """``--instructions``: a count per request from valgrind's callgrind, the same in two runs
+    of the same code (what makes it fit to judge a change of a few per cent)."""
+    if shutil.which("callgrind_control") is None:
+        missing("valgrind is not installed (Debian: valgrind)")
+    argv = ["--scenarios", "client_credentials", "--requests", "5", "--instructions"]
+
+    def count() -> int:
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.inprocess", *argv],
+            cwd=servers.ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        row = next(line for line in done.stdout.splitlines() if "| client_credentials" in line)
+        return int(row.split("|")[2].replace(",", ""))
+
+    first, second = count(), count()
+    assert 100_000 < first < 100_000_000  # a request, not a process start or nothing
+    assert abs(first - second) <= first // 200
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["--scenarios", "userinfo,bogus"], "unknown bogus"),
+        (["--instructions", "--profile", "x.prof"], "one at a time"),
         (["--requests", "0"], "at least 1"),
         (["--database", "mysql"], "invalid choice"),
     ],
