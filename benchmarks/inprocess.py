@@ -363,17 +363,19 @@ def main(argv: list[str] | None = None) -> int:
         return under_callgrind(argv)
     results = run(options)
     if counting():
-        print(f"\n{options.database}, {options.requests} requests under callgrind")
-        print("| scenario           | instructions/request | statements/request |")
-        print("|--------------------|----------------------|--------------------|")
-        for scenario, count, statements in results:
-            print(f"| {scenario:<18} | {count:>20,.0f} | {statements:>18.1f} |")
-        return 0
-    print(f"\n{options.database}, best of {options.reps} × {options.requests} requests")
-    print("| scenario           | CPU ms/request | statements/request |")
-    print("|--------------------|----------------|--------------------|")
-    for scenario, cpu_ms, statements in results:
-        print(f"| {scenario:<18} | {cpu_ms:>14.3f} | {statements:>18.1f} |")
+        heading, unit, cell = f"{options.requests} requests under callgrind", "instructions", ",.0f"
+    else:
+        heading, unit, cell = (
+            f"best of {options.reps} × {options.requests} requests",
+            "CPU ms",
+            ".3f",
+        )
+    cost = f"{unit}/request"
+    print(f"\n{options.database}, {heading}")
+    print(f"| scenario           | {cost} | statements/request |")
+    print(f"|--------------------|{'-' * (len(cost) + 2)}|--------------------|")
+    for scenario, value, statements in results:
+        print(f"| {scenario:<18} | {value:>{len(cost)}{cell}} | {statements:>18.1f} |")
     return 0
 
 
