@@ -232,7 +232,7 @@ def measure(
     call = one_request(rp, scenario, runs)
     for _ in range(WARMUP):
         call()
-    if CALLGRIND_OUT in os.environ:
+    if counting():
         with counted_statements(rp.app) as statements:
             count = instructions(scenario, lambda: [call() for _ in range(requests)])
         return count / requests, statements[0] / requests
