@@ -83,14 +83,14 @@ def event_values(
 ) -> dict[str, Any]:
     """The parameters of a ``recorded_with`` event (as ``record`` takes them); ``counted``
     once the statement has written it."""
-    event: dict[str, Any] = {
+    event = {
         "action": action,
         "actor": actor,
         "result": result,
         "org_id": org_id,
         "details": {},
+        **_when_and_where(),
     }
-    event.update(_when_and_where())
     return {PARAMETER_PREFIX + name: event[name] for name in _GIVEN}
 
 
