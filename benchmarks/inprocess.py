@@ -215,12 +215,15 @@ def counted_statements(app: Flask) -> Iterator[list[int]]:
     def one(*_args: Any) -> None:
         count[0] += 1
 
-    engine = app.extensions["idp.engine"]
-    event.listen(engine, "before_cursor_execute", one)
+    from idp import db
+
+    for engine in db.engines(app):
+        event.listen(engine, "before_cursor_execute", one)
     try:
         yield count
     finally:
-        event.remove(engine, "before_cursor_execute", one)
+        for engine in db.engines(app):
+            event.remove(engine, "before_cursor_execute", one)
 
 
 def measure(
@@ -307,7 +310,7 @@ def run(options: argparse.Namespace) -> list[tuple[str, float, float]]:
         (Path(tmp) / "app.log").open("a") as app_log,
     ):
         os.environ.update(instance.env)  # the application's settings come from the environment
-        from idp import create_app
+        from idp import create_app, db
 
         app = create_app()
         for handler in logging.getLogger().handlers:
@@ -321,7 +324,7 @@ def run(options: argparse.Namespace) -> list[tuple[str, float, float]]:
             results.append((scenario, cpu_ms, statements))
             cost = f"{cpu_ms:,.0f} instructions" if counting() else f"{cpu_ms:.3f} ms CPU"
             servers.log(f"{scenario}: {cost} per request, {statements:.1f} statements")
-        app.extensions["idp.engine"].dispose()
+        db.dispose(app)
         return results
 
 

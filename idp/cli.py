@@ -424,7 +424,7 @@ def configuration_problems(checked: Settings) -> list[str]:
     except ConfigError as error:
         return str(error).splitlines()
     app.extensions["idp.keys"].close()
-    app.extensions["idp.engine"].dispose()
+    db.dispose(app)
     return []
 
 

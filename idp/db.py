@@ -12,6 +12,7 @@ from typing import Annotated, Any, ClassVar, TypeVar
 
 from flask import Flask, Response, current_app, g
 from sqlalchemy import (
+    Connection,
     DateTime,
     Dialect,
     Engine,
@@ -39,6 +40,10 @@ from idp.errors import ServiceUnavailableError
 log = logging.getLogger(__name__)
 
 AFTER_COMMIT = "idp_after_commit"
+# Session.info: the connection of the pool in autocommit that the session's plain statements
+# run on while they stand alone (``statements_stand_alone``).
+STANDALONE = "idp.standalone"
+STANDALONE_ENGINE = "idp.engine.standalone"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -96,8 +101,14 @@ def run(
     """A plain statement (tables and columns, no ORM entities) on the session's connection, in
     its transaction (sessions never autoflush, so its own ``execute`` would not flush either):
     the ORM's execute path costs 40-55 µs more per statement than the statement itself
-    (docs/performance.md)."""
-    return session.connection().execute(statement, params)
+    (docs/performance.md). While they stand alone, on the connection they stand alone on."""
+    return connection_of(session).execute(statement, params)
+
+
+def connection_of(session: Session) -> Connection:
+    """The connection ``session``'s plain statements run on."""
+    standalone: Connection | None = session.info.get(STANDALONE)
+    return standalone if standalone is not None else session.connection()
 
 
 def unattached(model: type[AnyModel], columns: Mapping[str, Any]) -> AnyModel:
@@ -129,14 +140,16 @@ intpk = Annotated[int, mapped_column(primary_key=True)]
 created_at = Annotated[datetime, mapped_column(UTCDateTime(), default=utcnow)]
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, autocommit: bool = False) -> Engine:
     """An engine tuned for the backend: SQLite gets WAL with synchronous=NORMAL and a busy
-    timeout so concurrent requests wait instead of failing."""
+    timeout so concurrent requests wait instead of failing. ``autocommit`` (PostgreSQL only):
+    its connections are in autocommit from the start, for statements that stand alone."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    engine = create_engine(url, pool_size=10, max_overflow=20)
+    isolation = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    engine = create_engine(url, pool_size=10, max_overflow=20, **isolation)
     tested = CheckedBeforeUse(engine.dialect)
     event.listen(engine, "checkin", tested.note_checkin)
     event.listen(engine, "checkout", tested.check)
@@ -205,8 +218,12 @@ def init_app(app: Flask, database_url: str) -> None:
     sessions = sessionmaker(bind=engine, expire_on_commit=False, autoflush=False)
     event.listen(sessions, "after_commit", _run_after_commit)
     event.listen(sessions, "after_soft_rollback", _forget_after_commit)
+    event.listen(sessions, "after_commit", end_standalone)
+    event.listen(sessions, "after_soft_rollback", end_standalone)
     app.extensions["idp.db"] = sessions
     app.extensions["idp.engine"] = engine
+    if engine.dialect.name == "postgresql":
+        app.extensions[STANDALONE_ENGINE] = make_engine(database_url, autocommit=True)
     # A session lives for one request (or one CLI command): opened on first use, committed
     # after the view (``commit_session``, by idp.pipeline), closed at teardown. The pipeline
     # closes it at the start too where an outer app context spans several requests (the test
@@ -220,6 +237,19 @@ def engine() -> Engine:
     return value
 
 
+def engines(app: Flask) -> list[Engine]:
+    """Every engine of ``app``: the sessions' and, on PostgreSQL, the one statements stand
+    alone on (``statements_stand_alone``)."""
+    found = [app.extensions["idp.engine"], app.extensions.get(STANDALONE_ENGINE)]
+    return [engine for engine in found if engine is not None]
+
+
+def dispose(app: Flask) -> None:
+    """Close every pooled connection of ``app``'s engines."""
+    for engine in engines(app):
+        engine.dispose()
+
+
 def session() -> Session:
     """The session of the current request (or CLI command)."""
     if "db_session" not in g:
@@ -229,31 +259,40 @@ def session() -> Session:
 
 
 def statements_stand_alone() -> None:
-    """Until the session's next commit, each statement commits on its own: for a request that
-    only reads, or whose writes are each one statement meant to stand by itself (a refresh
-    token's claim, a client's own token). On PostgreSQL the statements then run outside a
-    transaction, one round trip each instead of three (``BEGIN``, the statement, ``COMMIT``);
-    on SQLite, where a transaction costs no round trip, nothing changes. Called before the
+    """Until the session's next commit or rollback, each plain statement (``run``) commits on
+    its own: for a request that only reads, or whose writes are each one statement meant to
+    stand by itself (a refresh token's claim, a client's own token). On PostgreSQL they then
+    run outside a transaction, one round trip each instead of three (``BEGIN``, the statement,
+    ``COMMIT``), on a connection of a pool whose connections are in autocommit from the start:
+    such a request opens no transaction of the session's, whose lifecycle cost more CPU than
+    its statement (docs/performance.md, "Statements standing alone"). ORM work of the request
+    (rare on these paths: a replay's revocation) keeps the session's own transaction. On
+    SQLite, where a transaction costs no round trip, nothing changes. Called before the
     request's first statement (a request already in a transaction keeps it). The commit ends
-    it: the pool takes the connection back as it was, and the next statement begins a
-    transaction again."""
+    it: the connection goes back to its pool, and the next statement begins a transaction."""
+    standalone: Engine | None = current_app.extensions.get(STANDALONE_ENGINE)
     current = session()
-    if current.get_bind().dialect.name == "postgresql" and not current.in_transaction():
-        current.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    if standalone is not None and not current.in_transaction() and not stands_alone(current):
+        current.info[STANDALONE] = standalone.connect()
 
 
 def stands_alone(session: Session) -> bool:
-    """Each statement ``session`` sends now commits on its own (``statements_stand_alone``):
-    a write that must hold with another then has to be one statement with it."""
-    return (
-        session.in_transaction()
-        and session.connection().get_execution_options().get("isolation_level") == "AUTOCOMMIT"
-    )
+    """Each plain statement ``session`` sends now commits on its own
+    (``statements_stand_alone``): a write that must hold with another then has to be one
+    statement with it."""
+    return STANDALONE in session.info
+
+
+def end_standalone(session: Session, *_args: Any) -> None:
+    """Statements stand alone no longer: their connection goes back to its pool."""
+    standalone: Connection | None = session.info.pop(STANDALONE, None)
+    if standalone is not None:
+        standalone.close()
 
 
 def commit_now(session: Session) -> None:
     """Commit what ``session`` has written so far. Statements standing alone have committed
-    already: the session then keeps its connection, and its statements go on standing alone."""
+    already: they go on standing alone."""
     if not stands_alone(session):
         session.commit()
 
@@ -266,8 +305,13 @@ def keep(row: object) -> None:
 
 
 def commit_session(response: Response) -> Response:
-    if "db_session" in g:
-        g.db_session.commit()
+    """A session that began no transaction has nothing to commit (an empty commit costs the
+    ORM ~40 µs); statements that stood alone have committed each."""
+    db_session: Session | None = g.get("db_session")
+    if db_session is not None:
+        if db_session.in_transaction():
+            db_session.commit()
+        end_standalone(db_session)
     return response
 
 
@@ -276,7 +320,7 @@ def ensure_reachable() -> None:
     something elsewhere before it writes here (a code in the store, an SMS in the queue) fails
     before making it, not at its commit."""
     try:
-        session().connection()
+        connection_of(session())
     except OperationalError as error:
         raise DatabaseUnavailableError(detail=type(error.orig).__name__) from error
 
@@ -286,12 +330,16 @@ def discard() -> None:
     database is gone): the response's commit then has nothing to do."""
     db_session = g.pop("db_session", None)
     if db_session is not None:
+        standalone: Connection | None = db_session.info.pop(STANDALONE, None)
+        if standalone is not None:
+            standalone.invalidate()
         db_session.invalidate()
 
 
 def close_session(_error: BaseException | None = None) -> None:
     db_session = g.pop("db_session", None)
     if db_session is not None:
+        end_standalone(db_session)
         db_session.rollback()
         db_session.close()
 

@@ -22,7 +22,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from idp import create_app
+from idp import create_app, db
 from idp.config import Settings
 from idp.migrate import upgrade
 
@@ -184,7 +184,7 @@ def app(settings: Settings) -> Iterator[Flask]:
         yield app
     with contextlib.suppress(redis.RedisError, sqlite3.Error):
         app.extensions["idp.sms_queue"].storage.flush_all()  # only this test's queue
-    app.extensions["idp.engine"].dispose()
+    db.dispose(app)
     app.extensions["idp.keys"].close()  # a PKCS#11 store unloads its module
 
 

@@ -62,10 +62,7 @@ def record(
         "details": details or {},
         **_when_and_where(),
     }
-    session = db.session()
-    if not session.in_transaction():
-        session.begin()  # so that a rollback, even before any statement, sets it aside
-    session.info.setdefault(PENDING, []).append(event)
+    _keep_pending(db.session(), [event])
     metrics.count_audit_event(action, result)
 
 
@@ -123,7 +120,15 @@ def replay_after_rollback() -> None:
     """Record again the events that a rollback of the session discarded (those not yet
     committed)."""
     session = db.session()
-    events = session.info.pop(ROLLED_BACK, [])
+    _keep_pending(session, session.info.pop(ROLLED_BACK, []))
+
+
+def _keep_pending(session: Session, events: list[dict[str, Any]]) -> None:
+    """Events for the session's commit to write, in a transaction begun now if need be: the
+    commit writes them (a session with no transaction has nothing to commit), and a rollback,
+    even before any statement, sets them aside."""
+    if not session.in_transaction():
+        session.begin()
     session.info.setdefault(PENDING, []).extend(events)
 
 

@@ -244,7 +244,7 @@ def live_provider(
         )
     finally:
         provider_server.stop()
-        app.extensions["idp.engine"].dispose()
+        db.dispose(app)
 
 
 @pytest.fixture

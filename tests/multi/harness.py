@@ -273,7 +273,9 @@ class Cluster:
     def stop(self) -> None:
         stop_all(self.instances)
         if self.control is not None:
-            self.control.extensions["idp.engine"].dispose()
+            from idp import db
+
+            db.dispose(self.control)
             self.control.extensions["idp.keys"].close()
 
     def logs(self) -> str:

@@ -61,7 +61,8 @@ def _die_if_armed(_session: Session) -> None:
 def _die_if_armed_and_claimed_alone(
     connection: Connection, _cursor: Any, statement: str, *_args: Any
 ) -> None:
-    alone = connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+    # statements stand alone on PostgreSQL only, on connections in the driver's autocommit
+    alone = getattr(connection.connection.dbapi_connection, "autocommit", None) is True
     if DIE_ONCE_CLAIMED["armed"] and alone and "SET consumed_at=" in statement:
         die()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from idp import create_app
+from idp import create_app, db
 from idp.config import ConfigError, Settings
 from tests.pki import TestPki, shared_pki
 
@@ -71,4 +71,4 @@ def test_a_valid_issuer_file_starts(settings, pki, tmp_path):
     content = f'{{"{ISSUER}": {{"uscc": ["OU"], "policies": ["1.2.156.1.2"], "eku": ["1.3.6.1.5.5.7.3.2"]}}}}'
     trust = trust_dir_with(pki, tmp_path, content)
     app = create_app(provider_settings(settings, trust_dir=trust))
-    app.extensions["idp.engine"].dispose()
+    db.dispose(app)

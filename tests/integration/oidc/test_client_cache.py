@@ -40,7 +40,7 @@ def other_instance(settings) -> Iterator[Flask]:
     other.config.update(TESTING=True)
     other.test_client_class = IsolatedClient
     yield other
-    other.extensions["idp.engine"].dispose()
+    db.dispose(other)
 
 
 @pytest.fixture
@@ -52,10 +52,11 @@ def selects(app: Flask) -> Iterator[list[str]]:
         if statement.startswith("SELECT") and "FROM client" in statement:
             seen.append(statement)
 
-    engine = app.extensions["idp.engine"]
-    event.listen(engine, "before_cursor_execute", record)
+    for engine in db.engines(app):
+        event.listen(engine, "before_cursor_execute", record)
     yield seen
-    event.remove(engine, "before_cursor_execute", record)
+    for engine in db.engines(app):
+        event.remove(engine, "before_cursor_execute", record)
 
 
 def refused(response: Any) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
+from idp import db
 from tests.conftest import both_databases, register
 from tests.flows import Pkce, token_request
 from tests.integration.oidc.helpers import audit_count, mint_code, redeem
@@ -25,19 +26,20 @@ pytestmark = both_databases
 def statements(app) -> Iterator[list[tuple[str, bool]]]:
     """Each statement the provider sends: its first word, and whether it ran outside a
     transaction (the driver's own autocommit on PostgreSQL; SQLAlchemy's option on SQLite)."""
-    engine = app.extensions["idp.engine"]
     seen: list[tuple[str, bool]] = []
 
     def record(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if engine.dialect.name == "postgresql":
+        if conn.dialect.name == "postgresql":
             outside = bool(conn.connection.dbapi_connection.autocommit)
         else:
             outside = conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
         seen.append((statement.split()[0], outside))
 
-    event.listen(engine, "before_cursor_execute", record)
+    for engine in db.engines(app):
+        event.listen(engine, "before_cursor_execute", record)
     yield seen
-    event.remove(engine, "before_cursor_execute", record)
+    for engine in db.engines(app):
+        event.remove(engine, "before_cursor_execute", record)
 
 
 @pytest.fixture

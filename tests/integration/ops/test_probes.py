@@ -88,11 +88,11 @@ class TestDatabaseUnreachable:
     @pytest.fixture
     def app(self, settings: Any) -> Any:
         """No migrated database to start from: the server is down."""
-        from idp import create_app
+        from idp import create_app, db
 
         app = create_app(settings)
         yield app
-        app.extensions["idp.engine"].dispose()
+        db.dispose(app)
 
     def test_readyz_names_the_database_and_the_sql_store_on_it(self, app: Flask) -> None:
         body = assert_plain_json(app.test_client().get("/readyz"), 503)

@@ -13,6 +13,7 @@ import pytest
 from flask import current_app
 from sqlalchemy import select
 
+from idp import db
 from idp.orgs.cli import legacy_cli
 from tests.conftest import DEMO_USCC, OTHER_USCC
 from tests.integration.orgs.helpers import LEGACY_KEY, TOTP_SECRET, audit_events, count
@@ -88,7 +89,7 @@ def test_a_good_file_is_imported_with_sealed_secrets(runner, write, fund):
 
 def test_the_secrets_are_not_in_the_database_file(runner, write, fund, settings):
     run(runner, write(*good_rows(fund)))
-    current_app.extensions["idp.engine"].dispose()  # checkpoint the WAL into the file
+    db.dispose(current_app)  # checkpoint the WAL into the file
 
     raw = open(settings.database_url.removeprefix("sqlite:///"), "rb").read()  # noqa: SIM115
 
