@@ -14,9 +14,10 @@ from sqlalchemy import Engine, text
 from idp.db import CheckedBeforeUse, make_engine
 
 
-@pytest.fixture
-def engine(postgres_database: str) -> Iterator[Engine]:
-    made = make_engine(postgres_database)
+@pytest.fixture(params=[False, True], ids=["sessions", "autocommit"])
+def engine(postgres_database: str, request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """Both pools of a process: the sessions' and the one statements stand alone on."""
+    made = make_engine(postgres_database, autocommit=request.param)
     yield made
     made.dispose()
 
