@@ -101,7 +101,7 @@ def run(
     """A plain statement (tables and columns, no ORM entities) on the session's connection, in
     its transaction (sessions never autoflush, so its own ``execute`` would not flush either):
     the ORM's execute path costs 40-55 µs more per statement than the statement itself
-    (docs/performance.md). While they stand alone, on the connection they stand alone on."""
+    (docs/performance.md). While statements stand alone, on their own connection."""
     return connection_of(session).execute(statement, params)
 
 
@@ -252,10 +252,10 @@ def dispose(app: Flask) -> None:
 
 def session() -> Session:
     """The session of the current request (or CLI command)."""
-    if "db_session" not in g:
-        g.db_session = current_app.extensions["idp.db"]()
-    value: Session = g.db_session
-    return value
+    current: Session | None = g.get("db_session")
+    if current is None:
+        current = g.db_session = current_app.extensions["idp.db"]()
+    return current
 
 
 def statements_stand_alone() -> None:
@@ -306,7 +306,7 @@ def keep(row: object) -> None:
 
 def commit_session(response: Response) -> Response:
     """A session that began no transaction has nothing to commit (an empty commit costs the
-    ORM ~40 µs); statements that stood alone have committed each."""
+    ORM ~40 µs); each statement that stood alone has committed already."""
     db_session: Session | None = g.get("db_session")
     if db_session is not None:
         if db_session.in_transaction():

@@ -44,10 +44,11 @@ def request_id() -> str:
     """The current request's id; empty outside a request (commands, the SMS worker)."""
     if not has_request_context():
         return ""
-    if "request_id" not in g:
+    current: str | None = g.get("request_id")
+    if current is None:
         # Only a trusted proxy's header gets this far (idp/proxies.py drops anyone else's).
-        g.request_id = new_request_id(request.environ.get(INCOMING_REQUEST_ID, ""))
-    return str(g.request_id)
+        current = g.request_id = new_request_id(request.environ.get(INCOMING_REQUEST_ID, ""))
+    return current
 
 
 def new_request_id(incoming: str) -> str:
