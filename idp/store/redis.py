@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 import redis
 
@@ -42,11 +44,18 @@ return 1
 
 
 class RedisStore:
-    """``EphemeralStore`` on Redis; keys are prefixed so one Redis can serve several apps."""
+    """``EphemeralStore`` on Redis; keys are prefixed so one Redis can serve several apps.
+
+    Each thread talks to Redis on a connection of its own (``_own``), made with ``client``'s
+    settings: a connection taken from a shared pool is checked for unread data each time it is
+    taken (three system calls) and the pool is locked around it, a third of a command's CPU
+    (docs/performance.md, "Redis connections per thread"). A thread's connection closes when
+    the thread ends; one the server dropped is opened again by the next command."""
 
     def __init__(self, client: redis.Redis, *, prefix: str = "idp:") -> None:
         self.client = client
         self.prefix = prefix
+        self._threads = threading.local()
         self._incr = client.register_script(INCR_WITH_WINDOW)
         self._take = client.register_script(TAKE_COUNTS)
         self._index_add = client.register_script(INDEX_ADD)
@@ -59,63 +68,79 @@ class RedisStore:
         return cls(client)
 
     def put(self, key: str, value: bytes, ttl: timedelta) -> None:
-        self._call(self.client.set, self.prefix + key, value, px=_ms(ttl))
+        self._call(lambda own: own.set(self.prefix + key, value, px=_ms(ttl)))
 
     def add(self, key: str, value: bytes, ttl: timedelta) -> bool:
-        return bool(self._call(self.client.set, self.prefix + key, value, px=_ms(ttl), nx=True))
+        return bool(self._call(lambda own: own.set(self.prefix + key, value, px=_ms(ttl), nx=True)))
 
     def replace(self, key: str, value: bytes, ttl: timedelta) -> bool:
-        return bool(self._call(self.client.set, self.prefix + key, value, px=_ms(ttl), xx=True))
+        return bool(self._call(lambda own: own.set(self.prefix + key, value, px=_ms(ttl), xx=True)))
 
     def get(self, key: str) -> bytes | None:
-        value = self._call(self.client.get, self.prefix + key)
+        value = self._call(lambda own: own.get(self.prefix + key))
         return None if value is None else bytes(value)
 
     def consume(self, key: str) -> bytes | None:
-        value = self._call(self.client.getdel, self.prefix + key)
+        value = self._call(lambda own: own.getdel(self.prefix + key))
         return None if value is None else bytes(value)
 
     def incr(self, key: str, ttl: timedelta) -> int:
-        return int(self._call(self._incr, keys=[self.prefix + key], args=[_ms(ttl)]))
+        keys, args = [self.prefix + key], [_ms(ttl)]
+        return int(self._call(lambda own: self._incr(keys=keys, args=args, client=own)))
 
     def take(self, counts: Sequence[Count]) -> Count | None:
         if not counts:
             return None
         keys = [self.prefix + count.key for count in counts]
         args = [value for count in counts for value in (_ms(count.window), count.limit)]
-        over = int(self._call(self._take, keys=keys, args=args))
+        over = int(self._call(lambda own: self._take(keys=keys, args=args, client=own)))
         return counts[over - 1] if over else None
 
     def count(self, key: str) -> int:
-        value = self._call(self.client.get, self.prefix + key)
+        value = self._call(lambda own: own.get(self.prefix + key))
         return int(value) if value is not None else 0
 
     def ttl(self, key: str) -> timedelta | None:
-        remaining = self._call(self.client.pttl, self.prefix + key)
+        remaining = self._call(lambda own: own.pttl(self.prefix + key))
         return None if remaining is None or remaining < 0 else timedelta(milliseconds=remaining)
 
     def delete(self, key: str) -> None:
-        self._call(self.client.delete, self.prefix + key)
+        self._call(lambda own: own.delete(self.prefix + key))
 
     def index_add(self, key: str, member: str, ttl: timedelta) -> None:
         now = _now_ms()
-        self._call(self._index_add, keys=[self._index(key)], args=[now, now + _ms(ttl), member])
+        keys, args = [self._index(key)], [str(now), str(now + _ms(ttl)), member]
+        self._call(lambda own: self._index_add(keys=keys, args=args, client=own))
 
     def index_members(self, key: str) -> list[str]:
-        found = self._call(self.client.zrangebyscore, self._index(key), f"({_now_ms()}", "+inf")
+        since = f"({_now_ms()}"
+        found = self._call(lambda own: own.zrangebyscore(self._index(key), since, "+inf"))
         return sorted(bytes(member).decode() for member in found)
 
     def index_remove(self, key: str, member: str) -> None:
-        self._call(self.client.zrem, self._index(key), member)
+        self._call(lambda own: own.zrem(self._index(key), member))
 
     def _index(self, key: str) -> str:
         """Indexes live apart from plain keys (a sorted set cannot share a string's name)."""
         return f"{self.prefix}index/{key}"
 
-    @staticmethod
-    def _call(function, *args, **kwargs):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN002, ANN003, ANN205
+    def _own(self) -> redis.Redis:
+        """This thread's client, connected when the thread first needs it."""
+        own: redis.Redis | None = getattr(self._threads, "client", None)
+        if own is None:
+            pool = self.client.connection_pool
+            own = redis.Redis(
+                connection_pool=redis.ConnectionPool(
+                    connection_class=pool.connection_class, **pool.connection_kwargs
+                ),
+                single_connection_client=True,
+            )
+            self._threads.client = own
+        return own
+
+    def _call(self, command: Callable[[redis.Redis], Any]) -> Any:
         try:
-            return function(*args, **kwargs)
+            return command(self._own())
         except redis.RedisError as error:
             raise StoreUnavailableError(detail=type(error).__name__) from error
 

@@ -6,6 +6,7 @@ Variants: ``SqlStore`` on SQLite (the embedded default), ``SqlStore`` on Postgre
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 import uuid
@@ -425,3 +426,46 @@ def test_unreachable_store_fails_closed(unreachable_store: EphemeralStore, metho
 
     assert isinstance(caught.value, IdpError)
     assert caught.value.status == 503
+
+
+@pytest.mark.redis
+def test_the_redis_store_talks_on_one_connection_per_thread_closed_with_it(redis_url: str) -> None:
+    """Each thread has a connection of its own, made with the given client's settings, and it
+    closes when the thread ends: threads that come and go leave no connection behind."""
+    name = f"idp-test-{uuid.uuid4().hex[:12]}"
+    client = redis.Redis.from_url(redis_url, client_name=name)
+    store = RedisStore(client, prefix=f"test:{uuid.uuid4().hex}:")
+    observer = redis.Redis.from_url(redis_url)
+
+    def connections() -> int:
+        return sum(1 for entry in observer.client_list() if entry.get("name") == name)
+
+    counted: list[int] = []
+    all_in = threading.Barrier(3)
+    counted_once = threading.Barrier(3)
+
+    read: list[bytes | None] = []
+
+    def work(index: int) -> None:
+        store.put(f"k{index}", b"v", LONG)
+        all_in.wait()
+        if index == 0:
+            counted.append(connections())
+        counted_once.wait()
+        read.append(store.get(f"k{index}"))  # still on its own connection
+
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert counted == [3]
+    assert read == [b"v", b"v", b"v"]
+    deadline = time.monotonic() + 5
+    while connections() and time.monotonic() < deadline:
+        gc.collect()
+        time.sleep(0.05)
+    assert connections() == 0
+    observer.close()
+    client.close()
