@@ -27,6 +27,7 @@ import argparse
 import base64
 import contextlib
 import cProfile
+import gc
 import logging
 import os
 import pstats
@@ -236,6 +237,8 @@ def measure(
     for _ in range(WARMUP):
         call()
     if counting():
+        gc.collect()
+        gc.freeze()
         with counted_statements(rp.app) as statements:
             count = instructions(scenario, lambda: [call() for _ in range(requests)])
         return count / requests, statements[0] / requests
