@@ -8,10 +8,11 @@ import select
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar, cast
 
 from flask import Flask, Response, current_app, g
 from sqlalchemy import (
+    ClauseElement,
     Connection,
     DateTime,
     Dialect,
@@ -24,7 +25,7 @@ from sqlalchemy import (
     event,
     inspect,
 )
-from sqlalchemy.exc import DisconnectionError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import (
     DeclarativeBase,
     Session,
@@ -33,6 +34,7 @@ from sqlalchemy.orm import (
     mapped_column,
     sessionmaker,
 )
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeDecorator
 
 from idp.errors import ServiceUnavailableError
@@ -103,6 +105,169 @@ def run(
     the ORM's execute path costs 40-55 µs more per statement than the statement itself
     (docs/performance.md). While statements stand alone, on their own connection."""
     return connection_of(session).execute(statement, params)
+
+
+def first(session: Session, statement: Executable, params: Mapping[str, Any]) -> Any:
+    """The first row of a plain statement (``run``), or None. Rows are indexed by position or
+    named by column (``row.client_id``, ``row._mapping``). While statements stand alone on
+    PostgreSQL, sent to the driver directly (``DirectStatement``)."""
+    direct = _direct(session, statement, params)
+    if direct is not None:
+        return direct.first(session.info[STANDALONE], params)
+    return connection_of(session).execute(statement, params).first()
+
+
+def write(session: Session, statement: Executable, params: Mapping[str, Any]) -> int:
+    """A plain statement that returns no rows (``run``): the rows it wrote or matched. While
+    statements stand alone on PostgreSQL, sent to the driver directly (``DirectStatement``)."""
+    direct = _direct(session, statement, params)
+    if direct is not None:
+        return direct.write(session.info[STANDALONE], params)
+    return rowcount(connection_of(session).execute(statement, params))
+
+
+def _direct(
+    session: Session, statement: Executable, params: Mapping[str, Any]
+) -> DirectStatement | None:
+    standalone: Connection | None = session.info.get(STANDALONE)
+    if standalone is None:
+        return None
+    return DirectStatement.of(statement, standalone.dialect, params)
+
+
+class DirectRow(tuple[Any, ...]):
+    """A row of a ``DirectStatement``: a tuple whose columns are also attributes by name, as
+    SQLAlchemy's rows are (``_names`` is set on a subclass per statement)."""
+
+    __slots__ = ()
+    _names: ClassVar[dict[str, int]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[self._names[name]]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def _mapping(self) -> dict[str, Any]:
+        return {name: self[at] for name, at in self._names.items()}
+
+
+class DirectStatement:
+    """A plain statement compiled once for PostgreSQL's driver (psycopg) and sent to a cursor
+    of the connection straight away, for the statements every token and resource request
+    runs: SQLAlchemy's execution around a statement (its execution context, result and row
+    objects) cost 7-15 % of such a request's instructions (docs/performance.md, "Statements
+    sent directly"). What SQLAlchemy would do for such a statement is kept: the column types'
+    conversions both ways, its cursor events (with no execution context, as its events allow)
+    and its errors (``DBAPIError``, the connection invalidated when it was lost). A statement
+    that needs more of it (Python-side column defaults, expanding parameters) is refused by
+    ``of`` and runs through SQLAlchemy."""
+
+    _compiled: ClassVar[dict[tuple[int, tuple[str, ...]], DirectStatement | None]] = {}
+    MAX_STATEMENTS = 256  # the statements are module constants: a few dozen
+
+    def __init__(self, statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> None:
+        self.statement = statement  # held: its id stays its own while it is a cache key
+        compiled = cast(
+            SQLCompiler,
+            cast(ClauseElement, statement).compile(dialect=dialect, column_keys=list(keys)),
+        )
+        self.compiled = compiled
+        self.sql = compiled.string
+        self.binds = {
+            name: processor
+            for bind, name in compiled.bind_names.items()
+            if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect))
+        }
+        columns = list(getattr(statement, "exported_columns", ()))
+        self.results = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        ]
+        self.converts = any(self.results)
+        names = {column.key: at for at, column in reversed(list(enumerate(columns)))}
+        self.row = type("Row", (DirectRow,), {"_names": names, "__slots__": ()})
+
+    @classmethod
+    def of(
+        cls, statement: Executable, dialect: Dialect, params: Mapping[str, Any]
+    ) -> DirectStatement | None:
+        """``statement`` compiled for the parameters ``params`` names, or None where it must
+        run through SQLAlchemy (another driver, or a statement that needs its execution)."""
+        key = (id(statement), tuple(params))
+        try:
+            return cls._compiled[key]
+        except KeyError:
+            pass
+        direct: DirectStatement | None = None
+        if dialect.driver == "psycopg":
+            direct = cls(statement, dialect, key[1])
+            if not direct._plain():
+                direct = None
+        if len(cls._compiled) >= cls.MAX_STATEMENTS:
+            cls._compiled.clear()
+        cls._compiled[key] = direct
+        return direct
+
+    def _plain(self) -> bool:
+        compiled = self.compiled
+        return not (
+            compiled.insert_prefetch
+            or compiled.update_prefetch
+            or compiled.escaped_bind_names
+            or any(bind.expanding for bind in compiled.bind_names)
+        )
+
+    def first(self, connection: Connection, params: Mapping[str, Any]) -> DirectRow | None:
+        cursor = self._execute(connection, params)
+        with cursor:
+            values = cursor.fetchone()
+        if values is None:
+            return None
+        if self.converts:
+            values = [
+                convert(value) if convert is not None else value
+                for convert, value in zip(self.results, values, strict=True)
+            ]
+        return self.row(values)
+
+    def write(self, connection: Connection, params: Mapping[str, Any]) -> int:
+        with self._execute(connection, params) as cursor:
+            return int(cursor.rowcount)
+
+    def _execute(self, connection: Connection, params: Mapping[str, Any]) -> Any:
+        values: dict[str, Any] = dict(self.compiled.construct_params(params))
+        for name, convert in self.binds.items():
+            values[name] = convert(values[name])
+        dbapi_connection: Any = connection.connection.dbapi_connection
+        cursor = dbapi_connection.cursor()
+        dispatch: Any = connection.dispatch
+        if dispatch.before_cursor_execute:
+            dispatch.before_cursor_execute(connection, cursor, self.sql, values, None, False)
+        try:
+            cursor.execute(self.sql, values)
+        except connection.dialect.loaded_dbapi.Error as error:
+            cursor.close()
+            raise self._translated(connection, error, values) from error
+        if dispatch.after_cursor_execute:
+            dispatch.after_cursor_execute(connection, cursor, self.sql, values, None, False)
+        return cursor
+
+    def _translated(self, connection: Connection, error: Any, values: dict[str, Any]) -> Exception:
+        """The error as SQLAlchemy would raise it; a lost connection is invalidated, so that
+        its pool opens a new one."""
+        dialect = connection.dialect
+        lost = dialect.is_disconnect(error, connection.connection.dbapi_connection, None)
+        if lost:
+            connection.invalidate(error)
+        return DBAPIError.instance(
+            self.sql,
+            values,
+            error,
+            dialect.loaded_dbapi.Error,
+            connection_invalidated=lost,
+            dialect=dialect,
+        )
 
 
 def connection_of(session: Session) -> Connection:

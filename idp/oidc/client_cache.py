@@ -86,7 +86,7 @@ class ClientCache:
 
 
 def _read(session: Session, client_id: str) -> dict[str, Any] | None:
-    row = db.run(session, _ROW_BY_ID, {"client_id": client_id}).first()
+    row = db.first(session, _ROW_BY_ID, {"client_id": client_id})
     if row is None:
         return None
     columns = dict(row._mapping)

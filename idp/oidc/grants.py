@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -16,7 +17,7 @@ from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode
-from sqlalchemy import Row, String, bindparam, cast, literal, select, update
+from sqlalchemy import String, bindparam, cast, literal, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -128,12 +129,12 @@ def claim_code(
     actor = f"client:{claim['for_client']}"
     if db.stands_alone(session):
         event = audit.event_values("oidc.code_redeemed", actor=actor)
-        row = db.run(session, _CLAIM_CODE_AUDITED, {**claim, **event}).first()
+        row = db.first(session, _CLAIM_CODE_AUDITED, {**claim, **event})
         if row is None:
             return None, NOT_READ
         audit.counted(event)
         return _claimed(AuthorizationCode, row), standing_in(row[len(_codes.c) :])
-    row = db.run(session, _CLAIM_CODE, claim).first()
+    row = db.first(session, _CLAIM_CODE, claim)
     if row is not None:
         audit.record("oidc.code_redeemed", actor=actor, target=f"code:{row.id}")
     session.commit()
@@ -146,18 +147,18 @@ def claim_refresh_token(
     """The refresh token claimed (rotated) now, and its operator's standing, read with the
     claim where statements stand alone (PostgreSQL)."""
     if db.stands_alone(session):
-        row = db.run(session, _CLAIM_REFRESH_TOKEN_WITH_STANDING, claim).first()
+        row = db.first(session, _CLAIM_REFRESH_TOKEN_WITH_STANDING, claim)
         if row is None:
             return None, NOT_READ
         return _claimed(Token, row), standing_in(row[len(_tokens.c) :])
-    row = db.run(session, _CLAIM_REFRESH_TOKEN, claim).first()
+    row = db.first(session, _CLAIM_REFRESH_TOKEN, claim)
     return (_claimed(Token, row) if row is not None else None), NOT_READ
 
 
 ClaimedRow = TypeVar("ClaimedRow", AuthorizationCode, Token)
 
 
-def _claimed(model: type[ClaimedRow], row: Row[Any]) -> ClaimedRow:
+def _claimed(model: type[ClaimedRow], row: Sequence[Any]) -> ClaimedRow:
     """The claimed row, the first columns of ``row`` (the standing's follow where it was read
     too), as an object of the request's own (it is only read after)."""
     columns = model.__table__.columns

@@ -129,7 +129,7 @@ def find_presented(
     session: Session, value: str, kind: Kind = "access_token"
 ) -> PresentedToken | None:
     """The token whose ``kind`` value is ``value``, or None."""
-    row = db.run(session, _PRESENTED_BY[kind], {"digest": digest(value)}).first()
+    row = db.first(session, _PRESENTED_BY[kind], {"digest": digest(value)})
     if row is None:
         return None
     token, metadata = row[:_CLIENT_AT], row[_CLIENT_AT]

@@ -99,7 +99,7 @@ def issue(
     revokes its one token all the same). Where statements stand alone (PostgreSQL) the anchor,
     the family and the token are one statement."""
     if code is None and previous is None:
-        db.run(session, _INSERT_TOKEN, row)
+        db.write(session, _INSERT_TOKEN, row)
     elif db.stands_alone(session):
         params = {_NEW + name: row[name] for name in _TOKEN_COLUMNS}
         params.update(family=row["family_id"], now=row["issued_at"])
@@ -108,7 +108,7 @@ def issue(
         else:
             params["code"] = row["code_id"]
         anchored = _ISSUE_ROTATION if previous is not None else _ISSUE_FROM_CODE
-        if db.rowcount(db.run(session, anchored, params)) != 1:
+        if db.write(session, anchored, params) != 1:
             refuse_issuance(target=_anchor_name(row, previous))
         if previous is not None:
             set_committed_value(previous, "revoked_at", row["issued_at"])
