@@ -13,6 +13,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from authlib.oauth2.rfc6749 import InsecureTransportError
 from flask import Flask, Response, current_app, jsonify, render_template, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -155,6 +156,12 @@ def handle_http_error(error: HTTPException) -> Response | HTTPException:
     )
 
 
+def handle_insecure_transport(error: InsecureTransportError) -> Response:
+    """Authlib refuses a protocol request that came over plain HTTP to a host other than this
+    machine's (RFC 6749 §1.6, §3.1, §3.2): a client's error (400), never the server's."""
+    return render_error(code=error.error, status=error.status_code, message=_("请通过 HTTPS 访问"))
+
+
 def handle_database_error(error: DBAPIError) -> Response:
     """An unreachable database (PostgreSQL down, refusing connections, a pooled connection
     killed mid-request) is a 503 like an unreachable store, and the next request connects
@@ -205,4 +212,5 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(IdpError, handle_idp_error)
     app.register_error_handler(HTTPException, handle_http_error)
     app.register_error_handler(DBAPIError, handle_database_error)
+    app.register_error_handler(InsecureTransportError, handle_insecure_transport)
     app.register_error_handler(Exception, handle_unexpected)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from authlib.oauth2.rfc6749.errors import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InsecureTransportError, OAuth2Error
 from authlib.oauth2.rfc6750 import InvalidTokenError
 from flask import (
     Blueprint,
@@ -35,7 +35,7 @@ from idp.oidc.claims import identity_claims
 from idp.oidc.clients import find_enabled_client
 from idp.oidc.frontchannel import logout_frames
 from idp.oidc.models import Client
-from idp.oidc.server import authorization_server, resource_protector
+from idp.oidc.server import authorization_server, origin, resource_protector
 from idp.oidc.subjects import subject_for
 from idp.oidc.users import user_for
 from idp.security import client_ip
@@ -237,7 +237,8 @@ def introspect() -> Response | tuple[Response, int]:
 @csrf.exempt
 def userinfo() -> Response | tuple[Response, int] | tuple[Response, int, dict[str, str]]:
     """OIDC Core §5.3, bearer token in the header or (POST) in the form (RFC 6750 §2.2), in
-    one of them only (RFC 6750 §2)."""
+    one of them only (RFC 6750 §2), over HTTPS as the token was issued (RFC 6750 §5.3)."""
+    InsecureTransportError.check(origin(request))
     db.statements_stand_alone()  # reads only
     try:
         params.check_request_parameters()

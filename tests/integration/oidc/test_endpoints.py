@@ -6,7 +6,10 @@ from __future__ import annotations
 import pytest
 from authlib.oidc.discovery import OpenIDProviderMetadata
 from joserfc import jwt
+from sqlalchemy import func, select
 
+from idp import db
+from idp.oidc.models import Token
 from idp.signing import published_keys
 from tests.conftest import make_operator, register
 from tests.flows import (
@@ -367,3 +370,60 @@ def test_logout_confirmation_confirm_and_decline(client, org, outbox, issue_toke
     assert confirmed.headers["Location"] == "https://rp.example/logged-out?state=s1"
     assert "idp_session=;" in confirmed.headers.get("Set-Cookie", "")
     assert client.get("/portal").status_code == 302
+
+
+PLAIN_HTTP = "http://idp.example.cn"  # neither HTTPS nor this machine
+
+
+@pytest.mark.parametrize("base_url", ["https://idp.example.cn", "http://127.0.0.1", "http://[::1]"])
+def test_a_client_is_served_over_https_or_on_this_machine(app, client, base_url):
+    backend = register(app, {"grant_types": ["client_credentials"], "scope": "org.operators"})
+    response = client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=backend.auth,
+        base_url=base_url,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json["access_token"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "data"),
+    [
+        ("POST", "/oauth/token", {"grant_type": "client_credentials"}),
+        ("POST", "/oauth/introspect", {"token": "any"}),
+        ("POST", "/oauth/revoke", {"token": "any"}),
+        ("GET", "/oauth/userinfo", None),
+    ],
+)
+def test_a_protocol_request_over_plain_http_is_refused_and_changes_nothing(
+    app, client, rp, issue_tokens, method, path, data
+):
+    issued = issue_tokens()
+    backend = register(app, {"grant_types": ["client_credentials"], "scope": "org.operators"})
+    sent = (
+        {"data": data, "auth": backend.auth}
+        if data
+        else {"headers": bearer(issued["access_token"])}
+    )
+    tokens = db.session().scalar(select(func.count()).select_from(Token))
+
+    response = client.open(path, method=method, base_url=PLAIN_HTTP, **sent)
+
+    assert response.status_code == 400, response.text
+    assert response.json == {
+        "error": "insecure_transport",
+        "error_description": "请通过 HTTPS 访问",
+    }
+    assert db.session().scalar(select(func.count()).select_from(Token)) == tokens
+
+
+def test_a_login_request_over_plain_http_is_refused_on_a_page(client, rp):
+    pkce = Pkce.new()
+    response = client.get(
+        "/authorize", query_string=authorize_params(rp.client_id, pkce), base_url=PLAIN_HTTP
+    )
+    assert response.status_code == 400
+    assert 'data-error-code="insecure_transport"' in response.text
+    assert "Location" not in response.headers
