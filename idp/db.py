@@ -457,8 +457,10 @@ def end_standalone(session: Session, *_args: Any) -> None:
 
 def commit_now(session: Session) -> None:
     """Commit what ``session`` has written so far. Statements standing alone have committed
-    already: they go on standing alone."""
-    if not stands_alone(session):
+    already: they go on standing alone, unless ORM work opened a transaction of the session's
+    (committed, which ends their standing alone). A commit with nothing to commit costs the
+    ORM ~40 µs."""
+    if session.in_transaction() or not stands_alone(session):
         session.commit()
 
 

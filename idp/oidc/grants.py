@@ -323,7 +323,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if interval:
             # Kept only once the successor is stored: a parallel refresh that finds the
             # response must also find its refresh token live.
-            db.session().commit()
+            db.commit_now(db.session())
             refresh_grace.keep(self.request.payload.data["refresh_token"], body, interval)
         return status, body, headers
 
