@@ -27,7 +27,12 @@ from idp.db import table_of, utcnow
 from idp.identity.eligibility import NOT_READ, KnownStanding, standing_in, with_operator_standing
 from idp.oidc import claims, refresh_grace, requested_claims
 from idp.oidc.models import AuthorizationCode, Client, Token, digest
-from idp.oidc.tokens import find_refresh_token, revoke_code, revoke_family
+from idp.oidc.tokens import (
+    find_refresh_token,
+    generate_token_value,
+    revoke_code,
+    revoke_family,
+)
 from idp.oidc.users import AuthorizedUser, user_for
 
 # Client authentication (RFC 6749 §2.3): a secret or a private key (RFC 7523) for confidential
@@ -64,7 +69,11 @@ class StrictCodeChallenge(CodeChallenge):
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
-    AUTHORIZATION_CODE_LENGTH = 43
+
+    def generate_authorization_code(self) -> str:
+        """256 bits, as the tokens: Authlib's own draws each of its characters from the
+        system's random source in a call of its own: 32 µs a code against 0.6."""
+        return generate_token_value()
 
     def save_authorization_code(self, code: str, request: Any) -> AuthorizationCode:
         user: AuthorizedUser = request.user
