@@ -137,6 +137,9 @@ def origin(current: Request) -> str:
 
 
 class Server(AuthorizationServer):
+    """Authlib's authorization server for Flask, its form requests made as ``FormRequest`` (as
+    Authlib's own, of the current request whatever it is handed)."""
+
     def create_oauth2_request(self, _request: Any) -> FormRequest:
         return FormRequest(request._get_current_object())  # type: ignore[attr-defined]
 
