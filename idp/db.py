@@ -109,30 +109,23 @@ def run(
 
 def first(session: Session, statement: Executable, params: Mapping[str, Any]) -> Any:
     """The first row of a plain statement (``run``), or None. Rows are indexed by position or
-    named by column (``row.client_id``, ``row._mapping``). While statements stand alone on
-    PostgreSQL, sent to the driver directly (``DirectStatement``)."""
-    direct = _direct(session, statement, params)
+    named by column (``row.client_id``, ``row._mapping``). Sent to the driver directly where
+    it can be (``DirectStatement``)."""
+    connection = connection_of(session)
+    direct = DirectStatement.of(statement, connection.dialect, params)
     if direct is not None:
-        return direct.first(session.info[STANDALONE], params)
-    return connection_of(session).execute(statement, params).first()
+        return direct.first(connection, params)
+    return connection.execute(statement, params).first()
 
 
 def write(session: Session, statement: Executable, params: Mapping[str, Any]) -> int:
-    """A plain statement that returns no rows (``run``): the rows it wrote or matched. While
-    statements stand alone on PostgreSQL, sent to the driver directly (``DirectStatement``)."""
-    direct = _direct(session, statement, params)
+    """A plain statement that returns no rows (``run``): the rows it wrote or matched. Sent to
+    the driver directly where it can be (``DirectStatement``)."""
+    connection = connection_of(session)
+    direct = DirectStatement.of(statement, connection.dialect, params)
     if direct is not None:
-        return direct.write(session.info[STANDALONE], params)
-    return rowcount(connection_of(session).execute(statement, params))
-
-
-def _direct(
-    session: Session, statement: Executable, params: Mapping[str, Any]
-) -> DirectStatement | None:
-    standalone: Connection | None = session.info.get(STANDALONE)
-    if standalone is None:
-        return None
-    return DirectStatement.of(statement, standalone.dialect, params)
+        return direct.write(connection, params)
+    return rowcount(connection.execute(statement, params))
 
 
 class DirectRow(tuple[Any, ...]):
@@ -154,27 +147,33 @@ class DirectRow(tuple[Any, ...]):
 
 
 class DirectStatement:
-    """A plain statement compiled once for PostgreSQL's driver (psycopg) and sent to a cursor
-    of the connection straight away, for the statements every token and resource request
-    runs: SQLAlchemy's execution around a statement (its execution context, result and row
-    objects) cost 7-15 % of such a request's instructions (docs/performance.md, "Statements
-    sent directly"). What SQLAlchemy would do for such a statement is kept: the column types'
-    conversions both ways, its cursor events (with no execution context, as its events allow)
-    and its errors (``DBAPIError``, the connection invalidated when it was lost). A statement
-    that needs more of it (Python-side column defaults, expanding parameters) is refused by
-    ``of`` and runs through SQLAlchemy."""
+    """A plain statement compiled once for the database's driver (psycopg, sqlite3) and sent
+    to a cursor of the connection straight away, for the statements every token and resource
+    request runs: SQLAlchemy's execution around a statement (its execution context, result and
+    row objects) cost 7-15 % of such a request's instructions (docs/performance.md,
+    "Statements sent directly"). What SQLAlchemy would do for such a statement is kept: the
+    column types' conversions both ways, its cursor events (with no execution context, as its
+    events allow) and its errors (``DBAPIError``, the connection invalidated when it was
+    lost). The connection's transaction, if it is in one, is the driver's as before. A
+    statement that needs more of SQLAlchemy (Python-side column defaults, parameters it
+    renders into the SQL) is refused by ``of`` and runs through it."""
 
-    _compiled: ClassVar[dict[tuple[int, tuple[str, ...]], DirectStatement | None]] = {}
-    MAX_STATEMENTS = 256  # the statements are module constants: a few dozen
+    DRIVERS = frozenset({"psycopg", "pysqlite"})
+
+    _compiled: ClassVar[dict[tuple[int, int, tuple[str, ...]], DirectStatement | None]] = {}
+    MAX_STATEMENTS = 256  # the statements are module constants: a few dozen per engine
 
     def __init__(self, statement: Executable, dialect: Dialect, keys: tuple[str, ...]) -> None:
-        self.statement = statement  # held: its id stays its own while it is a cache key
+        # held: their ids stay their own while they are part of a cache key
+        self.statement, self.dialect = statement, dialect
         compiled = cast(
             SQLCompiler,
             cast(ClauseElement, statement).compile(dialect=dialect, column_keys=list(keys)),
         )
         self.compiled = compiled
         self.sql = compiled.string
+        # sqlite3 takes its parameters by position (``?``), psycopg by name
+        self.positions = compiled.positiontup if dialect.positional else None
         self.binds = {
             name: processor
             for bind, name in compiled.bind_names.items()
@@ -194,14 +193,14 @@ class DirectStatement:
     ) -> DirectStatement | None:
         """``statement`` compiled for the parameters ``params`` names, or None where it must
         run through SQLAlchemy (another driver, or a statement that needs its execution)."""
-        key = (id(statement), tuple(params))
+        key = (id(statement), id(dialect), tuple(params))
         try:
             return cls._compiled[key]
         except KeyError:
             pass
         direct: DirectStatement | None = None
-        if dialect.driver == "psycopg":
-            direct = cls(statement, dialect, key[1])
+        if dialect.driver in cls.DRIVERS:
+            direct = cls(statement, dialect, key[2])
             if not direct._plain():
                 direct = None
         if len(cls._compiled) >= cls.MAX_STATEMENTS:
@@ -215,13 +214,15 @@ class DirectStatement:
             compiled.insert_prefetch
             or compiled.update_prefetch
             or compiled.escaped_bind_names
-            or any(bind.expanding for bind in compiled.bind_names)
+            or "[POSTCOMPILE_" in self.sql  # expanding or literal parameters
         )
 
     def first(self, connection: Connection, params: Mapping[str, Any]) -> DirectRow | None:
         cursor = self._execute(connection, params)
-        with cursor:
+        try:
             values = cursor.fetchone()
+        finally:
+            cursor.close()
         if values is None:
             return None
         if self.converts:
@@ -232,28 +233,32 @@ class DirectStatement:
         return self.row(values)
 
     def write(self, connection: Connection, params: Mapping[str, Any]) -> int:
-        with self._execute(connection, params) as cursor:
+        cursor = self._execute(connection, params)
+        try:
             return int(cursor.rowcount)
+        finally:
+            cursor.close()
 
     def _execute(self, connection: Connection, params: Mapping[str, Any]) -> Any:
         values: dict[str, Any] = dict(self.compiled.construct_params(params))
         for name, convert in self.binds.items():
             values[name] = convert(values[name])
+        sent: Any = values if self.positions is None else [values[n] for n in self.positions]
         dbapi_connection: Any = connection.connection.dbapi_connection
         cursor = dbapi_connection.cursor()
         dispatch: Any = connection.dispatch
         if dispatch.before_cursor_execute:
-            dispatch.before_cursor_execute(connection, cursor, self.sql, values, None, False)
+            dispatch.before_cursor_execute(connection, cursor, self.sql, sent, None, False)
         try:
-            cursor.execute(self.sql, values)
+            cursor.execute(self.sql, sent)
         except connection.dialect.loaded_dbapi.Error as error:
             cursor.close()
-            raise self._translated(connection, error, values) from error
+            raise self._translated(connection, error, sent) from error
         if dispatch.after_cursor_execute:
-            dispatch.after_cursor_execute(connection, cursor, self.sql, values, None, False)
+            dispatch.after_cursor_execute(connection, cursor, self.sql, sent, None, False)
         return cursor
 
-    def _translated(self, connection: Connection, error: Any, values: dict[str, Any]) -> Exception:
+    def _translated(self, connection: Connection, error: Any, values: Any) -> Exception:
         """The error as SQLAlchemy would raise it; a lost connection is invalidated, so that
         its pool opens a new one."""
         dialect = connection.dialect

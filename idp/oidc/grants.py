@@ -307,7 +307,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         if refresh_token.revoked_at is not None:
             return
         now = utcnow()
-        db.run(db.session(), _REVOKE_TOKEN, {"token_id": refresh_token.id, "now": now})
+        db.write(db.session(), _REVOKE_TOKEN, {"token_id": refresh_token.id, "now": now})
         set_committed_value(refresh_token, "revoked_at", now)
 
     def create_token_response(self) -> Any:

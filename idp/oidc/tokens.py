@@ -118,8 +118,8 @@ def issue(
         else:
             take_code(session, row["code_id"], row["family_id"])
             family = {"family_id": row["family_id"], "client_id": row["client_id"]}
-            db.run(session, _INSERT_FAMILY, family)
-        db.run(session, _INSERT_TOKEN, row)
+            db.write(session, _INSERT_FAMILY, family)
+        db.write(session, _INSERT_TOKEN, row)
 
 
 def _anchor_name(row: dict[str, Any], previous: Token | None) -> str:
@@ -197,16 +197,14 @@ _ISSUE_ROTATION = _token_from(
 def take_family(session: Session, family_id: str) -> None:
     """Rotate within the family unless it is revoked. The UPDATE holds the family's row until
     this transaction ends, so a revocation marking it waits and then sees the new token."""
-    taken = db.run(session, _TAKE_FAMILY, {"family": family_id, "now": utcnow()})
-    if db.rowcount(taken) != 1:
+    if db.write(session, _TAKE_FAMILY, {"family": family_id, "now": utcnow()}) != 1:
         refuse_issuance(target=f"family:{family_id[:8]}")
 
 
 def take_code(session: Session, code_id: int, family_id: str) -> None:
     """Record ``family_id`` as what the code issued, unless the code was revoked (replayed):
     a code issues at most one family, and none once a replay has been seen."""
-    taken = db.run(session, _TAKE_CODE, {"code": code_id, "family": family_id})
-    if db.rowcount(taken) != 1:
+    if db.write(session, _TAKE_CODE, {"code": code_id, "family": family_id}) != 1:
         refuse_issuance(target=f"code:{code_id}")
 
 

@@ -1,7 +1,7 @@
-"""While statements stand alone on PostgreSQL, the statements of token and resource requests go
-to the driver directly (``idp.db.DirectStatement``): they must read and write exactly what the
-same statements through SQLAlchemy do, fail with SQLAlchemy's errors (nothing written), and
-leave a lost connection to be replaced. Elsewhere (SQLite) they run through SQLAlchemy."""
+"""The statements of token and resource requests go to the driver directly
+(``idp.db.DirectStatement``), standing alone (PostgreSQL) or in the session's transaction
+(SQLite): they must read and write exactly what the same statements through SQLAlchemy do, fail
+with SQLAlchemy's errors (nothing written), and leave a lost connection to be replaced."""
 
 from __future__ import annotations
 
@@ -20,11 +20,6 @@ from idp import db
 from idp.oidc import client_cache, presented, tokens
 from idp.oidc.models import digest
 from tests.conftest import both_databases
-
-
-@pytest.fixture
-def on_postgresql(db_url: str) -> bool:
-    return db_url.startswith("postgresql")
 
 
 @contextlib.contextmanager
@@ -66,7 +61,7 @@ def token_row(client_id: str, value: str) -> dict:
 
 
 @both_databases
-def test_a_presented_token_reads_the_same_either_way(app, rp, issue_tokens, on_postgresql):
+def test_a_presented_token_reads_the_same_either_way(app, rp, issue_tokens):
     issued = issue_tokens()
     statement = presented._PRESENTED_BY["access_token"]
     params = {"digest": digest(issued["access_token"])}
@@ -75,7 +70,7 @@ def test_a_presented_token_reads_the_same_either_way(app, rp, issue_tokens, on_p
 
         row = db.first(session, statement, params)
 
-        assert isinstance(row, db.DirectRow) == on_postgresql
+        assert isinstance(row, db.DirectRow)
         assert tuple(row) == tuple(through_sqlalchemy)
         assert row.client_id == through_sqlalchemy.client_id == rp.client_id
         expires = row[tuple(through_sqlalchemy._mapping).index("access_expires_at")]
@@ -84,13 +79,13 @@ def test_a_presented_token_reads_the_same_either_way(app, rp, issue_tokens, on_p
 
 
 @both_databases
-def test_a_clients_row_reads_the_same_either_way(rp, alone, on_postgresql):
+def test_a_clients_row_reads_the_same_either_way(rp, alone):
     params = {"client_id": rp.client_id}
     through_sqlalchemy = db.run(alone, client_cache._ROW_BY_ID, params).first()
 
     row = db.first(alone, client_cache._ROW_BY_ID, params)
 
-    assert isinstance(row, db.DirectRow) == on_postgresql
+    assert isinstance(row, db.DirectRow)
     assert dict(row._mapping) == dict(through_sqlalchemy._mapping)
     assert (
         row.client_metadata["redirect_uris"] == through_sqlalchemy.client_metadata["redirect_uris"]
