@@ -50,7 +50,7 @@ from benchmarks import load, servers
 from benchmarks.seeding import SeedSpec
 
 ISSUER = "http://127.0.0.1:5000"  # never listened on: requests go to the app object
-SCENARIOS = ("client_credentials", "token", "refresh", "userinfo", "introspection", "flows")
+SCENARIOS = ("healthz", "client_credentials", "token", "refresh", "userinfo", "introspection", "flows")
 WARMUP = 20
 # Set in the process that valgrind runs: where callgrind writes its counts.
 CALLGRIND_OUT = "BENCHMARK_CALLGRIND_OUT"
@@ -160,6 +160,12 @@ def one_request(rp: RelyingParty, scenario: str, count: int) -> Callable[[], Non
     """What one request (or flow) of ``scenario`` is; anything it consumes is made now, for
     ``count`` calls."""
     browser = Browser(rp.app)
+    if scenario == "healthz":
+
+        def healthz() -> None:
+            browser.get("/healthz")
+
+        return healthz
     if scenario == "client_credentials":
 
         def client_credentials() -> None:

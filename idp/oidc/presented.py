@@ -136,9 +136,13 @@ def find_presented(
     return PresentedToken(
         kind,
         *token,
-        client=Client(client_id=row.client_id, client_metadata=metadata) if metadata else None,
+        client=_client(row.client_id, metadata) if metadata else None,
         standing=standing_in(row[_CLIENT_AT + 1 :]),
     )
+
+
+def _client(client_id: str, metadata: dict[str, Any]) -> Client:
+    return db.unattached(Client, {"client_id": client_id, "client_metadata": metadata})
 
 
 def find_token(session: Session, value: str, hint: str | None) -> PresentedToken | None:

@@ -5,13 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
-from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
-from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.integrations.flask_oauth2.requests import (
+    FlaskJsonPayload,
+    FlaskOAuth2Payload,
+    FlaskOAuth2Request,
+)
+from authlib.integrations.flask_oauth2.signals import token_authenticated
+from authlib.oauth2.rfc6749 import JsonRequest, OAuth2Request
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint, EndSessionRequest
-from flask import Flask, Request, current_app, request
+from flask import Flask, Request, current_app, g, request
 
 from idp import audit, db
 from idp.auth import session as login_session
@@ -123,9 +128,20 @@ class FormRequest(FlaskOAuth2Request):
     times a request), with the URI of its origin only (``origin``)."""
 
     def __init__(self, current: Request) -> None:
-        OAuth2Request.__init__(self, current.method, origin(current), headers=current.headers)
+        OAuth2Request.__init__(self, current.method, origin(current))
+        self.headers = current.headers  # not handed over: Authlib's `headers or {}` counts them
         self._request = current
         self.payload = FlaskOAuth2Payload(current)
+
+
+class BearerRequest(JsonRequest):
+    """Authlib's request of a resource (userinfo, the management API), made as ``FormRequest``
+    is: Authlib's own builds the full URL, which nothing reads, and counts the headers."""
+
+    def __init__(self, current: Request) -> None:
+        JsonRequest.__init__(self, current.method, origin(current))
+        self.headers = current.headers
+        self.payload = FlaskJsonPayload(current)
 
 
 def origin(current: Request) -> str:
@@ -172,8 +188,23 @@ def build_server(app: Flask, settings: Settings) -> AuthorizationServer:
     return server
 
 
+class Protector(ResourceProtector):
+    """Authlib's resource protector for Flask, its requests made as ``BearerRequest``."""
+
+    def acquire_token(self, scopes: list[str] | str | None = None, **kwargs: Any) -> Any:
+        kwargs["scopes"] = scopes
+        for claim, value in kwargs.items():  # as Authlib's: one value stands for a list
+            if isinstance(value, str):
+                kwargs[claim] = [value]
+        current = request._get_current_object()  # type: ignore[attr-defined]
+        token = self.validate_request(request=BearerRequest(current), **kwargs)
+        token_authenticated.send(self, token=token)
+        g.authlib_server_oauth2_token = token  # where Authlib's current_token finds it
+        return token
+
+
 def build_protector() -> ResourceProtector:
-    protector = ResourceProtector()
+    protector = Protector()
     protector.register_token_validator(AccessTokenValidator())
     return protector
 
