@@ -50,7 +50,15 @@ from benchmarks import load, servers
 from benchmarks.seeding import SeedSpec
 
 ISSUER = "http://127.0.0.1:5000"  # never listened on: requests go to the app object
-SCENARIOS = ("healthz", "client_credentials", "token", "refresh", "userinfo", "introspection", "flows")
+SCENARIOS = (
+    "healthz",
+    "client_credentials",
+    "token",
+    "refresh",
+    "userinfo",
+    "introspection",
+    "flows",
+)
 WARMUP = 20
 # Set in the process that valgrind runs: where callgrind writes its counts.
 CALLGRIND_OUT = "BENCHMARK_CALLGRIND_OUT"
