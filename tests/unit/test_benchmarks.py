@@ -193,6 +193,7 @@ def test_inprocess_run_reports_every_scenario_with_its_statements():
     rows = run_inprocess("--requests", "3", "--reps", "1")
     assert set(rows) == set(inprocess.SCENARIOS)
     assert all(cpu_ms > 0 for cpu_ms, _ in rows.values())
+    assert rows["healthz"][1] == 0.0  # the probe touches no database
     assert rows["client_credentials"][1] == 1.0  # the token (the client is kept: client_cache)
     assert rows["userinfo"][1] == 1.0  # the token with its client and standing
 
