@@ -77,11 +77,14 @@ class CookieState(SecureCookieSessionInterface):
     carries it; Flask would build its signing serializer for every request, cookie or not."""
 
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if app.secret_key and "HTTP_COOKIE" not in request.environ:  # machines send none
-            return self.session_class()
-        cookies, name = request.cookies, self.get_cookie_name(app)
-        # ``in`` first: a missing key costs MultiDict.get a raised and caught exception
-        if app.secret_key and (name not in cookies or not cookies[name]):
+        # No Cookie header (machines send none): no cookies to parse. ``in`` before indexing:
+        # a missing key costs MultiDict.get a raised and caught exception.
+        name = self.get_cookie_name(app)
+        if app.secret_key and (
+            "HTTP_COOKIE" not in request.environ
+            or name not in request.cookies
+            or not request.cookies[name]
+        ):
             return self.session_class()
         return super().open_session(app, request)
 

@@ -218,6 +218,22 @@ def test_request_without_a_valid_csrf_token_sends_nothing(client, outbox, operat
     assert audit_events("auth.sms_code_requested") == []
 
 
+def test_a_valid_token_without_the_browsers_cookie_sends_nothing(app, client, outbox, operator):
+    """The CSRF token holds only with the cookie of the browser it was given to: a request with
+    no cookie at all (a script replaying the form) is refused as a forged one is."""
+    token = login_token(client)
+    cookieless = app.test_client()
+
+    response = cookieless.post(
+        "/login/sms-code", data={"phone": operator.phone, "csrf_token": token}
+    )
+
+    assert response.status_code == 400
+    assert outbox.messages() == []
+    assert stored_code(operator.phone) is None
+    assert audit_events("auth.sms_code_requested") == []
+
+
 def test_get_is_not_allowed(client, outbox, operator):
     response = client.get("/login/sms-code", query_string={"phone": operator.phone})
 
