@@ -11,7 +11,7 @@ from authlib.integrations.flask_oauth2.requests import (
     FlaskOAuth2Request,
 )
 from authlib.integrations.flask_oauth2.signals import token_authenticated
-from authlib.oauth2.rfc6749 import JsonRequest, OAuth2Request
+from authlib.oauth2.rfc6749 import InsecureTransportError, JsonRequest, OAuth2Request
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
@@ -136,10 +136,13 @@ class FormRequest(FlaskOAuth2Request):
 
 class BearerRequest(JsonRequest):
     """Authlib's request of a resource (userinfo, the management API), made as ``FormRequest``
-    is: Authlib's own builds the full URL, which nothing reads, and counts the headers."""
+    is: Authlib's own builds the full URL, which nothing reads, and counts the headers. A
+    bearer token is accepted over HTTPS or on this machine only, as a form request's
+    credentials are (RFC 6750 §5.3): Authlib's own resource request does not check."""
 
     def __init__(self, current: Request) -> None:
         JsonRequest.__init__(self, current.method, origin(current))
+        InsecureTransportError.check(self.uri)
         self.headers = current.headers
         self.payload = FlaskJsonPayload(current)
 

@@ -238,7 +238,6 @@ def introspect() -> Response | tuple[Response, int]:
 def userinfo() -> Response | tuple[Response, int] | tuple[Response, int, dict[str, str]]:
     """OIDC Core §5.3, bearer token in the header or (POST) in the form (RFC 6750 §2.2), in
     one of them only (RFC 6750 §2), over HTTPS as the token was issued (RFC 6750 §5.3)."""
-    InsecureTransportError.check(origin(request))
     db.statements_stand_alone()  # reads only
     try:
         params.check_request_parameters()
@@ -248,6 +247,8 @@ def userinfo() -> Response | tuple[Response, int] | tuple[Response, int, dict[st
         return _invalid_request("the access token is sent in more than one place")
     try:
         token = _bearer_token()
+    except InsecureTransportError:
+        raise  # web.handle_insecure_transport answers it, as at every protocol endpoint
     except OAuth2Error as error:
         status, body, headers = error()
         return jsonify(body), status, dict(headers)
@@ -290,6 +291,7 @@ def _bearer_token() -> Any:
         and request.method == "POST"
         and request.form.get("access_token")
     ):
+        InsecureTransportError.check(origin(request))  # as the protector's own requests do
         validator = protector.get_token_validator("bearer")
         found = validator.authenticate_token(request.form["access_token"])
         validator.validate_token(found, ["openid"], request)

@@ -83,6 +83,13 @@ class InvalidTokenError(ApiError):
     message = _l("访问令牌无效或已过期")
 
 
+class InsecureTransportError(ApiError):
+    """A bearer token sent over plain HTTP to a host other than this machine (RFC 6750 §5.3)."""
+
+    code = "insecure_transport"
+    message = _l("请通过 HTTPS 访问")
+
+
 class InsufficientScopeError(ApiError):
     code = "insufficient_scope"
     status = 403
@@ -179,6 +186,8 @@ def bearer_token(scope: str) -> Any:
     try:
         return resource_protector().acquire_token()
     except OAuth2Error as error:
+        if error.error == InsecureTransportError.code:
+            raise InsecureTransportError() from error
         if error.error == "invalid_token":
             raise dead_token(scope, "token expired, revoked or unknown") from error
         raise MissingTokenError(challenge=challenge(scope=scope)) from error

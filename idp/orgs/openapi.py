@@ -78,7 +78,9 @@ def security_scheme() -> dict[str, Any]:
             f"§4.8.30): `{contract.OPERATORS_SCOPE}` for 操作员管理, `{contract.REVIEWS_SCOPE}` for "
             "用户审核. A missing or dead token answers 401 with a `WWW-Authenticate: Bearer` "
             "challenge (RFC 6750 §3), a token without the scope 403 `insufficient_scope`, "
-            "another role's token 403 `org_admin_required`."
+            "another role's token 403 `org_admin_required`. Over plain HTTP to a host other "
+            "than the provider's own machine a token is refused unread: 400 "
+            "`insecure_transport` (RFC 6750 §5.3)."
         ),
     }
 
@@ -142,7 +144,7 @@ def list_operators() -> dict[str, Any]:
             ref("parameters", "per_page"),
         ],
         ok=("200", "One page of operators.", "OperatorPage"),
-        errors=["400", "401", "403"],
+        errors=[],
     )
 
 
@@ -158,7 +160,7 @@ def add_operator() -> dict[str, Any]:
         scope=contract.OPERATORS_SCOPE,
         body="NewOperator",
         ok=("201", "The operator was added.", "OperatorAdded"),
-        errors=["400", "401", "403", "409", "413", "415", "503"],
+        errors=["409", "413", "415", "503"],
     )
     spec["responses"]["201"]["headers"] = {
         "Location": {
@@ -177,7 +179,7 @@ def get_operator() -> dict[str, Any]:
         "One operator of the org, with the full phone number.",
         scope=contract.OPERATORS_SCOPE,
         ok=("200", "The operator.", "Operator"),
-        errors=["401", "403", "404"],
+        errors=["404"],
     )
 
 
@@ -193,7 +195,7 @@ def update_operator() -> dict[str, Any]:
         scope=contract.OPERATORS_SCOPE,
         body="OperatorChanges",
         ok=("200", "The operator after the change.", "Operator"),
-        errors=["400", "401", "403", "404", "409", "413", "415", "503"],
+        errors=["404", "409", "413", "415", "503"],
     )
 
 
@@ -206,7 +208,7 @@ def delete_operator() -> dict[str, Any]:
         "once. The record stays for the audit trail (status `deleted`).",
         scope=contract.OPERATORS_SCOPE,
         ok=("200", "The deleted operator.", "Operator"),
-        errors=["401", "403", "404", "409"],
+        errors=["404", "409"],
     )
 
 
@@ -223,7 +225,7 @@ def list_reviews() -> dict[str, Any]:
             ref("parameters", "per_page"),
         ],
         ok=("200", "One page of join requests.", "JoinRequestPage"),
-        errors=["400", "401", "403"],
+        errors=[],
     )
 
 
@@ -234,7 +236,7 @@ def get_review() -> dict[str, Any]:
         "One join request of the org, with the applicant's full phone number.",
         scope=contract.REVIEWS_SCOPE,
         ok=("200", "The join request.", "JoinRequest"),
-        errors=["401", "403", "404"],
+        errors=["404"],
     )
 
 
@@ -246,7 +248,7 @@ def approve_review() -> dict[str, Any]:
         "409 for a decided or expired request; nothing changes when the SMS fails (503).",
         scope=contract.REVIEWS_SCOPE,
         ok=("200", "The applicant is now an operator.", "OperatorAdded"),
-        errors=["401", "403", "404", "409", "503"],
+        errors=["404", "409", "503"],
     )
 
 
@@ -259,8 +261,13 @@ def reject_review() -> dict[str, Any]:
         scope=contract.REVIEWS_SCOPE,
         body="Rejection",
         ok=("200", "The rejected request.", "JoinRequest"),
-        errors=["400", "401", "403", "404", "409", "413", "415", "503"],
+        errors=["404", "409", "413", "415", "503"],
     )
+
+
+# What any operation can answer about its token: sent over plain HTTP (400), missing or dead
+# (401), without the scope or of another role (403).
+TOKEN_ERRORS = ("400", "401", "403")
 
 
 def operation(
@@ -274,7 +281,8 @@ def operation(
     parameters: list[dict[str, Any]] | None = None,
     body: str | None = None,
 ) -> dict[str, Any]:
-    """One operation: its scope, its success answer and the problem answers it can give."""
+    """One operation: its scope, its success answer and the problem answers it can give
+    (``errors``, besides ``TOKEN_ERRORS``)."""
     status, text, schema = ok
     spec: dict[str, Any] = {
         "operationId": operation_id,
@@ -284,7 +292,7 @@ def operation(
         "security": [{SECURITY_SCHEME: [scope]}],
         "responses": {
             status: {"description": text, "content": {JSON: {"schema": ref("schemas", schema)}}},
-            **{code: ref("responses", code) for code in errors},
+            **{code: ref("responses", code) for code in sorted({*TOKEN_ERRORS, *errors})},
         },
     }
     if parameters:
@@ -384,7 +392,8 @@ def problem_schema() -> dict[str, Any]:
                     "Stable error code, e.g. `realname_mismatch`, `realname_unavailable`, "
                     "`operator_exists`, `read_only_field`, `operator_not_found`, "
                     "`join_request_decided`, `invalid_token`, `insufficient_scope`, "
-                    "`org_admin_required`, `malformed_json`, `request_entity_too_large`."
+                    "`org_admin_required`, `malformed_json`, `request_entity_too_large`, "
+                    "`insecure_transport`."
                 ),
             },
             "field": {"type": "string", "description": "The member or parameter at fault."},
@@ -520,7 +529,8 @@ def strict_object(properties: dict[str, Any], *, optional: tuple[str, ...] = ())
 
 ERROR_TEXTS = {
     "400": "Invalid input: a parameter or member with the wrong type, length or value, or "
-    "refused by the service (e.g. `realname_mismatch`, `read_only_field`).",
+    "refused by the service (e.g. `realname_mismatch`, `read_only_field`); or the token sent "
+    "over plain HTTP (`insecure_transport`).",
     "401": "No bearer token, or it is expired, revoked or may no longer act.",
     "403": "`insufficient_scope` or `org_admin_required`.",
     "404": "No such object in the token's organisation.",

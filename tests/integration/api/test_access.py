@@ -216,6 +216,21 @@ def test_a_clients_own_token_is_no_org_admin(app, api, ids):
     assert_unchanged(ids)
 
 
+def test_every_api_route_refuses_an_admin_token_sent_over_plain_http(app, api, ids, admin):
+    """RFC 6750 §5.3: a bearer token over plain HTTP to another host than this machine is
+    refused before it is read; HTTPS and this machine are served."""
+    for method, url, rule in api_requests(app, ids):
+        body = BODIES.get((method, rule))
+        response = api.open(
+            url, method=method, json=body, headers=admin.headers, base_url="http://idp.example.cn"
+        )
+        assert_problem(response, 400, "insecure_transport", "请通过 HTTPS 访问")
+    assert_unchanged(ids)
+    for base_url in ("https://idp.example.cn", "http://127.0.0.1"):
+        served = api.get("/api/v1/org/operators", headers=admin.headers, base_url=base_url)
+        assert served.status_code == 200, served.text
+
+
 def test_the_access_token_must_come_in_the_header(api, admin):
     in_query = api.get(f"/api/v1/org/operators?access_token={admin.access_token}")
     assert_problem(in_query, 401, "missing_token")

@@ -80,7 +80,7 @@ def test_every_org_operation_needs_the_bearer_token_with_its_scope(document):
                 continue
             scope = "org.operators" if "/org/operators" in path else "org.reviews"
             assert operation["security"] == [{"orgAdminToken": [scope]}], (method, path)
-            for status in ("401", "403"):
+            for status in ("400", "401", "403"):
                 assert operation["responses"][status] == {
                     "$ref": f"#/components/responses/{status}"
                 }

@@ -419,6 +419,19 @@ def test_a_protocol_request_over_plain_http_is_refused_and_changes_nothing(
     assert db.session().scalar(select(func.count()).select_from(Token)) == tokens
 
 
+def test_a_userinfo_token_in_the_form_over_plain_http_is_refused(client, issue_tokens):
+    issued = issue_tokens()
+
+    response = client.post(
+        "/oauth/userinfo", data={"access_token": issued["access_token"]}, base_url=PLAIN_HTTP
+    )
+
+    assert response.status_code == 400, response.text
+    assert response.json["error"] == "insecure_transport"
+    served = client.post("/oauth/userinfo", data={"access_token": issued["access_token"]})
+    assert served.status_code == 200, served.text
+
+
 def test_a_login_request_over_plain_http_is_refused_on_a_page(client, rp):
     pkce = Pkce.new()
     response = client.get(
