@@ -23,6 +23,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         console,
         db,
         extensions,
+        jsoncodec,
         logs,
         oidc,
         ops,
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
         refuse_to_start(settings)  # what `idp check` reports, as one ConfigError
     app = Flask(__name__, instance_path=str(settings.instance_dir), instance_relative_config=False)
+    app.json = jsoncodec.JSONProvider(app)
     app.extensions["idp"] = settings
     app.config.update(
         SECRET_KEY=settings.secret_key,

@@ -36,6 +36,7 @@ from sqlalchemy.orm import (
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeDecorator
 
+from idp import jsoncodec
 from idp.errors import ServiceUnavailableError
 
 log = logging.getLogger(__name__)
@@ -310,16 +311,25 @@ intpk = Annotated[int, mapped_column(primary_key=True)]
 created_at = Annotated[datetime, mapped_column(UTCDateTime(), default=utcnow)]
 
 
+# JSON columns written and read by the provider's codec (SQLite: as text; PostgreSQL: psycopg).
+_JSON_CODEC: dict[str, Any] = {
+    "json_serializer": jsoncodec.dumps,
+    "json_deserializer": jsoncodec.loads,
+}
+
+
 def make_engine(url: str, *, autocommit: bool = False) -> Engine:
     """An engine tuned for the backend: SQLite gets WAL with synchronous=NORMAL and a busy
     timeout so concurrent requests wait instead of failing. ``autocommit`` (PostgreSQL only):
     its connections are in autocommit from the start, for statements that stand alone."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, **_JSON_CODEC
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     isolation = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
-    engine = create_engine(url, pool_size=10, max_overflow=20, **isolation)
+    engine = create_engine(url, pool_size=10, max_overflow=20, **isolation, **_JSON_CODEC)
     tested = CheckedBeforeUse(engine.dialect)
     event.listen(engine, "checkin", tested.note_checkin)
     event.listen(engine, "checkout", tested.check)

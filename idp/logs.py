@@ -12,7 +12,6 @@ and tokens). Probes and ``/metrics`` are counted but not logged.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import secrets
@@ -22,7 +21,7 @@ from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
 
-from idp import metrics
+from idp import jsoncodec, metrics
 from idp.config import Settings
 from idp.security import client_ip
 
@@ -83,7 +82,6 @@ class JsonFormatter(logging.Formatter):
         # The formatted second, reused while it lasts: one (second, text) pair, so that a
         # reader in another thread never pairs one second with another's text.
         self._second: tuple[int, str] = (-1, "")
-        self._encode = json.JSONEncoder(ensure_ascii=False, default=str).encode
 
     def _time(self, record: logging.LogRecord) -> str:
         second, text = self._second
@@ -103,7 +101,7 @@ class JsonFormatter(logging.Formatter):
         line.update({k: v for k, v in vars(record).items() if k not in RECORD_FIELDS})
         if record.exc_text or record.exc_info:
             line["exception"] = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
-        return self._encode(line)
+        return jsoncodec.dumps_loosely(line)
 
 
 class TextFormatter(logging.Formatter):

@@ -10,7 +10,6 @@ an operator's whose every organisation is suspended): the database decides at ea
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timedelta
@@ -19,7 +18,7 @@ from blinker import Namespace
 from flask import Response, g, request
 from flask import session as cookie_state
 
-from idp import db
+from idp import db, jsoncodec
 from idp.config import settings
 from idp.db import utcnow
 from idp.identity.eligibility import credentials_current, ended_by_suspension
@@ -122,12 +121,12 @@ def create(login: LoginSession) -> None:
 
 
 def _encode(login: LoginSession) -> bytes:
-    return json.dumps(asdict(login)).encode()
+    return jsoncodec.dumpb(asdict(login))
 
 
 def _decode(raw: bytes) -> LoginSession:
     """A stored session; fields a session stored by an older release carried are left out."""
-    data = json.loads(raw)
+    data = jsoncodec.loads(raw)
     return LoginSession(**{name: value for name, value in data.items() if name in FIELDS})
 
 

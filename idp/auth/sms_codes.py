@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from idp import db
+from idp import db, jsoncodec
 from idp.auth import sms_delivery
 from idp.auth.client import Client
 from idp.auth.errors import SmsCodeError, SmsCodeTriesExceededError, SmsRateLimitedError
@@ -153,7 +152,7 @@ def send_code(phone: str, *, purpose: str, client: Client, only_to_account: bool
     code = f"{secrets.randbelow(10**6):06d}"
     digest = _code_digest(phone, purpose, code)
     key = code_key(phone, purpose, client)
-    store().put(key, json.dumps({"digest": digest}).encode(), CODE_TTL)
+    store().put(key, jsoncodec.dumpb({"digest": digest}), CODE_TTL)
     store().delete(tries_key(phone, purpose, client))
     delivery = Delivery(
         phone=phone,
@@ -181,7 +180,7 @@ def check_code(phone: str, *, purpose: str, code: str, client: Client) -> None:
         raise SmsCodeTriesExceededError()
     if raw is None:
         raise SmsCodeError()
-    expected = json.loads(raw)["digest"]
+    expected = jsoncodec.loads(raw)["digest"]
     if not hmac.compare_digest(expected, _code_digest(phone, purpose, code)):
         raise SmsCodeError()
     # The right code gives its tries back: a login that then stops at the lock or at the

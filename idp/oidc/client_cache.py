@@ -19,7 +19,6 @@ registered on another instance is found at once.
 
 from __future__ import annotations
 
-import json
 import logging
 import secrets
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from flask import Flask, current_app
 from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session, object_session
 
-from idp import db
+from idp import db, jsoncodec
 from idp.oidc.models import Client
 from idp.store import StoreUnavailableError, store
 
@@ -90,7 +89,7 @@ def _read(session: Session, client_id: str) -> dict[str, Any] | None:
     if row is None:
         return None
     columns = dict(row._mapping)
-    columns["client_metadata"] = json.dumps(columns["client_metadata"])
+    columns["client_metadata"] = jsoncodec.dumpb(columns["client_metadata"])
     return columns
 
 
@@ -98,7 +97,7 @@ def _build(columns: dict[str, Any] | None) -> Client | None:
     if columns is None:
         return None
     return db.unattached(
-        Client, {**columns, "client_metadata": json.loads(columns["client_metadata"])}
+        Client, {**columns, "client_metadata": jsoncodec.loads(columns["client_metadata"])}
     )
 
 

@@ -13,7 +13,6 @@ when that login was made on this request's own login page (``LoginSession.starte
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -23,7 +22,7 @@ from flask import Response, g, request, url_for
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException
 
-from idp import audit
+from idp import audit, jsoncodec
 from idp.auth.client import current_client
 from idp.auth.session import LoginSession
 from idp.db import utcnow
@@ -139,7 +138,7 @@ def resume_url(interaction_id: str) -> str:
 
 def save(record: Interaction) -> None:
     data = {**asdict(record), "identity": record.identity and record.identity.to_json()}
-    store().put(_key(record.id), json.dumps(data).encode(), TTL)
+    store().put(_key(record.id), jsoncodec.dumpb(data), TTL)
     _seen()[record.id] = record
 
 
@@ -158,7 +157,7 @@ def _read(interaction_id: str) -> Interaction | None:
     raw = store().get(_key(interaction_id))
     if raw is None:
         return None
-    data = json.loads(raw)
+    data = jsoncodec.loads(raw)
     return Interaction(**{**data, "identity": Identity.from_json(data.get("identity"))})
 
 

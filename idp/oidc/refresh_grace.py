@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import logging
 import os
 import time
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from idp import jsoncodec
 from idp.store import StoreUnavailableError, store
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def _cipher(refresh_token: str) -> AESGCM:
 def remember(refresh_token: str, response: dict[str, Any], interval: int) -> None:
     """Keep the token response that replaced ``refresh_token`` for ``interval`` seconds."""
     nonce = os.urandom(12)
-    sealed = _cipher(refresh_token).encrypt(nonce, json.dumps(response).encode(), None)
+    sealed = _cipher(refresh_token).encrypt(nonce, jsoncodec.dumpb(response), None)
     store().put(_key(refresh_token), base64.b64encode(nonce + sealed), timedelta(seconds=interval))
 
 
@@ -72,7 +72,7 @@ def recall(refresh_token: str, *, wait: bool) -> dict[str, Any] | None:
         if kept is not None:
             raw = base64.b64decode(kept)
             plain = _cipher(refresh_token).decrypt(raw[:12], raw[12:], None)
-            response: dict[str, Any] = json.loads(plain)
+            response: dict[str, Any] = jsoncodec.loads(plain)
             return response
         if time.monotonic() >= deadline:
             return None

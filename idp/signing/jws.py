@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Callable
 from typing import Any
 
+from idp import jsoncodec
 from idp.signing.interface import KeyRef, KeyStore
 
 _HALF_HASHES: dict[str, Callable[[bytes], Any]] = {"ES256": hashlib.sha256, "RS256": hashlib.sha256}
@@ -25,8 +25,7 @@ def b64url(data: bytes) -> str:
 
 def _b64_json(value: dict[str, Any]) -> str:
     """Compact UTF-8 JSON: non-ASCII names stay short instead of becoming ``\\uXXXX`` escapes."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    return b64url(text.encode("utf-8"))
+    return b64url(jsoncodec.dumpb(value))
 
 
 def encode_jwt(

@@ -9,6 +9,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from sqlalchemy import select
 
 from idp import db
 from idp.audit.models import AuditEvent
+from idp.logs import JSON_FORMATTER
 from tests.flows import PASSWORD, login
 
 INCOMING_ID = "lb-4f0c2a9e-7d31"
@@ -205,3 +207,18 @@ def test_another_apps_requests_get_no_request_id(app: Flask, lines: Lines) -> No
 
     (line,) = lines.all()
     assert line["request_id"] == "-"
+
+
+def test_a_line_holds_what_json_cannot_and_what_utf8_cannot(app: Flask, lines: Lines) -> None:
+    """Extra fields that are not JSON are written as their text; a lone surrogate (from a JSON
+    body's "\\ud800") is escaped, so that the line can still be written, whole."""
+    when = datetime(2026, 12, 6, 9, 30, tzinfo=UTC)
+    logging.getLogger("idp.orgs").warning("plain", extra={"at": when, "ids": {1: "a"}})
+    (plain,) = lines.all()
+    assert plain["at"] == str(when) and plain["ids"] == {"1": "a"}
+
+    # Formatted directly: pytest's own capture of the record could not carry the surrogate.
+    refused = logging.LogRecord("idp.orgs", logging.WARNING, __file__, 1, "%s", ("王\ud800",), None)
+    line = JSON_FORMATTER.format(refused)
+    assert "\\ud800" in line and line.encode("utf-8")
+    assert json.loads(line)["message"] == "王\ud800"
