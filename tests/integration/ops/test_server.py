@@ -194,3 +194,15 @@ def test_a_worker_that_starts_after_its_main_process_died_ends_itself() -> None:
     worker = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
 
     assert worker.wait(timeout=15) == -signal.SIGTERM
+
+
+def test_a_worker_freezes_what_it_loaded_out_of_the_collectors_walks() -> None:
+    """Full collections would otherwise walk every object the app loaded, all threads stopped."""
+    script = "import gc; from idp import serve; serve.worker_app(); print(gc.get_freeze_count())"
+    environment = {**os.environ, "WSGI_APP": "idp:create_app", "WSGI_SERVER_PID": str(os.getpid())}
+    frozen = subprocess.run(
+        [sys.executable, "-c", script], env=environment, cwd=ROOT, capture_output=True, timeout=60
+    )
+
+    assert frozen.returncode == 0, frozen.stderr
+    assert int(frozen.stdout) > 10_000  # the provider's modules, Flask, SQLAlchemy, Authlib…
