@@ -1,8 +1,9 @@
 """Run the benchmark: ``.venv/bin/python -m benchmarks.run [--quick] [options]``.
 
-For each provider (ours on PostgreSQL + Redis, ours on SQLite, the node reference) the run
-starts a fresh server, logs in one browser per connection, then measures every scenario for a
-fixed duration after a warm-up, ``--reps`` times, and reports the medians (docs/performance.md).
+The run starts each provider (ours on PostgreSQL + Redis, ours on SQLite, the node reference)
+fresh and logs in one browser per connection to each, then measures every scenario for a fixed
+duration after a warm-up, ``--reps`` times, each repetition of every provider in turn, and
+reports the medians (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import os
 import secrets
 import signal
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -200,6 +202,7 @@ async def flows(bench: Bench) -> tuple[Callable[[int], Awaitable[None]], str]:
 
 
 STATEFUL = {"token": token, "refresh": refresh, "flows": flows}
+MEASURING_ERRORS = (load.LoadError, aiohttp.ClientError, RuntimeError, TimeoutError)
 
 
 async def with_client(bench: Bench, scenario: str) -> report.Rep:
@@ -241,30 +244,56 @@ async def discover(base: str) -> dict[str, str]:
         return metadata
 
 
-async def bench_target(target: servers.Target, options: Options) -> list[report.Result]:
+async def open_bench(target: servers.Target, options: Options) -> Bench:
+    """The provider's client with one logged-in browser per connection."""
     client = load.Client(target, await discover(target.base), CONCURRENCY)
-    browsers = [client.browser() for _ in range(CONCURRENCY)]
-    bench = Bench(target, client, browsers, options)
-    results = []
+    bench = Bench(target, client, [client.browser() for _ in range(CONCURRENCY)], options)
+    servers.log(f"{target.name}: logging in {CONCURRENCY} browsers")
     try:
-        servers.log(f"{target.name}: logging in {CONCURRENCY} browsers")
-        await asyncio.gather(*(client.log_in(b) for b in browsers))
-        for scenario in options.scenarios:
-            result = report.Result(scenario, target.name)
-            results.append(result)
-            servers.log(f"{target.name}: {scenario}")
-            measure = with_client if scenario in STATEFUL else with_wrk
+        await asyncio.gather(*(client.log_in(b) for b in bench.browsers))
+    except BaseException:
+        await close_bench(bench)
+        raise
+    return bench
+
+
+async def close_bench(bench: Bench) -> None:
+    for browser in bench.browsers:
+        await browser.close()
+    await bench.client.close()
+
+
+async def bench_all(
+    targets: list[servers.Target], options: Options, results: dict[tuple[str, str], report.Result]
+) -> None:
+    """Every scenario's repetitions, each taken of every provider in turn: the providers'
+    figures of one repetition come from the same minute of the machine, whose speed drifts
+    within the hour (docs/performance.md, "Method"). ``results``: by provider and scenario."""
+    benches: list[Bench] = []
+    try:
+        for target in targets:
             try:
-                for _rep in range(options.reps):
-                    result.reps.append(await measure(bench, scenario))
-            except (load.LoadError, aiohttp.ClientError, RuntimeError, TimeoutError) as error:
-                result.failure = f"{type(error).__name__}: {error}"
-                servers.log(f"{target.name} {scenario} FAILED: {result.failure}")
+                benches.append(await open_bench(target, options))
+            except MEASURING_ERRORS as error:
+                servers.log(f"{target.name} FAILED: {type(error).__name__}: {error}")
+                for scenario in options.scenarios:
+                    results[(target.name, scenario)].failure = f"{type(error).__name__}: {error}"
+        for scenario in options.scenarios:
+            measure = with_client if scenario in STATEFUL else with_wrk
+            for rep in range(options.reps):
+                for bench in benches:
+                    result = results[(bench.target.name, scenario)]
+                    if result.failure:
+                        continue
+                    servers.log(f"{bench.target.name}: {scenario} ({rep + 1}/{options.reps})")
+                    try:
+                        result.reps.append(await measure(bench, scenario))
+                    except MEASURING_ERRORS as error:
+                        result.failure = f"{type(error).__name__}: {error}"
+                        servers.log(f"{bench.target.name} {scenario} FAILED: {result.failure}")
     finally:
-        for browser in browsers:
-            await browser.close()
-        await client.close()
-    return results
+        for bench in benches:
+            await close_bench(bench)
 
 
 def server_for(
@@ -275,21 +304,35 @@ def server_for(
     return servers.ours(name.removeprefix("ours-"), spec, tmp, workers)
 
 
-def run_all(options: Options) -> Iterator[report.Result]:
+def run_all(options: Options, results: list[report.Result]) -> None:
+    """Every provider started (one after the other, each in its own directory), then measured
+    side by side (``bench_all``). ``results`` gets one per provider and scenario at once, in
+    the options' order, filled as they are measured: what was measured stays when the run is
+    stopped. A provider that does not start fails its own scenarios only."""
     password = "Bench-" + secrets.token_urlsafe(12)
     scale = SCALE if options.scale else {"operators": options.operators}
     spec = SeedSpec(
         redirect_uri=servers.REDIRECT_URI, password=password, phone_prefix=PHONE_PREFIX, **scale
     )
-    for name in options.providers:
-        with tempfile.TemporaryDirectory(prefix=f"idp-bench-{name}-") as tmp:
+    by_key = {
+        (name, scenario): report.Result(scenario, name)
+        for name in options.providers
+        for scenario in options.scenarios
+    }
+    results.extend(by_key.values())
+    with contextlib.ExitStack() as running:
+        targets = []
+        for name in options.providers:
+            tmp = running.enter_context(tempfile.TemporaryDirectory(prefix=f"idp-bench-{name}-"))
             try:
-                with server_for(name, spec, Path(tmp), options.workers) as target:
-                    yield from asyncio.run(bench_target(target, options))
-            except (servers.BenchError, load.LoadError, OSError, aiohttp.ClientError) as error:
+                targets.append(
+                    running.enter_context(server_for(name, spec, Path(tmp), options.workers))
+                )
+            except (servers.BenchError, OSError) as error:
                 servers.log(f"{name} FAILED: {type(error).__name__}: {error}")
                 for scenario in options.scenarios:
-                    yield report.Result(scenario, name, failure=f"{type(error).__name__}: {error}")
+                    by_key[(name, scenario)].failure = f"{type(error).__name__}: {error}"
+        asyncio.run(bench_all(targets, options, by_key))
 
 
 # --- command line ------------------------------------------------------------------------------
@@ -384,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     results: list[report.Result] = []
     try:
-        results.extend(run_all(options))
+        run_all(options, results)
     except OverTimeError as error:
         servers.log(f"stopped: {error}")
         results.append(report.Result("-", "-", failure=str(error)))
