@@ -1,5 +1,6 @@
 """The benchmark harness's own logic (benchmarks/): the table and its ratios, the wrk script,
-the SMS outbox reader, the in-process measurement (run end to end, small). Running the
+the SMS outbox reader, the order providers are measured in, the in-process measurement (run end
+to end, small). Running the
 benchmark itself is ``python -m benchmarks.run``."""
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import pytest
 
-from benchmarks import inprocess, load, report, servers, wrk
+from benchmarks import inprocess, load, report, run, servers, wrk
 from tests.conftest import missing
 
 
@@ -166,6 +168,50 @@ def test_ours_is_served_as_in_production_unless_told_otherwise():
 
     assert str(workers) == "granian:1x4"
     assert Path(workers.command("127.0.0.1:9000")[0]).name == "idp-serve"
+
+
+def test_each_repetition_is_taken_of_every_provider_in_turn(monkeypatch):
+    """A ratio compares figures of the same minutes; a provider that cannot log in fails its
+    own scenarios and the others are still measured."""
+    taken: list[tuple[str, str]] = []
+
+    async def open_bench(target: Any, options: Any) -> Any:
+        if target.name == "ours-sqlite":
+            raise load.LoadError("login refused")
+        return run.Bench(target, None, [], options)  # type: ignore[arg-type]
+
+    async def measure(bench: Any, scenario: str) -> report.Rep:
+        taken.append((bench.target.name, scenario))
+        return rep(100.0)
+
+    monkeypatch.setattr(run, "open_bench", open_bench)
+    monkeypatch.setattr(run, "close_bench", lambda bench: asyncio.sleep(0))
+    monkeypatch.setattr(run, "with_wrk", measure)
+    monkeypatch.setattr(run, "with_client", measure)
+    providers = ["ours-postgres", "ours-sqlite", "node"]
+    options = run.Options(
+        duration=1,
+        warmup=0,
+        reps=2,
+        scenarios=["jwks", "token"],
+        providers=providers,
+        operators=1,
+        scale=False,
+        workers=servers.Workers(),
+    )
+    targets: Any = [SimpleNamespace(name=name) for name in providers]
+    results = {(p, s): report.Result(s, p) for p in providers for s in options.scenarios}
+
+    run_async(run.bench_all(targets, options, results))
+
+    assert taken == [
+        ("ours-postgres", "jwks"), ("node", "jwks"), ("ours-postgres", "jwks"), ("node", "jwks"),
+        ("ours-postgres", "token"), ("node", "token"), ("ours-postgres", "token"), ("node", "token"),
+    ]  # fmt: skip
+    assert [len(results[("node", s)].reps) for s in options.scenarios] == [2, 2]
+    assert all(
+        results[("ours-sqlite", s)].failure == "LoadError: login refused" for s in options.scenarios
+    )
 
 
 def run_inprocess(*argv: str) -> dict[str, tuple[float, float]]:
