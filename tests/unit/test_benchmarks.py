@@ -1,7 +1,6 @@
 """The benchmark harness's own logic (benchmarks/): the table and its ratios, the wrk script,
 the SMS outbox reader, the order providers are measured in, the in-process measurement (run end
-to end, small). Running the
-benchmark itself is ``python -m benchmarks.run``."""
+to end, small). Running the benchmark itself is ``python -m benchmarks.run``."""
 
 from __future__ import annotations
 
