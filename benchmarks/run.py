@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import contextlib
 import os
 import secrets
 import signal
@@ -19,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -320,7 +319,7 @@ def run_all(options: Options, results: list[report.Result]) -> None:
         for scenario in options.scenarios
     }
     results.extend(by_key.values())
-    with contextlib.ExitStack() as running:
+    with ExitStack() as running:
         targets = []
         for name in options.providers:
             tmp = running.enter_context(tempfile.TemporaryDirectory(prefix=f"idp-bench-{name}-"))
