@@ -87,7 +87,8 @@ def worker_app() -> Any:
 def keep_out_of_collections() -> None:
     """What the worker has loaded lives as long as it does: frozen, the garbage collector's full
     collections no longer walk it. Each walked ~150,000 objects, 51 ms with every thread
-    stopped (docs/performance.md, "Garbage collection")."""
+    stopped (docs/performance.md, "JSON in compiled code, and collections that stop every
+    thread")."""
     gc.collect()
     gc.freeze()
 
