@@ -8,6 +8,11 @@ secret, disabling or removing it) puts a new random version there, on whichever 
 it, so every instance reads the row again at its next request: a change holds everywhere as
 soon as it is committed, as it did when every request read the row.
 
+The version is read through the store's tracked read (``get_tracked``). On Redis each process
+keeps it in memory and Redis announces every write of it to every process, as it answers the
+write (idp/store/tracking.py): a request reads it without a round trip, and a new version holds
+at the first request after its announcement arrived. The SQL store reads it every time.
+
 A version written before a change is committed would let another instance read the old row
 under the new version, so it is written after. Should that write fail (the store unreachable
 at that moment) a kept row still ends after ``MAX_AGE``; while the store is unreachable, rows
@@ -62,7 +67,7 @@ class ClientCache:
     def client(self, session: Session, client_id: str) -> Client | None:
         """The client's row as a detached ``Client`` of this request's own, or None."""
         try:
-            version = store().get(VERSION_KEY)
+            version = store().get_tracked(VERSION_KEY)
         except StoreUnavailableError:
             return _build(_read(session, client_id))  # cannot tell whether a kept row stands
         if version is None:

@@ -38,6 +38,10 @@ class EphemeralStore(Protocol):
     def get(self, key: str) -> bytes | None:
         """The live value, or None when absent or expired."""
 
+    def get_tracked(self, key: str) -> bytes | None:
+        """``get`` for a key read at most requests and seldom written: a backend that is told
+        of every change of the key (Redis) answers from memory until the next change."""
+
     def consume(self, key: str) -> bytes | None:
         """Atomically get and delete: of concurrent callers exactly one receives the value."""
 

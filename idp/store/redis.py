@@ -12,6 +12,7 @@ import redis
 
 from idp.config import Settings
 from idp.store.interface import Count, StoreUnavailableError
+from idp.store.tracking import TrackedValues
 
 # INCR then set the window only on the first increment, in one script so no caller can see a
 # counter without an expiry.
@@ -59,6 +60,7 @@ class RedisStore:
         self._incr = client.register_script(INCR_WITH_WINDOW)
         self._take = client.register_script(TAKE_COUNTS)
         self._index_add = client.register_script(INDEX_ADD)
+        self._tracked = TrackedValues(self._tracking_connection)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisStore:
@@ -79,6 +81,9 @@ class RedisStore:
     def get(self, key: str) -> bytes | None:
         value = self._call(lambda own: own.get(self.prefix + key))
         return None if value is None else bytes(value)
+
+    def get_tracked(self, key: str) -> bytes | None:
+        return self._tracked.get(self.prefix + key, lambda: self.get(key))
 
     def consume(self, key: str) -> bytes | None:
         value = self._call(lambda own: own.getdel(self.prefix + key))
@@ -137,6 +142,20 @@ class RedisStore:
             )
             self._threads.client = own
         return own
+
+    def _tracking_connection(self) -> redis.Connection:
+        """A connection of its own for ``TrackedValues``, with ``client``'s settings but RESP2,
+        whose announcements arrive as plain messages of a subscription."""
+        pool = self.client.connection_pool
+        settings = {
+            **pool.connection_kwargs,
+            "protocol": 2,
+            "maint_notifications_config": None,  # redis-py's, for RESP3 connections only
+            "maint_notifications_pool_handler": None,
+        }
+        connection: redis.Connection = pool.connection_class(**settings)
+        connection.connect()
+        return connection
 
     def _call(self, command: Callable[[redis.Redis], Any]) -> Any:
         try:

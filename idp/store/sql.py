@@ -132,6 +132,9 @@ class SqlStore:
             row = conn.execute(_GET, {"k": key, "now": utcnow()}).first()
         return None if row is None else bytes(row[0])
 
+    def get_tracked(self, key: str) -> bytes | None:
+        return self.get(key)  # nothing tells this process of another's write
+
     def consume(self, key: str) -> bytes | None:
         # DELETE ... RETURNING makes "read and remove" one statement: one caller wins.
         with self._transaction() as conn:

@@ -20,6 +20,7 @@ from sqlalchemy import delete
 
 from idp.db import make_engine
 from idp.errors import IdpError
+from idp.store import tracking
 from idp.store.interface import Count, EphemeralStore, StoreUnavailableError
 from idp.store.redis import RedisStore
 from idp.store.sql import TABLE, SqlStore
@@ -320,6 +321,140 @@ def test_entries_expire_after_their_ttl(store: EphemeralStore) -> None:
     assert store.get("long") == b"v"
 
 
+# --- tracked reads ---------------------------------------------------------------------------
+
+
+def twin_of(store: EphemeralStore) -> EphemeralStore:
+    """Another instance on the same data, as another process of the provider has."""
+    if isinstance(store, RedisStore):
+        pool = store.client.connection_pool
+        client = redis.Redis(
+            connection_pool=redis.ConnectionPool(
+                connection_class=pool.connection_class, **pool.connection_kwargs
+            )
+        )
+        return RedisStore(client, prefix=store.prefix)
+    assert isinstance(store, SqlStore)
+    return SqlStore(store.engine)
+
+
+def test_a_tracked_read_sees_each_change_made_elsewhere(store: EphemeralStore) -> None:
+    other = twin_of(store)
+    assert store.get_tracked("version") is None
+
+    other.put("version", b"1", LONG)
+    assert store.get_tracked("version") == b"1"
+    assert store.get_tracked("version") == b"1"
+
+    other.put("version", b"2", LONG)
+    assert store.get_tracked("version") == b"2"
+    other.delete("version")
+    assert store.get_tracked("version") is None
+    other.put("version", b"3", SHORT)
+    assert store.get_tracked("version") == b"3"
+    time.sleep(SHORT.total_seconds() + 0.2)
+    assert store.get_tracked("version") is None
+
+
+def counting_reads(store: RedisStore) -> list[str]:
+    """The keys ``store`` reads from Redis from now on."""
+    reads: list[str] = []
+    read = store.get
+
+    def counted(key: str) -> bytes | None:
+        reads.append(key)
+        return read(key)
+
+    store.get = counted  # type: ignore[method-assign]
+    return reads
+
+
+def tracking_connections(observer: redis.Redis, name: str) -> dict[str, str]:
+    """The listener's and the owner's ids, among the connections named ``name``."""
+    found = {}
+    for entry in observer.client_list():
+        if entry.get("name") == name and "P" in entry["flags"]:
+            found["listener"] = entry["id"]
+        elif entry.get("name") == name and "t" in entry["flags"]:
+            found["owner"] = entry["id"]
+    return found
+
+
+@pytest.fixture
+def named_redis_store(redis_url: str) -> Iterator[tuple[RedisStore, str]]:
+    name = f"idp-test-{uuid.uuid4().hex[:12]}"
+    client = redis.Redis.from_url(redis_url, client_name=name)
+    store = RedisStore(client, prefix=f"test:{uuid.uuid4().hex}:")
+    yield store, name
+    client.delete(*[store.prefix + "version"])
+    client.close()
+
+
+@pytest.mark.redis
+def test_a_tracked_value_is_read_from_redis_once_until_it_changes(named_redis_store) -> None:
+    store, _name = named_redis_store
+    other = twin_of(store)
+    other.put("version", b"1", LONG)
+    reads = counting_reads(store)
+
+    assert [store.get_tracked("version") for _ in range(5)] == [b"1"] * 5
+    assert reads == ["version"]
+
+    other.put("version", b"2", LONG)
+    assert [store.get_tracked("version") for _ in range(5)] == [b"2"] * 5
+    assert reads == ["version", "version"]
+    assert store.get("version") == b"2"  # a plain read still asks Redis
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("closed", ["listener", "owner"])
+def test_a_closed_tracking_connection_drops_the_values_and_tracking_starts_again(
+    named_redis_store, redis_url: str, closed: str
+) -> None:
+    """Announcements stop with either connection: a change made after one closed is seen at
+    the next read all the same, and the values are kept again once tracking is back."""
+    store, name = named_redis_store
+    other = twin_of(store)
+    observer = redis.Redis.from_url(redis_url)
+    other.put("version", b"1", LONG)
+    assert store.get_tracked("version") == b"1"
+    before = tracking_connections(observer, name)
+    assert set(before) == {"listener", "owner"}
+
+    observer.client_kill_filter(_id=before[closed])
+    other.put("version", b"2", LONG)
+    reads = counting_reads(store)
+
+    assert [store.get_tracked("version") for _ in range(3)] == [b"2"] * 3
+    assert reads == ["version"]  # tracked again at once, so read once
+    after = tracking_connections(observer, name)
+    assert set(after) == {"listener", "owner"} and after[closed] != before[closed]
+    other.put("version", b"3", LONG)
+    assert store.get_tracked("version") == b"3"
+    observer.close()
+
+
+@pytest.mark.redis
+def test_tracked_reads_ping_both_connections_and_take_the_answers(
+    named_redis_store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a ping at every read, each read takes the previous ping's answer among the
+    announcements; tracking stays up and the values stay kept."""
+    monkeypatch.setattr(tracking, "PING_EVERY", 0.0)
+    store, _name = named_redis_store
+    other = twin_of(store)
+    other.put("version", b"1", LONG)
+    reads = counting_reads(store)
+
+    for _ in range(5):
+        assert store.get_tracked("version") == b"1"
+        time.sleep(0.01)  # the listener's answer arrives
+    other.put("version", b"2", LONG)
+
+    assert store.get_tracked("version") == b"2"
+    assert reads == ["version", "version"]
+
+
 # --- indexes ---------------------------------------------------------------------------------
 
 
@@ -393,6 +528,7 @@ CALLS: dict[str, Callable[[EphemeralStore], object]] = {
     "add": lambda s: s.add("k", b"v", LONG),
     "replace": lambda s: s.replace("k", b"v", LONG),
     "get": lambda s: s.get("k"),
+    "get_tracked": lambda s: s.get_tracked("k"),
     "consume": lambda s: s.consume("k"),
     "incr": lambda s: s.incr("k", LONG),
     "take": lambda s: s.take([Count("k", 1, LONG)]),
