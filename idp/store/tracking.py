@@ -8,9 +8,9 @@ it was read from Redis. Each read first takes in what has arrived, without waiti
 holds here at the first read after its announcement: Redis sends it in the same pass in which it
 answers the write, a network hop away (docs/performance.md, "The clients' version announced").
 
-Two connections per process, both RESP2: the listener, subscribed to the
-announcements (``__redis__:invalidate``), and the owner, whose tracking sends its announcements
-to the listener. Announcements stop when either closes, so either one closing drops every kept
+Two connections per process, both RESP2: the listener, subscribed to the announcements
+(``__redis__:invalidate``), and the owner, whose tracking sends its announcements to the
+listener. Announcements stop when either closes, so either one closing drops every kept
 value and both are set up again; meanwhile every read goes to Redis. A closed connection is
 noticed at the next read (its socket has something to read: the end), one lost without a word
 by the ping every ``PING_EVERY`` seconds (the owner answers it at once, the listener by its
