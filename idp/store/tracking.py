@@ -11,7 +11,9 @@ answers the write, a network hop away (docs/performance.md, "The clients' versio
 Two connections per process, both RESP2: the listener, subscribed to the announcements
 (``__redis__:invalidate``), and the owner, whose tracking sends its announcements to the
 listener. Announcements stop when either closes, so either one closing drops every kept
-value and both are set up again; meanwhile every read goes to Redis. A closed connection is
+value and both are set up again; meanwhile every read goes to Redis. A setup that fails (Redis
+down, or refusing ``CLIENT TRACKING``: an ACL, a proxy) is tried again every ``RETRY_AFTER``
+seconds and logged once, until one succeeds. A closed connection is
 noticed at the next read (its socket has something to read: the end), one lost without a word
 by the ping every ``PING_EVERY`` seconds (the owner answers it at once, the listener by its
 next read).
@@ -19,12 +21,15 @@ next read).
 
 from __future__ import annotations
 
+import logging
 import select
 import threading
 import time
 from collections.abc import Callable
 
 import redis
+
+log = logging.getLogger(__name__)
 
 INVALIDATE_CHANNEL = "__redis__:invalidate"
 PING_EVERY = 5.0  # seconds between pings of the two connections
@@ -76,9 +81,12 @@ class TrackedValues:
                 return None
             try:
                 self._announcer = Announcer(self._connect, sorted(self._prefixes))
-            except (redis.RedisError, OSError):
+            except (redis.RedisError, OSError) as error:
+                if not self._retry_at:  # once, until tracking works again
+                    log.warning("Redis tracking unavailable, reading from Redis: %r", error)
                 self._retry_at = time.monotonic() + RETRY_AFTER
                 return None
+            self._retry_at = 0.0
         return self._generation
 
     def _stop(self) -> None:

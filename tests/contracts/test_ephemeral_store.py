@@ -435,6 +435,29 @@ def test_a_closed_tracking_connection_drops_the_values_and_tracking_starts_again
 
 
 @pytest.mark.redis
+def test_tracking_refused_is_logged_once_and_every_read_goes_to_redis(
+    named_redis_store, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Redis that refuses ``CLIENT TRACKING`` (an ACL, a proxy): one warning, then plain
+    reads, which still see each change."""
+    monkeypatch.setattr(tracking, "RETRY_AFTER", 0.0)
+    store, _name = named_redis_store
+    other = twin_of(store)
+    refused = redis.ResponseError("NOPERM this user has no permissions to run 'client'")
+    monkeypatch.setattr(tracking.Announcer, "_track", lambda *_args: (_ for _ in ()).throw(refused))
+    other.put("version", b"1", LONG)
+    reads = counting_reads(store)
+
+    assert [store.get_tracked("version") for _ in range(3)] == [b"1"] * 3
+    other.put("version", b"2", LONG)
+    assert store.get_tracked("version") == b"2"
+
+    assert reads == ["version"] * 4
+    warnings = [r for r in caplog.records if r.name == "idp.store.tracking"]
+    assert len(warnings) == 1 and "ResponseError" in warnings[0].getMessage()
+
+
+@pytest.mark.redis
 def test_tracked_reads_ping_both_connections_and_take_the_answers(
     named_redis_store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
