@@ -11,12 +11,11 @@ answers the write, a network hop away (docs/performance.md, "The clients' versio
 Two connections per process, both RESP2: the listener, subscribed to the announcements
 (``__redis__:invalidate``), and the owner, whose tracking sends its announcements to the
 listener. Announcements stop when either closes, so either one closing drops every kept
-value and both are set up again; meanwhile every read goes to Redis. A setup that fails (Redis
-down, or refusing ``CLIENT TRACKING``: an ACL, a proxy) is tried again every ``RETRY_AFTER``
-seconds and logged once, until one succeeds. A closed connection is
+value and both are set up again; meanwhile every read goes to Redis. A closed connection is
 noticed at the next read (its socket has something to read: the end), one lost without a word
 by the ping every ``PING_EVERY`` seconds (the owner answers it at once, the listener by its
-next read).
+next read). A setup that fails (Redis down, or refusing ``CLIENT TRACKING``: an ACL, a proxy)
+is tried again every ``RETRY_AFTER`` seconds and logged once, until one succeeds.
 """
 
 from __future__ import annotations

@@ -386,7 +386,7 @@ def named_redis_store(redis_url: str) -> Iterator[tuple[RedisStore, str]]:
     client = redis.Redis.from_url(redis_url, client_name=name)
     store = RedisStore(client, prefix=f"test:{uuid.uuid4().hex}:")
     yield store, name
-    client.delete(*[store.prefix + "version"])
+    client.delete(store.prefix + "version")
     client.close()
 
 
@@ -443,8 +443,11 @@ def test_tracking_refused_is_logged_once_and_every_read_goes_to_redis(
     monkeypatch.setattr(tracking, "RETRY_AFTER", 0.0)
     store, _name = named_redis_store
     other = twin_of(store)
-    refused = redis.ResponseError("NOPERM this user has no permissions to run 'client'")
-    monkeypatch.setattr(tracking.Announcer, "_track", lambda *_args: (_ for _ in ()).throw(refused))
+
+    def refuse(*_args: object) -> None:
+        raise redis.ResponseError("NOPERM this user has no permissions to run 'client'")
+
+    monkeypatch.setattr(tracking.Announcer, "_track", refuse)
     other.put("version", b"1", LONG)
     reads = counting_reads(store)
 
