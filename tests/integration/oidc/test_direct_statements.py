@@ -155,3 +155,23 @@ def test_a_lost_connection_is_reported_and_replaced(app, rp, db_url):
         assert connection.invalidated
     with standing_alone(app) as session:
         assert db.first(session, client_cache._ROW_BY_ID, params).client_id == rp.client_id
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # psycopg's cursors are kept
+def test_a_connection_keeps_one_cursor_and_a_refused_statement_costs_only_it(app, rp, db_url):
+    params = {"client_id": rp.client_id}
+    row = token_row(rp.client_id, "kept")
+    with standing_alone(app) as session:
+        pooled = db.connection_of(session).connection
+        client = db.first(session, client_cache._ROW_BY_ID, params)
+        kept = pooled.info[db.KEPT_CURSOR]
+        assert db.write(session, tokens._INSERT_TOKEN, row) == 1
+        assert pooled.info[db.KEPT_CURSOR] is kept
+
+        with pytest.raises(IntegrityError):
+            db.write(session, tokens._INSERT_TOKEN, row)
+
+        assert tuple(db.first(session, client_cache._ROW_BY_ID, params)) == tuple(client)
+        assert pooled.info[db.KEPT_CURSOR] is not kept  # the refused one's was closed
+    with standing_alone(app) as session:  # the next request, on the connection from the pool
+        assert db.first(session, client_cache._ROW_BY_ID, params).client_id == rp.client_id
