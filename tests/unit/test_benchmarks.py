@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from benchmarks import inprocess, load, report, run, servers, wrk
+from benchmarks import inprocess, load, report, run, served, servers, wrk
 from tests.conftest import missing
 
 
@@ -270,5 +270,40 @@ def test_inprocess_counts_the_same_instructions_each_time_under_callgrind():
 def test_inprocess_options_refuse_what_it_cannot_measure(argv, message, capsys):
     with pytest.raises(SystemExit) as exited:
         inprocess.parse(argv)
+    assert exited.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_served_counts_the_instructions_of_a_request_the_worker_serves():
+    """``benchmarks.served`` end to end on the embedded default: the worker under callgrind,
+    two runs, the difference per request."""
+    if shutil.which("valgrind") is None:
+        missing("valgrind is not installed (Debian: valgrind)")
+    argv = ["--scenarios", "healthz", "--requests", "50", "--warmup", "10"]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.served", *argv],
+        cwd=servers.ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    row = next(line for line in done.stdout.splitlines() if line.startswith("| healthz"))
+    count = int(row.split("|")[2].replace(",", ""))
+    assert 100_000 < count < 10_000_000  # a request, not a process start or nothing
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--scenarios", "userinfo"], "unknown scenarios: userinfo"),  # it needs a login
+        (["--requests", "0"], "at least 1"),
+        (["--warmup", "0"], "at least 1"),
+    ],
+)
+def test_served_options_refuse_what_it_cannot_measure(argv, message, capsys):
+    with pytest.raises(SystemExit) as exited:
+        served.parse(argv)
     assert exited.value.code == 2
     assert message in capsys.readouterr().err

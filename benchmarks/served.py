@@ -1,0 +1,169 @@
+"""Instructions per request of the server's worker process, granian and all: the requests as a
+client sends them over HTTP, one at a time, counted under valgrind's callgrind.
+
+    .venv/bin/python -m benchmarks.served --database postgres
+    .venv/bin/python -m benchmarks.served --scenarios introspection --requests 1000
+
+``benchmarks.inprocess --instructions`` counts the application through Flask's test client: it
+leaves out the HTTP server (granian parses the request, builds the WSGI environ and writes the
+answer) and counts the test client's own work. This counts what the worker process executes:
+each scenario is served twice by a fresh ``idp-serve`` (one process, its default threads) under
+callgrind, once for ``--warmup`` requests and once for those and ``--requests`` more; the
+difference of the two totals, divided by ``--requests``, is what one request costs, start-up
+and warm-up cancelled out. Two runs of the same code agree to about 0.2 %. The scenarios are
+the ones a client needs no login for (docs/performance.md, "Instructions of the served
+requests").
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import secrets
+import signal
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+from benchmarks import servers
+from benchmarks.seeding import SeedSpec
+
+SCENARIOS = ("healthz", "discovery", "jwks", "client_credentials", "introspection")
+DISCOVERY = "/.well-known/openid-configuration"
+EXIT_TIMEOUT = 300  # seconds for the server to exit under callgrind
+
+
+class Client:
+    """One keep-alive connection to the server, with the seeded client's credentials."""
+
+    def __init__(self, port: int, seeded: dict[str, str]) -> None:
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        secret = f"{seeded['client_id']}:{seeded['client_secret']}".encode()
+        self.authorization = "Basic " + base64.b64encode(secret).decode()
+
+    def get(self, path: str) -> bytes:
+        self.connection.request("GET", path)
+        return self._answer(path)
+
+    def post(self, path: str, form: dict[str, str]) -> bytes:
+        headers = {
+            "Authorization": self.authorization,
+            "Content-Type": "application/x-www-form-urlencoded",
+        }
+        self.connection.request("POST", path, urlencode(form), headers)
+        return self._answer(path)
+
+    def _answer(self, path: str) -> bytes:
+        response = self.connection.getresponse()
+        body = response.read()
+        if response.status != 200:
+            raise servers.BenchError(f"{path}: {response.status} {body[:200]!r}")
+        return body
+
+    def request_for(self, scenario: str) -> Callable[[], bytes]:
+        """One request of ``scenario``."""
+        if scenario == "healthz":
+            return lambda: self.get("/healthz")
+        if scenario == "discovery":
+            return lambda: self.get(DISCOVERY)
+        if scenario == "jwks":
+            keys = urlsplit(json.loads(self.get(DISCOVERY))["jwks_uri"]).path
+            return lambda: self.get(keys)
+        token = {"grant_type": "client_credentials"}
+        if scenario == "client_credentials":
+            return lambda: self.post("/oauth/token", token)
+        introspected = {"token": json.loads(self.post("/oauth/token", token))["access_token"]}
+        return lambda: self.post("/oauth/introspect", introspected)
+
+
+def total_instructions(instance: servers.Instance, scenario: str, requests: int) -> int:
+    """What the worker executed from its start to its exit, having served ``requests`` of
+    ``scenario`` on the issuer's port."""
+    port = int(instance.env["IDP_ISSUER"].rsplit(":", 1)[1])
+    out = instance.directory / "callgrind"
+    out.mkdir(exist_ok=True)
+    for old in out.iterdir():
+        old.unlink()
+    command = [
+        *("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/out.%p"),
+        f"--log-file={instance.directory / 'valgrind.log'}",
+        *servers.Workers().command(f"127.0.0.1:{port}"),
+    ]
+    # One string hash for every run: the layout of sets and dicts changes the count.
+    env = {**instance.env, "PYTHONHASHSEED": "0"}
+    with servers.process(command, env, instance.directory / "server.log") as server:
+        servers.wait_ready(server, f"http://127.0.0.1:{port}", instance.directory / "server.log")
+        client = Client(port, instance.seeded)
+        request = client.request_for(scenario)
+        for _ in range(requests):
+            request()
+        client.connection.close()
+        # callgrind writes its count as the worker exits, which takes it a while
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=EXIT_TIMEOUT)
+    return max(_totals(out))  # the worker's: the main process only started it
+
+
+def _totals(directory: Path) -> list[int]:
+    found = []
+    for part in directory.iterdir():
+        text = part.read_text(errors="replace")
+        if "\ntotals: " in text:
+            found.append(int(text.split("\ntotals: ")[1].split()[0]))
+    if not found:
+        raise servers.BenchError(f"callgrind wrote no count in {directory}")
+    return found
+
+
+def per_request(instance: servers.Instance, scenario: str, requests: int, warmup: int) -> int:
+    warm = total_instructions(instance, scenario, warmup)
+    counted = total_instructions(instance, scenario, warmup + requests)
+    return (counted - warm) // requests
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="benchmarks.served", description=__doc__)
+    parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--requests", type=int, default=500, help="counted, per scenario")
+    parser.add_argument("--warmup", type=int, default=100, help="requests before those counted")
+    options = parser.parse_args(argv)
+    options.scenarios = options.scenarios.split(",")
+    unknown = set(options.scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))} (of {', '.join(SCENARIOS)})")
+    if options.requests < 1 or options.warmup < 1:
+        parser.error("--requests and --warmup: at least 1")
+    return options
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse(argv)
+    spec = SeedSpec(
+        redirect_uri=servers.REDIRECT_URI,
+        password="Bench-" + secrets.token_urlsafe(12),
+        phone_prefix="139",
+        operators=10,
+    )
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="idp-served-") as tmp:
+        issuer = f"http://127.0.0.1:{servers.free_port()}"  # each server in turn listens there
+        with servers.prepared(options.database, spec, Path(tmp), issuer) as instance:
+            for scenario in options.scenarios:
+                count = per_request(instance, scenario, options.requests, options.warmup)
+                servers.log(f"{scenario}: {count:,} instructions per request")
+                rows.append((scenario, count))
+    print(f"\n{options.database}, {options.requests} requests served under callgrind")
+    print("| scenario           | instructions/request |")
+    print("|--------------------|----------------------|")
+    for scenario, count in rows:
+        print(f"| {scenario:<18} | {count:>20,} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
