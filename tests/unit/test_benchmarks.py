@@ -213,20 +213,26 @@ def test_each_repetition_is_taken_of_every_provider_in_turn(monkeypatch):
     )
 
 
-def run_inprocess(*argv: str) -> dict[str, tuple[float, float]]:
-    """``benchmarks.inprocess`` run as its users run it: its table's rows, by scenario."""
+def run_module(module: str, *argv: str) -> str:
+    """A benchmark command run as its users run it: what it printed."""
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.inprocess", *argv],
+        [sys.executable, "-m", module, *argv],
         cwd=servers.ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def run_inprocess(*argv: str) -> dict[str, tuple[float, float]]:
+    """``benchmarks.inprocess``: its table's rows, by scenario."""
+    printed = run_module("benchmarks.inprocess", *argv)
     return {
         cells[0]: (float(cells[1].replace(",", "")), float(cells[2]))
-        for line in done.stdout.splitlines()
+        for line in printed.splitlines()
         if line.startswith("| ") and not line.startswith("| scenario")
         for cells in [[cell.strip() for cell in line.strip("|").split("|")]]
     }
@@ -280,16 +286,8 @@ def test_served_counts_the_instructions_of_a_request_the_worker_serves():
     if shutil.which("valgrind") is None:
         missing("valgrind is not installed (Debian: valgrind)")
     argv = ["--scenarios", "healthz", "--requests", "50", "--warmup", "10"]
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.served", *argv],
-        cwd=servers.ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    row = next(line for line in done.stdout.splitlines() if line.startswith("| healthz"))
+    printed = run_module("benchmarks.served", *argv)
+    row = next(line for line in printed.splitlines() if line.startswith("| healthz"))
     count = int(row.split("|")[2].replace(",", ""))
     assert 100_000 < count < 10_000_000  # a request, not a process start or nothing
 
