@@ -10,8 +10,8 @@ answer) and counts the test client's own work. This counts what the worker proce
 each scenario is served twice by a fresh ``idp-serve`` (one process, its default threads) under
 callgrind, once for ``--warmup`` requests and once for those and ``--requests`` more; the
 difference of the two totals, divided by ``--requests``, is what one request costs, start-up
-and warm-up cancelled out. Two runs of the same code agree to about 0.2 %. The scenarios are
-the ones a client needs no login for (docs/performance.md, "Instructions of the served
+and warm-up cancelled out. Runs of the same code agree to 0.4 %. The scenarios are the
+ones a client needs no login for (docs/performance.md, "Instructions of the served
 requests").
 """
 
