@@ -265,17 +265,20 @@ def test_inprocess_counts_the_same_instructions_each_time_under_callgrind():
 
 
 @pytest.mark.parametrize(
-    ("argv", "message"),
+    ("command", "argv", "message"),
     [
-        (["--scenarios", "userinfo,bogus"], "unknown bogus"),
-        (["--instructions", "--profile", "x.prof"], "one at a time"),
-        (["--requests", "0"], "at least 1"),
-        (["--database", "mysql"], "invalid choice"),
+        (inprocess, ["--scenarios", "userinfo,bogus"], "unknown bogus"),
+        (inprocess, ["--instructions", "--profile", "x.prof"], "one at a time"),
+        (inprocess, ["--requests", "0"], "at least 1"),
+        (inprocess, ["--database", "mysql"], "invalid choice"),
+        (served, ["--scenarios", "userinfo"], "unknown scenarios: userinfo"),  # needs a login
+        (served, ["--requests", "0"], "at least 1"),
+        (served, ["--warmup", "0"], "at least 1"),
     ],
 )
-def test_inprocess_options_refuse_what_it_cannot_measure(argv, message, capsys):
+def test_measuring_commands_refuse_what_they_cannot_measure(command, argv, message, capsys):
     with pytest.raises(SystemExit) as exited:
-        inprocess.parse(argv)
+        command.parse(argv)
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
 
@@ -290,18 +293,3 @@ def test_served_counts_the_instructions_of_a_request_the_worker_serves():
     row = next(line for line in printed.splitlines() if line.startswith("| healthz"))
     count = int(row.split("|")[2].replace(",", ""))
     assert 100_000 < count < 10_000_000  # a request, not a process start or nothing
-
-
-@pytest.mark.parametrize(
-    ("argv", "message"),
-    [
-        (["--scenarios", "userinfo"], "unknown scenarios: userinfo"),  # it needs a login
-        (["--requests", "0"], "at least 1"),
-        (["--warmup", "0"], "at least 1"),
-    ],
-)
-def test_served_options_refuse_what_it_cannot_measure(argv, message, capsys):
-    with pytest.raises(SystemExit) as exited:
-        served.parse(argv)
-    assert exited.value.code == 2
-    assert message in capsys.readouterr().err
