@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import current_app
-
+from idp import context
 from idp.backends import DEVELOPMENT_ONLY, KEY_STORES, REALNAME_VERIFIERS, SMS_GATEWAYS, STORES
 from idp.proxies import parse_networks
 
@@ -680,5 +679,5 @@ def _dev_secret(instance: Path, name: str, *, fernet: bool = False) -> str:
 
 def settings() -> Settings:
     """The settings of the current app."""
-    value: Settings = current_app.extensions["idp"]
+    value: Settings = context.app().extensions["idp"]
     return value

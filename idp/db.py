@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, TypeVar, cast
 
-from flask import Flask, Response, current_app, g
+from flask import Flask, Response, g
 from sqlalchemy import (
     ClauseElement,
     Connection,
@@ -36,7 +36,7 @@ from sqlalchemy.orm import (
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.types import TypeDecorator
 
-from idp import jsoncodec
+from idp import context, jsoncodec
 from idp.errors import ServiceUnavailableError
 
 log = logging.getLogger(__name__)
@@ -434,7 +434,7 @@ def init_app(app: Flask, database_url: str) -> None:
 
 
 def engine() -> Engine:
-    value: Engine = current_app.extensions["idp.engine"]
+    value: Engine = context.app().extensions["idp.engine"]
     return value
 
 
@@ -453,10 +453,11 @@ def dispose(app: Flask) -> None:
 
 def session() -> Session:
     """The session of the current request (or CLI command)."""
-    current: Session | None = g.get("db_session")
-    if current is None:
-        current = g.db_session = current_app.extensions["idp.db"]()
-    return current
+    request_globals = context.g()
+    db_session: Session | None = request_globals.get("db_session")
+    if db_session is None:
+        db_session = request_globals.db_session = context.app().extensions["idp.db"]()
+    return db_session
 
 
 def statements_stand_alone() -> None:
@@ -471,10 +472,10 @@ def statements_stand_alone() -> None:
     SQLite, where a transaction costs no round trip, nothing changes. Called before the
     request's first statement (a request already in a transaction keeps it). The commit ends
     it: the connection goes back to its pool, and the next statement begins a transaction."""
-    standalone: Engine | None = current_app.extensions.get(STANDALONE_ENGINE)
-    current = session()
-    if standalone is not None and not current.in_transaction() and not stands_alone(current):
-        current.info[STANDALONE] = standalone.connect()
+    standalone: Engine | None = context.app().extensions.get(STANDALONE_ENGINE)
+    db_session = session()
+    if standalone is not None and not db_session.in_transaction() and not stands_alone(db_session):
+        db_session.info[STANDALONE] = standalone.connect()
 
 
 def stands_alone(session: Session) -> bool:
@@ -510,7 +511,7 @@ def keep(row: object) -> None:
 def commit_session(response: Response) -> Response:
     """A session that began no transaction has nothing to commit (an empty commit costs the
     ORM ~40 µs); each statement that stood alone has committed already."""
-    db_session: Session | None = g.get("db_session")
+    db_session: Session | None = context.g().get("db_session")
     if db_session is not None:
         if db_session.in_transaction():
             db_session.commit()
@@ -540,7 +541,7 @@ def discard() -> None:
 
 
 def close_session(_error: BaseException | None = None) -> None:
-    db_session = g.pop("db_session", None)
+    db_session = context.g().pop("db_session", None)
     if db_session is not None:
         end_standalone(db_session)
         db_session.rollback()

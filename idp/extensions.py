@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from urllib.parse import urlencode
 
-from flask import Flask, Response, current_app, has_request_context, request
+from flask import Flask, Response, has_request_context, request
 from flask_babel import Babel, get_locale
 from flask_wtf import CSRFProtect
+
+from idp import context
 
 csrf = CSRFProtect()
 babel = Babel()
@@ -20,7 +22,8 @@ def select_locale() -> str:
     """zh-CN by default; ``?lang=en`` or a cookie set from it switches to English."""
     if not has_request_context():  # CLI commands speak Chinese
         return "zh_CN"
-    wanted = request.args.get("lang") or request.cookies.get("lang")
+    flask_request = context.request()
+    wanted = flask_request.args.get("lang") or flask_request.cookies.get("lang")
     return wanted if wanted in LOCALES else "zh_CN"
 
 
@@ -35,14 +38,14 @@ def check_csrf() -> None:
     """Flask-WTF's check with its exemptions, run by idp.pipeline in its place among the request
     hooks (``WTF_CSRF_CHECK_DEFAULT`` is off, so Flask-WTF's own hook does nothing). Safe
     methods have nothing to check, and skip the exemption lookup."""
-    config = current_app.config
-    if request.method in config["WTF_CSRF_METHODS"] and config["WTF_CSRF_ENABLED"]:
+    config = context.app().config
+    if context.request().method in config["WTF_CSRF_METHODS"] and config["WTF_CSRF_ENABLED"]:
         csrf.protect(apply_exemptions=True)
 
 
 def remember_locale(response: Response) -> Response:
     """``?lang=`` is remembered in a cookie (run by idp.pipeline on browser requests)."""
-    lang = request.args.get("lang")
+    lang = context.request().args.get("lang")
     if lang in LOCALES:
         response.set_cookie("lang", lang, max_age=365 * 86400, samesite="Lax", httponly=True)
     return response

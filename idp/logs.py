@@ -19,9 +19,9 @@ import sys
 import time
 from typing import Any
 
-from flask import Flask, Response, g, has_request_context, request
+from flask import Flask, Response, has_request_context
 
-from idp import jsoncodec, metrics
+from idp import context, jsoncodec, metrics
 from idp.config import Settings
 from idp.security import client_ip
 
@@ -43,11 +43,13 @@ def request_id() -> str:
     """The current request's id; empty outside a request (commands, the SMS worker)."""
     if not has_request_context():
         return ""
-    current: str | None = g.get("request_id")
-    if current is None:
+    request_globals = context.g()
+    known: str | None = request_globals.get("request_id")
+    if known is None:
         # Only a trusted proxy's header gets this far (idp/proxies.py drops anyone else's).
-        current = g.request_id = new_request_id(request.environ.get(INCOMING_REQUEST_ID, ""))
-    return current
+        incoming = context.request().environ.get(INCOMING_REQUEST_ID, "")
+        known = request_globals.request_id = new_request_id(incoming)
+    return known
 
 
 def new_request_id(incoming: str) -> str:
@@ -119,7 +121,7 @@ class RequestIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if "request_id" not in vars(record):
-            record.request_id = g.get("request_id", "-") if has_request_context() else "-"
+            record.request_id = context.g().get("request_id", "-") if has_request_context() else "-"
         return True
 
 
@@ -143,17 +145,18 @@ def configure(log_format: str, *, level: int = logging.INFO) -> None:
 
 
 def start() -> None:
-    g.request_started = time.perf_counter()
+    context.g().request_started = time.perf_counter()
     request_id()
 
 
 def finish(response: Response) -> Response:
-    seconds = time.perf_counter() - g.get("request_started", time.perf_counter())
+    seconds = time.perf_counter() - context.g().get("request_started", time.perf_counter())
     this_request = request_id()
     response.headers[REQUEST_ID_HEADER] = this_request
+    flask_request = context.request()
     record_request(
-        endpoint=request.endpoint or UNMATCHED,
-        method=request.method,
+        endpoint=flask_request.endpoint or UNMATCHED,
+        method=flask_request.method,
         status=response.status_code,
         seconds=seconds,
         client=client_ip(),

@@ -12,11 +12,11 @@ database commit.
 
 from __future__ import annotations
 
-from flask import Flask, Request, Response, current_app, g, request
+from flask import Flask, Request, Response
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_babel import refresh
 
-from idp import db, logs, security, web
+from idp import context, db, logs, security, web
 from idp.admin import forget_request_state as forget_admin_state
 from idp.admin import session as admin_session
 from idp.auth import client as browser_client
@@ -29,10 +29,10 @@ from idp.request_params import keep_form_body
 
 def is_machine_request() -> bool:
     """The request's endpoint (or its blueprint) is one ``serves_machines`` named."""
-    endpoint = request.endpoint
+    endpoint = context.request().endpoint
     if endpoint is None:  # no route matched: a browser may be asking
         return False
-    machines: set[str] = current_app.extensions[MACHINE_ENDPOINTS]
+    machines: set[str] = context.app().extensions[MACHINE_ENDPOINTS]
     return endpoint in machines or endpoint[: endpoint.find(".") + 1] in machines
 
 
@@ -48,7 +48,7 @@ def begin() -> Response | None:
 def forget_earlier_request() -> None:
     """An app context that spans requests (a test client inside ``app.app_context()``) keeps
     ``g``: drop what an earlier request left there. A request's own context starts empty."""
-    if next(iter(g), None) is None:
+    if next(iter(context.g()), None) is None:
         return
     db.close_session()
     refresh()  # the locale, chosen anew for every request

@@ -16,7 +16,7 @@ import binascii
 import re
 from urllib.parse import unquote_to_bytes
 
-from flask import request
+from idp import context
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # Values that become (part of) a URI the provider redirects to or fetches.
@@ -77,22 +77,24 @@ def check_pairs(pairs: list[tuple[bytes, bytes]], *, field_checks: bool = False)
 def keep_form_body() -> None:
     """Read a form body as sent before anything parses it (CSRF protection reads the form
     first); the form is then parsed from this copy. Bodies are capped (MAX_CONTENT_LENGTH)."""
-    if request.method == "POST" and request.mimetype == FORM_TYPE:
-        request.get_data(cache=True, parse_form_data=False)
+    flask_request = context.request()
+    if flask_request.method == "POST" and flask_request.mimetype == FORM_TYPE:
+        flask_request.get_data(cache=True, parse_form_data=False)
 
 
 def check_request_parameters(*, field_checks: bool = False) -> None:
     """Check the query and (for a form POST) the body of this request as one parameter set."""
-    pairs = raw_pairs(request.query_string)
-    if request.method == "POST" and request.mimetype == FORM_TYPE:
-        pairs += raw_pairs(request.get_data(cache=True, parse_form_data=False))
+    flask_request = context.request()
+    pairs = raw_pairs(flask_request.query_string)
+    if flask_request.method == "POST" and flask_request.mimetype == FORM_TYPE:
+        pairs += raw_pairs(flask_request.get_data(cache=True, parse_form_data=False))
     check_pairs(pairs, field_checks=field_checks)
 
 
 def check_basic_credentials() -> None:
     """``Authorization: Basic`` must be base64 of UTF-8 ``id:secret``, each form-urlencoded
     and free of control characters (RFC 6749 §2.3.1)."""
-    scheme, _sep, encoded = request.headers.get("Authorization", "").partition(" ")
+    scheme, _sep, encoded = context.request().headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "basic":
         return
     try:
@@ -108,23 +110,26 @@ def check_basic_credentials() -> None:
 
 def client_auth_methods() -> list[str]:
     """The client authentication methods this request uses (RFC 6749 §2.3: at most one)."""
+    flask_request = context.request()
+    form = flask_request.form
     methods = []
-    if request.headers.get("Authorization"):
+    if flask_request.headers.get("Authorization"):
         methods.append("authorization_header")
-    if "client_secret" in request.form:
+    if "client_secret" in form:
         methods.append("client_secret_post")
-    if "client_assertion" in request.form or "client_assertion_type" in request.form:
+    if "client_assertion" in form or "client_assertion_type" in form:
         methods.append("client_assertion")
     return methods
 
 
 def bearer_token_places() -> list[str]:
     """Where this request carries an access token (RFC 6750 §2: in one place only)."""
+    flask_request = context.request()
     places = []
-    if request.headers.get("Authorization"):
+    if flask_request.headers.get("Authorization"):
         places.append("header")
-    if request.method == "POST" and "access_token" in request.form:
+    if flask_request.method == "POST" and "access_token" in flask_request.form:
         places.append("body")
-    if "access_token" in request.args:
+    if "access_token" in flask_request.args:
         places.append("query")
     return places

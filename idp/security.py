@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 
-from flask import Response, g, request
+from flask import Response
+
+from idp import context
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -32,12 +34,13 @@ def add_security_headers(response: Response) -> Response:
     form_action = headers.pop("X-Form-Action") if "x-form-action" in present else ""
     policy = CSP.format(form_action=f"'self' {form_action}") if form_action else POLICY
     # A page that frames relying parties (front-channel logout) allows exactly their origins.
-    if frame_origins := g.get("csp_frame_src"):
+    if frame_origins := context.g().get("csp_frame_src"):
         policy += "; frame-src " + " ".join(frame_origins)
     wanted = [("Content-Security-Policy", policy), *ALWAYS]
-    if request.is_secure:
+    flask_request = context.request()
+    if flask_request.is_secure:
         wanted.append(HSTS)
-    endpoint = request.endpoint
+    endpoint = flask_request.endpoint
     if endpoint and not endpoint.startswith("static"):
         wanted.append(NO_STORE)
     for name, value in wanted:
@@ -60,4 +63,4 @@ PHONE_RE = re.compile(r"^1[3-9]\d{9}$")
 
 
 def client_ip() -> str:
-    return request.remote_addr or "unknown"
+    return context.request().remote_addr or "unknown"

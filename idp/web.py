@@ -23,7 +23,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.http import HTTP_STATUS_CODES
 
-from idp import audit, db, logs
+from idp import audit, context, db, logs
 from idp.config import is_loopback_host, settings
 from idp.errors import IdpError
 
@@ -190,7 +190,8 @@ def handle_unexpected(error: Exception) -> Response:
 def only_local_in_development() -> Response | None:
     """Development mode (every SMS code at /dev/sms, generated secrets) answers this machine
     only, whatever address the server was bound to (run by idp.pipeline before every view)."""
-    if refused_in_development(request.remote_addr, dev_mode=settings().dev_mode):
+    peer = context.request().remote_addr
+    if refused_in_development(peer, dev_mode=settings().dev_mode):
         return render_error(
             code="dev_mode_local_only", status=403, message=_("开发模式仅允许本机访问")
         )

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from flask import Response, g, request
 
+from idp import context
 from idp.config import settings
 from idp.db import utcnow
 from idp.store import store
@@ -92,9 +93,10 @@ def end_current() -> None:
 
 
 def write_cookie(response: Response) -> Response:
-    if not g.get("set_admin_cookie"):
+    request_globals = context.g()
+    if not request_globals.get("set_admin_cookie"):
         return response
-    login = g.get("admin_session")
+    login = request_globals.get("admin_session")
     secure = settings().secure_cookies
     if login is None:
         response.delete_cookie(COOKIE, path=PATH, httponly=True, samesite="Strict", secure=secure)

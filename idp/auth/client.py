@@ -17,8 +17,9 @@ import re
 import secrets
 from dataclasses import dataclass
 
-from flask import Response, g, request
+from flask import Response
 
+from idp import context
 from idp.config import settings
 from idp.security import client_ip
 
@@ -58,14 +59,15 @@ def network_key(ip: str) -> str:
 def browser_id() -> str:
     """The browser's id from its cookie; a missing or malformed one is replaced by a new id,
     which the response sets (``write_browser_cookie``)."""
-    if "new_browser_id" in g:
-        value: str = g.new_browser_id
-        return value
-    cookie = request.cookies.get(BROWSER_COOKIE, "")
+    request_globals = context.g()
+    minted: str | None = request_globals.get("new_browser_id")
+    if minted is not None:
+        return minted
+    cookie = context.request().cookies.get(BROWSER_COOKIE, "")
     if BROWSER_ID.fullmatch(cookie):
         return cookie
-    g.new_browser_id = secrets.token_urlsafe(32)
-    return str(g.new_browser_id)
+    minted = request_globals.new_browser_id = secrets.token_urlsafe(32)
+    return minted
 
 
 def ensure_browser_id() -> None:
@@ -75,7 +77,7 @@ def ensure_browser_id() -> None:
 
 def write_browser_cookie(response: Response) -> Response:
     """Set the cookie when this request minted a browser id."""
-    new_id = g.pop("new_browser_id", None)
+    new_id = context.g().pop("new_browser_id", None)
     if new_id is not None:
         response.set_cookie(
             BROWSER_COOKIE,

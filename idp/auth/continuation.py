@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import Flask, current_app
+from flask import Flask
 from flask import session as browser_session
+
+from idp import context
 
 KEY = "registering_for"
 HAND_BACK = "idp.auth.hand_back"
@@ -23,7 +25,7 @@ def install_hand_back(app: Flask, url_for_request: Callable[[str], str]) -> None
 
 def hand_back_url(interaction: str) -> str:
     """Where a login, or a page it leads to, continues the pending request ``interaction``."""
-    url: str = current_app.extensions[HAND_BACK](interaction)
+    url: str = context.app().extensions[HAND_BACK](interaction)
     return url
 
 

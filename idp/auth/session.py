@@ -18,7 +18,7 @@ from blinker import Namespace
 from flask import Response, g, request
 from flask import session as cookie_state
 
-from idp import db, jsoncodec
+from idp import context, db, jsoncodec
 from idp.config import settings
 from idp.db import utcnow
 from idp.identity.eligibility import credentials_current, ended_by_suspension
@@ -198,10 +198,11 @@ def current() -> LoginSession | None:
     back only once a tenth of the idle lifetime (at most ``TOUCH_INTERVAL_MAX``) has passed
     since its last write: the idle lifetime then runs from at most that long before the last
     request, and the requests of one login (authorize, resume, consent) cost no write each."""
-    if "login_session" in g:
-        value: LoginSession | None = g.login_session
+    request_globals = context.g()
+    if "login_session" in request_globals:
+        value: LoginSession | None = request_globals.login_session
         return value
-    session_id = request.cookies.get(COOKIE)
+    session_id = context.request().cookies.get(COOKIE)
     login = None
     if session_id:
         raw = store().get(_key(session_id))
@@ -215,7 +216,7 @@ def current() -> LoginSession | None:
                 login = None
             elif login.last_seen - written_at >= _touch_interval() and not save(login):
                 login = None
-    g.login_session = login
+    request_globals.login_session = login
     return login
 
 
@@ -307,9 +308,10 @@ def forget_request_state() -> None:
 
 def write_cookie(response: Response) -> Response:
     """Set or clear the session cookie when this request started or ended a session."""
-    if not g.get("set_session_cookie"):
+    request_globals = context.g()
+    if not request_globals.get("set_session_cookie"):
         return response
-    login = g.get("login_session")
+    login = request_globals.get("login_session")
     if login is None:
         response.delete_cookie(
             COOKIE, path="/", httponly=True, samesite="Lax", secure=settings().secure_cookies

@@ -23,11 +23,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from huey.api import TaskWrapper
 from redis import RedisError
 
-from idp import audit, db, metrics
+from idp import audit, context, db, metrics
 from idp.identity.lookup import find_account_by_phone
 from idp.sealing import seal, unseal
 from idp.security import mask_phone
@@ -85,7 +85,7 @@ class SmsQueueError(SmsError):
 
 def enqueue(delivery: Delivery) -> None:
     """Hand ``delivery`` to the worker; ``SmsQueueError`` when the queue cannot be reached."""
-    task: TaskWrapper = current_app.extensions["idp.sms_task"]
+    task: TaskWrapper = context.app().extensions["idp.sms_task"]
     try:
         task(delivery.sealed())
     except (OSError, sqlite3.Error, RedisError) as error:

@@ -6,7 +6,7 @@ from flask import Blueprint, Response, flash, jsonify, redirect, render_template
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp import audit, db, web
+from idp import audit, context, db, web
 from idp import request_params as params
 from idp.auth import (
     agent_dist,
@@ -39,7 +39,8 @@ RAW_CHECKED = frozenset(
 
 @bp.before_request
 def refuse_malformed_parameters() -> Response | None:
-    if request.method != "POST" or request.endpoint not in RAW_CHECKED:
+    flask_request = context.request()
+    if flask_request.method != "POST" or flask_request.endpoint not in RAW_CHECKED:
         return None
     try:
         params.check_request_parameters(field_checks=True)
@@ -55,7 +56,7 @@ INTERACTION_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 
 def interaction_id() -> str:
     """The pending authorization request this login belongs to (an opaque store key)."""
-    value = request.values.get("interaction", "")
+    value = context.request().values.get("interaction", "")
     return value if len(value) <= 64 and set(value) <= INTERACTION_CHARS else ""
 
 

@@ -23,12 +23,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import requests
-from flask import Flask, current_app
+from flask import Flask
 from huey.api import TaskWrapper
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from idp import audit, db
+from idp import audit, context, db
 from idp.config import settings
 from idp.db import utcnow
 from idp.errors import IdpError
@@ -190,7 +190,7 @@ def announce(session: Session, notices: set[Notice]) -> int:
 
 
 def enqueue(notice: Notice) -> None:
-    task: TaskWrapper = current_app.extensions["idp.backchannel_task"]
+    task: TaskWrapper = context.app().extensions["idp.backchannel_task"]
     task(json.dumps(asdict(notice)))
 
 

@@ -31,11 +31,11 @@ from datetime import timedelta
 from time import monotonic
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from sqlalchemy import bindparam, event, select
 from sqlalchemy.orm import Session, object_session
 
-from idp import db, jsoncodec
+from idp import context, db, jsoncodec
 from idp.oidc.models import Client
 from idp.store import StoreUnavailableError, store
 
@@ -132,7 +132,7 @@ def protocol_client(session: Session, client_id: str) -> Client | None:
     """The client as the protocol endpoints see it, read once per request."""
     known: dict[str, Client | None] = session.info.setdefault(REQUEST_CLIENTS, {})
     if client_id not in known:
-        cache: ClientCache = current_app.extensions["idp.client_cache"]
+        cache: ClientCache = context.app().extensions["idp.client_cache"]
         known[client_id] = cache.client(session, client_id)
     return known[client_id]
 

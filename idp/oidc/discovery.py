@@ -8,8 +8,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Response, current_app, request, url_for
+from flask import Response, request, url_for
 
+from idp import context
 from idp.config import settings
 from idp.oidc.claims import CLAIMS_SUPPORTED, SCOPES_SUPPORTED, SIGNING_ALGS
 from idp.oidc.client_assertion import ALGORITHMS, HMAC_ALGORITHMS
@@ -38,18 +39,18 @@ class Document:
 def metadata_document() -> Document:
     """The discovery document, built at its first request: it depends only on the settings
     and the routes, which do not change while the process runs."""
-    document: Document | None = current_app.extensions.get("idp.discovery")
+    document: Document | None = context.app().extensions.get("idp.discovery")
     if document is None:
-        document = current_app.extensions["idp.discovery"] = Document.of(metadata())
+        document = context.app().extensions["idp.discovery"] = Document.of(metadata())
     return document
 
 
 def jwks_document(jwks: dict[str, Any]) -> Document:
     """The JWKS as served: ``jwks`` is read from the key store on every request (so a rotated,
     new or expired key shows at once); only its serialisation is reused while it is equal."""
-    document: Document | None = current_app.extensions.get("idp.jwks_document")
+    document: Document | None = context.app().extensions.get("idp.jwks_document")
     if document is None or document.source != jwks:
-        document = current_app.extensions["idp.jwks_document"] = Document.of(jwks)
+        document = context.app().extensions["idp.jwks_document"] = Document.of(jwks)
     return document
 
 

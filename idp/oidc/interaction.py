@@ -18,11 +18,11 @@ from dataclasses import asdict, dataclass
 from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from flask import Response, g, request, url_for
+from flask import Response, g, url_for
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException
 
-from idp import audit, jsoncodec
+from idp import audit, context, jsoncodec
 from idp.auth.client import current_client
 from idp.auth.session import LoginSession
 from idp.db import utcnow
@@ -172,9 +172,7 @@ def forget_request_state() -> None:
 
 
 def _seen() -> dict[str, Interaction | None]:
-    if "interactions" not in g:
-        g.interactions = {}
-    seen: dict[str, Interaction | None] = g.interactions
+    seen: dict[str, Interaction | None] = context.g().setdefault("interactions", {})
     return seen
 
 
@@ -193,7 +191,7 @@ def allow_redirect_in_form_action(response: Response) -> Response:
     pages of a pending authorization request may end in a redirect to the client, so its
     origin joins ``form-action`` for them."""
     try:
-        interaction_id = request.values.get("interaction", "")
+        interaction_id = context.request().values.get("interaction", "")
     except HTTPException:  # an oversized or malformed body: the error response stands as is
         return response
     if interaction_id and "X-Form-Action" not in response.headers:

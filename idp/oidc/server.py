@@ -16,9 +16,9 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint, EndSessionRequest
-from flask import Flask, Request, current_app, g, request
+from flask import Flask, Request
 
-from idp import audit, db
+from idp import audit, context, db
 from idp.auth import session as login_session
 from idp.config import Settings
 from idp.oidc import grants
@@ -88,7 +88,7 @@ class Introspection(IntrospectionEndpoint):
             "scope": token.scope,
             "iat": int(token.issued_at.timestamp()),
             "exp": int(expires_at.timestamp()),
-            "iss": current_app.extensions["idp"].issuer,
+            "iss": context.app().extensions["idp"].issuer,
         }
         if user is not None:
             body["sub"] = user.subject
@@ -127,11 +127,13 @@ class FormRequest(FlaskOAuth2Request):
     on the request object itself rather than Flask's proxy (its parameters are read a dozen
     times a request), with the URI of its origin only (``origin``)."""
 
-    def __init__(self, current: Request) -> None:
-        OAuth2Request.__init__(self, current.method, origin(current))
-        self.headers = current.headers  # not handed over: Authlib's `headers or {}` counts them
-        self._request = current
-        self.payload = FlaskOAuth2Payload(current)
+    def __init__(self, flask_request: Request) -> None:
+        OAuth2Request.__init__(self, flask_request.method, origin(flask_request))
+        self.headers = (
+            flask_request.headers
+        )  # not handed over: Authlib's `headers or {}` counts them
+        self._request = flask_request
+        self.payload = FlaskOAuth2Payload(flask_request)
 
 
 class BearerRequest(JsonRequest):
@@ -140,19 +142,19 @@ class BearerRequest(JsonRequest):
     bearer token is accepted over HTTPS or on this machine only, as a form request's
     credentials are (RFC 6750 §5.3): Authlib's own resource request does not check."""
 
-    def __init__(self, current: Request) -> None:
-        JsonRequest.__init__(self, current.method, origin(current))
+    def __init__(self, flask_request: Request) -> None:
+        JsonRequest.__init__(self, flask_request.method, origin(flask_request))
         InsecureTransportError.check(self.uri)
-        self.headers = current.headers
-        self.payload = FlaskJsonPayload(current)
+        self.headers = flask_request.headers
+        self.payload = FlaskJsonPayload(flask_request)
 
 
-def origin(current: Request) -> str:
+def origin(flask_request: Request) -> str:
     """The request's scheme and host as a URI: all that Authlib reads of a request's URI, to
     refuse a transport that is neither HTTPS nor this machine (``InsecureTransportError``).
     The full URL (Werkzeug's IRI decoding of path and query) cost ~4 % of a client
     credentials request (docs/performance.md, "Statements sent directly")."""
-    return f"{current.scheme}://{current.host}/"
+    return f"{flask_request.scheme}://{flask_request.host}/"
 
 
 class Server(AuthorizationServer):
@@ -160,7 +162,7 @@ class Server(AuthorizationServer):
     Authlib's own, of the current request whatever it is handed)."""
 
     def create_oauth2_request(self, _request: Any) -> FormRequest:
-        return FormRequest(request._get_current_object())  # type: ignore[attr-defined]
+        return FormRequest(context.request())
 
 
 def build_server(app: Flask, settings: Settings) -> AuthorizationServer:
@@ -199,10 +201,9 @@ class Protector(ResourceProtector):
         for claim, value in kwargs.items():  # as Authlib's: one value stands for a list
             if isinstance(value, str):
                 kwargs[claim] = [value]
-        current = request._get_current_object()  # type: ignore[attr-defined]
-        token = self.validate_request(request=BearerRequest(current), **kwargs)
+        token = self.validate_request(request=BearerRequest(context.request()), **kwargs)
         token_authenticated.send(self, token=token)
-        g.authlib_server_oauth2_token = token  # where Authlib's current_token finds it
+        context.g().authlib_server_oauth2_token = token  # where Authlib's current_token finds it
         return token
 
 
@@ -213,10 +214,10 @@ def build_protector() -> ResourceProtector:
 
 
 def authorization_server() -> AuthorizationServer:
-    value: AuthorizationServer = current_app.extensions["idp.oauth"]
+    value: AuthorizationServer = context.app().extensions["idp.oauth"]
     return value
 
 
 def resource_protector() -> ResourceProtector:
-    value: ResourceProtector = current_app.extensions["idp.protector"]
+    value: ResourceProtector = context.app().extensions["idp.protector"]
     return value

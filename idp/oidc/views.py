@@ -20,7 +20,7 @@ from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp import audit, db, web
+from idp import audit, context, db, web
 from idp import request_params as params
 from idp.auth import session as login_session
 from idp.auth.client import network_key
@@ -208,7 +208,7 @@ STANDALONE_GRANTS = frozenset({"authorization_code", "refresh_token", "client_cr
 def token() -> Response | tuple[Response, int]:
     if problem := _client_request_problem():
         return _invalid_request(problem)
-    if request.form.get("grant_type") in STANDALONE_GRANTS:
+    if context.request().form.get("grant_type") in STANDALONE_GRANTS:
         db.statements_stand_alone()
     response: Response = authorization_server().create_token_response()
     return response
@@ -286,15 +286,16 @@ def _registration_answer(endpoint: str) -> Response:
 
 def _bearer_token() -> Any:
     protector = resource_protector()
+    flask_request = context.request()
     if (
-        "Authorization" not in request.headers
-        and request.method == "POST"
-        and request.form.get("access_token")
+        "Authorization" not in flask_request.headers
+        and flask_request.method == "POST"
+        and flask_request.form.get("access_token")
     ):
-        InsecureTransportError.check(origin(request))  # as the protector's own requests do
+        InsecureTransportError.check(origin(flask_request))  # as the protector's own requests do
         validator = protector.get_token_validator("bearer")
-        found = validator.authenticate_token(request.form["access_token"])
-        validator.validate_token(found, ["openid"], request)
+        found = validator.authenticate_token(flask_request.form["access_token"])
+        validator.validate_token(found, ["openid"], flask_request)
         return found
     return protector.acquire_token(["openid"])
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+from flask import Flask
 
+from idp import context
 from idp.backends import REALNAME_VERIFIERS, load_backend
 from idp.config import Settings
 from idp.realname.interface import RealNameUnavailableError, RealNameVerifier, Verdict
@@ -19,5 +20,5 @@ def init_app(app: Flask, settings: Settings) -> None:
 
 
 def verifier() -> RealNameVerifier:
-    value: RealNameVerifier = current_app.extensions["idp.realname"]
+    value: RealNameVerifier = context.app().extensions["idp.realname"]
     return value

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+from flask import Flask
 from joserfc.jwk import KeySet
 
+from idp import context
 from idp.backends import KEY_STORES, load_backend
 from idp.config import Settings
 from idp.signing.interface import (
@@ -47,5 +48,5 @@ def published_keys() -> KeySet:
 
 
 def key_store() -> KeyStore:
-    value: KeyStore = current_app.extensions["idp.keys"]
+    value: KeyStore = context.app().extensions["idp.keys"]
     return value

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+from flask import Flask
 
+from idp import context
 from idp.backends import SMS_GATEWAYS, load_backend
 from idp.config import Settings
 from idp.sms.interface import SmsError, SmsGateway, SmsMessage
@@ -23,5 +24,5 @@ def init_app(app: Flask, settings: Settings) -> None:
 
 
 def gateway() -> SmsGateway:
-    value: SmsGateway = current_app.extensions["idp.sms"]
+    value: SmsGateway = context.app().extensions["idp.sms"]
     return value

@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from flask import Flask, current_app
+from flask import Flask
 from huey import Huey, RedisHuey, SqliteHuey
 from huey.api import Task, TaskWrapper
 from huey.serializer import SignedSerializer
 
-from idp import db
+from idp import context, db
 from idp.config import Settings
 
 # Each retry waits this many times longer than the one before.
@@ -50,7 +50,7 @@ def init_app(app: Flask, settings: Settings) -> None:
 
 
 def queue() -> Huey:
-    value: Huey = current_app.extensions["idp.sms_queue"]
+    value: Huey = context.app().extensions["idp.sms_queue"]
     return value
 
 

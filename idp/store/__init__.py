@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Flask, current_app
+from flask import Flask
 
+from idp import context
 from idp.backends import STORES, load_backend
 from idp.config import Settings
 from idp.store.interface import EphemeralStore, StoreUnavailableError
@@ -19,5 +20,5 @@ def init_app(app: Flask, settings: Settings) -> None:
 
 
 def store() -> EphemeralStore:
-    value: EphemeralStore = current_app.extensions["idp.store"]
+    value: EphemeralStore = context.app().extensions["idp.store"]
     return value
