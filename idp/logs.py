@@ -34,6 +34,8 @@ QUIET_ENDPOINTS = frozenset({"ops.healthz", "ops.readyz", "ops.metrics_page"})
 UNMATCHED = "unmatched"  # the endpoint label of a request that no route matched (404, 405)
 
 PHONE = re.compile(r"(?<!\d)((?:\+?86)?1[3-9]\d)\d{4}(\d{4})(?!\d)")  # with or without +86
+# What every phone above contains: most lines have none, and this scan costs an eighth of that.
+ELEVEN_DIGITS = re.compile(r"\d{11}")
 # A name after a label ("姓名: 张三丰", "name=张三丰"): the first character stays.
 NAME = re.compile(r"((?:姓名|name)\s*[:=：]\s*['\"]?)([\u4e00-\u9fff])([\u4e00-\u9fff·]+)")
 RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message"}
@@ -59,7 +61,10 @@ def new_request_id(incoming: str) -> str:
 
 def mask(text: str) -> str:
     """Phones to 138****5678 and labelled names to 张**."""
-    text = PHONE.sub(r"\1****\2", text)
+    if ELEVEN_DIGITS.search(text):
+        text = PHONE.sub(r"\1****\2", text)
+    if "姓名" not in text and "name" not in text:  # the labels NAME needs
+        return text
     return NAME.sub(lambda m: m.group(1) + m.group(2) + "*" * len(m.group(3)), text)
 
 
