@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, TypeVar, cast
 
-from flask import Flask, Response, g
+from flask import Flask, Response
 from sqlalchemy import (
     ClauseElement,
     Connection,
@@ -532,7 +532,7 @@ def ensure_reachable() -> None:
 def discard() -> None:
     """Drop the request's session and whatever it had not committed, without writing (the
     database is gone): the response's commit then has nothing to do."""
-    db_session = g.pop("db_session", None)
+    db_session = context.g().pop("db_session", None)
     if db_session is not None:
         standalone: Connection | None = db_session.info.pop(STANDALONE, None)
         if standalone is not None:
