@@ -34,7 +34,7 @@ QUIET_ENDPOINTS = frozenset({"ops.healthz", "ops.readyz", "ops.metrics_page"})
 UNMATCHED = "unmatched"  # the endpoint label of a request that no route matched (404, 405)
 
 PHONE = re.compile(r"(?<!\d)((?:\+?86)?1[3-9]\d)\d{4}(\d{4})(?!\d)")  # with or without +86
-# What every phone above contains: most lines have none, and this scan costs an eighth of that.
+# What every phone above contains: most lines have none, and this scan costs an eighth of PHONE's.
 ELEVEN_DIGITS = re.compile(r"\d{11}")
 # A name after a label ("姓名: 张三丰", "name=张三丰"): the first character stays.
 NAME = re.compile(r"((?:姓名|name)\s*[:=：]\s*['\"]?)([\u4e00-\u9fff])([\u4e00-\u9fff·]+)")

@@ -129,9 +129,8 @@ class FormRequest(FlaskOAuth2Request):
 
     def __init__(self, flask_request: Request) -> None:
         OAuth2Request.__init__(self, flask_request.method, origin(flask_request))
-        self.headers = (
-            flask_request.headers
-        )  # not handed over: Authlib's `headers or {}` counts them
+        # not handed over: Authlib's `headers or {}` counts them
+        self.headers = flask_request.headers
         self._request = flask_request
         self.payload = FlaskOAuth2Payload(flask_request)
 
