@@ -14,9 +14,9 @@ from idp.logs import mask
         ("POST oidc.token 200", "POST oidc.token 200"),
         ("to 13900139000", "to 139****9000"),
         ("to +8613900139000.", "to +86139****9000."),
-        ("姓名: 欧阳娜娜", "姓名: 欧***"),
+        ("姓名: 欧阳娜娜", "姓名: 欧***"),  # punctuation: data
         ("name='张三丰'", "name='张**'"),
-        ("姓名：张三 phone 13812345678", "姓名：张* phone 138****5678"),
+        ("姓名：张三 phone 13812345678", "姓名：张* phone 138****5678"),  # punctuation: data
         # Not a phone: ten digits, twelve digits without a +86 prefix, or a second digit of 1–2.
         ("id 1390013900", "id 1390013900"),
         ("id 139001390001", "id 139001390001"),
