@@ -378,6 +378,7 @@ def counting() -> bool:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     options = parse(argv)
+    servers.stop_on_sigterm()
     if options.instructions and not counting():
         return under_callgrind(argv)
     results = run(options)

@@ -421,6 +421,7 @@ def on_alarm(_signum: int, _frame: FrameType | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     options, output = parse(sys.argv[1:] if argv is None else argv)
     os.sched_setaffinity(0, {servers.LOAD_CPU})  # wrk and the asyncio client inherit it
+    servers.stop_on_sigterm()
     signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(time_limit(options))
     started = datetime.now(UTC)

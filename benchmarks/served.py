@@ -150,6 +150,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse(argv)
+    servers.stop_on_sigterm()
     spec = SeedSpec(
         redirect_uri=servers.REDIRECT_URI,
         password="Bench-" + secrets.token_urlsafe(12),

@@ -26,6 +26,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 from benchmarks.seeding import SeedSpec
 
@@ -195,6 +196,18 @@ def process(
         yield proc
     finally:
         stop(proc)
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM ends a benchmark command as Ctrl-C does, through every ``finally`` on the way
+    out: the servers and the SMS worker it started are stopped and its database is dropped. By
+    default SIGTERM ended the command at once, and its ``idp worker`` (a process group of its
+    own) went on taking SMS codes from the shared Redis db of the next run."""
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+
+
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -211,6 +213,35 @@ def test_each_repetition_is_taken_of_every_provider_in_turn(monkeypatch):
     assert all(
         results[("ours-sqlite", s)].failure == "LoadError: login refused" for s in options.scenarios
     )
+
+
+# A benchmark command's shape: a server started through ``servers.process``, then a long wait.
+WITH_A_SERVER = """
+import sys, time
+from pathlib import Path
+from benchmarks import servers
+servers.stop_on_sigterm()
+sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+with servers.process(sleeper, {}, Path(sys.argv[1])) as server:
+    print(server.pid, flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_command_stopped_with_sigterm_stops_the_servers_it_started(tmp_path: Path):
+    command = subprocess.Popen(
+        [sys.executable, "-c", WITH_A_SERVER, str(tmp_path / "server.log")],
+        cwd=servers.ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert command.stdout is not None
+    server = int(command.stdout.readline())
+    command.terminate()
+
+    assert command.wait(timeout=60) == 128 + signal.SIGTERM
+    with pytest.raises(ProcessLookupError):
+        os.kill(server, 0)
 
 
 def run_module(module: str, *argv: str) -> str:
