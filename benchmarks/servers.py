@@ -221,8 +221,10 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=wait)
 
 
-def wait_ready(proc: subprocess.Popen[bytes], base: str, logfile: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
+def wait_ready(
+    proc: subprocess.Popen[bytes], base: str, logfile: Path, timeout: float = START_TIMEOUT
+) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             tail = logfile.read_text(errors="replace")[-3000:]
@@ -233,7 +235,7 @@ def wait_ready(proc: subprocess.Popen[bytes], base: str, logfile: Path) -> None:
                 if response.status == 200:
                     return
         time.sleep(0.25)
-    raise BenchError(f"server did not answer within {START_TIMEOUT} s")
+    raise BenchError(f"server did not answer within {timeout:g} s")
 
 
 def run_command(command: list[str], env: dict[str, str]) -> str:

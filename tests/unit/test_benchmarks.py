@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -242,6 +243,22 @@ def test_a_command_stopped_with_sigterm_stops_the_servers_it_started(tmp_path: P
     assert command.wait(timeout=60) == 128 + signal.SIGTERM
     with pytest.raises(ProcessLookupError):
         os.kill(server, 0)
+
+
+def test_waiting_for_a_server_ends_at_the_time_it_is_given(tmp_path: Path):
+    """``benchmarks.served`` gives a server under callgrind longer than the default."""
+    silent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    logfile = tmp_path / "server.log"
+    logfile.write_text("")
+    try:
+        began = time.monotonic()
+        with pytest.raises(servers.BenchError, match=r"did not answer within 1\.5 s"):
+            servers.wait_ready(silent, f"http://127.0.0.1:{servers.free_port()}", logfile, 1.5)
+        assert 1.5 <= time.monotonic() - began < servers.START_TIMEOUT
+    finally:
+        silent.kill()
+        silent.wait()
+    assert served.START_TIMEOUT > servers.START_TIMEOUT
 
 
 def run_module(module: str, *argv: str) -> str:
