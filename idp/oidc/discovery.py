@@ -39,18 +39,20 @@ class Document:
 def metadata_document() -> Document:
     """The discovery document, built at its first request: it depends only on the settings
     and the routes, which do not change while the process runs."""
-    document: Document | None = context.app().extensions.get("idp.discovery")
+    extensions = context.app().extensions
+    document: Document | None = extensions.get("idp.discovery")
     if document is None:
-        document = context.app().extensions["idp.discovery"] = Document.of(metadata())
+        document = extensions["idp.discovery"] = Document.of(metadata())
     return document
 
 
 def jwks_document(jwks: dict[str, Any]) -> Document:
     """The JWKS as served: ``jwks`` is read from the key store on every request (so a rotated,
     new or expired key shows at once); only its serialisation is reused while it is equal."""
-    document: Document | None = context.app().extensions.get("idp.jwks_document")
+    extensions = context.app().extensions
+    document: Document | None = extensions.get("idp.jwks_document")
     if document is None or document.source != jwks:
-        document = context.app().extensions["idp.jwks_document"] = Document.of(jwks)
+        document = extensions["idp.jwks_document"] = Document.of(jwks)
     return document
 
 
