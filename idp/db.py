@@ -249,15 +249,17 @@ class DirectStatement:
             values[name] = convert(values[name])
         sent: Any = values if self.positions is None else [values[n] for n in self.positions]
         cursor = self._cursor(connection)
-        dispatch: Any = connection.dispatch
-        if dispatch.before_cursor_execute:
+        # SQLAlchemy's own test before each event: a connection's dispatch is made anew for each
+        # connection, and its first look at each event costs more than the test.
+        dispatch: Any = connection.dispatch if _has_events(connection) else None
+        if dispatch is not None and dispatch.before_cursor_execute:
             dispatch.before_cursor_execute(connection, cursor, self.sql, sent, None, False)
         try:
             cursor.execute(self.sql, sent)
         except connection.dialect.loaded_dbapi.Error as error:
             cursor.close()
             raise self._translated(connection, error, sent) from error
-        if dispatch.after_cursor_execute:
+        if dispatch is not None and dispatch.after_cursor_execute:
             dispatch.after_cursor_execute(connection, cursor, self.sql, sent, None, False)
         return cursor
 
@@ -294,6 +296,12 @@ class DirectStatement:
             connection_invalidated=lost,
             dialect=dialect,
         )
+
+
+def _has_events(connection: Connection) -> bool:
+    """Whether any listener of the connection's or its engine's events is set, as SQLAlchemy
+    tests it before each of its own event points."""
+    return bool(connection._has_events or connection.engine._has_events)
 
 
 def connection_of(session: Session) -> Connection:

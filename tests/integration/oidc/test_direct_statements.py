@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 from flask import Flask
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, event, func, select, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -108,6 +108,35 @@ def test_a_written_row_holds_the_values_given(rp, alone):
     ).one()
     for name, value in row.items():
         assert getattr(stored, name) == value, name
+
+
+@both_databases
+def test_the_engines_cursor_events_see_a_statement_sent_directly(app, rp):
+    """Listeners of the engine's cursor events (the benchmarks' statement count, a tracer) see
+    the statement as SQLAlchemy would show it (the events are looked up only when some are
+    listened for)."""
+    row = token_row(rp.client_id, "seen")
+    with standing_alone(app) as session:
+        connection = db.connection_of(session)
+        seen: list[tuple[str, str]] = []
+
+        def before(_conn, _cursor, statement, *_args):
+            seen.append(("before", statement))
+
+        def after(_conn, _cursor, statement, *_args):
+            seen.append(("after", statement))
+
+        engine = connection.engine
+        event.listen(engine, "before_cursor_execute", before)
+        event.listen(engine, "after_cursor_execute", after)
+        try:
+            assert db.write(session, tokens._INSERT_TOKEN, row) == 1
+        finally:
+            event.remove(engine, "before_cursor_execute", before)
+            event.remove(engine, "after_cursor_execute", after)
+
+    assert [when for when, _sql in seen] == ["before", "after"]
+    assert seen[0][1].startswith("INSERT INTO token (")
 
 
 @both_databases
