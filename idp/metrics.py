@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,6 +25,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from prometheus_client.metrics import MetricWrapperBase
 
 REQUESTS = Counter(
     "idp_http_requests_total",
@@ -69,16 +71,30 @@ def _code(value: str) -> str:
     return value if CODE.fullmatch(value) else "other"
 
 
+# Each metric's labelled children, by their label values (bounded sets, as above).
+_children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
+
+
+def _labelled(metric: MetricWrapperBase, *values: str) -> Any:
+    """``metric.labels(*values)``, kept: ``labels`` takes a lock and builds its key on every
+    call, once per combination is enough."""
+    key = (metric, values)
+    child = _children.get(key)
+    if child is None:
+        child = _children[key] = metric.labels(*values)
+    return child
+
+
 def _login(method: str, result: str) -> None:
     outcome = "success" if result == "success" else _code(result)
-    LOGINS.labels(method, outcome).inc()
+    _labelled(LOGINS, method, outcome).inc()
     if outcome in LOCKOUT_SCOPES:
-        LOCKOUTS.labels(LOCKOUT_SCOPES[outcome]).inc()
+        _labelled(LOCKOUTS, LOCKOUT_SCOPES[outcome]).inc()
 
 
 def _certificate(result: str) -> None:
     _login("certificate", result)
-    CERTIFICATES.labels("valid" if result == "success" else _code(result)).inc()
+    _labelled(CERTIFICATES, "valid" if result == "success" else _code(result)).inc()
 
 
 AUDIT_METRICS = {
@@ -86,10 +102,10 @@ AUDIT_METRICS = {
     "auth.login_failed": lambda result: _login("password", result),
     "auth.cert_login_succeeded": _certificate,
     "auth.cert_login_failed": _certificate,
-    "sms.delivered": lambda _result: SMS.labels("sent").inc(),
-    "sms.delivery_retrying": lambda _result: SMS.labels("retrying").inc(),
-    "sms.delivery_failed": lambda _result: SMS.labels("failed").inc(),
-    "sms.not_sent": lambda _result: SMS.labels("not_sent").inc(),
+    "sms.delivered": lambda _result: _labelled(SMS, "sent").inc(),
+    "sms.delivery_retrying": lambda _result: _labelled(SMS, "retrying").inc(),
+    "sms.delivery_failed": lambda _result: _labelled(SMS, "failed").inc(),
+    "sms.not_sent": lambda _result: _labelled(SMS, "not_sent").inc(),
 }
 
 
@@ -101,30 +117,20 @@ def count_audit_event(action: str, result: str) -> None:
 
 
 def count_token(grant_type: str) -> None:
-    TOKENS.labels(_code(grant_type or "unknown")).inc()
+    _labelled(TOKENS, _code(grant_type or "unknown")).inc()
 
 
 def count_sms_queued() -> None:
-    SMS.labels("queued").inc()
+    _labelled(SMS, "queued").inc()
 
 
 def count_realname(outcome: str) -> None:
-    REALNAME.labels(_code(outcome)).inc()
-
-
-# The labelled children of REQUESTS and LATENCY, by endpoint, method and status.
-_request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+    _labelled(REALNAME, _code(outcome)).inc()
 
 
 def observe_request(endpoint: str, method: str, status: int, seconds: float) -> None:
-    key = (endpoint, method, status)
-    children = _request_children.get(key)
-    if children is None:  # labels() takes a lock and builds its key: once per combination
-        children = (REQUESTS.labels(endpoint, method, str(status)), LATENCY.labels(endpoint))
-        _request_children[key] = children
-    counter, histogram = children
-    counter.inc()
-    histogram.observe(seconds)
+    _labelled(REQUESTS, endpoint, method, str(status)).inc()
+    _labelled(LATENCY, endpoint).observe(seconds)
 
 
 def exposition() -> tuple[bytes, str]:
