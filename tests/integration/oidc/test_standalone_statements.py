@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import event
 
 from idp import db
+from idp.audit.models import AuditEvent
 from tests.conftest import both_databases, register
 from tests.flows import Pkce, token_request
 from tests.integration.oidc.helpers import audit_count, mint_code, redeem
@@ -139,3 +140,41 @@ def test_the_next_request_writes_in_a_transaction_again(client, rp, issue_tokens
     assert logged_out.status_code == 200
     writes = [outside for word, outside in statements if word in {"INSERT", "UPDATE"}]
     assert writes and not any(writes), statements
+
+
+def test_every_connection_goes_back_to_its_pool_after_each_request(client, app, rp, issue_tokens):
+    """Whatever a request did (statements standing alone, ORM work in a transaction, a refusal,
+    nothing at all), its session lets go of every connection by the time it is answered."""
+    backend = register(app, {"grant_types": ["client_credentials"], "scope": "org.operators"})
+    tokens = issue_tokens()  # a login's ORM work and a code redemption
+    bearer = {"Authorization": f"Bearer {tokens['access_token']}"}
+    requests = [
+        lambda: client.post(
+            "/oauth/token", data={"grant_type": "client_credentials"}, auth=backend.auth
+        ),
+        lambda: client.get("/oauth/userinfo", headers=bearer),
+        lambda: client.get("/oauth/userinfo", headers={"Authorization": "Bearer wrong"}),
+        lambda: client.post("/oauth/introspect", data={"token": "wrong"}, auth=rp.auth),
+        lambda: client.post("/oauth/revoke", data={"token": tokens["refresh_token"]}, auth=rp.auth),
+        lambda: client.get("/healthz"),
+    ]
+    for send in requests:
+        answered = send()
+        assert answered.status_code in {200, 401}, answered.text
+        assert checked_out(app) == 0
+
+
+def test_a_request_ended_in_its_transaction_writes_nothing_and_lets_go(app):
+    """A request that ends with its transaction open (an error before the commit) leaves
+    nothing written and no connection out."""
+    before = audit_count("test.unfinished")
+    with app.test_request_context():
+        db.session().add(AuditEvent(actor="test", action="test.unfinished", result="success"))
+        db.session().flush()
+        assert checked_out(app) == 1
+    assert checked_out(app) == 0
+    assert audit_count("test.unfinished") == before
+
+
+def checked_out(app) -> int:
+    return sum(engine.pool.checkedout() for engine in db.engines(app))
