@@ -4,8 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import request
 from flask_wtf import FlaskForm
 from wtforms import Field, ValidationError
+
+# HEAD is answered by the GET view, without the body (link checkers and monitors send it).
+SHOWING_METHODS = frozenset({"GET", "HEAD"})
+
+
+def showing() -> bool:
+    """The request asks for the page (GET or HEAD), it does not submit the page's form."""
+    return request.method in SHOWING_METHODS
 
 
 def strip(value: Any) -> Any:

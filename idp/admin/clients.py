@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp import db, web
+from idp import db, forms, web
 from idp.admin.forms import ClientForm, SearchForm
 from idp.admin.views import actor, bp, requires_step_up
 from idp.errors import IdpError
@@ -38,7 +38,7 @@ def clients_list() -> str:
 def client_new() -> Any:
     form = ClientForm()
     error, status = "", 200
-    if request.method == "GET":
+    if forms.showing():
         form.fill_from(clients.DEFAULTS)
     elif form.validate_on_submit():
         try:
@@ -63,7 +63,7 @@ def client_edit(client_id: str) -> Any:
     client = _client_or_404(client_id)
     form = ClientForm()
     error, status = "", 200
-    if request.method == "GET":
+    if forms.showing():
         form.fill_from(client.client_metadata)
     elif form.validate_on_submit():
         try:
@@ -109,7 +109,7 @@ def client_enable(client_id: str) -> BaseResponse:
 @requires_step_up
 def client_rotate_secret(client_id: str) -> Any:
     client = _client_or_404(client_id)
-    if request.method == "GET":
+    if forms.showing():
         return render_template(
             "admin/client_confirm.html", client=client, action="rotate", form=FlaskForm()
         )
@@ -133,7 +133,7 @@ def client_rotate_secret(client_id: str) -> Any:
 @requires_step_up
 def client_remove(client_id: str) -> Any:
     client = _client_or_404(client_id)
-    if request.method == "GET":
+    if forms.showing():
         return render_template(
             "admin/client_confirm.html", client=client, action="remove", form=FlaskForm()
         )

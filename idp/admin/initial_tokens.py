@@ -11,7 +11,7 @@ from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 
-from idp import db, web
+from idp import db, forms, web
 from idp.admin.forms import InitialTokenForm
 from idp.admin.views import actor, bp, requires_step_up
 from idp.errors import IdpError
@@ -55,7 +55,7 @@ def initial_token_new() -> Any:
 @requires_step_up
 def initial_token_revoke(token_id: int) -> Any:
     token = registration.get_initial_token(db.session(), token_id)  # NotFoundError: 404 page
-    if request.method == "GET":
+    if forms.showing():
         return render_template("admin/initial_token_revoke.html", token=token, form=FlaskForm())
     registration.revoke_initial_token(db.session(), token_id, actor=actor())
     db.session().commit()

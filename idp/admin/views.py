@@ -18,7 +18,7 @@ from flask_wtf import FlaskForm
 from markupsafe import Markup
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp import db, web
+from idp import db, forms, web
 from idp.admin import accounts
 from idp.admin import session as admin_session
 from idp.admin.forms import AdminLoginForm, TotpForm
@@ -237,7 +237,7 @@ def index() -> str:
 @requires_step_up
 def recovery_codes() -> Any:
     """New recovery codes (the old ones stop working): a destructive action, after step-up."""
-    if request.method == "GET":  # POST is checked for CSRF by the app (CSRFProtect)
+    if forms.showing():  # POST is checked for CSRF by the app (CSRFProtect)
         return render_template("admin/recovery_codes_confirm.html", form=FlaskForm())
     codes = accounts.new_recovery_codes(current_admin())
     db.session().commit()

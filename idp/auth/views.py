@@ -6,7 +6,7 @@ from flask import Blueprint, Response, flash, jsonify, redirect, render_template
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp import audit, context, db, web
+from idp import audit, context, db, forms, web
 from idp import request_params as params
 from idp.auth import (
     agent_dist,
@@ -87,7 +87,7 @@ def render_login(
 def login() -> tuple[str, int] | BaseResponse:
     form = OperatorLoginForm()
     status = 200
-    if request.method == "GET":
+    if forms.showing():
         form.phone.data = request.args.get("phone", "")[:11]
         form.interaction.data = interaction_id()
         ensure_browser_id()
@@ -239,7 +239,7 @@ def forgot_password() -> tuple[str, int] | BaseResponse:
     """忘记密码: phone and SMS code, the name on record, a new password; then the login page."""
     form = PasswordResetForm()
     error, status = "", 200
-    if request.method == "GET":
+    if forms.showing():
         form.phone.data = request.args.get("phone", "")[:11]
         form.interaction.data = interaction_id()
         ensure_browser_id()

@@ -12,7 +12,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response as BaseResponse
 
-from idp import db, web
+from idp import db, forms, web
 from idp.auth import continuation
 from idp.auth import session as login_session
 from idp.errors import IdpError
@@ -120,7 +120,7 @@ def bind(org_type: str) -> tuple[str, int]:
     clients = registration.platforms(db.session(), chosen)
     form = BindForm()
     form.client_id.choices = client_choices(clients)
-    if request.method == "GET" and len(clients) == 1:
+    if forms.showing() and len(clients) == 1:
         form.client_id.data = clients[0].client_id
     error, status = "", 200
     if form.validate_on_submit():
@@ -150,7 +150,7 @@ def register_new(org_type: str) -> tuple[str, int]:
     clients = registration.platforms(db.session(), chosen)
     form = RegistrationForm()
     form.platforms.choices = client_choices(clients)
-    if request.method == "GET":
+    if forms.showing():
         prefill(form, clients)
     form.uscc.data = current_applicant().uscc  # read-only: never what was posted
     error, status = "", 200
