@@ -218,8 +218,8 @@ def setup() -> None:
 @click.command("run")
 @with_appcontext
 def run() -> None:
-    """Start the provider, its SMS worker, the UKey agent and the demo relying party; Ctrl-C
-    stops them all."""
+    """Start the provider, its SMS worker, the UKey agent and the demo relying party; Ctrl-C,
+    SIGTERM or the end of ``make`` stops them all."""
     issuer = settings().issuer
     port = issuer.rsplit(":", 1)[1] if issuer.count(":") == 2 else "5000"
     # FLASK_RUN_FROM_CLI (set by the idp-dev command) would make the RP's app.run() a no-op.
@@ -270,8 +270,17 @@ def run() -> None:
     ]
     time.sleep(1.5)
     _print_banner(issuer, token)
+    supervise(children)
+
+
+def supervise(children: list[subprocess.Popen[bytes]]) -> None:
+    """Until one of ``children`` ends, Ctrl-C, SIGTERM or the end of the process that started
+    this one (``make``, killed, leaves its command running): then stop them all. Without the
+    last two, the services went on holding their ports after ``make`` was gone."""
+    parent = os.getppid()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # as Ctrl-C
     try:
-        while all(child.poll() is None for child in children):
+        while all(child.poll() is None for child in children) and os.getppid() == parent:
             time.sleep(0.5)
     except KeyboardInterrupt:
         pass
