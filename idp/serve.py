@@ -18,6 +18,8 @@ what a light request costs (docs/performance.md, "The server's own cost").
 - A worker whose main process is gone (killed with SIGKILL, say) ends itself within a second:
   granian's workers would otherwise go on serving, orphaned, on the socket they share.
 - The provider writes its own access line (endpoint, status, request id): granian's is off.
+- Each worker drops the ``IDP_*`` variables once the app has read them: granian copies the
+  worker's environment into every request's WSGI environ.
 """
 
 from __future__ import annotations
@@ -80,8 +82,17 @@ def worker_app() -> Any:
     """What each worker runs: the app ``--app`` names, its main process watched."""
     end_when_orphaned(int(os.environ[MAIN_PID_VARIABLE]))
     app = load_app(os.environ[APP_VARIABLE])
+    forget_settings_variables()
     keep_out_of_collections()
     return app
+
+
+def forget_settings_variables() -> None:
+    """The app has read its settings: the ``IDP_*`` variables, secrets among them, leave the
+    worker's environment, which granian copies into every request's WSGI environ (where an
+    error reporter or a debugging aid would show them)."""
+    for name in [name for name in os.environ if name.startswith("IDP_")]:
+        del os.environ[name]
 
 
 def keep_out_of_collections() -> None:

@@ -206,3 +206,31 @@ def test_a_worker_freezes_what_it_loaded_out_of_the_collectors_walks() -> None:
 
     assert frozen.returncode == 0, frozen.stderr
     assert int(frozen.stdout) > 10_000  # what it imported: the provider's package, Flask, …
+
+
+def test_a_worker_keeps_no_settings_variable_once_the_app_has_read_them(
+    tmp_path: Path, keys_dir: Path
+) -> None:
+    """granian copies the worker's environment into every request's WSGI environ: the
+    settings, secrets among them, must not travel with each request."""
+    script = (
+        "import os; from idp import serve; from idp.config import settings; "
+        "app = serve.worker_app(); "
+        "print(sorted(name for name in os.environ if name.startswith('IDP_'))); "
+        "app.app_context().push(); print(settings().issuer)"
+    )
+    environment = {
+        **os.environ,
+        "WSGI_APP": "idp:create_app()",
+        "WSGI_SERVER_PID": str(os.getpid()),
+        "IDP_DEV_MODE": "1",
+        "IDP_INSTANCE_DIR": str(tmp_path / "instance"),
+        "IDP_KEYS_DIR": str(keys_dir),
+        "IDP_ISSUER": "http://127.0.0.1:5999",
+    }
+    worker = subprocess.run(
+        [sys.executable, "-c", script], env=environment, cwd=ROOT, capture_output=True, timeout=60
+    )
+
+    assert worker.returncode == 0, worker.stderr
+    assert worker.stdout.decode().splitlines() == ["[]", "http://127.0.0.1:5999"]
