@@ -554,7 +554,7 @@ def close_session(_error: BaseException | None = None) -> None:
         return
     end_standalone(db_session)
     if holds_nothing(db_session):
-        return  # closing it would only make its events' dispatch (~3 % of a client's grant)
+        return  # closing it would only make its events' dispatch (2.5 % of a client's grant)
     db_session.rollback()
     db_session.close()
 
