@@ -37,6 +37,9 @@ DISCOVERY = "/.well-known/openid-configuration"
 # and building the app) is some fifty times slower: one took 51 s on an idle machine.
 START_TIMEOUT = 300
 EXIT_TIMEOUT = 120
+# The worker's own exit, given by idp-serve: its default 30 s were too few for a worker under
+# callgrind on a loaded machine (killed, it writes no count).
+WORKER_EXIT_SECONDS = 100
 
 
 class Client:
@@ -96,6 +99,7 @@ def total_instructions(instance: servers.Instance, scenario: str, requests: int)
         *("valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/out.%p"),
         f"--log-file={instance.directory / 'valgrind.log'}",
         *servers.Workers().command(f"127.0.0.1:{port}"),
+        *("--shutdown-timeout", str(WORKER_EXIT_SECONDS)),
     ]
     # One string hash for every run: the layout of sets and dicts changes the count.
     env = {**instance.env, "PYTHONHASHSEED": "0", "IDP_ISSUER": f"http://127.0.0.1:{port}"}

@@ -9,8 +9,9 @@ what a light request costs (docs/performance.md, "The server's own cost").
   threads each serve more logins than many single-threaded ones in the same memory.
 - A worker that dies is started again at once; one that dies again within granian's crash-loop
   window (5.5 s) stops the server, for the orchestrator to restart it (docs/faults.md).
-- ``SIGTERM``: the workers finish the requests in flight (up to 30 s), then exit; a worker
-  still loading the app misses the signal and is killed when those 30 s are over.
+- ``SIGTERM``: the workers finish the requests in flight (up to 30 s, ``--shutdown-timeout``),
+  then exit; a worker still loading the app misses the signal and is killed when that time is
+  over.
 - With ``PROMETHEUS_MULTIPROC_DIR`` set, each worker writes its metrics there and ``/metrics``
   sums them; the directory is emptied first, or a previous run's counts would be added again.
   The provider has counters and histograms only, whose files stay in the sum after a worker
@@ -44,6 +45,7 @@ APP = "idp:create_app()"
 # What the workers (spawned processes) read from the main process; IDP_* are settings only.
 APP_VARIABLE = "WSGI_APP"  # --app
 MAIN_PID_VARIABLE = "WSGI_SERVER_PID"
+SHUTDOWN_VARIABLE = "WSGI_SHUTDOWN_SECONDS"  # --shutdown-timeout
 SHUTDOWN_SECONDS = 30  # in-flight requests finish within this after SIGTERM
 
 
@@ -59,12 +61,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=4, help="threads per process (4)")
     parser.add_argument("--log-level", default="info", choices=["warning", "info", "debug"])
     parser.add_argument("--app", default=APP, help=f"module:attribute, or module:factory() ({APP})")
+    parser.add_argument(
+        "--shutdown-timeout",
+        type=int,
+        default=SHUTDOWN_SECONDS,
+        help=f"seconds the workers have after SIGTERM to finish and exit ({SHUTDOWN_SECONDS})",
+    )
     args = parser.parse_args(argv)
     host, _, port = args.bind.rpartition(":")
     if not host or not port.isdigit():
         parser.error(f"--bind: expected host:port, got {args.bind!r}")
-    if args.workers < 1 or args.threads < 1:
-        parser.error("--workers and --threads: at least 1")
+    if min(args.workers, args.threads, args.shutdown_timeout) < 1:
+        parser.error("--workers, --threads and --shutdown-timeout: at least 1")
     args.host, args.port = host, int(port)
     return args
 
@@ -80,7 +88,8 @@ def empty_metrics_dir() -> None:
 
 def worker_app() -> Any:
     """What each worker runs: the app ``--app`` names, its main process watched."""
-    end_when_orphaned(int(os.environ[MAIN_PID_VARIABLE]))
+    shutdown_seconds = int(os.environ.get(SHUTDOWN_VARIABLE, SHUTDOWN_SECONDS))
+    end_when_orphaned(int(os.environ[MAIN_PID_VARIABLE]), shutdown_seconds)
     app = load_app(os.environ[APP_VARIABLE])
     forget_settings_variables()
     keep_out_of_collections()
@@ -111,15 +120,15 @@ def load_app(spec: str) -> Any:
     return app() if spec.endswith("()") else app
 
 
-def end_when_orphaned(main_pid: int) -> None:
+def end_when_orphaned(main_pid: int, shutdown_seconds: int = SHUTDOWN_SECONDS) -> None:
     """Once ``main_pid`` is no longer this worker's parent (the main process died, maybe before
     this worker ran): SIGTERM it, so that it finishes what is in flight, again every second (a
-    worker still loading the app misses the signal), and exit when that has taken too long."""
+    worker still loading the app misses the signal), and exit after ``shutdown_seconds``."""
 
     def watch() -> None:
         while os.getppid() == main_pid:
             time.sleep(1)
-        for _ in range(SHUTDOWN_SECONDS):
+        for _ in range(shutdown_seconds):
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(1)
         os._exit(1)
@@ -140,14 +149,20 @@ def server(args: argparse.Namespace) -> MPServer:
         log_level=LogLevels(args.log_level),
         log_access=False,
         respawn_failed_workers=True,
-        workers_kill_timeout=SHUTDOWN_SECONDS,
+        workers_kill_timeout=args.shutdown_timeout,
     )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     empty_metrics_dir()
-    os.environ.update({APP_VARIABLE: args.app, MAIN_PID_VARIABLE: str(os.getpid())})
+    os.environ.update(
+        {
+            APP_VARIABLE: args.app,
+            MAIN_PID_VARIABLE: str(os.getpid()),
+            SHUTDOWN_VARIABLE: str(args.shutdown_timeout),
+        }
+    )
     server(args).serve()
 
 

@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import pytest
 
 from benchmarks import inprocess, load, report, run, served, servers, wrk
+from idp import serve
 from tests.conftest import missing
 
 
@@ -259,6 +260,8 @@ def test_waiting_for_a_server_ends_at_the_time_it_is_given(tmp_path: Path):
         silent.kill()
         silent.wait()
     assert served.START_TIMEOUT > servers.START_TIMEOUT
+    # and its worker has longer than idp-serve's default to exit, yet ends before served stops
+    assert serve.SHUTDOWN_SECONDS < served.WORKER_EXIT_SECONDS < served.EXIT_TIMEOUT
 
 
 def run_module(module: str, *argv: str) -> str:

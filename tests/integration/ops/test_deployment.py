@@ -110,6 +110,14 @@ def test_idp_serve_takes_its_own_shape() -> None:
     assert (server.workers, server.blocking_threads) == (1, 2)
 
 
+def test_idp_serve_gives_its_workers_the_shutdown_time_it_is_told() -> None:
+    server = serve.server(serve.parse_args(["--shutdown-timeout", "90"]))
+
+    assert server.workers_kill_timeout == 90
+    with pytest.raises(SystemExit):
+        serve.parse_args(["--shutdown-timeout", "0"])
+
+
 def test_the_workers_load_an_app_object_or_call_a_factory() -> None:
     assert serve.load_app("idp.serve:APP") == "idp:create_app()"  # an object, as it is
     assert serve.load_app("builtins:dict()") == {}  # a factory, called
